@@ -381,3 +381,57 @@ pub fn restore(payload: &[u8]) -> Result<Value> {
     let t = inp.u8()?;
     read_object(&mut inp, t)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::write_string;
+    use crate::encodings::listpack::Builder;
+
+    fn payload(t: u8, blob: &[u8]) -> Vec<u8> {
+        let mut p = vec![t];
+        write_string(&mut p, blob, true);
+        p.extend_from_slice(&11u16.to_le_bytes());
+        let crc = crc64(0, &p);
+        p.extend_from_slice(&crc.to_le_bytes());
+        p
+    }
+
+    #[test]
+    fn listpack_set_and_zset() {
+        // Redis 7.2's listpack sets (type 20).
+        let mut b = Builder::new();
+        b.str(b"a");
+        b.int(-5);
+        b.str(b"hello");
+        let v = restore(&payload(TYPE_SET_LISTPACK, &b.finish())).unwrap();
+        assert_eq!(
+            v,
+            Value::Set(vec![
+                Bytes::from("a"),
+                Bytes::from("-5"),
+                Bytes::from("hello")
+            ])
+        );
+        let mut b = Builder::new();
+        b.str(b"m");
+        b.str(b"1.5");
+        b.str(b"n");
+        b.int(-7);
+        let v = restore(&payload(TYPE_ZSET_LISTPACK, &b.finish())).unwrap();
+        assert_eq!(
+            v,
+            Value::SortedSet(vec![(Bytes::from("m"), 1.5), (Bytes::from("n"), -7.0)])
+        );
+        // Odd number of elements in a pair encoding.
+        let mut b = Builder::new();
+        b.str(b"m");
+        assert!(restore(&payload(TYPE_HASH_LISTPACK, &b.finish())).is_err());
+        // Unknown quicklist container.
+        let mut p = vec![TYPE_LIST_QUICKLIST_2, 1, 3, 1, b'x'];
+        p.extend_from_slice(&10u16.to_le_bytes());
+        let crc = crc64(0, &p);
+        p.extend_from_slice(&crc.to_le_bytes());
+        assert!(restore(&p).is_err());
+    }
+}

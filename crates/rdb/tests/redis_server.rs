@@ -660,3 +660,242 @@ fn rdb_file_written_by_redis_server_reads_here() {
         .len();
     assert_eq!(n, keys.len() + 1);
 }
+
+// ---- Encodings redis-server 7.0 no longer writes but still loads (older Redis wrote them). ----
+
+enum Item<'a> {
+    S(&'a [u8]),
+    I(i64),
+}
+
+/// A ziplist as Redis < 7 built them.
+fn ziplist(items: &[Item]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut prev = 0usize;
+    let mut tail = 10usize;
+    for it in items {
+        let start = body.len();
+        tail = 10 + start;
+        if prev < 254 {
+            body.push(prev as u8);
+        } else {
+            body.push(254);
+            body.extend_from_slice(&(prev as u32).to_le_bytes());
+        }
+        match it {
+            Item::S(s) => {
+                let l = s.len();
+                if l < 64 {
+                    body.push(l as u8);
+                } else if l < 16384 {
+                    body.push(0x40 | (l >> 8) as u8);
+                    body.push(l as u8);
+                } else {
+                    body.push(0x80);
+                    body.extend_from_slice(&(l as u32).to_be_bytes());
+                }
+                body.extend_from_slice(s);
+            }
+            Item::I(v) => {
+                let v = *v;
+                if (0..=12).contains(&v) {
+                    body.push(0xf1 + v as u8);
+                } else if let Ok(x) = i8::try_from(v) {
+                    body.push(0xfe);
+                    body.push(x as u8);
+                } else if let Ok(x) = i16::try_from(v) {
+                    body.push(0xc0);
+                    body.extend_from_slice(&x.to_le_bytes());
+                } else if (-(1 << 23)..(1 << 23)).contains(&v) {
+                    body.push(0xf0);
+                    body.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
+                } else if let Ok(x) = i32::try_from(v) {
+                    body.push(0xd0);
+                    body.extend_from_slice(&x.to_le_bytes());
+                } else {
+                    body.push(0xe0);
+                    body.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        prev = body.len() - start;
+    }
+    let total = 10 + body.len() + 1;
+    let mut z = Vec::with_capacity(total);
+    z.extend_from_slice(&(total as u32).to_le_bytes());
+    z.extend_from_slice(&(tail as u32).to_le_bytes());
+    z.extend_from_slice(&(items.len().min(65535) as u16).to_le_bytes());
+    z.extend_from_slice(&body);
+    z.push(0xff);
+    z
+}
+
+fn zipmap(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut z = vec![pairs.len().min(254) as u8];
+    let len = |z: &mut Vec<u8>, l: usize| {
+        if l < 254 {
+            z.push(l as u8);
+        } else {
+            z.push(254);
+            z.extend_from_slice(&(l as u32).to_le_bytes());
+        }
+    };
+    for (k, v) in pairs {
+        len(&mut z, k.len());
+        z.extend_from_slice(k);
+        len(&mut z, v.len());
+        z.push(0);
+        z.extend_from_slice(v);
+    }
+    z.push(255);
+    z
+}
+
+fn rdb_len(out: &mut Vec<u8>, l: usize) {
+    if l < 64 {
+        out.push(l as u8);
+    } else if l < 16384 {
+        out.push(0x40 | (l >> 8) as u8);
+        out.push(l as u8);
+    } else {
+        out.push(0x80);
+        out.extend_from_slice(&(l as u32).to_be_bytes());
+    }
+}
+
+fn rdb_str(out: &mut Vec<u8>, s: &[u8]) {
+    rdb_len(out, s.len());
+    out.extend_from_slice(s);
+}
+
+fn sealed(mut body: Vec<u8>, ver: u16) -> Vec<u8> {
+    body.extend_from_slice(&ver.to_le_bytes());
+    let crc = rdb::crc64(0, &body);
+    body.extend_from_slice(&crc.to_le_bytes());
+    body
+}
+
+fn legacy_payloads() -> Vec<(&'static str, Vec<u8>)> {
+    let long = vec![b'L'; 300];
+    let huge = vec![b'H'; 20000];
+    let mixed =
+        |n: usize| -> Vec<Vec<u8>> { (0..n).map(|i| format!("el{i}").into_bytes()).collect() };
+    let names = mixed(600);
+    let mut list_items: Vec<Item> = vec![
+        Item::S(b"a"),
+        Item::I(0),
+        Item::I(12),
+        Item::I(13),
+        Item::I(-1),
+        Item::I(300),
+        Item::I(-40000),
+        Item::I(8_000_000),
+        Item::I(-2_000_000_000),
+        Item::I(1 << 40),
+        Item::I(i64::MIN),
+        Item::S(&long),
+        Item::S(&huge),
+        Item::S(b""),
+    ];
+    list_items.extend(names.iter().map(|n| Item::S(n)));
+    let mut out = Vec::new();
+
+    let mut p = vec![10u8];
+    rdb_str(&mut p, &ziplist(&list_items));
+    out.push(("list ziplist", p));
+
+    let mut p = vec![14u8];
+    rdb_len(&mut p, 3);
+    for chunk in [&list_items[..5], &list_items[5..13], &list_items[13..]] {
+        rdb_str(&mut p, &ziplist(chunk));
+    }
+    out.push(("quicklist v1", p));
+
+    let zs = [
+        Item::S(b"m1"),
+        Item::I(5),
+        Item::S(b"m2"),
+        Item::S(b"2.5"),
+        Item::S(b"m3"),
+        Item::S(b"-inf"),
+        Item::S(b"m4"),
+        Item::I(-100000),
+    ];
+    let mut p = vec![12u8];
+    rdb_str(&mut p, &ziplist(&zs));
+    out.push(("zset ziplist", p));
+
+    let hs = [
+        Item::S(b"f1"),
+        Item::S(b"v1"),
+        Item::S(b"f2"),
+        Item::I(77),
+        Item::I(3),
+        Item::S(&long),
+    ];
+    let mut p = vec![13u8];
+    rdb_str(&mut p, &ziplist(&hs));
+    out.push(("hash ziplist", p));
+
+    let mut p = vec![9u8];
+    rdb_str(
+        &mut p,
+        &zipmap(&[(b"k1", b"v1"), (b"k2", &long), (&long, b""), (b"n", b"123")]),
+    );
+    out.push(("hash zipmap", p));
+
+    // Intset with 64-bit encoding.
+    let mut is = Vec::new();
+    is.extend_from_slice(&8u32.to_le_bytes());
+    is.extend_from_slice(&3u32.to_le_bytes());
+    for v in [-5i64, 7, 1 << 40] {
+        is.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut p = vec![11u8];
+    rdb_str(&mut p, &is);
+    out.push(("intset64", p));
+
+    // ZSET v1: scores as strings.
+    let mut p = vec![3u8];
+    rdb_len(&mut p, 4);
+    for (m, s) in [
+        (&b"a"[..], &b"1.5"[..]),
+        (b"b", b"-3"),
+        (b"c", b"\xfe"),
+        (b"d", b"\xff"),
+    ] {
+        rdb_str(&mut p, m);
+        if s[0] >= 0xfd {
+            p.push(s[0]);
+        } else {
+            p.push(s.len() as u8);
+            p.extend_from_slice(s);
+        }
+    }
+    out.push(("zset v1", p));
+
+    // Strings: LZF from a long run, int16, int32.
+    let mut p = vec![0u8, 0xc1];
+    p.extend_from_slice(&(-30000i16).to_le_bytes());
+    out.push(("int16 string", p));
+    let mut p = vec![0u8, 0xc2];
+    p.extend_from_slice(&(-2_000_000_000i32).to_le_bytes());
+    out.push(("int32 string", p));
+    out
+}
+
+#[test]
+fn legacy_encodings_restore_in_redis_server_and_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(server) = RedisServer::start(dir.path(), &["--sanitize-dump-payload", "yes"]) else {
+        return;
+    };
+    let mut c = server.client();
+    for (name, body) in legacy_payloads() {
+        let p = sealed(body, 9);
+        let ours = restore(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let r = c.cmd(&[b"RESTORE".as_slice(), name.as_bytes(), b"0", &p]);
+        assert_eq!(r, Reply::Status("OK".into()), "{name}");
+        assert_eq!(norm(&ours), norm(&fetch(&mut c, name.as_bytes())), "{name}");
+    }
+}
