@@ -4,9 +4,12 @@ use std::io::{Read, Write};
 
 use bytes::Bytes;
 
-use crate::decode::{read_object, Input};
+use crate::decode::{read_object, Input, TYPE_HASH, TYPE_LIST, TYPE_SET, TYPE_STRING, TYPE_ZSET_2};
 use crate::encode::{write_len, write_object, write_string};
 use crate::{crc64, Error, Result, Value, MAX_SUPPORTED_RDB_VERSION, RDB_VERSION_REDIS_7_0};
+
+/// Entry bytes buffered before they are written out in the middle of a large value.
+const FLUSH_AT: usize = 1 << 20;
 
 const OP_SLOT_INFO: u8 = 244;
 const OP_FUNCTION2: u8 = 245;
@@ -129,6 +132,14 @@ impl<W: Write> Writer<W> {
         value: &Value,
         expire_at_ms: Option<i64>,
     ) -> std::io::Result<()> {
+        let type_at = self.key_header(key, expire_at_ms);
+        let t = write_object(&mut self.buf, value, self.version, self.compress);
+        self.buf[type_at] = t;
+        self.flush_buf()
+    }
+
+    /// Expiry + placeholder type byte + key; returns the type byte's index in `buf`.
+    fn key_header(&mut self, key: &[u8], expire_at_ms: Option<i64>) -> usize {
         if let Some(ms) = expire_at_ms {
             self.buf.push(OP_EXPIRETIME_MS);
             self.buf.extend_from_slice(&ms.to_le_bytes());
@@ -136,8 +147,115 @@ impl<W: Write> Writer<W> {
         let type_at = self.buf.len();
         self.buf.push(0);
         write_string(&mut self.buf, key, self.compress);
-        let t = write_object(&mut self.buf, value, self.version, self.compress);
-        self.buf[type_at] = t;
+        type_at
+    }
+
+    fn flush_if_big(&mut self) -> std::io::Result<()> {
+        if self.buf.len() >= FLUSH_AT {
+            self.flush_buf()?;
+        }
+        Ok(())
+    }
+
+    /// Writes a string key from borrowed data (no [`Value`] needed).
+    pub fn write_string_entry(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expire_at_ms: Option<i64>,
+    ) -> std::io::Result<()> {
+        let at = self.key_header(key, expire_at_ms);
+        self.buf[at] = TYPE_STRING;
+        write_string(&mut self.buf, value, self.compress);
+        self.flush_buf()
+    }
+
+    fn write_items<'a, I>(
+        &mut self,
+        t: u8,
+        key: &[u8],
+        items: I,
+        expire_at_ms: Option<i64>,
+    ) -> std::io::Result<()>
+    where
+        I: ExactSizeIterator<Item = &'a [u8]>,
+    {
+        let at = self.key_header(key, expire_at_ms);
+        self.buf[at] = t;
+        write_len(&mut self.buf, items.len() as u64);
+        for i in items {
+            write_string(&mut self.buf, i, self.compress);
+            self.flush_if_big()?;
+        }
+        self.flush_buf()
+    }
+
+    /// Writes a list key from borrowed elements, head to tail, streaming large lists out.
+    /// The iterator's `len()` must be exact.
+    pub fn write_list_entry<'a, I>(
+        &mut self,
+        key: &[u8],
+        items: I,
+        expire_at_ms: Option<i64>,
+    ) -> std::io::Result<()>
+    where
+        I: ExactSizeIterator<Item = &'a [u8]>,
+    {
+        self.write_items(TYPE_LIST, key, items, expire_at_ms)
+    }
+
+    /// Writes a set key from borrowed members. The iterator's `len()` must be exact.
+    pub fn write_set_entry<'a, I>(
+        &mut self,
+        key: &[u8],
+        members: I,
+        expire_at_ms: Option<i64>,
+    ) -> std::io::Result<()>
+    where
+        I: ExactSizeIterator<Item = &'a [u8]>,
+    {
+        self.write_items(TYPE_SET, key, members, expire_at_ms)
+    }
+
+    /// Writes a sorted set key from borrowed (member, score) pairs.
+    pub fn write_zset_entry<'a, I>(
+        &mut self,
+        key: &[u8],
+        items: I,
+        expire_at_ms: Option<i64>,
+    ) -> std::io::Result<()>
+    where
+        I: ExactSizeIterator<Item = (&'a [u8], f64)>,
+    {
+        let at = self.key_header(key, expire_at_ms);
+        self.buf[at] = TYPE_ZSET_2;
+        write_len(&mut self.buf, items.len() as u64);
+        for (m, score) in items {
+            write_string(&mut self.buf, m, self.compress);
+            self.buf.extend_from_slice(&score.to_le_bytes());
+            self.flush_if_big()?;
+        }
+        self.flush_buf()
+    }
+
+    /// Writes a hash key from borrowed (field, value) pairs.
+    pub fn write_hash_entry<'a, I>(
+        &mut self,
+        key: &[u8],
+        items: I,
+        expire_at_ms: Option<i64>,
+    ) -> std::io::Result<()>
+    where
+        I: ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
+    {
+        let at = self.key_header(key, expire_at_ms);
+        self.buf[at] = TYPE_HASH;
+        write_len(&mut self.buf, items.len() as u64);
+        for (f, v) in items {
+            write_string(&mut self.buf, f, self.compress);
+            write_string(&mut self.buf, v, self.compress);
+            self.flush_if_big()?;
+        }
         self.flush_buf()
     }
 

@@ -49,7 +49,6 @@ pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, Error> {
 }
 
 const HLOG: u32 = 14;
-const HSIZE: usize = 1 << HLOG;
 const MAX_LIT: usize = 1 << 5;
 const MAX_OFF: usize = 1 << 13;
 const MAX_REF: usize = (1 << 8) + (1 << 3);
@@ -60,20 +59,23 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
     if n < 4 {
         return None;
     }
-    let mut htab = vec![0usize; HSIZE]; // stores position + 1 (0 = empty)
+    // Hash table sized to the input (a 100-byte value needs no 16K-entry table).
+    let hlog = (usize::BITS - n.leading_zeros()).clamp(8, HLOG);
+    let hmask = (1usize << hlog) - 1;
+    let mut htab = vec![0u32; 1 << hlog]; // position + 1 (0 = empty)
     let mut out: Vec<u8> = Vec::with_capacity(max_out.min(n + n / 16 + 64));
     let mut lit_start = 0usize; // index in `out` of the current literal run's control byte
     let mut lit = 0usize;
     out.push(0);
     let hash = |p: usize| -> usize {
         let v = ((input[p] as u32) << 16) | ((input[p + 1] as u32) << 8) | input[p + 2] as u32;
-        ((v.wrapping_mul(0x9E37_79B1)) >> (32 - HLOG)) as usize & (HSIZE - 1)
+        ((v.wrapping_mul(0x9E37_79B1)) >> (32 - hlog)) as usize & hmask
     };
     let mut ip = 0usize;
     while ip + 2 < n {
         let h = hash(ip);
-        let r = htab[h];
-        htab[h] = ip + 1;
+        let r = htab[h] as usize;
+        htab[h] = (ip + 1) as u32;
         if r > 0 {
             let rp = r - 1;
             let off = ip - rp - 1;
@@ -103,7 +105,7 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
                 if ip + 2 < n {
                     for p in ip.saturating_sub(2)..ip {
                         let h = hash(p);
-                        htab[h] = p + 1;
+                        htab[h] = (p + 1) as u32;
                     }
                 }
                 lit = 0;

@@ -106,6 +106,21 @@ fn arb_value() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// Writes through the borrowed-data entry points.
+fn write_borrowed(w: &mut Writer<Vec<u8>>, k: &[u8], v: &Value, exp: Option<i64>) {
+    match v {
+        Value::String(s) => w.write_string_entry(k, s, exp),
+        Value::List(l) => w.write_list_entry(k, l.iter().map(|b| b.as_ref()), exp),
+        Value::Set(l) => w.write_set_entry(k, l.iter().map(|b| b.as_ref()), exp),
+        Value::SortedSet(z) => w.write_zset_entry(k, z.iter().map(|(m, s)| (m.as_ref(), *s)), exp),
+        Value::Hash(h) => {
+            w.write_hash_entry(k, h.iter().map(|(f, v)| (f.as_ref(), v.as_ref())), exp)
+        }
+        Value::Stream(_) => w.write_entry(k, v, exp),
+    }
+    .unwrap()
+}
+
 /// Gives `body` a valid DUMP trailer (version 10 + CRC).
 fn seal(mut body: Vec<u8>) -> Vec<u8> {
     body.extend_from_slice(&10u16.to_le_bytes());
@@ -133,6 +148,7 @@ proptest! {
         entries in prop::collection::vec(
             (0u64..3, arb_bytes(), arb_value(), prop::option::of(any::<i64>())), 0..20),
         compress in any::<bool>(),
+        borrowed in any::<bool>(),
     ) {
         let mut entries = entries;
         entries.sort_by_key(|e| e.0);
@@ -144,7 +160,11 @@ proptest! {
                 w.select_db(*db, 0, 0).unwrap();
                 cur = Some(*db);
             }
-            w.write_entry(k, v, *exp).unwrap();
+            if borrowed {
+                write_borrowed(&mut w, k, v, *exp);
+            } else {
+                w.write_entry(k, v, *exp).unwrap();
+            }
         }
         let file = w.finish().unwrap();
         let got = read_file(file.as_slice()).unwrap();

@@ -899,3 +899,68 @@ fn legacy_encodings_restore_in_redis_server_and_here() {
         assert_eq!(norm(&ours), norm(&fetch(&mut c, name.as_bytes())), "{name}");
     }
 }
+
+/// 1M keys: write with `Writer`, load into redis-server, read back with `FileReader`; prints
+/// throughput. Run with `cargo test -p rdb --release -- --ignored --nocapture million`.
+#[test]
+#[ignore]
+fn million_keys_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.rdb");
+    let n = 1_000_000u64;
+    let val = vec![b'v'; 100];
+    let t = std::time::Instant::now();
+    {
+        let f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut w = Writer::new(f).unwrap();
+        w.select_db(0, n, 0).unwrap();
+        for i in 0..n {
+            let mut v = val.clone();
+            v[..8].copy_from_slice(&i.to_le_bytes());
+            w.write_string_entry(format!("key:{i}").as_bytes(), &v, None)
+                .unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let size = std::fs::metadata(&path).unwrap().len();
+    let el = t.elapsed();
+    eprintln!(
+        "write: {n} keys, {:.1} MB in {:?} ({:.0} keys/s, {:.0} MB/s)",
+        size as f64 / 1e6,
+        el,
+        n as f64 / el.as_secs_f64(),
+        size as f64 / 1e6 / el.as_secs_f64()
+    );
+    let t = std::time::Instant::now();
+    let mut count = 0u64;
+    for e in
+        rdb::FileReader::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap())).unwrap()
+    {
+        let e = e.unwrap();
+        assert!(matches!(e.value, Value::String(_)));
+        count += 1;
+    }
+    let el = t.elapsed();
+    assert_eq!(count, n);
+    eprintln!(
+        "read: {:?} ({:.0} keys/s, {:.0} MB/s)",
+        el,
+        n as f64 / el.as_secs_f64(),
+        size as f64 / 1e6 / el.as_secs_f64()
+    );
+    let t = std::time::Instant::now();
+    let Some(server) = RedisServer::start(dir.path(), &["--dbfilename", "big.rdb"]) else {
+        return;
+    };
+    eprintln!("redis-server loaded it in {:?}", t.elapsed());
+    let mut c = server.client();
+    assert_eq!(c.cmd(&["DBSIZE"]).int() as u64, n);
+    // And redis-server's own save of it (over the same file) reads here.
+    cmd(&mut c, &["SAVE"]);
+    let t = std::time::Instant::now();
+    let m = rdb::FileReader::new(std::fs::File::open(&path).unwrap())
+        .unwrap()
+        .count();
+    assert_eq!(m as u64, n);
+    eprintln!("read redis-server's save: {:?}", t.elapsed());
+}
