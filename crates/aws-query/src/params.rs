@@ -197,7 +197,9 @@ mod tests {
 
     #[test]
     fn scalars_and_bools() {
-        let q = p("Action=CreateCacheCluster&Version=2015-02-02&Port=6379&AutoMinorVersionUpgrade=true");
+        let q = p(
+            "Action=CreateCacheCluster&Version=2015-02-02&Port=6379&AutoMinorVersionUpgrade=true",
+        );
         assert_eq!(q.str("Action"), Some("CreateCacheCluster"));
         assert_eq!(q.int("Port").unwrap(), Some(6379));
         assert_eq!(q.bool("AutoMinorVersionUpgrade").unwrap(), Some(true));
@@ -252,8 +254,15 @@ mod tests {
             // Indices out of order and past 9 must come back sorted numerically.
             let body = format!("{name}.{member}.10=j&{name}.{member}.2=b&{name}.{member}.1=a");
             let got = p(&body).list(name, member).unwrap();
-            assert_eq!(got, Some(vec!["a".into(), "b".into(), "j".into()]), "{name}");
-            assert_eq!(p(&format!("{name}=")).list(name, member).unwrap(), Some(vec![]));
+            assert_eq!(
+                got,
+                Some(vec!["a".into(), "b".into(), "j".into()]),
+                "{name}"
+            );
+            assert_eq!(
+                p(&format!("{name}=")).list(name, member).unwrap(),
+                Some(vec![])
+            );
             assert_eq!(p("Other=1").list(name, member).unwrap(), None);
         }
     }
@@ -307,7 +316,10 @@ mod tests {
             .unwrap();
         assert_eq!(pv[0].str("ParameterValue"), Some("allkeys-lru"));
         let ld = q
-            .struct_list("LogDeliveryConfigurations", "LogDeliveryConfigurationRequest")
+            .struct_list(
+                "LogDeliveryConfigurations",
+                "LogDeliveryConfigurationRequest",
+            )
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -318,19 +330,30 @@ mod tests {
             Some("lg")
         );
         let f = q.struct_list("Filters", "member").unwrap().unwrap();
-        assert_eq!(f[0].list("Values", "member").unwrap(), Some(vec!["redis".into()]));
-        let ep = q.struct_list("CustomerNodeEndpointList", "member").unwrap().unwrap();
+        assert_eq!(
+            f[0].list("Values", "member").unwrap(),
+            Some(vec!["redis".into()])
+        );
+        let ep = q
+            .struct_list("CustomerNodeEndpointList", "member")
+            .unwrap()
+            .unwrap();
         assert_eq!(ep[0].int("Port").unwrap(), Some(6379));
         let auth = q.nested("AuthenticationMode");
         assert_eq!(auth.str("Type"), Some("password"));
-        assert_eq!(auth.list("Passwords", "member").unwrap(), Some(vec!["pw".into()]));
+        assert_eq!(
+            auth.list("Passwords", "member").unwrap(),
+            Some(vec!["pw".into()])
+        );
     }
 
     #[test]
     fn bad_indices_are_client_errors() {
         assert!(p("TagKeys.member.0=a").list("TagKeys", "member").is_err());
         assert!(p("TagKeys.member.x=a").list("TagKeys", "member").is_err());
-        assert!(p("TagKeys.member.1.Sub=a").list("TagKeys", "member").is_err());
+        assert!(p("TagKeys.member.1.Sub=a")
+            .list("TagKeys", "member")
+            .is_err());
     }
 
     proptest::proptest! {

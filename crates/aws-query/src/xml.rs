@@ -107,7 +107,12 @@ fn escape_into(out: &mut String, s: &str) {
 
 /// `<{op}Response xmlns=…><{op}Result>…</{op}Result><ResponseMetadata>…`.
 /// `result` of `None` omits the Result element (operations without output).
-pub fn success_document(namespace: &str, op: &str, result: Option<&str>, request_id: &str) -> String {
+pub fn success_document(
+    namespace: &str,
+    op: &str,
+    result: Option<&str>,
+    request_id: &str,
+) -> String {
     let mut s = String::with_capacity(256 + result.map_or(0, str::len));
     let _ = write!(s, "<{op}Response xmlns=\"{namespace}\">");
     if let Some(r) = result {
@@ -121,7 +126,13 @@ pub fn success_document(namespace: &str, op: &str, result: Option<&str>, request
 }
 
 /// The `ErrorResponse` envelope; `RequestId` is a sibling of `Error`, as SDKs expect.
-pub fn error_document(namespace: &str, sender_fault: bool, code: &str, message: &str, request_id: &str) -> String {
+pub fn error_document(
+    namespace: &str,
+    sender_fault: bool,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> String {
     let mut w = XmlWriter::new();
     w.element("Error", |w| {
         w.text("Type", if sender_fault { "Sender" } else { "Receiver" })
@@ -129,7 +140,10 @@ pub fn error_document(namespace: &str, sender_fault: bool, code: &str, message: 
             .text("Message", message);
     })
     .text("RequestId", request_id);
-    format!("<ErrorResponse xmlns=\"{namespace}\">{}</ErrorResponse>", w.finish())
+    format!(
+        "<ErrorResponse xmlns=\"{namespace}\">{}</ErrorResponse>",
+        w.finish()
+    )
 }
 
 #[cfg(test)]
@@ -171,7 +185,13 @@ mod tests {
         );
         let none = success_document("urn:x", "DeleteThing", None, "rid");
         assert!(!none.contains("Result"));
-        let err = error_document("urn:x", true, "CacheClusterNotFound", "CacheCluster not found: a&b", "rid");
+        let err = error_document(
+            "urn:x",
+            true,
+            "CacheClusterNotFound",
+            "CacheCluster not found: a&b",
+            "rid",
+        );
         assert_eq!(
             err,
             "<ErrorResponse xmlns=\"urn:x\"><Error><Type>Sender</Type><Code>CacheClusterNotFound</Code>\

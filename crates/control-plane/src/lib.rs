@@ -1,1 +1,215 @@
-//! Control plane.
+//! The ElastiCache control plane: validates API calls, keeps resources in SQLite,
+//! and drives the live engine nodes behind them.
+//!
+//! Entry point: [`ControlPlane::open`], then [`ControlPlane::handle`] for each
+//! decoded query-protocol request.
+
+mod catalog;
+mod clusters;
+mod engine_versions;
+mod error;
+mod ids;
+mod model;
+mod nodes;
+mod store;
+mod tags;
+
+pub use catalog::{Engine, ENGINE_VERSIONS, NODE_TYPES};
+pub use error::ApiError;
+pub use nodes::{Addressing, NodeNetwork};
+
+use aws_query::Params;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use store::Store;
+
+/// The XML namespace of every ElastiCache response.
+pub const NAMESPACE: &str = "http://elasticache.amazonaws.com/doc/2015-02-02/";
+pub const API_VERSION: &str = "2015-02-02";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the database (and later snapshots) live.
+    pub data_dir: PathBuf,
+    pub account_id: String,
+    /// How long `creating`, `modifying`, `rebooting` and `deleting` last.
+    pub provision_delay: Duration,
+    pub network: NodeNetwork,
+    /// Let nodes run the commands ElastiCache refuses (a plain Redis).
+    pub allow_restricted_commands: bool,
+}
+
+/// Start-up failures.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("cannot open database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot restore state: {0}")]
+    Restore(#[from] ApiError),
+}
+
+#[derive(Clone)]
+pub struct ControlPlane {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+    pub(crate) nodes: nodes::Supervisor,
+    /// Serialises mutations, so concurrent calls cannot interleave a
+    /// check-then-act on the same resources (or endpoints).
+    pub(crate) lock: tokio::sync::Mutex<()>,
+}
+
+impl Inner {
+    pub(crate) fn arn(&self, region: &str, kind: &str, name: &str) -> String {
+        ids::Arn::format(region, &self.config.account_id, kind, name)
+    }
+}
+
+impl ControlPlane {
+    /// Open (or create) the database, then bring every node recorded in it back
+    /// on its endpoint and finish whatever was in flight when the process stopped.
+    pub async fn open(config: Config) -> Result<ControlPlane, OpenError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| OpenError::DataDir(config.data_dir.clone(), e))?;
+        let store = Store::open(&config.data_dir.join("elastilite.db")).await?;
+        let nodes =
+            nodes::Supervisor::new(config.network.clone(), config.allow_restricted_commands);
+        let inner = Arc::new(Inner {
+            config,
+            store,
+            nodes,
+            lock: tokio::sync::Mutex::new(()),
+        });
+        let clusters = inner.store.all_clusters().await?;
+        let count = clusters.len();
+        for c in clusters {
+            let t = match c.status.as_str() {
+                model::status::DELETING => clusters::Transition::Delete,
+                model::status::CREATING => clusters::Transition::Provision,
+                model::status::AVAILABLE => clusters::Transition::Reboot,
+                _ => clusters::Transition::Modify,
+            };
+            // A node that cannot come back is logged and the rest still start.
+            if let Err(e) = clusters::finish(&inner, &c.region, &c.id, t).await {
+                tracing::error!(region = %c.region, cluster = %c.id, error = %e, "could not restore cluster");
+            }
+        }
+        tracing::info!(clusters = count, "state restored");
+        Ok(ControlPlane { inner })
+    }
+
+    /// Run one ElastiCache action. `Ok(Some(xml))` is the body of
+    /// `<{Action}Result>`; `Ok(None)` means the operation has no output.
+    pub async fn handle(
+        &self,
+        region: &str,
+        action: &str,
+        p: &Params,
+    ) -> Result<Option<String>, ApiError> {
+        let cp = &self.inner;
+        let body = match action {
+            "CreateCacheCluster" => clusters::create(cp, region, p).await?,
+            "DescribeCacheClusters" => clusters::describe(cp, region, p).await?,
+            "ModifyCacheCluster" => clusters::modify(cp, region, p).await?,
+            "DeleteCacheCluster" => clusters::delete(cp, region, p).await?,
+            "RebootCacheCluster" => clusters::reboot(cp, region, p).await?,
+            "DescribeCacheEngineVersions" => engine_versions::describe(p)?,
+            "AddTagsToResource" => tags::add(cp, region, p).await?,
+            "RemoveTagsFromResource" => tags::remove(cp, region, p).await?,
+            "ListTagsForResource" => tags::list(cp, region, p).await?,
+            other => return Err(ApiError::InvalidAction(other.to_string())),
+        };
+        Ok(Some(body))
+    }
+
+    pub fn account_id(&self) -> &str {
+        &self.inner.config.account_id
+    }
+
+    /// Stop every node and close the database.
+    pub async fn shutdown(&self) {
+        self.inner.nodes.stop_all();
+        self.inner.store.close().await;
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// ISO-8601 UTC with milliseconds, as AWS writes timestamps.
+pub(crate) fn timestamp(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&f).unwrap_or_default()
+}
+
+/// `MaxRecords` (20–100, default 100) and `Marker` over an id-ordered list. The
+/// marker is the key of the first item of the next page; absent on the last page.
+pub(crate) fn paginate<T>(
+    items: Vec<T>,
+    p: &Params,
+    key: impl Fn(&T) -> String,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let max = p.int("MaxRecords")?.unwrap_or(100);
+    if !(20..=100).contains(&max) {
+        return Err(ApiError::InvalidParameterValue(format!(
+            "MaxRecords must be between 20 and 100, got {max}."
+        )));
+    }
+    let start = match p.str("Marker").filter(|m| !m.is_empty()) {
+        Some(m) => items
+            .iter()
+            .position(|i| key(i).as_str() >= m)
+            .unwrap_or(items.len()),
+        None => 0,
+    };
+    let mut rest: Vec<T> = items.into_iter().skip(start).collect();
+    let marker = if rest.len() > max as usize {
+        let tail = rest.split_off(max as usize);
+        tail.first().map(&key)
+    } else {
+        None
+    };
+    Ok((rest, marker))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_milliseconds() {
+        assert_eq!(timestamp(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn pagination() {
+        let items: Vec<String> = (0..45).map(|i| format!("c{i:02}")).collect();
+        let p = Params::from_pairs([("MaxRecords", "20")]);
+        let (page, marker) = paginate(items.clone(), &p, |s| s.clone()).unwrap();
+        assert_eq!(page.len(), 20);
+        assert_eq!(marker.as_deref(), Some("c20"));
+        let p = Params::from_pairs([("MaxRecords", "20"), ("Marker", "c40")]);
+        let (page, marker) = paginate(items.clone(), &p, |s| s.clone()).unwrap();
+        assert_eq!(page.len(), 5);
+        assert_eq!(marker, None);
+        assert!(
+            paginate(items, &Params::from_pairs([("MaxRecords", "5")]), |s| s
+                .clone())
+            .is_err()
+        );
+    }
+}

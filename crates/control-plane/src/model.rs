@@ -1,0 +1,86 @@
+//! The records the control plane keeps for each resource.
+
+use crate::catalog::Engine;
+use crate::ids::{CacheClusterId, CacheNodeId};
+use serde::{Deserialize, Serialize};
+
+/// Cluster statuses exactly as ElastiCache spells them (clients and waiters
+/// compare these strings).
+pub mod status {
+    pub const CREATING: &str = "creating";
+    pub const AVAILABLE: &str = "available";
+    pub const MODIFYING: &str = "modifying";
+    pub const DELETING: &str = "deleting";
+    pub const REBOOTING: &str = "rebooting cluster nodes";
+    pub const NODE_REBOOTING: &str = "rebooting";
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterRecord {
+    pub region: String,
+    pub id: CacheClusterId,
+    pub replication_group_id: Option<String>,
+    pub status: String,
+    pub created_ms: i64,
+    pub spec: ClusterSpec,
+    pub nodes: Vec<NodeRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeRecord {
+    pub id: CacheNodeId,
+    pub status: String,
+    /// The address the node listens on.
+    pub bind_ip: String,
+    pub port: u16,
+    pub availability_zone: String,
+    pub created_ms: i64,
+}
+
+/// Everything a cluster was created or modified with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterSpec {
+    pub engine: Engine,
+    pub engine_version: String,
+    pub family: String,
+    pub node_type: String,
+    pub num_nodes: u16,
+    pub port: u16,
+    pub preferred_availability_zone: String,
+    pub az_mode: String,
+    pub parameter_group_name: String,
+    pub subnet_group_name: String,
+    #[serde(default)]
+    pub security_group_ids: Vec<String>,
+    #[serde(default)]
+    pub cache_security_group_names: Vec<String>,
+    pub maintenance_window: String,
+    pub snapshot_window: Option<String>,
+    pub snapshot_retention_limit: i64,
+    pub auto_minor_version_upgrade: bool,
+    pub notification_topic_arn: Option<String>,
+    pub notification_topic_status: Option<String>,
+    pub network_type: String,
+    pub ip_discovery: String,
+    pub transit_encryption_enabled: bool,
+    pub at_rest_encryption_enabled: bool,
+    pub auth_token_enabled: bool,
+    /// Auto-discovery config version (memcached); bumped when nodes come or go.
+    #[serde(default)]
+    pub config_version: u64,
+    /// Highest node number ever used, so a removed node's id is never reused.
+    #[serde(default)]
+    pub last_node_number: u16,
+    #[serde(default)]
+    pub pending: PendingModifiedValues,
+}
+
+/// Changes requested without `ApplyImmediately`, applied in the maintenance window.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PendingModifiedValues {
+    pub num_nodes: Option<u16>,
+    #[serde(default)]
+    pub node_ids_to_remove: Vec<String>,
+    pub engine_version: Option<String>,
+    pub node_type: Option<String>,
+}

@@ -1,0 +1,321 @@
+//! The live engine behind every cache node: where it listens, and starting and
+//! stopping it.
+//!
+//! Endpoints are stable and honour the requested port: by default every node gets
+//! its own loopback address (Linux routes all of 127.0.0.0/8 to the machine), so
+//! any number of nodes can all listen on 6379. Where that does not fit (macOS,
+//! containers) nodes share one host address and get a port each.
+
+use crate::catalog::{self, Engine};
+use crate::error::ApiError;
+use crate::model::ClusterSpec;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How node endpoints are chosen.
+#[derive(Debug, Clone)]
+pub enum Addressing {
+    /// One loopback address per node, counting up from `first`; the requested port.
+    Loopback { first: Ipv4Addr },
+    /// One bind address for all nodes, a distinct port each: the requested port
+    /// when free, else the next free one from `first_port`.
+    Ports { bind: IpAddr, first_port: u16 },
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeNetwork {
+    pub addressing: Addressing,
+    /// Reported in endpoints instead of the bind address (a host name other
+    /// containers resolve, say).
+    pub advertise_host: Option<String>,
+}
+
+impl Default for NodeNetwork {
+    fn default() -> Self {
+        NodeNetwork {
+            addressing: Addressing::Loopback {
+                first: Ipv4Addr::new(127, 10, 0, 1),
+            },
+            advertise_host: None,
+        }
+    }
+}
+
+/// Identifies one node across regions and clusters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NodeKey {
+    pub region: String,
+    pub cluster: String,
+    pub node: u16,
+}
+
+enum Running {
+    Redis(redis_engine::NodeHandle),
+    Memcached(memcached_engine::NodeHandle),
+}
+
+impl Running {
+    fn shutdown(&self) {
+        match self {
+            Running::Redis(h) => h.shutdown(),
+            Running::Memcached(h) => h.shutdown(),
+        }
+    }
+}
+
+/// Owns every running node and every listener reserved for a node still being
+/// created.
+pub struct Supervisor {
+    network: NodeNetwork,
+    allow_restricted_commands: bool,
+    running: Mutex<HashMap<NodeKey, Running>>,
+    reserved: Mutex<HashMap<NodeKey, TcpListener>>,
+}
+
+impl Supervisor {
+    pub fn new(network: NodeNetwork, allow_restricted_commands: bool) -> Supervisor {
+        Supervisor {
+            network,
+            allow_restricted_commands,
+            running: Mutex::new(HashMap::new()),
+            reserved: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The address clients are told for a node listening on `bind_ip`.
+    pub fn advertised(&self, bind_ip: &str) -> String {
+        self.network
+            .advertise_host
+            .clone()
+            .unwrap_or_else(|| bind_ip.to_string())
+    }
+
+    /// Pick endpoints for new nodes, bind them now (so a failure is reported to the
+    /// API caller, not discovered later) and hold the listeners until `start`.
+    pub fn reserve(
+        &self,
+        keys: &[NodeKey],
+        port: u16,
+        used: &[(String, u16)],
+    ) -> Result<Vec<(String, u16)>, ApiError> {
+        let mut taken_ips: HashSet<String> = used.iter().map(|(ip, _)| ip.clone()).collect();
+        let mut taken: HashSet<(String, u16)> = used.iter().cloned().collect();
+        let mut out = Vec::with_capacity(keys.len());
+        let mut bound = Vec::with_capacity(keys.len());
+        for key in keys {
+            let (ip, port, listener) = match &self.network.addressing {
+                Addressing::Loopback { first } => self.bind_loopback(*first, port, &taken_ips)?,
+                Addressing::Ports { bind, first_port } => {
+                    self.bind_port(*bind, port, *first_port, &taken)?
+                }
+            };
+            taken_ips.insert(ip.clone());
+            taken.insert((ip.clone(), port));
+            out.push((ip, port));
+            bound.push((key.clone(), listener));
+        }
+        let mut reserved = lock(&self.reserved);
+        for (k, l) in bound {
+            reserved.insert(k, l);
+        }
+        Ok(out)
+    }
+
+    fn bind_loopback(
+        &self,
+        first: Ipv4Addr,
+        port: u16,
+        taken_ips: &HashSet<String>,
+    ) -> Result<(String, u16, TcpListener), ApiError> {
+        let base = u32::from(first);
+        let mut last_err = None;
+        for i in 0..65_000u32 {
+            let ip = Ipv4Addr::from(base.wrapping_add(i));
+            if ip.octets()[0] != 127 {
+                break;
+            }
+            if ip.octets()[3] == 0 || ip.octets()[3] == 255 {
+                continue;
+            }
+            let s = ip.to_string();
+            if taken_ips.contains(&s) {
+                continue;
+            }
+            match bind(SocketAddr::new(IpAddr::V4(ip), port)) {
+                Ok(l) => return Ok((s, port, l)),
+                // Someone outside elastilite holds it: try the next address.
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last_err = Some(e),
+                Err(e) => return Err(bind_error(&s, port, &e)),
+            }
+        }
+        Err(ApiError::InsufficientCacheClusterCapacity(format!(
+            "No free loopback address for port {port}: {}",
+            last_err
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "address range exhausted".into())
+        )))
+    }
+
+    fn bind_port(
+        &self,
+        ip: IpAddr,
+        requested: u16,
+        first_port: u16,
+        taken: &HashSet<(String, u16)>,
+    ) -> Result<(String, u16, TcpListener), ApiError> {
+        let s = ip.to_string();
+        let candidates = std::iter::once(requested).chain(first_port..=u16::MAX);
+        for port in candidates {
+            if taken.contains(&(s.clone(), port)) {
+                continue;
+            }
+            match bind(SocketAddr::new(ip, port)) {
+                Ok(l) => return Ok((s, port, l)),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+                Err(e) => return Err(bind_error(&s, port, &e)),
+            }
+        }
+        Err(ApiError::InsufficientCacheClusterCapacity(format!(
+            "No free port on {s}"
+        )))
+    }
+
+    /// Start the engine for a node: on its reserved listener, or on a fresh bind
+    /// of its recorded endpoint (after a restart or a reboot).
+    pub async fn start(
+        &self,
+        key: &NodeKey,
+        bind_ip: &str,
+        port: u16,
+        spec: &ClusterSpec,
+    ) -> Result<(), ApiError> {
+        let reserved = lock(&self.reserved).remove(key);
+        let listener = match reserved {
+            Some(l) => l,
+            None => bind_with_retry(bind_ip, port).await?,
+        };
+        let handle = self.spawn_engine(listener, spec).map_err(|e| {
+            ApiError::InsufficientCacheClusterCapacity(format!(
+                "Could not start node on {bind_ip}:{port}: {e}"
+            ))
+        })?;
+        if let Some(old) = lock(&self.running).insert(key.clone(), handle) {
+            old.shutdown();
+        }
+        tracing::info!(region = %key.region, cluster = %key.cluster, node = key.node, endpoint = %format!("{bind_ip}:{port}"), engine = spec.engine.as_str(), "node started");
+        Ok(())
+    }
+
+    fn spawn_engine(&self, listener: TcpListener, spec: &ClusterSpec) -> std::io::Result<Running> {
+        listener.set_nonblocking(true)?;
+        let memory = catalog::node_type(&spec.node_type)
+            .map(|t| t.memory_mib)
+            .unwrap_or(512)
+            * 1024
+            * 1024;
+        Ok(match spec.engine {
+            Engine::Redis | Engine::Valkey => {
+                let config = redis_engine::Config {
+                    // ElastiCache reserves 25% of a node's memory by default
+                    // (reserved-memory-percent).
+                    maxmemory: memory / 4 * 3,
+                    version: spec.engine_version.clone(),
+                    flavor: spec.engine.as_str().to_string(),
+                    allow_restricted_commands: self.allow_restricted_commands,
+                    ..Default::default()
+                };
+                Running::Redis(redis_engine::spawn(listener, config)?)
+            }
+            Engine::Memcached => {
+                let config = memcached_engine::Config {
+                    // memcached_connections_overhead defaults to 100 MiB.
+                    memory_limit: memory
+                        .saturating_sub(100 * 1024 * 1024)
+                        .max(16 * 1024 * 1024),
+                    version: spec.engine_version.clone(),
+                    ..Default::default()
+                };
+                Running::Memcached(memcached_engine::spawn(listener, config)?)
+            }
+        })
+    }
+
+    /// Stop a node (connections drop) and release anything reserved for it.
+    pub fn stop(&self, key: &NodeKey) {
+        lock(&self.reserved).remove(key);
+        if let Some(r) = lock(&self.running).remove(key) {
+            r.shutdown();
+            tracing::info!(region = %key.region, cluster = %key.cluster, node = key.node, "node stopped");
+        }
+    }
+
+    pub fn is_running(&self, key: &NodeKey) -> bool {
+        lock(&self.running).contains_key(key)
+    }
+
+    /// Tell every memcached node of a cluster the auto-discovery answer.
+    pub fn publish_discovery(
+        &self,
+        keys: &[NodeKey],
+        version: u64,
+        nodes: Vec<memcached_engine::DiscoveryNode>,
+    ) {
+        let running = lock(&self.running);
+        for k in keys {
+            if let Some(Running::Memcached(h)) = running.get(k) {
+                h.set_cluster_config(version, nodes.clone());
+            }
+        }
+    }
+
+    pub fn stop_all(&self) {
+        lock(&self.reserved).clear();
+        let all: Vec<_> = lock(&self.running).drain().collect();
+        for (_, r) in &all {
+            r.shutdown();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let domain = match addr {
+        SocketAddr::V4(_) => socket2::Domain::IPV4,
+        SocketAddr::V6(_) => socket2::Domain::IPV6,
+    };
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    // A rebooted node must get its endpoint back while old connections linger in
+    // TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+async fn bind_with_retry(ip: &str, port: u16) -> Result<TcpListener, ApiError> {
+    let addr: IpAddr = ip
+        .parse()
+        .map_err(|_| ApiError::Internal(format!("stored address {ip} is not an IP address")))?;
+    let mut last = None;
+    // The previous engine on this endpoint may still be closing its listener.
+    for _ in 0..100 {
+        match bind(SocketAddr::new(addr, port)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let e = last.unwrap_or_else(|| std::io::Error::other("bind failed"));
+    Err(bind_error(ip, port, &e))
+}
+
+fn bind_error(ip: &str, port: u16, e: &std::io::Error) -> ApiError {
+    tracing::error!(endpoint = %format!("{ip}:{port}"), error = %e, "cannot bind node endpoint");
+    ApiError::InsufficientCacheClusterCapacity(format!("Cannot listen on {ip}:{port}: {e}"))
+}

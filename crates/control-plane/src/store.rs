@@ -1,0 +1,285 @@
+//! SQLite state through sqlx (no compile-time macros: plain queries, rows mapped
+//! by hand). WAL mode; every mutation that touches several rows runs in one
+//! transaction so a crash never leaves half a resource.
+
+use crate::error::ApiError;
+use crate::ids::{CacheClusterId, CacheNodeId};
+use crate::model::{ClusterRecord, ClusterSpec, NodeRecord};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlSafeStr, SqlitePool};
+use std::borrow::Cow;
+use std::path::Path;
+
+/// The migrations in `migrations/`, embedded so the binary is self-contained.
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../../../migrations/0001_init.sql"))];
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    pub async fn open(path: &Path) -> Result<Store, sqlx::Error> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*name),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect();
+        Migrator::with_migrations(migrations).run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    pub async fn cluster(
+        &self,
+        region: &str,
+        id: &CacheClusterId,
+    ) -> Result<Option<ClusterRecord>, ApiError> {
+        let row =
+            sqlx::query("SELECT * FROM cache_clusters WHERE region = ? AND cache_cluster_id = ?")
+                .bind(region)
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        match row {
+            Some(r) => Ok(Some(self.cluster_from_row(&r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// All clusters of a region, ordered by id (stable for pagination).
+    pub async fn clusters(&self, region: &str) -> Result<Vec<ClusterRecord>, ApiError> {
+        let rows =
+            sqlx::query("SELECT * FROM cache_clusters WHERE region = ? ORDER BY cache_cluster_id")
+                .bind(region)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.cluster_from_row(r).await?);
+        }
+        Ok(out)
+    }
+
+    /// Every cluster in every region (start-up reconciliation).
+    pub async fn all_clusters(&self) -> Result<Vec<ClusterRecord>, ApiError> {
+        let rows = sqlx::query("SELECT * FROM cache_clusters ORDER BY region, cache_cluster_id")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.cluster_from_row(r).await?);
+        }
+        Ok(out)
+    }
+
+    async fn cluster_from_row(&self, r: &SqliteRow) -> Result<ClusterRecord, ApiError> {
+        let region: String = r.try_get("region")?;
+        let id: String = r.try_get("cache_cluster_id")?;
+        let spec: String = r.try_get("spec")?;
+        let nodes = sqlx::query(
+            "SELECT * FROM cache_nodes WHERE region = ? AND cache_cluster_id = ? ORDER BY cache_node_id",
+        )
+        .bind(&region)
+        .bind(&id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(node_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok(ClusterRecord {
+            region,
+            id: CacheClusterId::from_stored(id),
+            replication_group_id: r.try_get("replication_group_id")?,
+            status: r.try_get("status")?,
+            created_ms: r.try_get("created_ms")?,
+            spec: serde_json::from_str::<ClusterSpec>(&spec)?,
+            nodes,
+        })
+    }
+
+    /// Insert a cluster and its nodes atomically.
+    pub async fn insert_cluster(&self, c: &ClusterRecord) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO cache_clusters (region, cache_cluster_id, replication_group_id, status, created_ms, spec) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.region)
+        .bind(c.id.as_str())
+        .bind(&c.replication_group_id)
+        .bind(&c.status)
+        .bind(c.created_ms)
+        .bind(serde_json::to_string(&c.spec)?)
+        .execute(&mut *tx)
+        .await?;
+        for n in &c.nodes {
+            insert_node(&mut tx, &c.region, &c.id, n).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replace a cluster's status, spec and node set atomically.
+    pub async fn update_cluster(&self, c: &ClusterRecord) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE cache_clusters SET status = ?, spec = ? WHERE region = ? AND cache_cluster_id = ?")
+            .bind(&c.status)
+            .bind(serde_json::to_string(&c.spec)?)
+            .bind(&c.region)
+            .bind(c.id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM cache_nodes WHERE region = ? AND cache_cluster_id = ?")
+            .bind(&c.region)
+            .bind(c.id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        for n in &c.nodes {
+            insert_node(&mut tx, &c.region, &c.id, n).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Delete a cluster, its nodes and its tags.
+    pub async fn delete_cluster(
+        &self,
+        region: &str,
+        id: &CacheClusterId,
+        arn: &str,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM cache_clusters WHERE region = ? AND cache_cluster_id = ?")
+            .bind(region)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM tags WHERE arn = ?")
+            .bind(arn)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every (ip, port) some node holds, in any region.
+    pub async fn used_endpoints(&self) -> Result<Vec<(String, u16)>, ApiError> {
+        let rows = sqlx::query("SELECT bind_ip, port FROM cache_nodes")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let ip: String = r.try_get("bind_ip")?;
+                let port: i64 = r.try_get("port")?;
+                Ok((ip, u16::try_from(port).unwrap_or(0)))
+            })
+            .collect()
+    }
+
+    pub async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>, ApiError> {
+        let rows = sqlx::query("SELECT key, value FROM tags WHERE arn = ? ORDER BY position, key")
+            .bind(arn)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+            .collect()
+    }
+
+    /// Add or overwrite tags, then return the full set.
+    pub async fn put_tags(&self, arn: &str, tags: &[(String, String)]) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        for (k, v) in tags {
+            sqlx::query(
+                "INSERT INTO tags (arn, key, value, position) \
+                 VALUES (?, ?, ?, (SELECT COALESCE(MAX(position), 0) + 1 FROM tags WHERE arn = ?)) \
+                 ON CONFLICT (arn, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(arn)
+            .bind(k)
+            .bind(v)
+            .bind(arn)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn remove_tags(&self, arn: &str, keys: &[String]) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        for k in keys {
+            sqlx::query("DELETE FROM tags WHERE arn = ? AND key = ?")
+                .bind(arn)
+                .bind(k)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn insert_node(
+    tx: &mut sqlx::SqliteConnection,
+    region: &str,
+    cluster: &CacheClusterId,
+    n: &NodeRecord,
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "INSERT INTO cache_nodes (region, cache_cluster_id, cache_node_id, status, bind_ip, port, availability_zone, created_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(region)
+    .bind(cluster.as_str())
+    .bind(i64::from(n.id.number()))
+    .bind(&n.status)
+    .bind(&n.bind_ip)
+    .bind(i64::from(n.port))
+    .bind(&n.availability_zone)
+    .bind(n.created_ms)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+fn node_from_row(r: &SqliteRow) -> Result<NodeRecord, ApiError> {
+    let id: i64 = r.try_get("cache_node_id")?;
+    let port: i64 = r.try_get("port")?;
+    Ok(NodeRecord {
+        id: CacheNodeId::new(
+            u16::try_from(id).map_err(|_| ApiError::Internal("node id out of range".into()))?,
+        ),
+        status: r.try_get("status")?,
+        bind_ip: r.try_get("bind_ip")?,
+        port: u16::try_from(port).map_err(|_| ApiError::Internal("port out of range".into()))?,
+        availability_zone: r.try_get("availability_zone")?,
+        created_ms: r.try_get("created_ms")?,
+    })
+}

@@ -1,0 +1,114 @@
+//! Command-line flags and their environment-variable twins.
+
+use clap::{Parser, ValueEnum};
+use control_plane::{Addressing, NodeNetwork};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NodeAddressing {
+    /// Each node on its own 127.x.y.z address, on the port the API call asked for.
+    Loopback,
+    /// All nodes on one address (--node-bind), a distinct port each.
+    Ports,
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "elastilite",
+    version,
+    about = "A local Amazon ElastiCache: the AWS API plus real Redis and memcached nodes"
+)]
+pub struct Settings {
+    /// Address of the AWS API (the port LocalStack-configured tools already use).
+    #[arg(long, env = "ELASTILITE_LISTEN", default_value = "127.0.0.1:4566")]
+    pub listen: String,
+
+    /// Where state is kept [default: $XDG_DATA_HOME/elastilite or ~/.local/share/elastilite].
+    #[arg(long, env = "ELASTILITE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Account id in ARNs.
+    #[arg(long, env = "ELASTILITE_ACCOUNT_ID", default_value = "000000000000")]
+    pub account_id: String,
+
+    /// Region for requests whose signature names none.
+    #[arg(long, env = "ELASTILITE_DEFAULT_REGION", default_value = "us-east-1")]
+    pub default_region: String,
+
+    /// How long creating/modifying/rebooting/deleting last, in milliseconds.
+    #[arg(long, env = "ELASTILITE_PROVISION_DELAY_MS", default_value_t = 0)]
+    pub provision_delay_ms: u64,
+
+    /// How node endpoints are chosen.
+    #[arg(long, env = "ELASTILITE_NODE_ADDRESSING", value_enum, default_value_t = NodeAddressing::Loopback)]
+    pub node_addressing: NodeAddressing,
+
+    /// First loopback address handed to nodes (loopback addressing).
+    #[arg(long, env = "ELASTILITE_LOOPBACK_BASE", default_value = "127.10.0.1")]
+    pub loopback_base: Ipv4Addr,
+
+    /// Address every node binds (ports addressing); 0.0.0.0 for containers.
+    #[arg(long, env = "ELASTILITE_NODE_BIND", default_value = "127.0.0.1")]
+    pub node_bind: IpAddr,
+
+    /// First port tried when a node's requested port is taken (ports addressing).
+    #[arg(long, env = "ELASTILITE_NODE_FIRST_PORT", default_value_t = 30000)]
+    pub node_first_port: u16,
+
+    /// Host name or address reported in endpoints instead of the bind address.
+    #[arg(long, env = "ELASTILITE_ADVERTISE_HOST")]
+    pub advertise_host: Option<String>,
+
+    /// Let Redis nodes run the commands ElastiCache refuses (CONFIG SET, DEBUG, …).
+    #[arg(long, env = "ELASTILITE_ALLOW_RESTRICTED_COMMANDS")]
+    pub allow_restricted_commands: bool,
+}
+
+impl Settings {
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(d) = &self.data_dir {
+            return d.clone();
+        }
+        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(x).join("elastilite");
+        }
+        match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(h) => PathBuf::from(h).join(".local/share/elastilite"),
+            None => PathBuf::from("elastilite-data"),
+        }
+    }
+
+    pub fn control_plane_config(&self) -> anyhow::Result<control_plane::Config> {
+        let mut addressing = match self.node_addressing {
+            NodeAddressing::Loopback => Addressing::Loopback {
+                first: self.loopback_base,
+            },
+            NodeAddressing::Ports => Addressing::Ports {
+                bind: self.node_bind,
+                first_port: self.node_first_port,
+            },
+        };
+        if let Addressing::Loopback { first } = addressing {
+            // Only Linux routes all of 127/8 by default; elsewhere fall back.
+            if std::net::TcpListener::bind((first, 0)).is_err() {
+                tracing::warn!(%first, "loopback addresses beyond 127.0.0.1 are not usable here; using one address with a port per node");
+                addressing = Addressing::Ports {
+                    bind: self.node_bind,
+                    first_port: self.node_first_port,
+                };
+            }
+        }
+        Ok(control_plane::Config {
+            data_dir: self.data_dir(),
+            account_id: self.account_id.clone(),
+            provision_delay: Duration::from_millis(self.provision_delay_ms),
+            network: NodeNetwork {
+                addressing,
+                advertise_host: self.advertise_host.clone(),
+            },
+            allow_restricted_commands: self.allow_restricted_commands,
+        })
+    }
+}
