@@ -5,7 +5,7 @@ use std::io::Read;
 use bytes::Bytes;
 
 use crate::encodings::{intset, listpack, ziplist, zipmap, Elem};
-use crate::{crc64, lzf, stream, Error, Result, Value, MAX_SUPPORTED_RDB_VERSION};
+use crate::{crc64, lzf, stream, version_supported, Error, Result, Value};
 
 pub(crate) const TYPE_STRING: u8 = 0;
 pub(crate) const TYPE_LIST: u8 = 1;
@@ -360,7 +360,8 @@ pub(crate) fn read_object<R: Read>(inp: &mut Input<R>, t: u8) -> Result<Value> {
     })
 }
 
-/// Decodes a `DUMP` payload (as `RESTORE` does): checks the RDB version (≤ 11) and CRC-64
+/// Decodes a `DUMP` payload (as `RESTORE` does): checks the RDB version (≤ 11, or Valkey 9's
+/// 80/81) and CRC-64
 /// trailer, then decodes the object. Trailing bytes after the object are ignored, as in Redis.
 pub fn restore(payload: &[u8]) -> Result<Value> {
     if payload.len() < 10 {
@@ -368,7 +369,7 @@ pub fn restore(payload: &[u8]) -> Result<Value> {
     }
     let (body, footer) = payload.split_at(payload.len() - 10);
     let ver = u16::from_le_bytes([footer[0], footer[1]]);
-    if ver > MAX_SUPPORTED_RDB_VERSION {
+    if !version_supported(ver) {
         return Err(Error::BadPayload);
     }
     let mut crc_bytes = [0u8; 8];

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::decode::{read_object, Input, TYPE_HASH, TYPE_LIST, TYPE_SET, TYPE_STRING, TYPE_ZSET_2};
 use crate::encode::{write_len, write_object, write_string};
-use crate::{crc64, Error, Result, Value, MAX_SUPPORTED_RDB_VERSION, RDB_VERSION_REDIS_7_0};
+use crate::{crc64, version_supported, Error, Result, Value, RDB_VERSION_REDIS_7_0};
 
 /// Entry bytes buffered before they are written out in the middle of a large value.
 const FLUSH_AT: usize = 1 << 20;
@@ -294,17 +294,24 @@ pub struct FileReader<R: Read> {
 }
 
 impl<R: Read> FileReader<R> {
-    /// Reads and checks the header (`REDIS` + 4-digit version, 1..=11).
+    /// Reads and checks the header: `REDIS` + 4-digit version 1..=11, or Valkey 9's
+    /// `VALKEY` + 3-digit version 80..=81.
     pub fn new(r: R) -> Result<Self> {
         let mut inp = Input::new(r);
         let hdr: [u8; 9] = inp.array().map_err(|_| Error::BadHeader)?;
-        if &hdr[..5] != b"REDIS" || !hdr[5..].iter().all(u8::is_ascii_digit) {
+        let digits = if &hdr[..5] == b"REDIS" {
+            &hdr[5..]
+        } else if &hdr[..6] == b"VALKEY" {
+            &hdr[6..]
+        } else {
+            return Err(Error::BadHeader);
+        };
+        if !digits.iter().all(u8::is_ascii_digit) {
             return Err(Error::BadHeader);
         }
-        let version = hdr[5..]
-            .iter()
-            .fold(0u16, |a, d| a * 10 + (d - b'0') as u16);
-        if version == 0 || version > MAX_SUPPORTED_RDB_VERSION {
+        let version = digits.iter().fold(0u16, |a, d| a * 10 + (d - b'0') as u16);
+        let valkey_magic = hdr[0] == b'V';
+        if !version_supported(version) || valkey_magic != (version >= 80) {
             return Err(Error::BadHeader);
         }
         Ok(FileReader {

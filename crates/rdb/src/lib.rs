@@ -32,8 +32,15 @@ pub use stream::{Stream, StreamConsumer, StreamEntry, StreamGroup, StreamId, Str
 
 /// The RDB version written by redis-server 7.0 (and used for `DUMP` payloads by default).
 pub const RDB_VERSION_REDIS_7_0: u16 = 10;
-/// The newest RDB version this crate reads (Redis 7.2, Valkey 7.2 and 8.x).
+/// The newest Redis RDB version this crate reads (Redis 7.2, Valkey 7.2 and 8.x).
 pub const MAX_SUPPORTED_RDB_VERSION: u16 = 11;
+/// Valkey 9's RDB versions (files start with `VALKEY080`/`VALKEY081`) are read too, as long as
+/// they only hold types this crate knows (not Valkey 9's hashes with field expiry).
+pub const VALKEY_RDB_VERSIONS: std::ops::RangeInclusive<u16> = 80..=81;
+
+pub(crate) fn version_supported(v: u16) -> bool {
+    (1..=MAX_SUPPORTED_RDB_VERSION).contains(&v) || VALKEY_RDB_VERSIONS.contains(&v)
+}
 
 /// A Redis value, independent of how an engine stores it. Integers stored in compact
 /// encodings (intsets, listpacks) are returned as their decimal string form.

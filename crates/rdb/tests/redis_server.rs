@@ -1,6 +1,8 @@
 //! Interoperability with a real redis-server (7.0.15 here; CI installs Debian's): DUMP/RESTORE
 //! in both directions, RDB files written here loaded by redis-server, and RDB files written by
 //! redis-server read here. Skips (or panics under `CI`) when redis-server is missing.
+//! `RDB_TEST_REDIS_SERVER=/path/to/valkey-server` runs the same checks against another server
+//! (checked by hand against Valkey 9.1.2), minus the assertions specific to redis-server 7.0.
 
 mod common;
 
@@ -389,10 +391,12 @@ fn dump_from_redis_server_restores_here() {
     }
     // Every type redis-server 7.0 writes was seen: string, set, hash, zset 2, intset,
     // listpack hash, listpack zset, quicklist 2, stream v2.
-    assert_eq!(
-        types.into_iter().collect::<Vec<_>>(),
-        vec![0, 2, 4, 5, 11, 16, 17, 18, 19]
-    );
+    if common::is_default_server() {
+        assert_eq!(
+            types.into_iter().collect::<Vec<_>>(),
+            vec![0, 2, 4, 5, 11, 16, 17, 18, 19]
+        );
+    }
     // Corrupt payloads are refused with Redis's error.
     let mut p = c.cmd(&["DUMP", "s:raw"]).bytes();
     let n = p.len();
@@ -525,10 +529,12 @@ fn our_dump_restores_in_redis_server() {
     }
     // A newer version than redis-server 7.0's is refused by it, and accepted by us.
     let p = dump_with_version(&Value::String(b("x")), 11);
-    assert!(matches!(
-        c.cmd(&[b"RESTORE".as_slice(), b"n", b"0", &p]),
-        Reply::Error(_)
-    ));
+    if common::is_default_server() {
+        assert!(matches!(
+            c.cmd(&[b"RESTORE".as_slice(), b"n", b"0", &p]),
+            Reply::Error(_)
+        ));
+    }
     assert_eq!(restore(&p).unwrap(), Value::String(b("x")));
 }
 
@@ -627,11 +633,13 @@ fn rdb_file_written_by_redis_server_reads_here() {
     for e in reader.by_ref() {
         entries.push(e.unwrap());
     }
-    assert_eq!(reader.rdb_version(), 10);
-    assert!(reader
-        .aux_fields()
-        .iter()
-        .any(|(k, v)| k.as_ref() == b"redis-ver" && v.as_ref() == b"7.0.15"));
+    if common::is_default_server() {
+        assert_eq!(reader.rdb_version(), 10);
+        assert!(reader
+            .aux_fields()
+            .iter()
+            .any(|(k, v)| k.as_ref() == b"redis-ver" && v.as_ref() == b"7.0.15"));
+    }
     assert_eq!(reader.functions().len(), 1);
     assert_eq!(entries.len(), keys.len() + 1);
     let mut by_key: BTreeMap<(u64, Bytes), rdb::Entry> = BTreeMap::new();

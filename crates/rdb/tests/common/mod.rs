@@ -7,11 +7,20 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const REDIS_SERVER: &str = "redis-server";
+/// The server binary: `redis-server`, or `$RDB_TEST_REDIS_SERVER` (e.g. a valkey-server, for
+/// manual cross-checks).
+pub fn server_bin() -> String {
+    std::env::var("RDB_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into())
+}
+
+/// Whether the default redis-server (7.0.x, whose exact outputs some tests check) is used.
+pub fn is_default_server() -> bool {
+    std::env::var_os("RDB_TEST_REDIS_SERVER").is_none()
+}
 
 /// Whether redis-server can be run. Panics when it can't and `CI` is set.
 pub fn redis_available() -> bool {
-    let ok = Command::new(REDIS_SERVER)
+    let ok = Command::new(server_bin())
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -45,7 +54,7 @@ impl RedisServer {
         }
         for _attempt in 0..5 {
             let port = free_port();
-            let mut cmd = Command::new(REDIS_SERVER);
+            let mut cmd = Command::new(server_bin());
             cmd.arg("--port")
                 .arg(port.to_string())
                 .arg("--bind")
