@@ -361,8 +361,8 @@ pub(crate) fn read_object<R: Read>(inp: &mut Input<R>, t: u8) -> Result<Value> {
 }
 
 /// Decodes a `DUMP` payload (as `RESTORE` does): checks the RDB version (≤ 11, or Valkey 9's
-/// 80/81) and CRC-64
-/// trailer, then decodes the object. Trailing bytes after the object are ignored, as in Redis.
+/// 80/81) and CRC-64 trailer, then decodes the object. Trailing bytes after the object are
+/// ignored and empty lists/sets/zsets/hashes are refused, as in Redis.
 pub fn restore(payload: &[u8]) -> Result<Value> {
     if payload.len() < 10 {
         return Err(Error::BadPayload);
@@ -380,7 +380,23 @@ pub fn restore(payload: &[u8]) -> Result<Value> {
     }
     let mut inp = Input::with_buf_size(body, body.len());
     let t = inp.u8()?;
-    read_object(&mut inp, t)
+    let v = read_object(&mut inp, t)?;
+    if is_empty_collection(&v) {
+        // Redis refuses empty keys ("Bad data format").
+        return Err(Error::Corrupt("empty collection"));
+    }
+    Ok(v)
+}
+
+/// A list, set, zset or hash with no elements: Redis never holds one; `RESTORE` refuses it and
+/// loading a file skips it.
+pub(crate) fn is_empty_collection(v: &Value) -> bool {
+    match v {
+        Value::List(x) | Value::Set(x) => x.is_empty(),
+        Value::SortedSet(x) => x.is_empty(),
+        Value::Hash(x) => x.is_empty(),
+        Value::String(_) | Value::Stream(_) => false,
+    }
 }
 
 #[cfg(test)]

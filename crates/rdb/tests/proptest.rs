@@ -98,10 +98,10 @@ fn arb_stream() -> impl Strategy<Value = Stream> {
 fn arb_value() -> impl Strategy<Value = Value> {
     prop_oneof![
         3 => arb_bytes().prop_map(Value::String),
-        1 => prop::collection::vec(arb_bytes(), 0..60).prop_map(Value::List),
-        1 => prop::collection::vec(arb_bytes(), 0..60).prop_map(Value::Set),
-        1 => prop::collection::vec((arb_bytes(), arb_score()), 0..60).prop_map(Value::SortedSet),
-        1 => prop::collection::vec((arb_bytes(), arb_bytes()), 0..60).prop_map(Value::Hash),
+        1 => prop::collection::vec(arb_bytes(), 1..60).prop_map(Value::List),
+        1 => prop::collection::vec(arb_bytes(), 1..60).prop_map(Value::Set),
+        1 => prop::collection::vec((arb_bytes(), arb_score()), 1..60).prop_map(Value::SortedSet),
+        1 => prop::collection::vec((arb_bytes(), arb_bytes()), 1..60).prop_map(Value::Hash),
         1 => arb_stream().prop_map(|s| Value::Stream(Box::new(s))),
     ]
 }
@@ -250,6 +250,27 @@ fn huge_length_prefixes_do_not_allocate() {
     let mut st = vec![19u8, 0x81];
     st.extend_from_slice(&(1u64 << 62).to_be_bytes());
     assert!(restore(&seal(st)).is_err());
+}
+
+#[test]
+fn empty_collections_are_refused_and_skipped() {
+    let empty = Value::List(vec![]);
+    assert_eq!(
+        restore(&dump(&empty)).unwrap_err().restore_reply(),
+        "ERR Bad data format"
+    );
+    let mut w = Writer::new(Vec::new()).unwrap();
+    w.select_db(0, 2, 0).unwrap();
+    w.write_entry(b"e", &Value::Hash(vec![]), Some(5)).unwrap();
+    w.write_entry(b"k", &Value::String(Bytes::from_static(b"v")), None)
+        .unwrap();
+    let f = w.finish().unwrap();
+    let mut r = FileReader::new(f.as_slice()).unwrap();
+    let all: Vec<Entry> = r.by_ref().map(|e| e.unwrap()).collect();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].key.as_ref(), b"k");
+    assert_eq!(all[0].expire_at_ms, None);
+    assert_eq!(r.skipped_empty_keys(), 1);
 }
 
 #[test]
