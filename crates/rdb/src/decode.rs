@@ -258,8 +258,37 @@ fn zset_pairs(v: Vec<Elem<'_>>) -> Result<Vec<(Bytes, f64)>> {
         .collect()
 }
 
+fn has_duplicates<'a>(mut keys: impl ExactSizeIterator<Item = &'a [u8]>) -> bool {
+    if keys.len() < 2 {
+        return false;
+    }
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    keys.any(|k| !seen.insert(k))
+}
+
+/// Redis refuses sets, hashes and sorted sets with repeated members ("Duplicate ... detected").
+fn check_duplicates(v: &Value) -> Result<()> {
+    let dup = match v {
+        Value::Set(m) => has_duplicates(m.iter().map(|b| b.as_ref())),
+        Value::Hash(m) => has_duplicates(m.iter().map(|(f, _)| f.as_ref())),
+        Value::SortedSet(m) => has_duplicates(m.iter().map(|(f, _)| f.as_ref())),
+        _ => false,
+    };
+    if dup {
+        Err(Error::Corrupt("duplicate member"))
+    } else {
+        Ok(())
+    }
+}
+
 /// Loads an object of RDB type `t`.
 pub(crate) fn read_object<R: Read>(inp: &mut Input<R>, t: u8) -> Result<Value> {
+    let v = read_object_unchecked(inp, t)?;
+    check_duplicates(&v)?;
+    Ok(v)
+}
+
+fn read_object_unchecked<R: Read>(inp: &mut Input<R>, t: u8) -> Result<Value> {
     Ok(match t {
         TYPE_STRING => Value::String(inp.bytes()?),
         TYPE_LIST | TYPE_SET => {

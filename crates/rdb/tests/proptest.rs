@@ -95,13 +95,21 @@ fn arb_stream() -> impl Strategy<Value = Stream> {
     )
 }
 
+fn dedup<T>(v: Vec<T>, key: impl Fn(&T) -> Bytes) -> Vec<T> {
+    let mut seen = std::collections::HashSet::new();
+    v.into_iter().filter(|x| seen.insert(key(x))).collect()
+}
+
 fn arb_value() -> impl Strategy<Value = Value> {
     prop_oneof![
         3 => arb_bytes().prop_map(Value::String),
         1 => prop::collection::vec(arb_bytes(), 1..60).prop_map(Value::List),
-        1 => prop::collection::vec(arb_bytes(), 1..60).prop_map(Value::Set),
-        1 => prop::collection::vec((arb_bytes(), arb_score()), 1..60).prop_map(Value::SortedSet),
-        1 => prop::collection::vec((arb_bytes(), arb_bytes()), 1..60).prop_map(Value::Hash),
+        1 => prop::collection::vec(arb_bytes(), 1..60)
+            .prop_map(|v| Value::Set(dedup(v, |b| b.clone()))),
+        1 => prop::collection::vec((arb_bytes(), arb_score()), 1..60)
+            .prop_map(|v| Value::SortedSet(dedup(v, |p| p.0.clone()))),
+        1 => prop::collection::vec((arb_bytes(), arb_bytes()), 1..60)
+            .prop_map(|v| Value::Hash(dedup(v, |p| p.0.clone()))),
         1 => arb_stream().prop_map(|s| Value::Stream(Box::new(s))),
     ]
 }
@@ -294,6 +302,17 @@ fn restore_errors_are_redis_errors() {
         restore(&v12).unwrap_err().restore_reply(),
         "ERR DUMP payload version or checksum are wrong"
     );
+    // Duplicate set members / hash fields are refused.
+    let dup = Value::Set(vec![Bytes::from_static(b"a"), Bytes::from_static(b"a")]);
+    assert_eq!(
+        restore(&dump(&dup)).unwrap_err().restore_reply(),
+        "ERR Bad data format"
+    );
+    let dup = Value::Hash(vec![
+        (Bytes::from_static(b"f"), Bytes::from_static(b"1")),
+        (Bytes::from_static(b"f"), Bytes::from_static(b"2")),
+    ]);
+    assert!(restore(&dump(&dup)).is_err());
     // A module type gives "Bad data format".
     let e = restore(&seal(vec![7, 0, 0])).unwrap_err();
     assert_eq!(e.restore_reply(), "ERR Bad data format");
