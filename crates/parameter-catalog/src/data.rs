@@ -90,6 +90,14 @@ pub(crate) fn node_type_names() -> impl Iterator<Item = &'static str> {
         .filter_map(|row| row.get("CacheNodeType").map(String::as_str))
 }
 
+pub(crate) fn node_type_value(node_type: &str, column: &str) -> Option<&'static str> {
+    node_type_rows()
+        .iter()
+        .find(|row| row.get("CacheNodeType").map(String::as_str) == Some(node_type))
+        .and_then(|row| row.get(column))
+        .map(String::as_str)
+}
+
 /// Parses every embedded file. Panics on malformed data: the files are part of
 /// the build, and `tests::every_family_loads` parses all of them.
 pub(crate) fn load() -> Vec<Family> {

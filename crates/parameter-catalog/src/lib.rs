@@ -209,5 +209,15 @@ pub fn node_types() -> impl Iterator<Item = &'static str> {
     data::node_type_names()
 }
 
+/// The connection limit a Redis OSS / Valkey node of this type really has.
+///
+/// `maxclients` is listed once per family with 65000, but the docs give lower
+/// limits for the burstable types (20000 for t2.*, t3.micro and t4g.micro,
+/// 46000 for t3.small and t3.medium). `None` for a node type the catalogue
+/// does not know.
+pub fn redis_maxclients(node_type: &str) -> Option<u32> {
+    data::node_type_value(node_type, "maxclients").and_then(|v| v.parse().ok())
+}
+
 #[cfg(test)]
 mod tests;

@@ -201,6 +201,12 @@ fn node_type_values_are_the_published_ones() {
     assert_eq!(threads.value_for("cache.r6g.4xlarge"), Some("16"));
     assert_eq!(threads.value_for("cache.t2.micro"), Some("1"));
     assert!(mc.node_type_specific_param("maxmemory").is_none());
+
+    assert_eq!(redis_maxclients("cache.t3.micro"), Some(20000));
+    assert_eq!(redis_maxclients("cache.t3.medium"), Some(46000));
+    assert_eq!(redis_maxclients("cache.t4g.small"), Some(65000));
+    assert_eq!(redis_maxclients("cache.r7g.large"), Some(65000));
+    assert_eq!(redis_maxclients("cache.x9.huge"), None);
 }
 
 #[test]
@@ -287,6 +293,10 @@ fn common_redis_parameters() {
         assert_eq!(databases.change_type, ChangeType::RequiresReboot);
         assert_eq!(databases.allowed_values.as_deref(), Some("1-1200000"));
         assert!(databases.is_modifiable || databases.conditionally_modifiable);
+
+        // Redis OSS 7 hides activerehashing (always on).
+        let seven = n.starts_with("redis7") || n.starts_with("valkey");
+        assert_eq!(f.param("activerehashing").is_none(), seven, "{n}");
 
         let aof = par(f, "appendonly");
         assert_eq!(aof.default_value.as_deref(), Some("no"));

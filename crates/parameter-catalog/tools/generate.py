@@ -345,8 +345,11 @@ def redis6x():
 
 
 def redis7():
+    # Redis OSS 7: activerehashing is "hidden and enabled by default" (changed
+    # only through a support case), so it is no longer listed.
     ps = drop(redis6x(), "hash-max-ziplist-entries", "hash-max-ziplist-value",
-              "zset-max-ziplist-entries", "zset-max-ziplist-value", "list-max-ziplist-size")
+              "zset-max-ziplist-entries", "zset-max-ziplist-value", "list-max-ziplist-size",
+              "activerehashing")
     change(ps, "acl-pubsub-default", MinimumEngineVersion=None)
     ps += [
         p("cluster-allow-pubsubshard-when-down", "yes",
@@ -584,6 +587,16 @@ REPLICA_BUFFER = {
 }
 
 
+# The docs' maxclients row: 65000 "applies to all instance types except those
+# explicitly specified". Not a node-type-specific parameter in the API (it is
+# listed once, 65000); kept here for the nodes' real connection limit.
+MAXCLIENTS = {
+    "cache.t2.micro": 20000, "cache.t2.small": 20000, "cache.t2.medium": 20000,
+    "cache.t3.micro": 20000, "cache.t3.small": 46000, "cache.t3.medium": 46000,
+    "cache.t4g.micro": 20000,
+}
+
+
 def node_types_json():
     out = []
     for name, maxmem, mc_mem, threads in NODE_TYPES:
@@ -592,6 +605,7 @@ def node_types_json():
             "CacheNodeType": name,
             "maxmemory": str(maxmem),
             "replica-output-buffer-limit": str(buf),
+            "maxclients": str(MAXCLIENTS.get(name, 65000)),
             "max_cache_memory": str(mc_mem),
             "num_threads": str(threads),
         })
