@@ -322,7 +322,9 @@ def redis50():
 
 def redis6x():
     ps = drop(redis50(), "lua-replicate-commands")
-    change(ps, "rename-commands", MinimumEngineVersion=None)
+    # Redis 6.0's new read-only commands join the renamable list.
+    change(ps, "rename-commands", MinimumEngineVersion=None,
+           AllowedValues=RENAMABLE_50 + ",BITFIELD_RO,STRALGO")
     ps += [
         p("acl-pubsub-default", "allchannels",
           "Default pubsub channel permissions for ACL users deployed to this cluster.", "string",
