@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::ids::{Arn, CacheClusterId, CacheNodeId};
 use crate::model::{status, ClusterRecord, ClusterSpec, NodeRecord, PendingModifiedValues};
 use crate::nodes::NodeKey;
-use crate::{now_ms, paginate, Inner};
+use crate::{now_ms, paginate, subnet_groups, Inner};
 use aws_query::{Params, XmlWriter};
 use std::sync::Arc;
 
@@ -64,9 +64,15 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             )))
         }
     };
-    let zones = node_zones(region, p, num, az_mode)?;
+    let subnet_group = subnet_groups::find(
+        cp,
+        region,
+        p.str("CacheSubnetGroupName").unwrap_or(subnet_groups::DEFAULT),
+    )
+    .await?;
+    let zones = node_zones(region, p, num, az_mode, &subnet_groups::zones(&subnet_group), 0)?;
     let parameter_group_name = parameter_group(p.str("CacheParameterGroupName"), version.family)?;
-    let subnet_group_name = subnet_group(p.str("CacheSubnetGroupName"))?;
+    let subnet_group_name = subnet_group.name.clone();
     reject_unsupported(engine, p)?;
     let maintenance_window = match p.str("PreferredMaintenanceWindow") {
         Some(w) => maintenance_window(w)?,
@@ -356,7 +362,9 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         c.status = status::MODIFYING.to_string();
         let current = c.nodes.len() as u16;
         if n > current {
-            let zones = node_zones(region, p, n - current, &spec.az_mode.clone())?;
+            let group = subnet_groups::find(cp, region, &c.spec.subnet_group_name).await?;
+            let group_zones = subnet_groups::zones(&group);
+            let zones = node_zones(region, p, n - current, &c.spec.az_mode.clone(), &group_zones, current)?;
             let new_ids: Vec<CacheNodeId> = (1..=(n - current))
                 .map(|i| CacheNodeId::new(c.spec.last_node_number + i))
                 .collect();
@@ -693,13 +701,19 @@ fn write_cluster(cp: &Inner, w: &mut XmlWriter, c: &ClusterRecord, show_nodes: b
         .text("IpDiscovery", &s.ip_discovery);
 }
 
-/// Availability zones for `count` new nodes.
+/// Availability zones for `count` new nodes. Without explicit zones, single-AZ
+/// clusters put every node in the subnet group's first zone and cross-AZ clusters
+/// spread them round-robin over its zones (`offset` = nodes already placed).
 fn node_zones(
     region: &str,
     p: &Params,
     count: u16,
     az_mode: &str,
+    group_zones: &[String],
+    offset: u16,
 ) -> Result<Vec<String>, ApiError> {
+    let fallback = [format!("{region}a")];
+    let group_zones = if group_zones.is_empty() { &fallback[..] } else { group_zones };
     let explicit = p
         .list("PreferredAvailabilityZones", "PreferredAvailabilityZone")?
         .or(p.list("NewAvailabilityZones", "PreferredAvailabilityZone")?)
@@ -715,13 +729,10 @@ fn node_zones(
             list
         }
         (None, Some(az)) => vec![az.to_string(); usize::from(count)],
-        (None, None) if az_mode == "cross-az" => {
-            let letters = ['a', 'b', 'c'];
-            (0..count)
-                .map(|i| format!("{region}{}", letters[usize::from(i) % 3]))
-                .collect()
-        }
-        (None, None) => vec![format!("{region}a"); usize::from(count)],
+        (None, None) if az_mode == "cross-az" => (0..count)
+            .map(|i| group_zones[usize::from(offset + i) % group_zones.len()].clone())
+            .collect(),
+        (None, None) => vec![group_zones[0].clone(); usize::from(count)],
     };
     for z in &zones {
         let valid = z
@@ -743,15 +754,6 @@ fn parameter_group(requested: Option<&str>, family: &str) -> Result<String, ApiE
         None => Ok(default),
         Some(g) if g.eq_ignore_ascii_case(&default) => Ok(default),
         Some(g) => Err(ApiError::CacheParameterGroupNotFound(g.to_string())),
-    }
-}
-
-/// Until subnet groups exist, only `default` does.
-fn subnet_group(requested: Option<&str>) -> Result<String, ApiError> {
-    match requested {
-        None => Ok("default".into()),
-        Some(g) if g.eq_ignore_ascii_case("default") => Ok("default".into()),
-        Some(g) => Err(ApiError::CacheSubnetGroupNotFound(g.to_string())),
     }
 }
 
@@ -873,15 +875,18 @@ mod tests {
     fn zones() {
         let p = Params::from_pairs([("PreferredAvailabilityZone", "us-east-1b")]);
         assert_eq!(
-            node_zones("us-east-1", &p, 2, "single-az").unwrap(),
+            node_zones("us-east-1", &p, 2, "single-az", &[], 0).unwrap(),
             vec!["us-east-1b"; 2]
         );
         let p = Params::from_pairs([("PreferredAvailabilityZone", "eu-west-1a")]);
-        assert!(node_zones("us-east-1", &p, 1, "single-az").is_err());
+        assert!(node_zones("us-east-1", &p, 1, "single-az", &[], 0).is_err());
         let p = Params::default();
+        let abc: Vec<String> = ["us-east-1a", "us-east-1b", "us-east-1c"].map(String::from).to_vec();
         assert_eq!(
-            node_zones("us-east-1", &p, 4, "cross-az").unwrap(),
+            node_zones("us-east-1", &p, 4, "cross-az", &abc, 0).unwrap(),
             vec!["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1a"]
         );
+        assert_eq!(node_zones("us-east-1", &p, 2, "cross-az", &abc, 2).unwrap(), vec!["us-east-1c", "us-east-1a"]);
+        assert_eq!(node_zones("us-east-1", &p, 2, "single-az", &abc[1..], 0).unwrap(), vec!["us-east-1b"; 2]);
     }
 }

@@ -12,6 +12,7 @@ mod ids;
 mod model;
 mod nodes;
 mod store;
+mod subnet_groups;
 mod tags;
 
 pub use catalog::{Engine, ENGINE_VERSIONS, NODE_TYPES};
@@ -120,6 +121,13 @@ impl ControlPlane {
             "DeleteCacheCluster" => clusters::delete(cp, region, p).await?,
             "RebootCacheCluster" => clusters::reboot(cp, region, p).await?,
             "DescribeCacheEngineVersions" => engine_versions::describe(p)?,
+            "CreateCacheSubnetGroup" => subnet_groups::create(cp, region, p).await?,
+            "DescribeCacheSubnetGroups" => subnet_groups::describe(cp, region, p).await?,
+            "ModifyCacheSubnetGroup" => subnet_groups::modify(cp, region, p).await?,
+            "DeleteCacheSubnetGroup" => {
+                subnet_groups::delete(cp, region, p).await?;
+                return Ok(None);
+            }
             "AddTagsToResource" => tags::add(cp, region, p).await?,
             "RemoveTagsFromResource" => tags::remove(cp, region, p).await?,
             "ListTagsForResource" => tags::list(cp, region, p).await?,

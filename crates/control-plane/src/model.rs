@@ -84,3 +84,29 @@ pub struct PendingModifiedValues {
     pub engine_version: Option<String>,
     pub node_type: Option<String>,
 }
+
+/// A user-created parameter group and the values set in it (the rest are the
+/// family's defaults).
+#[derive(Debug, Clone)]
+pub struct ParameterGroupRecord {
+    pub region: String,
+    pub name: String,
+    pub family: String,
+    pub description: String,
+    pub values: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SubnetGroupRecord {
+    pub region: String,
+    pub name: String,
+    pub description: String,
+    pub vpc_id: String,
+    pub subnets: Vec<Subnet>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Subnet {
+    pub id: String,
+    pub zone: String,
+}

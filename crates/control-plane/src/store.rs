@@ -4,7 +4,7 @@
 
 use crate::error::ApiError;
 use crate::ids::{CacheClusterId, CacheNodeId};
-use crate::model::{ClusterRecord, ClusterSpec, NodeRecord};
+use crate::model::{ClusterRecord, ClusterSpec, NodeRecord, ParameterGroupRecord, SubnetGroupRecord};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -241,6 +241,160 @@ impl Store {
         Ok(())
     }
 
+    pub async fn parameter_group(&self, region: &str, name: &str) -> Result<Option<ParameterGroupRecord>, ApiError> {
+        let row = sqlx::query("SELECT * FROM cache_parameter_groups WHERE region = ? AND name = ?")
+            .bind(region)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(self.parameter_group_from_row(&r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn parameter_groups(&self, region: &str) -> Result<Vec<ParameterGroupRecord>, ApiError> {
+        let rows = sqlx::query("SELECT * FROM cache_parameter_groups WHERE region = ? ORDER BY name")
+            .bind(region)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.parameter_group_from_row(r).await?);
+        }
+        Ok(out)
+    }
+
+    async fn parameter_group_from_row(&self, r: &SqliteRow) -> Result<ParameterGroupRecord, ApiError> {
+        let region: String = r.try_get("region")?;
+        let name: String = r.try_get("name")?;
+        let values = sqlx::query("SELECT name, value FROM cache_parameters WHERE region = ? AND group_name = ? ORDER BY name")
+            .bind(&region)
+            .bind(&name)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("value")?)))
+            .collect::<Result<Vec<(String, String)>, ApiError>>()?;
+        Ok(ParameterGroupRecord {
+            region,
+            name,
+            family: r.try_get("family")?,
+            description: r.try_get("description")?,
+            values: values.into_iter().collect(),
+        })
+    }
+
+    pub async fn insert_parameter_group(&self, g: &ParameterGroupRecord) -> Result<(), ApiError> {
+        sqlx::query("INSERT INTO cache_parameter_groups (region, name, family, description, created_ms) VALUES (?, ?, ?, ?, ?)")
+            .bind(&g.region)
+            .bind(&g.name)
+            .bind(&g.family)
+            .bind(&g.description)
+            .bind(crate::now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Set (`Some`) or reset (`None`) user values of a group atomically.
+    pub async fn set_parameters(&self, region: &str, group: &str, changes: &[(String, Option<String>)]) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        for (name, value) in changes {
+            match value {
+                Some(v) => {
+                    sqlx::query(
+                        "INSERT INTO cache_parameters (region, group_name, name, value) VALUES (?, ?, ?, ?) \
+                         ON CONFLICT (region, group_name, name) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(region)
+                    .bind(group)
+                    .bind(name)
+                    .bind(v)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM cache_parameters WHERE region = ? AND group_name = ? AND name = ?")
+                        .bind(region)
+                        .bind(group)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn reset_all_parameters(&self, region: &str, group: &str) -> Result<(), ApiError> {
+        sqlx::query("DELETE FROM cache_parameters WHERE region = ? AND group_name = ?")
+            .bind(region)
+            .bind(group)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_parameter_group(&self, region: &str, name: &str, arn: &str) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM cache_parameter_groups WHERE region = ? AND name = ?")
+            .bind(region)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM tags WHERE arn = ?").bind(arn).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn subnet_group(&self, region: &str, name: &str) -> Result<Option<SubnetGroupRecord>, ApiError> {
+        let row = sqlx::query("SELECT * FROM cache_subnet_groups WHERE region = ? AND name = ?")
+            .bind(region)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(subnet_group_from_row).transpose()
+    }
+
+    pub async fn subnet_groups(&self, region: &str) -> Result<Vec<SubnetGroupRecord>, ApiError> {
+        let rows = sqlx::query("SELECT * FROM cache_subnet_groups WHERE region = ? ORDER BY name")
+            .bind(region)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(subnet_group_from_row).collect()
+    }
+
+    /// Insert or replace a subnet group.
+    pub async fn put_subnet_group(&self, g: &SubnetGroupRecord) -> Result<(), ApiError> {
+        sqlx::query(
+            "INSERT INTO cache_subnet_groups (region, name, description, vpc_id, subnets, created_ms) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (region, name) DO UPDATE SET description = excluded.description, vpc_id = excluded.vpc_id, subnets = excluded.subnets",
+        )
+        .bind(&g.region)
+        .bind(&g.name)
+        .bind(&g.description)
+        .bind(&g.vpc_id)
+        .bind(serde_json::to_string(&g.subnets)?)
+        .bind(crate::now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_subnet_group(&self, region: &str, name: &str, arn: &str) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM cache_subnet_groups WHERE region = ? AND name = ?")
+            .bind(region)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM tags WHERE arn = ?").bind(arn).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -267,6 +421,17 @@ async fn insert_node(
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+fn subnet_group_from_row(r: &SqliteRow) -> Result<SubnetGroupRecord, ApiError> {
+    let subnets: String = r.try_get("subnets")?;
+    Ok(SubnetGroupRecord {
+        region: r.try_get("region")?,
+        name: r.try_get("name")?,
+        description: r.try_get("description")?,
+        vpc_id: r.try_get("vpc_id")?,
+        subnets: serde_json::from_str(&subnets)?,
+    })
 }
 
 fn node_from_row(r: &SqliteRow) -> Result<NodeRecord, ApiError> {
