@@ -1,7 +1,27 @@
-//! Memcached-compatible engine. Interface contract used by the control plane:
-//! `spawn(listener, config) -> NodeHandle`. (Implementation in progress.)
+//! Memcached-compatible engine: text, meta and binary protocols plus ElastiCache auto-discovery
+//! (`config get cluster`).
+//!
+//! Interface contract used by the control plane: `spawn(listener, config) -> NodeHandle`.
+//!
+//! Architecture: each node runs on one dedicated OS thread with a tokio `current_thread` runtime
+//! and a `LocalSet`. The thread owns the item store (no locks on the hot path) and serves all of
+//! the node's connections; each connection parses every complete request in its buffer, executes
+//! them and writes one reply buffer per batch.
+
+pub mod binary;
+pub mod node;
+mod server;
+pub mod stats;
+pub mod store;
+pub mod text;
+pub mod util;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use node::ClusterConfig;
+use store::Settings;
 
 /// Settings a node starts with.
 #[derive(Debug, Clone)]
@@ -35,23 +55,96 @@ pub struct DiscoveryNode {
     pub port: u16,
 }
 
-/// A running node.
+/// A running node. Dropping the handle shuts the node down.
 pub struct NodeHandle {
     addr: SocketAddr,
+    settings: Arc<Settings>,
+    cluster: Arc<Mutex<ClusterConfig>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl NodeHandle {
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
-    /// Stop accepting, close every client connection, and stop the node's thread.
-    pub fn shutdown(&self) {}
+
+    /// Stop accepting, close every client connection, and stop the node's thread. Returns once
+    /// the listening socket is closed (unless called from the node's own thread).
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let handle = match self.thread.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(h) = handle {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
+    }
+
     /// Replace the auto-discovery answer (version and node list).
-    pub fn set_cluster_config(&self, _version: u64, _nodes: Vec<DiscoveryNode>) {}
+    pub fn set_cluster_config(&self, version: u64, nodes: Vec<DiscoveryNode>) {
+        let mut g = match self.cluster.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *g = ClusterConfig { version, nodes };
+    }
+
+    /// Change the item size limit (parameter group `max_item_size`).
+    pub fn set_max_item_size(&self, bytes: u64) {
+        self.settings.max_item_size.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Change eviction policy (false = memcached's -M, parameter group `error_on_memory_exhausted`).
+    pub fn set_evict(&self, evict: bool) {
+        self.settings.evict.store(evict, Ordering::Relaxed);
+    }
+
+    /// Change the memory limit (bytes, 0 = unlimited).
+    pub fn set_memory_limit(&self, bytes: u64) {
+        self.settings.memory_limit.store(bytes, Ordering::Relaxed);
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
 }
 
 /// Start a node serving on an already-bound listener.
-pub fn spawn(listener: std::net::TcpListener, _config: Config) -> std::io::Result<NodeHandle> {
+pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result<NodeHandle> {
     let addr = listener.local_addr()?;
-    Ok(NodeHandle { addr })
+    listener.set_nonblocking(true)?;
+    let settings = Arc::new(Settings {
+        memory_limit: AtomicU64::new(config.memory_limit),
+        max_item_size: AtomicU64::new(config.max_item_size),
+        evict: AtomicBool::new(config.evict),
+    });
+    let cluster = Arc::new(Mutex::new(ClusterConfig::default()));
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let s2 = settings.clone();
+    let c2 = cluster.clone();
+    let version = config.version.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("memcached-{}", addr.port()))
+        .spawn(move || {
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, server::run(listener, addr, s2, c2, version, stop_rx));
+            drop(local);
+            drop(rt);
+        })?;
+    Ok(NodeHandle {
+        addr,
+        settings,
+        cluster,
+        stop,
+        thread: Mutex::new(Some(thread)),
+    })
 }

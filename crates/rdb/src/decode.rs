@@ -258,8 +258,37 @@ fn zset_pairs(v: Vec<Elem<'_>>) -> Result<Vec<(Bytes, f64)>> {
         .collect()
 }
 
+fn has_duplicates<'a>(mut keys: impl ExactSizeIterator<Item = &'a [u8]>) -> bool {
+    if keys.len() < 2 {
+        return false;
+    }
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    keys.any(|k| !seen.insert(k))
+}
+
+/// Redis refuses sets, hashes and sorted sets with repeated members ("Duplicate ... detected").
+fn check_duplicates(v: &Value) -> Result<()> {
+    let dup = match v {
+        Value::Set(m) => has_duplicates(m.iter().map(|b| b.as_ref())),
+        Value::Hash(m) => has_duplicates(m.iter().map(|(f, _)| f.as_ref())),
+        Value::SortedSet(m) => has_duplicates(m.iter().map(|(f, _)| f.as_ref())),
+        _ => false,
+    };
+    if dup {
+        Err(Error::Corrupt("duplicate member"))
+    } else {
+        Ok(())
+    }
+}
+
 /// Loads an object of RDB type `t`.
 pub(crate) fn read_object<R: Read>(inp: &mut Input<R>, t: u8) -> Result<Value> {
+    let v = read_object_unchecked(inp, t)?;
+    check_duplicates(&v)?;
+    Ok(v)
+}
+
+fn read_object_unchecked<R: Read>(inp: &mut Input<R>, t: u8) -> Result<Value> {
     Ok(match t {
         TYPE_STRING => Value::String(inp.bytes()?),
         TYPE_LIST | TYPE_SET => {
@@ -361,8 +390,8 @@ pub(crate) fn read_object<R: Read>(inp: &mut Input<R>, t: u8) -> Result<Value> {
 }
 
 /// Decodes a `DUMP` payload (as `RESTORE` does): checks the RDB version (≤ 11, or Valkey 9's
-/// 80/81) and CRC-64
-/// trailer, then decodes the object. Trailing bytes after the object are ignored, as in Redis.
+/// 80/81) and CRC-64 trailer, then decodes the object. Trailing bytes after the object are
+/// ignored and empty lists/sets/zsets/hashes are refused, as in Redis.
 pub fn restore(payload: &[u8]) -> Result<Value> {
     if payload.len() < 10 {
         return Err(Error::BadPayload);
@@ -380,7 +409,23 @@ pub fn restore(payload: &[u8]) -> Result<Value> {
     }
     let mut inp = Input::with_buf_size(body, body.len());
     let t = inp.u8()?;
-    read_object(&mut inp, t)
+    let v = read_object(&mut inp, t)?;
+    if is_empty_collection(&v) {
+        // Redis refuses empty keys ("Bad data format").
+        return Err(Error::Corrupt("empty collection"));
+    }
+    Ok(v)
+}
+
+/// A list, set, zset or hash with no elements: Redis never holds one; `RESTORE` refuses it and
+/// loading a file skips it.
+pub(crate) fn is_empty_collection(v: &Value) -> bool {
+    match v {
+        Value::List(x) | Value::Set(x) => x.is_empty(),
+        Value::SortedSet(x) => x.is_empty(),
+        Value::Hash(x) => x.is_empty(),
+        Value::String(_) | Value::Stream(_) => false,
+    }
 }
 
 #[cfg(test)]

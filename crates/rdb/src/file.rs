@@ -4,7 +4,10 @@ use std::io::{Read, Write};
 
 use bytes::Bytes;
 
-use crate::decode::{read_object, Input, TYPE_HASH, TYPE_LIST, TYPE_SET, TYPE_STRING, TYPE_ZSET_2};
+use crate::decode::{
+    is_empty_collection, read_object, Input, TYPE_HASH, TYPE_LIST, TYPE_SET, TYPE_STRING,
+    TYPE_ZSET_2,
+};
 use crate::encode::{write_len, write_object, write_string};
 use crate::{crc64, version_supported, Error, Result, Value, RDB_VERSION_REDIS_7_0};
 
@@ -291,6 +294,7 @@ pub struct FileReader<R: Read> {
     functions: Vec<Bytes>,
     db: u64,
     done: bool,
+    skipped_empty: u64,
 }
 
 impl<R: Read> FileReader<R> {
@@ -321,6 +325,7 @@ impl<R: Read> FileReader<R> {
             functions: Vec::new(),
             db: 0,
             done: false,
+            skipped_empty: 0,
         })
     }
 
@@ -331,6 +336,11 @@ impl<R: Read> FileReader<R> {
     /// AUX fields seen so far (Redis writes them all before the first database).
     pub fn aux_fields(&self) -> &[(Bytes, Bytes)] {
         &self.aux
+    }
+
+    /// Keys skipped because they held an empty list/set/zset/hash (as Redis skips them).
+    pub fn skipped_empty_keys(&self) -> u64 {
+        self.skipped_empty
     }
 
     /// Function libraries (`FUNCTION2` opcodes: the library source code) seen so far.
@@ -413,6 +423,12 @@ impl<R: Read> FileReader<R> {
                 t => {
                     let key = self.inp.bytes()?;
                     let value = read_object(&mut self.inp, t)?;
+                    if is_empty_collection(&value) {
+                        // Redis skips empty keys when loading.
+                        self.skipped_empty += 1;
+                        expire = None;
+                        continue;
+                    }
                     return Ok(Some(Entry {
                         db: self.db,
                         key,

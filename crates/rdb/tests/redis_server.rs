@@ -527,6 +527,31 @@ fn our_dump_restores_in_redis_server() {
             );
         }
     }
+    // v1 streams (RDB 9, Redis 5/6 format): entries, last ID and groups survive; the server
+    // recomputes first-id and entries-added.
+    let (_, sv) = sample_values()
+        .into_iter()
+        .find(|(k, _)| k == "stream")
+        .unwrap();
+    let p = dump_with_version(&sv, 9);
+    assert_eq!(
+        c.cmd(&[b"RESTORE".as_slice(), b"st9", b"0", &p]),
+        Reply::Status("OK".into())
+    );
+    let (Value::Stream(ours), Value::Stream(back), Value::Stream(theirs)) =
+        (&sv, restore(&p).unwrap(), fetch(&mut c, b"st9"))
+    else {
+        panic!("not streams");
+    };
+    for s in [&back, &theirs] {
+        assert_eq!(s.entries, ours.entries);
+        assert_eq!(s.last_id, ours.last_id);
+        assert_eq!(s.first_id, ours.entries[0].id);
+        assert_eq!(s.entries_added, ours.entries.len() as u64);
+        assert_eq!(s.groups.len(), 1);
+        assert_eq!(s.groups[0].pel.len(), 2);
+        assert_eq!(s.groups[0].consumers.len(), 2);
+    }
     // A newer version than redis-server 7.0's is refused by it, and accepted by us.
     let p = dump_with_version(&Value::String(b("x")), 11);
     if common::is_default_server() {
