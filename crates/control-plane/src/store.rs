@@ -14,8 +14,10 @@ use std::borrow::Cow;
 use std::path::Path;
 
 /// The migrations in `migrations/`, embedded so the binary is self-contained.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../../migrations/0001_init.sql")),
+    (2, "groups", include_str!("../../../migrations/0002_groups.sql")),
+];
 
 #[derive(Clone)]
 pub struct Store {
@@ -447,4 +449,33 @@ fn node_from_row(r: &SqliteRow) -> Result<NodeRecord, ApiError> {
         availability_zone: r.try_get("availability_zone")?,
         created_ms: r.try_get("created_ms")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_migration_file_is_embedded() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        files.sort();
+        assert_eq!(files.len(), MIGRATIONS.len(), "{files:?}");
+        for (file, (version, name, _)) in files.iter().zip(MIGRATIONS) {
+            assert_eq!(file, &format!("{version:04}_{name}.sql"));
+        }
+    }
+
+    #[tokio::test]
+    async fn opens_migrates_and_reopens() {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("t.db");
+        let s = Store::open(&path).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.subnet_groups("us-east-1").await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+        s.close().await;
+        let s = Store::open(&path).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.parameter_groups("us-east-1").await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+    }
 }
