@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::ids::{Arn, CacheClusterId, CacheNodeId};
 use crate::model::{status, ClusterRecord, ClusterSpec, NodeRecord, PendingModifiedValues};
 use crate::nodes::NodeKey;
-use crate::{now_ms, paginate, subnet_groups, Inner};
+use crate::{now_ms, parameter_groups, paginate, subnet_groups, Inner};
 use aws_query::{Params, XmlWriter};
 use std::sync::Arc;
 
@@ -71,7 +71,8 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     )
     .await?;
     let zones = node_zones(region, p, num, az_mode, &subnet_groups::zones(&subnet_group), 0)?;
-    let parameter_group_name = parameter_group(p.str("CacheParameterGroupName"), version.family)?;
+    let parameter_group_name =
+        parameter_groups::for_cluster(cp, region, p.str("CacheParameterGroupName"), version.family).await?;
     let subnet_group_name = subnet_group.name.clone();
     reject_unsupported(engine, p)?;
     let maintenance_window = match p.str("PreferredMaintenanceWindow") {
@@ -122,6 +123,7 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         config_version: 1,
         last_node_number: num,
         pending: PendingModifiedValues::default(),
+        pending_reboot_nodes: Vec::new(),
     };
 
     let _guard = cp.lock.lock().await;
@@ -318,8 +320,12 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             )));
         }
     }
+    let mut new_group = None;
     if let Some(g) = p.str("CacheParameterGroupName") {
-        spec.parameter_group_name = parameter_group(Some(g), &spec.family)?;
+        let g = parameter_groups::for_cluster(cp, region, Some(g), &spec.family).await?;
+        if g != spec.parameter_group_name {
+            new_group = Some(g);
+        }
     }
     if let Some(ids) = p.list("SecurityGroupIds", "SecurityGroupId")? {
         spec.security_group_ids = ids;
@@ -357,6 +363,24 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         spec.az_mode = m.to_string();
     }
     reject_unsupported(spec.engine, p)?;
+    if let Some(g) = new_group {
+        // The new group's values: immediate ones now, the rest at the next reboot.
+        let before = parameter_groups::effective(cp, region, &c.spec.parameter_group_name).await?;
+        let after = parameter_groups::effective(cp, region, &g).await?;
+        let changed: Vec<(String, String)> = after
+            .iter()
+            .filter(|(k, v)| before.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let (now, later) = parameter_groups::split_by_change_type(&c.spec.family, changed);
+        for n in &c.nodes {
+            cp.nodes.set_params(&node_key(region, &id, n.id), &now);
+        }
+        if !later.is_empty() {
+            c.spec.pending_reboot_nodes = c.nodes.iter().map(|n| n.id.number()).collect();
+        }
+        c.spec.parameter_group_name = g;
+    }
 
     if let Some((n, remove)) = node_change {
         c.status = status::MODIFYING.to_string();
@@ -477,6 +501,10 @@ pub(crate) async fn reboot(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         }
     }
     c.status = status::REBOOTING.to_string();
+    // Rebooted nodes start with every value of their group in force.
+    c.spec
+        .pending_reboot_nodes
+        .retain(|n| !wanted.iter().any(|w| w.number() == *n));
     for n in c.nodes.iter_mut().filter(|n| wanted.contains(&n.id)) {
         n.status = status::NODE_REBOOTING.to_string();
         // The restart itself happens now: connections drop at once, as they do on AWS.
@@ -539,10 +567,11 @@ pub(crate) async fn finish(
     }
     c.nodes.retain(|n| n.status != status::DELETING);
     let mut failed = None;
+    let params = parameter_groups::effective(cp, region, &c.spec.parameter_group_name).await?;
     for n in &mut c.nodes {
         let key = node_key(region, id, n.id);
         if n.status != status::AVAILABLE || !cp.nodes.is_running(&key) {
-            if let Err(e) = cp.nodes.start(&key, &n.bind_ip, n.port, &c.spec).await {
+            if let Err(e) = cp.nodes.start(&key, &n.bind_ip, n.port, &c.spec, &params).await {
                 failed = Some(e);
                 continue;
             }
@@ -656,10 +685,14 @@ fn write_cluster(cp: &Inner, w: &mut XmlWriter, c: &ClusterRecord, show_nodes: b
                 .text("Status", "active");
         },
     );
+    let pending: Vec<String> = s.pending_reboot_nodes.iter().map(|n| CacheNodeId::new(*n).to_string()).collect();
     w.element("CacheParameterGroup", |w| {
         w.text("CacheParameterGroupName", &s.parameter_group_name)
-            .text("ParameterApplyStatus", "in-sync")
-            .string_list("CacheNodeIdsToReboot", "CacheNodeId", Vec::<String>::new());
+            .text(
+                "ParameterApplyStatus",
+                if pending.is_empty() { "in-sync" } else { "pending-reboot" },
+            )
+            .string_list("CacheNodeIdsToReboot", "CacheNodeId", &pending);
     });
     w.text("CacheSubnetGroupName", &s.subnet_group_name);
     if show_nodes {
@@ -671,7 +704,10 @@ fn write_cluster(cp: &Inner, w: &mut XmlWriter, c: &ClusterRecord, show_nodes: b
                     w.text("Address", &cp.nodes.advertised(&n.bind_ip))
                         .int("Port", i64::from(n.port));
                 })
-                .text("ParameterGroupStatus", "in-sync")
+                .text(
+                    "ParameterGroupStatus",
+                    if s.pending_reboot_nodes.contains(&n.id.number()) { "pending-reboot" } else { "in-sync" },
+                )
                 .text("CustomerAvailabilityZone", &n.availability_zone);
         });
     }
@@ -745,16 +781,6 @@ fn node_zones(
         }
     }
     Ok(zones)
-}
-
-/// Until parameter groups exist, only each family's built-in default group does.
-fn parameter_group(requested: Option<&str>, family: &str) -> Result<String, ApiError> {
-    let default = format!("default.{family}");
-    match requested {
-        None => Ok(default),
-        Some(g) if g.eq_ignore_ascii_case(&default) => Ok(default),
-        Some(g) => Err(ApiError::CacheParameterGroupNotFound(g.to_string())),
-    }
 }
 
 /// Settings whose behaviour is not built yet are refused rather than recorded and
@@ -889,4 +915,42 @@ mod tests {
         assert_eq!(node_zones("us-east-1", &p, 2, "cross-az", &abc, 2).unwrap(), vec!["us-east-1c", "us-east-1a"]);
         assert_eq!(node_zones("us-east-1", &p, 2, "single-az", &abc[1..], 0).unwrap(), vec!["us-east-1b"; 2]);
     }
+}
+
+/// Ids of the clusters of a region that use a parameter group.
+pub(crate) async fn using_parameter_group(cp: &Inner, region: &str, group: &str) -> Result<Vec<String>, ApiError> {
+    Ok(cp
+        .store
+        .clusters(region)
+        .await?
+        .into_iter()
+        .filter(|c| c.spec.parameter_group_name == group)
+        .map(|c| c.id.to_string())
+        .collect())
+}
+
+/// A parameter group changed: push `immediate` values to the running nodes of
+/// every cluster using it, and mark them pending a reboot if `needs_reboot`.
+/// The caller holds the control-plane lock.
+pub(crate) async fn apply_parameters(
+    cp: &Inner,
+    region: &str,
+    group: &str,
+    immediate: &[(String, String)],
+    needs_reboot: bool,
+) -> Result<(), ApiError> {
+    for mut c in cp.store.clusters(region).await? {
+        if c.spec.parameter_group_name != group || c.status == status::DELETING {
+            continue;
+        }
+        for n in &c.nodes {
+            cp.nodes.set_params(&node_key(region, &c.id, n.id), immediate);
+        }
+        if needs_reboot {
+            c.spec.pending_reboot_nodes = c.nodes.iter().map(|n| n.id.number()).collect();
+            cp.store.update_cluster(&c).await?;
+        }
+        tracing::info!(region, cluster = %c.id, parameter_group = group, applied = immediate.len(), pending_reboot = needs_reboot, "parameters applied");
+    }
+    Ok(())
 }

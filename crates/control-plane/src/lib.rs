@@ -11,6 +11,7 @@ mod error;
 mod ids;
 mod model;
 mod nodes;
+mod parameter_groups;
 mod store;
 mod subnet_groups;
 mod tags;
@@ -121,6 +122,16 @@ impl ControlPlane {
             "DeleteCacheCluster" => clusters::delete(cp, region, p).await?,
             "RebootCacheCluster" => clusters::reboot(cp, region, p).await?,
             "DescribeCacheEngineVersions" => engine_versions::describe(p)?,
+            "CreateCacheParameterGroup" => parameter_groups::create(cp, region, p).await?,
+            "DescribeCacheParameterGroups" => parameter_groups::describe_groups(cp, region, p).await?,
+            "ModifyCacheParameterGroup" => parameter_groups::modify(cp, region, p).await?,
+            "ResetCacheParameterGroup" => parameter_groups::reset(cp, region, p).await?,
+            "DeleteCacheParameterGroup" => {
+                parameter_groups::delete(cp, region, p).await?;
+                return Ok(None);
+            }
+            "DescribeCacheParameters" => parameter_groups::describe_parameters(cp, region, p).await?,
+            "DescribeEngineDefaultParameters" => parameter_groups::describe_engine_defaults(p).await?,
             "CreateCacheSubnetGroup" => subnet_groups::create(cp, region, p).await?,
             "DescribeCacheSubnetGroups" => subnet_groups::describe(cp, region, p).await?,
             "ModifyCacheSubnetGroup" => subnet_groups::modify(cp, region, p).await?,

@@ -73,6 +73,9 @@ pub struct ClusterSpec {
     pub last_node_number: u16,
     #[serde(default)]
     pub pending: PendingModifiedValues,
+    /// Nodes that must reboot before their parameter group's values are in force.
+    #[serde(default)]
+    pub pending_reboot_nodes: Vec<u16>,
 }
 
 /// Changes requested without `ApplyImmediately`, applied in the maintenance window.
