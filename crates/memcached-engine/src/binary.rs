@@ -193,13 +193,15 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
         op::TOUCH | op::GAT | op::GATK => extlen == 4 && keylen != 0 && bodylen == keylen + 4,
         op::CONFIG_GET => extlen == 0 && bodylen == keylen,
         _ => {
-            // unknown: error and swallow the body
-            write_error(out, &h, ST_UNKNOWN);
-            if buf.len() >= HEADER + bodylen {
-                return Outcome::Consumed(HEADER + bodylen);
+            // unknown: error, then (like memcached 1.6.18, which has already read the key and
+            // extras) swallow `bodylen` further bytes.
+            let head = HEADER + extlen + keylen;
+            if buf.len() < head {
+                return Outcome::NeedMore;
             }
-            conn.swallow = bodylen - (buf.len() - HEADER);
-            return Outcome::Consumed(buf.len());
+            write_error(out, &h, ST_UNKNOWN);
+            conn.swallow = bodylen;
+            return Outcome::Consumed(head);
         }
     };
     if !valid {
@@ -439,7 +441,7 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                 }
             }
         }
-        op::STAT => match stats::group(node, key) {
+        op::STAT => match stats::group_binary(node, key) {
             Some(v) => {
                 for (k, val) in v {
                     write_header(

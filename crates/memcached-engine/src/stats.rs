@@ -210,7 +210,29 @@ pub fn settings(node: &Node) -> Vec<(String, String)> {
     p("read_buf_mem_limit", "0".into());
     p("track_sizes", "no".into());
     p("inline_ascii_response", "no".into());
+    p("ext_item_size", "512".into());
+    p("ext_item_age", "4294967295".into());
+    p("ext_low_ttl", "0".into());
+    p("ext_recache_rate", "2000".into());
+    p("ext_wbuf_size", "4194304".into());
+    p("ext_compact_under", "0".into());
+    p("ext_drop_under", "0".into());
+    p("ext_max_sleep", "1000000".into());
+    p("ext_max_frag", "0.80".into());
+    p("slab_automove_freeratio", "0.010".into());
+    p("ext_drop_unread", "no".into());
     p("ssl_enabled", "no".into());
+    p("ssl_chain_cert", "(null)".into());
+    p("ssl_key", "(null)".into());
+    p("ssl_verify_mode", "0".into());
+    p("ssl_keyformat", "1".into());
+    p("ssl_ciphers", "NULL".into());
+    p("ssl_ca_cert", "NULL".into());
+    p("ssl_wbuf_size", "16384".into());
+    p("ssl_session_cache", "no".into());
+    p("ssl_kernel_tls", "no".into());
+    p("ssl_min_version", "tlsv1.2".into());
+    p("num_napi_ids", "(null)".into());
     p("memory_file", "(null)".into());
     v
 }
@@ -350,6 +372,21 @@ fn emit(out: &mut Vec<u8>, v: &[(String, String)]) {
 
 /// Stats for the binary protocol (name → value) or None for an unknown group.
 pub fn group(node: &mut Node, name: &[u8]) -> Option<Vec<(String, String)>> {
+    group_exact(node, name)
+}
+
+/// Binary `stat`: memcached matches "reset" and "settings" by prefix.
+pub fn group_binary(node: &mut Node, name: &[u8]) -> Option<Vec<(String, String)>> {
+    if name.starts_with(b"reset") {
+        return group_exact(node, b"reset");
+    }
+    if name.starts_with(b"settings") {
+        return group_exact(node, b"settings");
+    }
+    group_exact(node, name)
+}
+
+fn group_exact(node: &mut Node, name: &[u8]) -> Option<Vec<(String, String)>> {
     Some(match name {
         b"" => general(node),
         b"settings" => settings(node),

@@ -645,13 +645,19 @@ impl Store {
 
     /// flush_all: delay <= 0 flushes now.
     pub fn flush_all(&mut self, delay: i64) {
+        // memcached: oldest_live = new_oldest - 1; oldest_cas = get_cas_id() when it is already
+        // in effect (that consumes a CAS id).
         if delay > 0 {
             let t = self.realtime(delay);
-            self.oldest_live = t.saturating_sub(1);
-            if self.oldest_live <= self.now {
+            let ol = t.saturating_sub(1);
+            if ol <= self.now {
+                self.next_cas();
                 self.clear();
+            } else {
+                self.oldest_live = ol;
             }
         } else {
+            self.next_cas();
             self.clear();
         }
     }

@@ -800,8 +800,8 @@ fn meta_get(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
     let mut found = st.lookup(&key, true);
     let mut created = false;
     if found.is_none() && of.vivify {
-        let kb = if of.key_binary { F_KEY_BINARY } else { 0 };
-        found = Some(st.link(&key, &[], 0, 0, kb, None));
+        // memcached does not mark a vivified item's key as binary.
+        found = Some(st.link(&key, &[], 0, 0, 0, None));
         created = true;
     }
     let Some(idx) = found else {
@@ -1215,9 +1215,6 @@ fn meta_arith(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
                 item = Some(st.link(&key, &[&buf], 0, 0, kb, None));
                 value = of.initial;
                 created = true;
-                if of.no_reply {
-                    skip = true;
-                }
             } else {
                 if incr {
                     st.stats.incr_misses += 1;

@@ -139,41 +139,57 @@ pub fn base64_encode(input: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-fn b64_val(c: u8) -> Option<u32> {
+fn b64_val(c: u8) -> Option<u8> {
     Some(match c {
         b'A'..=b'Z' => c - b'A',
         b'a'..=b'z' => c - b'a' + 26,
         b'0'..=b'9' => c - b'0' + 52,
         b'+' => 62,
         b'/' => 63,
+        b'=' => 0,
         _ => return None,
-    } as u32)
+    })
 }
 
-/// Decode standard base64 (padding optional). `None` (memcached: length 0) on bad input.
+/// memcached's base64_decode (hostap-derived): characters outside the alphabet are skipped, the
+/// count of the rest must be a non-zero multiple of 4. `None` where memcached returns 0.
 pub fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(input.len() / 4 * 3 + 3);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
+    let count = input.iter().filter(|&&c| b64_val(c).is_some()).count();
+    if count == 0 || count % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(count / 4 * 3);
+    let mut block = [0u8; 4];
+    let mut n = 0;
     let mut pad = 0;
     for &c in input {
+        let Some(v) = b64_val(c) else { continue };
         if c == b'=' {
             pad += 1;
-            continue;
         }
-        if pad > 0 {
-            return None;
-        }
-        let v = b64_val(c)?;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
+        block[n] = v;
+        n += 1;
+        if n == 4 {
+            out.push((block[0] << 2) | (block[1] >> 4));
+            out.push((block[1] << 4) | (block[2] >> 2));
+            out.push((block[2] << 6) | block[3]);
+            n = 0;
+            if pad > 0 {
+                match pad {
+                    1 => {
+                        out.pop();
+                    }
+                    2 => {
+                        out.pop();
+                        out.pop();
+                    }
+                    _ => return None,
+                }
+                break;
+            }
         }
     }
-    if pad > 2 || out.is_empty() {
+    if out.is_empty() {
         return None;
     }
     Some(out)

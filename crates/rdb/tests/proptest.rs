@@ -317,3 +317,65 @@ fn restore_errors_are_redis_errors() {
     let e = restore(&seal(vec![7, 0, 0])).unwrap_err();
     assert_eq!(e.restore_reply(), "ERR Bad data format");
 }
+
+#[test]
+fn reader_skips_optional_opcodes() {
+    // Hand-built file: old seconds expiry, IDLE, FREQ, MODULE_AUX, SLOT_INFO, FUNCTION2.
+    let mut f = b"REDIS0009".to_vec();
+    f.extend_from_slice(&[0xfa, 0x01, b'k', 0x01, b'v']); // AUX k=v
+    f.extend_from_slice(&[0xf5, 0x03, b'l', b'i', b'b']); // FUNCTION2 "lib"
+                                                          // MODULE_AUX: module id (64-bit len), when_opcode, when, then typed values until EOF (0).
+    f.extend_from_slice(&[0xf7, 0x81, 1, 2, 3, 4, 5, 6, 7, 8, 0x02, 0x02]);
+    f.extend_from_slice(&[0x01, 0x05, 0x02, 0x07, 0x03, 0, 0, 0, 0, 0x04]);
+    f.extend_from_slice(&[0; 8]);
+    f.extend_from_slice(&[0x05, 0x02, b'h', b'i', 0x00]);
+    f.extend_from_slice(&[0xfe, 0x02, 0xfb, 0x02, 0x01]); // SELECTDB 2, RESIZEDB 2 1
+    f.extend_from_slice(&[0xf4, 0x01, 0x02, 0x03]); // SLOT_INFO
+    f.push(0xfd); // EXPIRETIME (seconds)
+    f.extend_from_slice(&1_000_000i32.to_le_bytes());
+    f.extend_from_slice(&[0xf8, 0x05]); // IDLE 5
+    f.extend_from_slice(&[0x00, 0x01, b'a', 0x01, b'1']); // "a" = "1"
+    f.extend_from_slice(&[0xf9, 0x07]); // FREQ 7
+    f.extend_from_slice(&[0x00, 0x01, b'b', 0xc0, 0x05]); // "b" = 5 (int8)
+    f.push(0xff);
+    let crc = crc64(0, &f);
+    f.extend_from_slice(&crc.to_le_bytes());
+    let mut r = FileReader::new(f.as_slice()).unwrap();
+    let all: Vec<Entry> = r.by_ref().map(|e| e.unwrap()).collect();
+    assert_eq!(r.functions().len(), 1);
+    assert_eq!(r.aux_fields().len(), 1);
+    assert_eq!(
+        all,
+        vec![
+            Entry {
+                db: 2,
+                key: Bytes::from_static(b"a"),
+                value: Value::String(Bytes::from_static(b"1")),
+                expire_at_ms: Some(1_000_000_000),
+            },
+            Entry {
+                db: 2,
+                key: Bytes::from_static(b"b"),
+                value: Value::String(Bytes::from_static(b"5")),
+                expire_at_ms: None,
+            },
+        ]
+    );
+    // Same file with a wrong checksum; and with checksum 0 (rdbchecksum no), accepted.
+    let n = f.len();
+    let mut bad = f.clone();
+    bad[n - 1] ^= 1;
+    assert!(matches!(
+        read_file(bad.as_slice()),
+        Err(rdb::Error::ChecksumMismatch)
+    ));
+    let mut zero = f.clone();
+    zero[n - 8..].copy_from_slice(&[0; 8]);
+    assert_eq!(read_file(zero.as_slice()).unwrap().len(), 2);
+    // Bad headers.
+    assert!(FileReader::new(&b"REDIS0012"[..]).is_err());
+    assert!(FileReader::new(&b"RODIS0010"[..]).is_err());
+    assert!(FileReader::new(&b"VALKEY010"[..]).is_err());
+    assert!(FileReader::new(&b"REDIS"[..]).is_err());
+    assert!(FileReader::new(&b"VALKEY080\xff"[..]).is_ok());
+}
