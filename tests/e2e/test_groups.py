@@ -99,7 +99,7 @@ def test_memcached_max_item_size_changes_what_a_set_accepts(server):
     mc = pymemcache.client.base.Client((host, port))
     big = b"x" * (1536 * 1024)
     with pytest.raises(pymemcache.exceptions.MemcacheServerError):
-        mc.set("big", big)
+        mc.set("big", big, noreply=False)
 
     ec.modify_cache_parameter_group(CacheParameterGroupName="big-items", ParameterNameValues=[
         {"ParameterName": "max_item_size", "ParameterValue": str(2 * 1024 * 1024)}])
@@ -108,13 +108,13 @@ def test_memcached_max_item_size_changes_what_a_set_accepts(server):
     assert cc["CacheParameterGroup"]["ParameterApplyStatus"] == "pending-reboot"
     assert cc["CacheParameterGroup"]["CacheNodeIdsToReboot"] == ["0001"]
     with pytest.raises(pymemcache.exceptions.MemcacheServerError):
-        pymemcache.client.base.Client((host, port)).set("big", big)
+        pymemcache.client.base.Client((host, port)).set("big", big, noreply=False)
 
     ec.reboot_cache_cluster(CacheClusterId="items", CacheNodeIdsToReboot=["0001"])
     cc = wait_available(ec, "items")
     assert cc["CacheParameterGroup"]["ParameterApplyStatus"] == "in-sync"
     mc = pymemcache.client.base.Client((host, port))
-    assert mc.set("big", big)
+    assert mc.set("big", big, noreply=False)
     assert mc.get("big") == big
 
 

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::ids::{Arn, CacheClusterId, CacheNodeId};
 use crate::model::{status, ClusterRecord, ClusterSpec, NodeRecord, PendingModifiedValues};
 use crate::nodes::NodeKey;
-use crate::{now_ms, parameter_groups, paginate, subnet_groups, Inner};
+use crate::{now_ms, paginate, parameter_groups, subnet_groups, Inner};
 use aws_query::{Params, XmlWriter};
 use std::sync::Arc;
 
@@ -67,12 +67,21 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     let subnet_group = subnet_groups::find(
         cp,
         region,
-        p.str("CacheSubnetGroupName").unwrap_or(subnet_groups::DEFAULT),
+        p.str("CacheSubnetGroupName")
+            .unwrap_or(subnet_groups::DEFAULT),
     )
     .await?;
-    let zones = node_zones(region, p, num, az_mode, &subnet_groups::zones(&subnet_group), 0)?;
+    let zones = node_zones(
+        region,
+        p,
+        num,
+        az_mode,
+        &subnet_groups::zones(&subnet_group),
+        0,
+    )?;
     let parameter_group_name =
-        parameter_groups::for_cluster(cp, region, p.str("CacheParameterGroupName"), version.family).await?;
+        parameter_groups::for_cluster(cp, region, p.str("CacheParameterGroupName"), version.family)
+            .await?;
     let subnet_group_name = subnet_group.name.clone();
     reject_unsupported(engine, p)?;
     let maintenance_window = match p.str("PreferredMaintenanceWindow") {
@@ -388,7 +397,14 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         if n > current {
             let group = subnet_groups::find(cp, region, &c.spec.subnet_group_name).await?;
             let group_zones = subnet_groups::zones(&group);
-            let zones = node_zones(region, p, n - current, &c.spec.az_mode.clone(), &group_zones, current)?;
+            let zones = node_zones(
+                region,
+                p,
+                n - current,
+                &c.spec.az_mode.clone(),
+                &group_zones,
+                current,
+            )?;
             let new_ids: Vec<CacheNodeId> = (1..=(n - current))
                 .map(|i| CacheNodeId::new(c.spec.last_node_number + i))
                 .collect();
@@ -571,7 +587,11 @@ pub(crate) async fn finish(
     for n in &mut c.nodes {
         let key = node_key(region, id, n.id);
         if n.status != status::AVAILABLE || !cp.nodes.is_running(&key) {
-            if let Err(e) = cp.nodes.start(&key, &n.bind_ip, n.port, &c.spec, &params).await {
+            if let Err(e) = cp
+                .nodes
+                .start(&key, &n.bind_ip, n.port, &c.spec, &params)
+                .await
+            {
                 failed = Some(e);
                 continue;
             }
@@ -685,12 +705,20 @@ fn write_cluster(cp: &Inner, w: &mut XmlWriter, c: &ClusterRecord, show_nodes: b
                 .text("Status", "active");
         },
     );
-    let pending: Vec<String> = s.pending_reboot_nodes.iter().map(|n| CacheNodeId::new(*n).to_string()).collect();
+    let pending: Vec<String> = s
+        .pending_reboot_nodes
+        .iter()
+        .map(|n| CacheNodeId::new(*n).to_string())
+        .collect();
     w.element("CacheParameterGroup", |w| {
         w.text("CacheParameterGroupName", &s.parameter_group_name)
             .text(
                 "ParameterApplyStatus",
-                if pending.is_empty() { "in-sync" } else { "pending-reboot" },
+                if pending.is_empty() {
+                    "in-sync"
+                } else {
+                    "pending-reboot"
+                },
             )
             .string_list("CacheNodeIdsToReboot", "CacheNodeId", &pending);
     });
@@ -706,7 +734,11 @@ fn write_cluster(cp: &Inner, w: &mut XmlWriter, c: &ClusterRecord, show_nodes: b
                 })
                 .text(
                     "ParameterGroupStatus",
-                    if s.pending_reboot_nodes.contains(&n.id.number()) { "pending-reboot" } else { "in-sync" },
+                    if s.pending_reboot_nodes.contains(&n.id.number()) {
+                        "pending-reboot"
+                    } else {
+                        "in-sync"
+                    },
                 )
                 .text("CustomerAvailabilityZone", &n.availability_zone);
         });
@@ -749,7 +781,11 @@ fn node_zones(
     offset: u16,
 ) -> Result<Vec<String>, ApiError> {
     let fallback = [format!("{region}a")];
-    let group_zones = if group_zones.is_empty() { &fallback[..] } else { group_zones };
+    let group_zones = if group_zones.is_empty() {
+        &fallback[..]
+    } else {
+        group_zones
+    };
     let explicit = p
         .list("PreferredAvailabilityZones", "PreferredAvailabilityZone")?
         .or(p.list("NewAvailabilityZones", "PreferredAvailabilityZone")?)
@@ -907,18 +943,30 @@ mod tests {
         let p = Params::from_pairs([("PreferredAvailabilityZone", "eu-west-1a")]);
         assert!(node_zones("us-east-1", &p, 1, "single-az", &[], 0).is_err());
         let p = Params::default();
-        let abc: Vec<String> = ["us-east-1a", "us-east-1b", "us-east-1c"].map(String::from).to_vec();
+        let abc: Vec<String> = ["us-east-1a", "us-east-1b", "us-east-1c"]
+            .map(String::from)
+            .to_vec();
         assert_eq!(
             node_zones("us-east-1", &p, 4, "cross-az", &abc, 0).unwrap(),
             vec!["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1a"]
         );
-        assert_eq!(node_zones("us-east-1", &p, 2, "cross-az", &abc, 2).unwrap(), vec!["us-east-1c", "us-east-1a"]);
-        assert_eq!(node_zones("us-east-1", &p, 2, "single-az", &abc[1..], 0).unwrap(), vec!["us-east-1b"; 2]);
+        assert_eq!(
+            node_zones("us-east-1", &p, 2, "cross-az", &abc, 2).unwrap(),
+            vec!["us-east-1c", "us-east-1a"]
+        );
+        assert_eq!(
+            node_zones("us-east-1", &p, 2, "single-az", &abc[1..], 0).unwrap(),
+            vec!["us-east-1b"; 2]
+        );
     }
 }
 
 /// Ids of the clusters of a region that use a parameter group.
-pub(crate) async fn using_parameter_group(cp: &Inner, region: &str, group: &str) -> Result<Vec<String>, ApiError> {
+pub(crate) async fn using_parameter_group(
+    cp: &Inner,
+    region: &str,
+    group: &str,
+) -> Result<Vec<String>, ApiError> {
     Ok(cp
         .store
         .clusters(region)
@@ -944,7 +992,8 @@ pub(crate) async fn apply_parameters(
             continue;
         }
         for n in &c.nodes {
-            cp.nodes.set_params(&node_key(region, &c.id, n.id), immediate);
+            cp.nodes
+                .set_params(&node_key(region, &c.id, n.id), immediate);
         }
         if needs_reboot {
             c.spec.pending_reboot_nodes = c.nodes.iter().map(|n| n.id.number()).collect();

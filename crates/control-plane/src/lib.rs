@@ -123,15 +123,21 @@ impl ControlPlane {
             "RebootCacheCluster" => clusters::reboot(cp, region, p).await?,
             "DescribeCacheEngineVersions" => engine_versions::describe(p)?,
             "CreateCacheParameterGroup" => parameter_groups::create(cp, region, p).await?,
-            "DescribeCacheParameterGroups" => parameter_groups::describe_groups(cp, region, p).await?,
+            "DescribeCacheParameterGroups" => {
+                parameter_groups::describe_groups(cp, region, p).await?
+            }
             "ModifyCacheParameterGroup" => parameter_groups::modify(cp, region, p).await?,
             "ResetCacheParameterGroup" => parameter_groups::reset(cp, region, p).await?,
             "DeleteCacheParameterGroup" => {
                 parameter_groups::delete(cp, region, p).await?;
                 return Ok(None);
             }
-            "DescribeCacheParameters" => parameter_groups::describe_parameters(cp, region, p).await?,
-            "DescribeEngineDefaultParameters" => parameter_groups::describe_engine_defaults(p).await?,
+            "DescribeCacheParameters" => {
+                parameter_groups::describe_parameters(cp, region, p).await?
+            }
+            "DescribeEngineDefaultParameters" => {
+                parameter_groups::describe_engine_defaults(p).await?
+            }
             "CreateCacheSubnetGroup" => subnet_groups::create(cp, region, p).await?,
             "DescribeCacheSubnetGroups" => subnet_groups::describe(cp, region, p).await?,
             "ModifyCacheSubnetGroup" => subnet_groups::modify(cp, region, p).await?,

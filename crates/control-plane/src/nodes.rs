@@ -232,7 +232,8 @@ impl Supervisor {
                 let defaults = memcached_engine::Config::default();
                 let config = memcached_engine::Config {
                     memory_limit: memcached_memory(memory, params),
-                    max_item_size: param_u64(params, "max_item_size").unwrap_or(defaults.max_item_size),
+                    max_item_size: param_u64(params, "max_item_size")
+                        .unwrap_or(defaults.max_item_size),
                     evict: !param_bool(params, "error_on_memory_exhausted").unwrap_or(false),
                     version: spec.engine_version.clone(),
                 };
@@ -340,13 +341,19 @@ fn bind_error(ip: &str, port: u16, e: &std::io::Error) -> ApiError {
 }
 
 fn node_memory(spec: &ClusterSpec) -> u64 {
-    catalog::node_type(&spec.node_type).map(|t| t.memory_mib).unwrap_or(512) * 1024 * 1024
+    catalog::node_type(&spec.node_type)
+        .map(|t| t.memory_mib)
+        .unwrap_or(512)
+        * 1024
+        * 1024
 }
 
 /// ElastiCache keeps `reserved-memory-percent` (25 by default) of a node's memory
 /// out of the data set.
 fn redis_maxmemory(memory: u64, params: &BTreeMap<String, String>) -> u64 {
-    let reserved = param_u64(params, "reserved-memory-percent").unwrap_or(25).min(100);
+    let reserved = param_u64(params, "reserved-memory-percent")
+        .unwrap_or(25)
+        .min(100);
     memory / 100 * (100 - reserved)
 }
 
@@ -362,5 +369,7 @@ fn param_u64(params: &BTreeMap<String, String>, name: &str) -> Option<u64> {
 }
 
 fn param_bool(params: &BTreeMap<String, String>, name: &str) -> Option<bool> {
-    params.get(name).map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+    params
+        .get(name)
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
 }

@@ -27,7 +27,9 @@ struct Group {
 
 fn family(name: &str) -> Result<&'static Family, ApiError> {
     parameter_catalog::family(name).ok_or_else(|| {
-        ApiError::InvalidParameterValue(format!("The parameter CacheParameterGroupFamily {name} is not valid."))
+        ApiError::InvalidParameterValue(format!(
+            "The parameter CacheParameterGroupFamily {name} is not valid."
+        ))
     })
 }
 
@@ -47,7 +49,10 @@ fn default_group(region: &str, f: &'static Family) -> Group {
 
 async fn find(cp: &Inner, region: &str, raw: &str) -> Result<Group, ApiError> {
     let name = raw.to_ascii_lowercase();
-    if let Some(f) = name.strip_prefix("default.").and_then(parameter_catalog::family) {
+    if let Some(f) = name
+        .strip_prefix("default.")
+        .and_then(parameter_catalog::family)
+    {
         return Ok(default_group(region, f));
     }
     let record = cp
@@ -64,8 +69,15 @@ async fn find(cp: &Inner, region: &str, raw: &str) -> Result<Group, ApiError> {
 }
 
 /// Resolve the group a cluster asks for, checking it fits the engine version.
-pub(crate) async fn for_cluster(cp: &Inner, region: &str, requested: Option<&str>, version_family: &str) -> Result<String, ApiError> {
-    let name = requested.map(str::to_string).unwrap_or_else(|| format!("default.{version_family}"));
+pub(crate) async fn for_cluster(
+    cp: &Inner,
+    region: &str,
+    requested: Option<&str>,
+    version_family: &str,
+) -> Result<String, ApiError> {
+    let name = requested
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("default.{version_family}"));
     let g = find(cp, region, &name).await?;
     // A `.cluster.on` group belongs to cluster-mode groups; plain clusters take the
     // family without it.
@@ -79,20 +91,31 @@ pub(crate) async fn for_cluster(cp: &Inner, region: &str, requested: Option<&str
 }
 
 /// The values a node of a cluster using `group` runs with.
-pub(crate) async fn effective(cp: &Inner, region: &str, group: &str) -> Result<BTreeMap<String, String>, ApiError> {
+pub(crate) async fn effective(
+    cp: &Inner,
+    region: &str,
+    group: &str,
+) -> Result<BTreeMap<String, String>, ApiError> {
     let g = find(cp, region, group).await?;
     let mut out: BTreeMap<String, String> = g
         .family
         .params
         .iter()
-        .filter_map(|p| p.default_value.as_deref().map(|v| (p.name.to_string(), v.to_string())))
+        .filter_map(|p| {
+            p.default_value
+                .as_deref()
+                .map(|v| (p.name.to_string(), v.to_string()))
+        })
         .collect();
     out.extend(g.record.values);
     Ok(out)
 }
 
 pub(crate) async fn create(cp: &Inner, region: &str, p: &Params) -> Result<String, ApiError> {
-    let name = group_name("CacheParameterGroupName", p.required("CacheParameterGroupName")?)?;
+    let name = group_name(
+        "CacheParameterGroupName",
+        p.required("CacheParameterGroupName")?,
+    )?;
     let f = family(p.required("CacheParameterGroupFamily")?)?;
     let description = p.required("Description")?.to_string();
     let tags = p.tags("Tags")?.unwrap_or_default();
@@ -113,7 +136,9 @@ pub(crate) async fn create(cp: &Inner, region: &str, p: &Params) -> Result<Strin
         values: BTreeMap::new(),
     };
     cp.store.insert_parameter_group(&record).await?;
-    cp.store.put_tags(&cp.arn(region, "parametergroup", &record.name), &tags).await?;
+    cp.store
+        .put_tags(&cp.arn(region, "parametergroup", &record.name), &tags)
+        .await?;
     tracing::info!(region, parameter_group = %record.name, family = f.name, "cache parameter group created");
     let g = Group {
         record,
@@ -125,11 +150,17 @@ pub(crate) async fn create(cp: &Inner, region: &str, p: &Params) -> Result<Strin
     Ok(w.finish())
 }
 
-pub(crate) async fn describe_groups(cp: &Inner, region: &str, p: &Params) -> Result<String, ApiError> {
+pub(crate) async fn describe_groups(
+    cp: &Inner,
+    region: &str,
+    p: &Params,
+) -> Result<String, ApiError> {
     let groups = match p.str("CacheParameterGroupName") {
         Some(n) => vec![find(cp, region, n).await?],
         None => {
-            let mut all: Vec<Group> = parameter_catalog::families().map(|f| default_group(region, f)).collect();
+            let mut all: Vec<Group> = parameter_catalog::families()
+                .map(|f| default_group(region, f))
+                .collect();
             for record in cp.store.parameter_groups(region).await? {
                 let family = family(&record.family)?;
                 all.push(Group {
@@ -145,7 +176,12 @@ pub(crate) async fn describe_groups(cp: &Inner, region: &str, p: &Params) -> Res
     let (page, marker) = paginate(groups, p, |g| g.record.name.clone())?;
     let mut w = XmlWriter::new();
     w.opt_text("Marker", marker.as_deref());
-    w.list("CacheParameterGroups", "CacheParameterGroup", &page, |w, g| write_group(cp, w, g));
+    w.list(
+        "CacheParameterGroups",
+        "CacheParameterGroup",
+        &page,
+        |w, g| write_group(cp, w, g),
+    );
     Ok(w.finish())
 }
 
@@ -154,7 +190,10 @@ fn write_group(cp: &Inner, w: &mut XmlWriter, g: &Group) {
         .text("CacheParameterGroupFamily", &g.record.family)
         .text("Description", &g.record.description)
         .bool("IsGlobal", false)
-        .text("ARN", &cp.arn(&g.record.region, "parametergroup", &g.record.name));
+        .text(
+            "ARN",
+            &cp.arn(&g.record.region, "parametergroup", &g.record.name),
+        );
 }
 
 pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<String, ApiError> {
@@ -182,17 +221,20 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         let value = item
             .str("ParameterValue")
             .ok_or_else(|| ApiError::MissingParameter("ParameterValue".into()))?;
-        let def = g
-            .family
-            .param(pname)
-            .ok_or_else(|| ApiError::InvalidParameterValue(format!("Parameter {pname} doesn't exist")))?;
+        let def = g.family.param(pname).ok_or_else(|| {
+            ApiError::InvalidParameterValue(format!("Parameter {pname} doesn't exist"))
+        })?;
         if !def.is_modifiable {
-            return Err(ApiError::InvalidParameterValue(format!("Parameter {pname} is not modifiable")));
+            return Err(ApiError::InvalidParameterValue(format!(
+                "Parameter {pname} is not modifiable"
+            )));
         }
         parameter_catalog::validate(def, value).map_err(ApiError::InvalidParameterValue)?;
         changes.push((pname.to_string(), Some(value.to_string())));
     }
-    cp.store.set_parameters(region, &g.record.name, &changes).await?;
+    cp.store
+        .set_parameters(region, &g.record.name, &changes)
+        .await?;
     tracing::info!(region, parameter_group = %g.record.name, changed = changes.len(), "cache parameter group modified");
     apply(cp, region, &g, &changes).await?;
     Ok(name_only(&g.record.name))
@@ -224,14 +266,18 @@ pub(crate) async fn reset(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<S
         for item in &items {
             let pname = item.required("ParameterName")?;
             if g.family.param(pname).is_none() {
-                return Err(ApiError::InvalidParameterValue(format!("Parameter {pname} doesn't exist")));
+                return Err(ApiError::InvalidParameterValue(format!(
+                    "Parameter {pname} doesn't exist"
+                )));
             }
             out.push(pname.to_string());
         }
         out
     };
     let changes: Vec<(String, Option<String>)> = names.into_iter().map(|n| (n, None)).collect();
-    cp.store.set_parameters(region, &g.record.name, &changes).await?;
+    cp.store
+        .set_parameters(region, &g.record.name, &changes)
+        .await?;
     tracing::info!(region, parameter_group = %g.record.name, reset = changes.len(), "cache parameter group reset");
     apply(cp, region, &g, &changes).await?;
     Ok(name_only(&g.record.name))
@@ -256,13 +302,21 @@ pub(crate) async fn delete(cp: &Inner, region: &str, p: &Params) -> Result<(), A
         )));
     }
     cp.store
-        .delete_parameter_group(region, &g.record.name, &cp.arn(region, "parametergroup", &g.record.name))
+        .delete_parameter_group(
+            region,
+            &g.record.name,
+            &cp.arn(region, "parametergroup", &g.record.name),
+        )
         .await?;
     Ok(())
 }
 
 /// DescribeCacheParameters: the group's effective parameters, filtered by `Source`.
-pub(crate) async fn describe_parameters(cp: &Inner, region: &str, p: &Params) -> Result<String, ApiError> {
+pub(crate) async fn describe_parameters(
+    cp: &Inner,
+    region: &str,
+    p: &Params,
+) -> Result<String, ApiError> {
     let g = find(cp, region, p.required("CacheParameterGroupName")?).await?;
     let source = p.str("Source");
     if let Some(s) = source {
@@ -279,7 +333,11 @@ pub(crate) async fn describe_parameters(cp: &Inner, region: &str, p: &Params) ->
         .map(|def| {
             let user = g.record.values.get(def.name.as_ref() as &str).cloned();
             ParamRow {
-                source: if user.is_some() { "user".to_string() } else { def.source.to_string() },
+                source: if user.is_some() {
+                    "user".to_string()
+                } else {
+                    def.source.to_string()
+                },
                 value: user.or_else(|| def.default_value.as_deref().map(str::to_string)),
                 def,
             }
@@ -291,7 +349,11 @@ pub(crate) async fn describe_parameters(cp: &Inner, region: &str, p: &Params) ->
     w.opt_text("Marker", marker.as_deref());
     w.list("Parameters", "Parameter", &page, write_param);
     // Node-type-specific values are never user-set.
-    let specific = if source.is_some_and(|s| s == "user") { &[][..] } else { &g.family.node_type_specific[..] };
+    let specific = if source.is_some_and(|s| s == "user") {
+        &[][..]
+    } else {
+        &g.family.node_type_specific[..]
+    };
     write_node_type_specific(&mut w, specific);
     Ok(w.finish())
 }
@@ -310,7 +372,7 @@ pub(crate) async fn describe_engine_defaults(p: &Params) -> Result<String, ApiEr
     let (page, marker) = paginate(rows, p, |r| r.def.name.to_string())?;
     let mut w = XmlWriter::new();
     w.element("EngineDefaults", |w| {
-        w.text("CacheParameterGroupFamily", f.name);
+        w.text("CacheParameterGroupFamily", &f.name);
         w.opt_text("Marker", marker.as_deref());
         w.list("Parameters", "Parameter", &page, write_param);
         write_node_type_specific(w, &f.node_type_specific);
@@ -338,19 +400,29 @@ fn write_param(w: &mut XmlWriter, r: &ParamRow) {
 }
 
 fn write_node_type_specific(w: &mut XmlWriter, defs: &[parameter_catalog::NodeTypeSpecificDef]) {
-    w.list("CacheNodeTypeSpecificParameters", "CacheNodeTypeSpecificParameter", defs, |w, d| {
-        w.text("ParameterName", &d.name)
-            .text("Description", &d.description)
-            .text("Source", &d.source)
-            .text("DataType", d.data_type.as_str())
-            .opt_text("AllowedValues", d.allowed_values.as_deref())
-            .bool("IsModifiable", d.is_modifiable)
-            .text("MinimumEngineVersion", &d.minimum_engine_version)
-            .list("CacheNodeTypeSpecificValues", "CacheNodeTypeSpecificValue", &d.values, |w, (t, v)| {
-                w.text("CacheNodeType", t).text("Value", v);
-            })
-            .text("ChangeType", d.change_type.as_str());
-    });
+    w.list(
+        "CacheNodeTypeSpecificParameters",
+        "CacheNodeTypeSpecificParameter",
+        defs,
+        |w, d| {
+            w.text("ParameterName", &d.name)
+                .text("Description", &d.description)
+                .text("Source", &d.source)
+                .text("DataType", d.data_type.as_str())
+                .opt_text("AllowedValues", d.allowed_values.as_deref())
+                .bool("IsModifiable", d.is_modifiable)
+                .text("MinimumEngineVersion", &d.minimum_engine_version)
+                .list(
+                    "CacheNodeTypeSpecificValues",
+                    "CacheNodeTypeSpecificValue",
+                    &d.values,
+                    |w, (t, v)| {
+                        w.text("CacheNodeType", t).text("Value", v);
+                    },
+                )
+                .text("ChangeType", d.change_type.as_str());
+        },
+    );
 }
 
 fn name_only(name: &str) -> String {
@@ -361,12 +433,19 @@ fn name_only(name: &str) -> String {
 
 /// Push changed values to the clusters using the group: immediate ones to the
 /// running nodes now, the others as pending until a reboot.
-async fn apply(cp: &Arc<Inner>, region: &str, g: &Group, changes: &[(String, Option<String>)]) -> Result<(), ApiError> {
+async fn apply(
+    cp: &Arc<Inner>,
+    region: &str,
+    g: &Group,
+    changes: &[(String, Option<String>)],
+) -> Result<(), ApiError> {
     let effective = effective(cp, region, &g.record.name).await?;
     let mut immediate = Vec::new();
     let mut needs_reboot = false;
     for (name, _) in changes {
-        let Some(def) = g.family.param(name) else { continue };
+        let Some(def) = g.family.param(name) else {
+            continue;
+        };
         match def.change_type {
             ChangeType::Immediate => {
                 if let Some(v) = effective.get(name) {

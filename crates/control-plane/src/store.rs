@@ -4,7 +4,9 @@
 
 use crate::error::ApiError;
 use crate::ids::{CacheClusterId, CacheNodeId};
-use crate::model::{ClusterRecord, ClusterSpec, NodeRecord, ParameterGroupRecord, SubnetGroupRecord};
+use crate::model::{
+    ClusterRecord, ClusterSpec, NodeRecord, ParameterGroupRecord, SubnetGroupRecord,
+};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -16,7 +18,11 @@ use std::path::Path;
 /// The migrations in `migrations/`, embedded so the binary is self-contained.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../../migrations/0001_init.sql")),
-    (2, "groups", include_str!("../../../migrations/0002_groups.sql")),
+    (
+        2,
+        "groups",
+        include_str!("../../../migrations/0002_groups.sql"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -243,7 +249,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn parameter_group(&self, region: &str, name: &str) -> Result<Option<ParameterGroupRecord>, ApiError> {
+    pub async fn parameter_group(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<ParameterGroupRecord>, ApiError> {
         let row = sqlx::query("SELECT * FROM cache_parameter_groups WHERE region = ? AND name = ?")
             .bind(region)
             .bind(name)
@@ -255,11 +265,15 @@ impl Store {
         }
     }
 
-    pub async fn parameter_groups(&self, region: &str) -> Result<Vec<ParameterGroupRecord>, ApiError> {
-        let rows = sqlx::query("SELECT * FROM cache_parameter_groups WHERE region = ? ORDER BY name")
-            .bind(region)
-            .fetch_all(&self.pool)
-            .await?;
+    pub async fn parameter_groups(
+        &self,
+        region: &str,
+    ) -> Result<Vec<ParameterGroupRecord>, ApiError> {
+        let rows =
+            sqlx::query("SELECT * FROM cache_parameter_groups WHERE region = ? ORDER BY name")
+                .bind(region)
+                .fetch_all(&self.pool)
+                .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             out.push(self.parameter_group_from_row(r).await?);
@@ -267,7 +281,10 @@ impl Store {
         Ok(out)
     }
 
-    async fn parameter_group_from_row(&self, r: &SqliteRow) -> Result<ParameterGroupRecord, ApiError> {
+    async fn parameter_group_from_row(
+        &self,
+        r: &SqliteRow,
+    ) -> Result<ParameterGroupRecord, ApiError> {
         let region: String = r.try_get("region")?;
         let name: String = r.try_get("name")?;
         let values = sqlx::query("SELECT name, value FROM cache_parameters WHERE region = ? AND group_name = ? ORDER BY name")
@@ -300,7 +317,12 @@ impl Store {
     }
 
     /// Set (`Some`) or reset (`None`) user values of a group atomically.
-    pub async fn set_parameters(&self, region: &str, group: &str, changes: &[(String, Option<String>)]) -> Result<(), ApiError> {
+    pub async fn set_parameters(
+        &self,
+        region: &str,
+        group: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<(), ApiError> {
         let mut tx = self.pool.begin().await?;
         for (name, value) in changes {
             match value {
@@ -330,28 +352,31 @@ impl Store {
         Ok(())
     }
 
-    pub async fn reset_all_parameters(&self, region: &str, group: &str) -> Result<(), ApiError> {
-        sqlx::query("DELETE FROM cache_parameters WHERE region = ? AND group_name = ?")
-            .bind(region)
-            .bind(group)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn delete_parameter_group(&self, region: &str, name: &str, arn: &str) -> Result<(), ApiError> {
+    pub async fn delete_parameter_group(
+        &self,
+        region: &str,
+        name: &str,
+        arn: &str,
+    ) -> Result<(), ApiError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM cache_parameter_groups WHERE region = ? AND name = ?")
             .bind(region)
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM tags WHERE arn = ?").bind(arn).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM tags WHERE arn = ?")
+            .bind(arn)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn subnet_group(&self, region: &str, name: &str) -> Result<Option<SubnetGroupRecord>, ApiError> {
+    pub async fn subnet_group(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<SubnetGroupRecord>, ApiError> {
         let row = sqlx::query("SELECT * FROM cache_subnet_groups WHERE region = ? AND name = ?")
             .bind(region)
             .bind(name)
@@ -385,14 +410,22 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_subnet_group(&self, region: &str, name: &str, arn: &str) -> Result<(), ApiError> {
+    pub async fn delete_subnet_group(
+        &self,
+        region: &str,
+        name: &str,
+        arn: &str,
+    ) -> Result<(), ApiError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM cache_subnet_groups WHERE region = ? AND name = ?")
             .bind(region)
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM tags WHERE arn = ?").bind(arn).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM tags WHERE arn = ?")
+            .bind(arn)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -459,7 +492,11 @@ mod tests {
     fn every_migration_file_is_embedded() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
         let mut files: Vec<String> = std::fs::read_dir(dir)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         files.sort();
         assert_eq!(files.len(), MIGRATIONS.len(), "{files:?}");
@@ -470,12 +507,22 @@ mod tests {
 
     #[tokio::test]
     async fn opens_migrates_and_reopens() {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir()
+            .map_err(|e| e.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("t.db");
         let s = Store::open(&path).await.unwrap_or_else(|e| panic!("{e}"));
-        assert!(s.subnet_groups("us-east-1").await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+        assert!(s
+            .subnet_groups("us-east-1")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty());
         s.close().await;
         let s = Store::open(&path).await.unwrap_or_else(|e| panic!("{e}"));
-        assert!(s.parameter_groups("us-east-1").await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+        assert!(s
+            .parameter_groups("us-east-1")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty());
     }
 }

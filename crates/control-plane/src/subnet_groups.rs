@@ -16,7 +16,8 @@ const MAX_SUBNETS: usize = 20;
 pub(crate) async fn create(cp: &Inner, region: &str, p: &Params) -> Result<String, ApiError> {
     let name = group_name("CacheSubnetGroupName", p.required("CacheSubnetGroupName")?)?;
     let description = p.required("CacheSubnetGroupDescription")?.to_string();
-    let subnets = subnets(region, p)?.ok_or_else(|| ApiError::MissingParameter("SubnetIds".into()))?;
+    let subnets =
+        subnets(region, p)?.ok_or_else(|| ApiError::MissingParameter("SubnetIds".into()))?;
     let tags = p.tags("Tags")?.unwrap_or_default();
     let _guard = cp.lock.lock().await;
     if name == DEFAULT || cp.store.subnet_group(region, &name).await?.is_some() {
@@ -35,7 +36,9 @@ pub(crate) async fn create(cp: &Inner, region: &str, p: &Params) -> Result<Strin
         subnets,
     };
     cp.store.put_subnet_group(&g).await?;
-    cp.store.put_tags(&cp.arn(region, "subnetgroup", &g.name), &tags).await?;
+    cp.store
+        .put_tags(&cp.arn(region, "subnetgroup", &g.name), &tags)
+        .await?;
     tracing::info!(region, subnet_group = %g.name, "cache subnet group created");
     Ok(render_one(cp, &g))
 }
@@ -44,7 +47,9 @@ pub(crate) async fn modify(cp: &Inner, region: &str, p: &Params) -> Result<Strin
     let name = p.required("CacheSubnetGroupName")?.to_ascii_lowercase();
     let _guard = cp.lock.lock().await;
     if name == DEFAULT {
-        return Err(ApiError::InvalidParameterValue("The default cache subnet group cannot be modified.".into()));
+        return Err(ApiError::InvalidParameterValue(
+            "The default cache subnet group cannot be modified.".into(),
+        ));
     }
     let mut g = cp
         .store
@@ -75,7 +80,9 @@ pub(crate) async fn delete(cp: &Inner, region: &str, p: &Params) -> Result<(), A
     let name = p.required("CacheSubnetGroupName")?.to_ascii_lowercase();
     let _guard = cp.lock.lock().await;
     if name == DEFAULT {
-        return Err(ApiError::InvalidParameterValue("The default cache subnet group cannot be deleted.".into()));
+        return Err(ApiError::InvalidParameterValue(
+            "The default cache subnet group cannot be deleted.".into(),
+        ));
     }
     if cp.store.subnet_group(region, &name).await?.is_none() {
         return Err(ApiError::CacheSubnetGroupNotFound(name));
@@ -94,7 +101,9 @@ pub(crate) async fn delete(cp: &Inner, region: &str, p: &Params) -> Result<(), A
             users.join(", ")
         )));
     }
-    cp.store.delete_subnet_group(region, &name, &cp.arn(region, "subnetgroup", &name)).await?;
+    cp.store
+        .delete_subnet_group(region, &name, &cp.arn(region, "subnetgroup", &name))
+        .await?;
     Ok(())
 }
 
@@ -110,12 +119,18 @@ pub(crate) async fn describe(cp: &Inner, region: &str, p: &Params) -> Result<Str
     let (page, marker) = paginate(groups, p, |g| g.name.clone())?;
     let mut w = XmlWriter::new();
     w.opt_text("Marker", marker.as_deref());
-    w.list("CacheSubnetGroups", "CacheSubnetGroup", &page, |w, g| write_group(cp, w, g));
+    w.list("CacheSubnetGroups", "CacheSubnetGroup", &page, |w, g| {
+        write_group(cp, w, g)
+    });
     Ok(w.finish())
 }
 
 /// A subnet group by name, the built-in `default` included.
-pub(crate) async fn find(cp: &Inner, region: &str, name: &str) -> Result<SubnetGroupRecord, ApiError> {
+pub(crate) async fn find(
+    cp: &Inner,
+    region: &str,
+    name: &str,
+) -> Result<SubnetGroupRecord, ApiError> {
     let name = name.to_ascii_lowercase();
     if name == DEFAULT {
         return Ok(default_group(region));
@@ -169,7 +184,9 @@ fn subnets(region: &str, p: &Params) -> Result<Option<Vec<Subnet>>, ApiError> {
         return Ok(None);
     };
     if ids.is_empty() {
-        return Err(ApiError::InvalidParameterValue("SubnetIds must contain at least one subnet.".into()));
+        return Err(ApiError::InvalidParameterValue(
+            "SubnetIds must contain at least one subnet.".into(),
+        ));
     }
     if ids.len() > MAX_SUBNETS {
         return Err(ApiError::CacheSubnetQuotaExceeded(format!(
@@ -178,11 +195,13 @@ fn subnets(region: &str, p: &Params) -> Result<Option<Vec<Subnet>>, ApiError> {
     }
     let mut out: Vec<Subnet> = Vec::new();
     for id in ids {
-        let valid = id
-            .strip_prefix("subnet-")
-            .is_some_and(|h| !h.is_empty() && h.len() <= 17 && h.chars().all(|c| c.is_ascii_hexdigit()));
+        let valid = id.strip_prefix("subnet-").is_some_and(|h| {
+            !h.is_empty() && h.len() <= 17 && h.chars().all(|c| c.is_ascii_hexdigit())
+        });
         if !valid {
-            return Err(ApiError::InvalidSubnet(format!("The subnet ID {id} is not valid.")));
+            return Err(ApiError::InvalidSubnet(format!(
+                "The subnet ID {id} is not valid."
+            )));
         }
         if out.iter().any(|s| s.id == id) {
             continue;
@@ -224,7 +243,9 @@ fn hex17(seed: &str) -> String {
 }
 
 fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -242,7 +263,10 @@ mod tests {
         assert_eq!(a, b);
         assert!(a.iter().all(|s| s.zone.starts_with("us-east-1")));
         let bad = Params::from_pairs([("SubnetIds.SubnetIdentifier.1", "sn-1")]);
-        assert!(matches!(subnets("us-east-1", &bad), Err(ApiError::InvalidSubnet(_))));
+        assert!(matches!(
+            subnets("us-east-1", &bad),
+            Err(ApiError::InvalidSubnet(_))
+        ));
         assert!(vpc_id("us-east-1").starts_with("vpc-"));
         assert_eq!(vpc_id("us-east-1").len(), 21);
     }

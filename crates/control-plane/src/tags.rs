@@ -82,11 +82,21 @@ async fn resource(cp: &Inner, region: &str, p: &Params) -> Result<String, ApiErr
         "replicationgroup" => Err(ApiError::ReplicationGroupNotFound(arn.name)),
         "parametergroup" => {
             let name = parameter_groups::exists(cp, region, &arn.name).await?;
-            Ok(Arn::format(region, &cp.config.account_id, "parametergroup", &name))
+            Ok(Arn::format(
+                region,
+                &cp.config.account_id,
+                "parametergroup",
+                &name,
+            ))
         }
         "subnetgroup" => {
             let g = subnet_groups::find(cp, region, &arn.name).await?;
-            Ok(Arn::format(region, &cp.config.account_id, "subnetgroup", &g.name))
+            Ok(Arn::format(
+                region,
+                &cp.config.account_id,
+                "subnetgroup",
+                &g.name,
+            ))
         }
         "snapshot" => Err(ApiError::SnapshotNotFound(arn.name)),
         other => Err(ApiError::InvalidArn(format!(
