@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::ids::{Arn, CacheClusterId, CacheNodeId};
 use crate::model::{status, ClusterRecord, ClusterSpec, NodeRecord, PendingModifiedValues};
 use crate::nodes::NodeKey;
-use crate::{now_ms, paginate, Inner};
+use crate::{now_ms, paginate, parameter_groups, subnet_groups, Inner};
 use aws_query::{Params, XmlWriter};
 use std::sync::Arc;
 
@@ -64,9 +64,25 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             )))
         }
     };
-    let zones = node_zones(region, p, num, az_mode)?;
-    let parameter_group_name = parameter_group(p.str("CacheParameterGroupName"), version.family)?;
-    let subnet_group_name = subnet_group(p.str("CacheSubnetGroupName"))?;
+    let subnet_group = subnet_groups::find(
+        cp,
+        region,
+        p.str("CacheSubnetGroupName")
+            .unwrap_or(subnet_groups::DEFAULT),
+    )
+    .await?;
+    let zones = node_zones(
+        region,
+        p,
+        num,
+        az_mode,
+        &subnet_groups::zones(&subnet_group),
+        0,
+    )?;
+    let parameter_group_name =
+        parameter_groups::for_cluster(cp, region, p.str("CacheParameterGroupName"), version.family)
+            .await?;
+    let subnet_group_name = subnet_group.name.clone();
     reject_unsupported(engine, p)?;
     let maintenance_window = match p.str("PreferredMaintenanceWindow") {
         Some(w) => maintenance_window(w)?,
@@ -116,6 +132,7 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         config_version: 1,
         last_node_number: num,
         pending: PendingModifiedValues::default(),
+        pending_reboot_nodes: Vec::new(),
     };
 
     let _guard = cp.lock.lock().await;
@@ -312,8 +329,12 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             )));
         }
     }
+    let mut new_group = None;
     if let Some(g) = p.str("CacheParameterGroupName") {
-        spec.parameter_group_name = parameter_group(Some(g), &spec.family)?;
+        let g = parameter_groups::for_cluster(cp, region, Some(g), &spec.family).await?;
+        if g != spec.parameter_group_name {
+            new_group = Some(g);
+        }
     }
     if let Some(ids) = p.list("SecurityGroupIds", "SecurityGroupId")? {
         spec.security_group_ids = ids;
@@ -351,12 +372,39 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         spec.az_mode = m.to_string();
     }
     reject_unsupported(spec.engine, p)?;
+    if let Some(g) = new_group {
+        // The new group's values: immediate ones now, the rest at the next reboot.
+        let before = parameter_groups::effective(cp, region, &c.spec.parameter_group_name).await?;
+        let after = parameter_groups::effective(cp, region, &g).await?;
+        let changed: Vec<(String, String)> = after
+            .iter()
+            .filter(|(k, v)| before.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let (now, later) = parameter_groups::split_by_change_type(&c.spec.family, changed);
+        for n in &c.nodes {
+            cp.nodes.set_params(&node_key(region, &id, n.id), &now);
+        }
+        if !later.is_empty() {
+            c.spec.pending_reboot_nodes = c.nodes.iter().map(|n| n.id.number()).collect();
+        }
+        c.spec.parameter_group_name = g;
+    }
 
     if let Some((n, remove)) = node_change {
         c.status = status::MODIFYING.to_string();
         let current = c.nodes.len() as u16;
         if n > current {
-            let zones = node_zones(region, p, n - current, &spec.az_mode.clone())?;
+            let group = subnet_groups::find(cp, region, &c.spec.subnet_group_name).await?;
+            let group_zones = subnet_groups::zones(&group);
+            let zones = node_zones(
+                region,
+                p,
+                n - current,
+                &c.spec.az_mode.clone(),
+                &group_zones,
+                current,
+            )?;
             let new_ids: Vec<CacheNodeId> = (1..=(n - current))
                 .map(|i| CacheNodeId::new(c.spec.last_node_number + i))
                 .collect();
@@ -469,6 +517,10 @@ pub(crate) async fn reboot(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         }
     }
     c.status = status::REBOOTING.to_string();
+    // Rebooted nodes start with every value of their group in force.
+    c.spec
+        .pending_reboot_nodes
+        .retain(|n| !wanted.iter().any(|w| w.number() == *n));
     for n in c.nodes.iter_mut().filter(|n| wanted.contains(&n.id)) {
         n.status = status::NODE_REBOOTING.to_string();
         // The restart itself happens now: connections drop at once, as they do on AWS.
@@ -531,10 +583,15 @@ pub(crate) async fn finish(
     }
     c.nodes.retain(|n| n.status != status::DELETING);
     let mut failed = None;
+    let params = parameter_groups::effective(cp, region, &c.spec.parameter_group_name).await?;
     for n in &mut c.nodes {
         let key = node_key(region, id, n.id);
         if n.status != status::AVAILABLE || !cp.nodes.is_running(&key) {
-            if let Err(e) = cp.nodes.start(&key, &n.bind_ip, n.port, &c.spec).await {
+            if let Err(e) = cp
+                .nodes
+                .start(&key, &n.bind_ip, n.port, &c.spec, &params)
+                .await
+            {
                 failed = Some(e);
                 continue;
             }
@@ -648,10 +705,22 @@ fn write_cluster(cp: &Inner, w: &mut XmlWriter, c: &ClusterRecord, show_nodes: b
                 .text("Status", "active");
         },
     );
+    let pending: Vec<String> = s
+        .pending_reboot_nodes
+        .iter()
+        .map(|n| CacheNodeId::new(*n).to_string())
+        .collect();
     w.element("CacheParameterGroup", |w| {
         w.text("CacheParameterGroupName", &s.parameter_group_name)
-            .text("ParameterApplyStatus", "in-sync")
-            .string_list("CacheNodeIdsToReboot", "CacheNodeId", Vec::<String>::new());
+            .text(
+                "ParameterApplyStatus",
+                if pending.is_empty() {
+                    "in-sync"
+                } else {
+                    "pending-reboot"
+                },
+            )
+            .string_list("CacheNodeIdsToReboot", "CacheNodeId", &pending);
     });
     w.text("CacheSubnetGroupName", &s.subnet_group_name);
     if show_nodes {
@@ -663,7 +732,14 @@ fn write_cluster(cp: &Inner, w: &mut XmlWriter, c: &ClusterRecord, show_nodes: b
                     w.text("Address", &cp.nodes.advertised(&n.bind_ip))
                         .int("Port", i64::from(n.port));
                 })
-                .text("ParameterGroupStatus", "in-sync")
+                .text(
+                    "ParameterGroupStatus",
+                    if s.pending_reboot_nodes.contains(&n.id.number()) {
+                        "pending-reboot"
+                    } else {
+                        "in-sync"
+                    },
+                )
                 .text("CustomerAvailabilityZone", &n.availability_zone);
         });
     }
@@ -693,13 +769,23 @@ fn write_cluster(cp: &Inner, w: &mut XmlWriter, c: &ClusterRecord, show_nodes: b
         .text("IpDiscovery", &s.ip_discovery);
 }
 
-/// Availability zones for `count` new nodes.
+/// Availability zones for `count` new nodes. Without explicit zones, single-AZ
+/// clusters put every node in the subnet group's first zone and cross-AZ clusters
+/// spread them round-robin over its zones (`offset` = nodes already placed).
 fn node_zones(
     region: &str,
     p: &Params,
     count: u16,
     az_mode: &str,
+    group_zones: &[String],
+    offset: u16,
 ) -> Result<Vec<String>, ApiError> {
+    let fallback = [format!("{region}a")];
+    let group_zones = if group_zones.is_empty() {
+        &fallback[..]
+    } else {
+        group_zones
+    };
     let explicit = p
         .list("PreferredAvailabilityZones", "PreferredAvailabilityZone")?
         .or(p.list("NewAvailabilityZones", "PreferredAvailabilityZone")?)
@@ -715,13 +801,10 @@ fn node_zones(
             list
         }
         (None, Some(az)) => vec![az.to_string(); usize::from(count)],
-        (None, None) if az_mode == "cross-az" => {
-            let letters = ['a', 'b', 'c'];
-            (0..count)
-                .map(|i| format!("{region}{}", letters[usize::from(i) % 3]))
-                .collect()
-        }
-        (None, None) => vec![format!("{region}a"); usize::from(count)],
+        (None, None) if az_mode == "cross-az" => (0..count)
+            .map(|i| group_zones[usize::from(offset + i) % group_zones.len()].clone())
+            .collect(),
+        (None, None) => vec![group_zones[0].clone(); usize::from(count)],
     };
     for z in &zones {
         let valid = z
@@ -734,25 +817,6 @@ fn node_zones(
         }
     }
     Ok(zones)
-}
-
-/// Until parameter groups exist, only each family's built-in default group does.
-fn parameter_group(requested: Option<&str>, family: &str) -> Result<String, ApiError> {
-    let default = format!("default.{family}");
-    match requested {
-        None => Ok(default),
-        Some(g) if g.eq_ignore_ascii_case(&default) => Ok(default),
-        Some(g) => Err(ApiError::CacheParameterGroupNotFound(g.to_string())),
-    }
-}
-
-/// Until subnet groups exist, only `default` does.
-fn subnet_group(requested: Option<&str>) -> Result<String, ApiError> {
-    match requested {
-        None => Ok("default".into()),
-        Some(g) if g.eq_ignore_ascii_case("default") => Ok("default".into()),
-        Some(g) => Err(ApiError::CacheSubnetGroupNotFound(g.to_string())),
-    }
 }
 
 /// Settings whose behaviour is not built yet are refused rather than recorded and
@@ -873,15 +937,69 @@ mod tests {
     fn zones() {
         let p = Params::from_pairs([("PreferredAvailabilityZone", "us-east-1b")]);
         assert_eq!(
-            node_zones("us-east-1", &p, 2, "single-az").unwrap(),
+            node_zones("us-east-1", &p, 2, "single-az", &[], 0).unwrap(),
             vec!["us-east-1b"; 2]
         );
         let p = Params::from_pairs([("PreferredAvailabilityZone", "eu-west-1a")]);
-        assert!(node_zones("us-east-1", &p, 1, "single-az").is_err());
+        assert!(node_zones("us-east-1", &p, 1, "single-az", &[], 0).is_err());
         let p = Params::default();
+        let abc: Vec<String> = ["us-east-1a", "us-east-1b", "us-east-1c"]
+            .map(String::from)
+            .to_vec();
         assert_eq!(
-            node_zones("us-east-1", &p, 4, "cross-az").unwrap(),
+            node_zones("us-east-1", &p, 4, "cross-az", &abc, 0).unwrap(),
             vec!["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1a"]
         );
+        assert_eq!(
+            node_zones("us-east-1", &p, 2, "cross-az", &abc, 2).unwrap(),
+            vec!["us-east-1c", "us-east-1a"]
+        );
+        assert_eq!(
+            node_zones("us-east-1", &p, 2, "single-az", &abc[1..], 0).unwrap(),
+            vec!["us-east-1b"; 2]
+        );
     }
+}
+
+/// Ids of the clusters of a region that use a parameter group.
+pub(crate) async fn using_parameter_group(
+    cp: &Inner,
+    region: &str,
+    group: &str,
+) -> Result<Vec<String>, ApiError> {
+    Ok(cp
+        .store
+        .clusters(region)
+        .await?
+        .into_iter()
+        .filter(|c| c.spec.parameter_group_name == group)
+        .map(|c| c.id.to_string())
+        .collect())
+}
+
+/// A parameter group changed: push `immediate` values to the running nodes of
+/// every cluster using it, and mark them pending a reboot if `needs_reboot`.
+/// The caller holds the control-plane lock.
+pub(crate) async fn apply_parameters(
+    cp: &Inner,
+    region: &str,
+    group: &str,
+    immediate: &[(String, String)],
+    needs_reboot: bool,
+) -> Result<(), ApiError> {
+    for mut c in cp.store.clusters(region).await? {
+        if c.spec.parameter_group_name != group || c.status == status::DELETING {
+            continue;
+        }
+        for n in &c.nodes {
+            cp.nodes
+                .set_params(&node_key(region, &c.id, n.id), immediate);
+        }
+        if needs_reboot {
+            c.spec.pending_reboot_nodes = c.nodes.iter().map(|n| n.id.number()).collect();
+            cp.store.update_cluster(&c).await?;
+        }
+        tracing::info!(region, cluster = %c.id, parameter_group = group, applied = immediate.len(), pending_reboot = needs_reboot, "parameters applied");
+    }
+    Ok(())
 }

@@ -34,6 +34,24 @@ pub enum ApiError {
     ReplicationGroupNotFound(String),
     #[error("Snapshot not found: {0}")]
     SnapshotNotFound(String),
+    #[error("Cache subnet group {0} already exists.")]
+    CacheSubnetGroupAlreadyExists(String),
+    #[error("{0}")]
+    CacheSubnetGroupInUse(String),
+    #[error("{0}")]
+    CacheSubnetGroupQuotaExceeded(String),
+    #[error("{0}")]
+    CacheSubnetQuotaExceeded(String),
+    #[error("{0}")]
+    InvalidSubnet(String),
+    #[error("{0}")]
+    SubnetInUse(String),
+    #[error("Parameter group {0} already exists.")]
+    CacheParameterGroupAlreadyExists(String),
+    #[error("{0}")]
+    CacheParameterGroupQuotaExceeded(String),
+    #[error("{0}")]
+    InvalidCacheParameterGroupState(String),
     #[error("{0}")]
     InvalidArn(String),
     #[error("{0}")]
@@ -65,6 +83,15 @@ impl ApiError {
             CacheSubnetGroupNotFound(_) => "CacheSubnetGroupNotFoundFault",
             ReplicationGroupNotFound(_) => "ReplicationGroupNotFoundFault",
             SnapshotNotFound(_) => "SnapshotNotFoundFault",
+            CacheSubnetGroupAlreadyExists(_) => "CacheSubnetGroupAlreadyExists",
+            CacheSubnetGroupInUse(_) => "CacheSubnetGroupInUse",
+            CacheSubnetGroupQuotaExceeded(_) => "CacheSubnetGroupQuotaExceeded",
+            CacheSubnetQuotaExceeded(_) => "CacheSubnetQuotaExceededFault",
+            InvalidSubnet(_) => "InvalidSubnet",
+            SubnetInUse(_) => "SubnetInUse",
+            CacheParameterGroupAlreadyExists(_) => "CacheParameterGroupAlreadyExists",
+            CacheParameterGroupQuotaExceeded(_) => "CacheParameterGroupQuotaExceeded",
+            InvalidCacheParameterGroupState(_) => "InvalidCacheParameterGroupState",
             InvalidArn(_) => "InvalidARN",
             TagQuotaPerResourceExceeded(_) => "TagQuotaPerResourceExceeded",
             TagNotFound(_) => "TagNotFound",

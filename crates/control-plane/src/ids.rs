@@ -59,6 +59,15 @@ impl fmt::Display for CacheNodeId {
     }
 }
 
+/// A parameter or subnet group name: 1–255 letters, digits or hyphens, starting
+/// with a letter; stored lower-case.
+pub fn group_name(param: &str, raw: &str) -> Result<String, ApiError> {
+    // Built-in parameter group names contain dots (`default.redis7`).
+    let plain = raw.replace('.', "-");
+    validate_name(param, &plain, 255)?;
+    Ok(raw.to_ascii_lowercase())
+}
+
 fn validate_name(param: &str, raw: &str, max: usize) -> Result<(), ApiError> {
     let bad = |why: &str| {
         Err(ApiError::InvalidParameterValue(format!(

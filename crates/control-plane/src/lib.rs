@@ -11,7 +11,9 @@ mod error;
 mod ids;
 mod model;
 mod nodes;
+mod parameter_groups;
 mod store;
+mod subnet_groups;
 mod tags;
 
 pub use catalog::{Engine, ENGINE_VERSIONS, NODE_TYPES};
@@ -120,6 +122,29 @@ impl ControlPlane {
             "DeleteCacheCluster" => clusters::delete(cp, region, p).await?,
             "RebootCacheCluster" => clusters::reboot(cp, region, p).await?,
             "DescribeCacheEngineVersions" => engine_versions::describe(p)?,
+            "CreateCacheParameterGroup" => parameter_groups::create(cp, region, p).await?,
+            "DescribeCacheParameterGroups" => {
+                parameter_groups::describe_groups(cp, region, p).await?
+            }
+            "ModifyCacheParameterGroup" => parameter_groups::modify(cp, region, p).await?,
+            "ResetCacheParameterGroup" => parameter_groups::reset(cp, region, p).await?,
+            "DeleteCacheParameterGroup" => {
+                parameter_groups::delete(cp, region, p).await?;
+                return Ok(None);
+            }
+            "DescribeCacheParameters" => {
+                parameter_groups::describe_parameters(cp, region, p).await?
+            }
+            "DescribeEngineDefaultParameters" => {
+                parameter_groups::describe_engine_defaults(p).await?
+            }
+            "CreateCacheSubnetGroup" => subnet_groups::create(cp, region, p).await?,
+            "DescribeCacheSubnetGroups" => subnet_groups::describe(cp, region, p).await?,
+            "ModifyCacheSubnetGroup" => subnet_groups::modify(cp, region, p).await?,
+            "DeleteCacheSubnetGroup" => {
+                subnet_groups::delete(cp, region, p).await?;
+                return Ok(None);
+            }
             "AddTagsToResource" => tags::add(cp, region, p).await?,
             "RemoveTagsFromResource" => tags::remove(cp, region, p).await?,
             "ListTagsForResource" => tags::list(cp, region, p).await?,

@@ -73,6 +73,9 @@ pub struct ClusterSpec {
     pub last_node_number: u16,
     #[serde(default)]
     pub pending: PendingModifiedValues,
+    /// Nodes that must reboot before their parameter group's values are in force.
+    #[serde(default)]
+    pub pending_reboot_nodes: Vec<u16>,
 }
 
 /// Changes requested without `ApplyImmediately`, applied in the maintenance window.
@@ -83,4 +86,30 @@ pub struct PendingModifiedValues {
     pub node_ids_to_remove: Vec<String>,
     pub engine_version: Option<String>,
     pub node_type: Option<String>,
+}
+
+/// A user-created parameter group and the values set in it (the rest are the
+/// family's defaults).
+#[derive(Debug, Clone)]
+pub struct ParameterGroupRecord {
+    pub region: String,
+    pub name: String,
+    pub family: String,
+    pub description: String,
+    pub values: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SubnetGroupRecord {
+    pub region: String,
+    pub name: String,
+    pub description: String,
+    pub vpc_id: String,
+    pub subnets: Vec<Subnet>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Subnet {
+    pub id: String,
+    pub zone: String,
 }

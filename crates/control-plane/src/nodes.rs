@@ -9,7 +9,7 @@
 use crate::catalog::{self, Engine};
 use crate::error::ApiError;
 use crate::model::ClusterSpec;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -190,13 +190,14 @@ impl Supervisor {
         bind_ip: &str,
         port: u16,
         spec: &ClusterSpec,
+        params: &BTreeMap<String, String>,
     ) -> Result<(), ApiError> {
         let reserved = lock(&self.reserved).remove(key);
         let listener = match reserved {
             Some(l) => l,
             None => bind_with_retry(bind_ip, port).await?,
         };
-        let handle = self.spawn_engine(listener, spec).map_err(|e| {
+        let handle = self.spawn_engine(listener, spec, params).map_err(|e| {
             ApiError::InsufficientCacheClusterCapacity(format!(
                 "Could not start node on {bind_ip}:{port}: {e}"
             ))
@@ -208,19 +209,18 @@ impl Supervisor {
         Ok(())
     }
 
-    fn spawn_engine(&self, listener: TcpListener, spec: &ClusterSpec) -> std::io::Result<Running> {
+    fn spawn_engine(
+        &self,
+        listener: TcpListener,
+        spec: &ClusterSpec,
+        params: &BTreeMap<String, String>,
+    ) -> std::io::Result<Running> {
         listener.set_nonblocking(true)?;
-        let memory = catalog::node_type(&spec.node_type)
-            .map(|t| t.memory_mib)
-            .unwrap_or(512)
-            * 1024
-            * 1024;
+        let memory = node_memory(spec);
         Ok(match spec.engine {
             Engine::Redis | Engine::Valkey => {
                 let config = redis_engine::Config {
-                    // ElastiCache reserves 25% of a node's memory by default
-                    // (reserved-memory-percent).
-                    maxmemory: memory / 4 * 3,
+                    maxmemory: redis_maxmemory(memory, params),
                     version: spec.engine_version.clone(),
                     flavor: spec.engine.as_str().to_string(),
                     allow_restricted_commands: self.allow_restricted_commands,
@@ -229,13 +229,13 @@ impl Supervisor {
                 Running::Redis(redis_engine::spawn(listener, config)?)
             }
             Engine::Memcached => {
+                let defaults = memcached_engine::Config::default();
                 let config = memcached_engine::Config {
-                    // memcached_connections_overhead defaults to 100 MiB.
-                    memory_limit: memory
-                        .saturating_sub(100 * 1024 * 1024)
-                        .max(16 * 1024 * 1024),
+                    memory_limit: memcached_memory(memory, params),
+                    max_item_size: param_u64(params, "max_item_size")
+                        .unwrap_or(defaults.max_item_size),
+                    evict: !param_bool(params, "error_on_memory_exhausted").unwrap_or(false),
                     version: spec.engine_version.clone(),
-                    ..Default::default()
                 };
                 Running::Memcached(memcached_engine::spawn(listener, config)?)
             }
@@ -248,6 +248,26 @@ impl Supervisor {
         if let Some(r) = lock(&self.running).remove(key) {
             r.shutdown();
             tracing::info!(region = %key.region, cluster = %key.cluster, node = key.node, "node stopped");
+        }
+    }
+
+    /// Apply parameter values to a running node at once (the `immediate` ones).
+    pub fn set_params(&self, key: &NodeKey, params: &[(String, String)]) {
+        let running = lock(&self.running);
+        let Some(node) = running.get(key) else {
+            return;
+        };
+        let map: BTreeMap<String, String> = params.iter().cloned().collect();
+        match node {
+            Running::Memcached(h) => {
+                if let Some(v) = param_u64(&map, "max_item_size") {
+                    h.set_max_item_size(v);
+                }
+                if let Some(v) = param_bool(&map, "error_on_memory_exhausted") {
+                    h.set_evict(!v);
+                }
+            }
+            Running::Redis(_) => {}
         }
     }
 
@@ -318,4 +338,38 @@ async fn bind_with_retry(ip: &str, port: u16) -> Result<TcpListener, ApiError> {
 fn bind_error(ip: &str, port: u16, e: &std::io::Error) -> ApiError {
     tracing::error!(endpoint = %format!("{ip}:{port}"), error = %e, "cannot bind node endpoint");
     ApiError::InsufficientCacheClusterCapacity(format!("Cannot listen on {ip}:{port}: {e}"))
+}
+
+fn node_memory(spec: &ClusterSpec) -> u64 {
+    catalog::node_type(&spec.node_type)
+        .map(|t| t.memory_mib)
+        .unwrap_or(512)
+        * 1024
+        * 1024
+}
+
+/// ElastiCache keeps `reserved-memory-percent` (25 by default) of a node's memory
+/// out of the data set.
+fn redis_maxmemory(memory: u64, params: &BTreeMap<String, String>) -> u64 {
+    let reserved = param_u64(params, "reserved-memory-percent")
+        .unwrap_or(25)
+        .min(100);
+    memory / 100 * (100 - reserved)
+}
+
+/// memcached's cache memory: the node's memory less `memcached_connections_overhead`
+/// (MiB, 100 by default).
+fn memcached_memory(memory: u64, params: &BTreeMap<String, String>) -> u64 {
+    let overhead = param_u64(params, "memcached_connections_overhead").unwrap_or(100) * 1024 * 1024;
+    memory.saturating_sub(overhead).max(16 * 1024 * 1024)
+}
+
+fn param_u64(params: &BTreeMap<String, String>, name: &str) -> Option<u64> {
+    params.get(name).and_then(|v| v.trim().parse().ok())
+}
+
+fn param_bool(params: &BTreeMap<String, String>, name: &str) -> Option<bool> {
+    params
+        .get(name)
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
 }

@@ -4,7 +4,9 @@
 
 use crate::error::ApiError;
 use crate::ids::{CacheClusterId, CacheNodeId};
-use crate::model::{ClusterRecord, ClusterSpec, NodeRecord};
+use crate::model::{
+    ClusterRecord, ClusterSpec, NodeRecord, ParameterGroupRecord, SubnetGroupRecord,
+};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -14,8 +16,14 @@ use std::borrow::Cow;
 use std::path::Path;
 
 /// The migrations in `migrations/`, embedded so the binary is self-contained.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../../migrations/0001_init.sql")),
+    (
+        2,
+        "groups",
+        include_str!("../../../migrations/0002_groups.sql"),
+    ),
+];
 
 #[derive(Clone)]
 pub struct Store {
@@ -241,6 +249,187 @@ impl Store {
         Ok(())
     }
 
+    pub async fn parameter_group(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<ParameterGroupRecord>, ApiError> {
+        let row = sqlx::query("SELECT * FROM cache_parameter_groups WHERE region = ? AND name = ?")
+            .bind(region)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(self.parameter_group_from_row(&r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn parameter_groups(
+        &self,
+        region: &str,
+    ) -> Result<Vec<ParameterGroupRecord>, ApiError> {
+        let rows =
+            sqlx::query("SELECT * FROM cache_parameter_groups WHERE region = ? ORDER BY name")
+                .bind(region)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.parameter_group_from_row(r).await?);
+        }
+        Ok(out)
+    }
+
+    async fn parameter_group_from_row(
+        &self,
+        r: &SqliteRow,
+    ) -> Result<ParameterGroupRecord, ApiError> {
+        let region: String = r.try_get("region")?;
+        let name: String = r.try_get("name")?;
+        let values = sqlx::query("SELECT name, value FROM cache_parameters WHERE region = ? AND group_name = ? ORDER BY name")
+            .bind(&region)
+            .bind(&name)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("value")?)))
+            .collect::<Result<Vec<(String, String)>, ApiError>>()?;
+        Ok(ParameterGroupRecord {
+            region,
+            name,
+            family: r.try_get("family")?,
+            description: r.try_get("description")?,
+            values: values.into_iter().collect(),
+        })
+    }
+
+    pub async fn insert_parameter_group(&self, g: &ParameterGroupRecord) -> Result<(), ApiError> {
+        sqlx::query("INSERT INTO cache_parameter_groups (region, name, family, description, created_ms) VALUES (?, ?, ?, ?, ?)")
+            .bind(&g.region)
+            .bind(&g.name)
+            .bind(&g.family)
+            .bind(&g.description)
+            .bind(crate::now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Set (`Some`) or reset (`None`) user values of a group atomically.
+    pub async fn set_parameters(
+        &self,
+        region: &str,
+        group: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        for (name, value) in changes {
+            match value {
+                Some(v) => {
+                    sqlx::query(
+                        "INSERT INTO cache_parameters (region, group_name, name, value) VALUES (?, ?, ?, ?) \
+                         ON CONFLICT (region, group_name, name) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(region)
+                    .bind(group)
+                    .bind(name)
+                    .bind(v)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM cache_parameters WHERE region = ? AND group_name = ? AND name = ?")
+                        .bind(region)
+                        .bind(group)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_parameter_group(
+        &self,
+        region: &str,
+        name: &str,
+        arn: &str,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM cache_parameter_groups WHERE region = ? AND name = ?")
+            .bind(region)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM tags WHERE arn = ?")
+            .bind(arn)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn subnet_group(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<SubnetGroupRecord>, ApiError> {
+        let row = sqlx::query("SELECT * FROM cache_subnet_groups WHERE region = ? AND name = ?")
+            .bind(region)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(subnet_group_from_row).transpose()
+    }
+
+    pub async fn subnet_groups(&self, region: &str) -> Result<Vec<SubnetGroupRecord>, ApiError> {
+        let rows = sqlx::query("SELECT * FROM cache_subnet_groups WHERE region = ? ORDER BY name")
+            .bind(region)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(subnet_group_from_row).collect()
+    }
+
+    /// Insert or replace a subnet group.
+    pub async fn put_subnet_group(&self, g: &SubnetGroupRecord) -> Result<(), ApiError> {
+        sqlx::query(
+            "INSERT INTO cache_subnet_groups (region, name, description, vpc_id, subnets, created_ms) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (region, name) DO UPDATE SET description = excluded.description, vpc_id = excluded.vpc_id, subnets = excluded.subnets",
+        )
+        .bind(&g.region)
+        .bind(&g.name)
+        .bind(&g.description)
+        .bind(&g.vpc_id)
+        .bind(serde_json::to_string(&g.subnets)?)
+        .bind(crate::now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_subnet_group(
+        &self,
+        region: &str,
+        name: &str,
+        arn: &str,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM cache_subnet_groups WHERE region = ? AND name = ?")
+            .bind(region)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM tags WHERE arn = ?")
+            .bind(arn)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -269,6 +458,17 @@ async fn insert_node(
     Ok(())
 }
 
+fn subnet_group_from_row(r: &SqliteRow) -> Result<SubnetGroupRecord, ApiError> {
+    let subnets: String = r.try_get("subnets")?;
+    Ok(SubnetGroupRecord {
+        region: r.try_get("region")?,
+        name: r.try_get("name")?,
+        description: r.try_get("description")?,
+        vpc_id: r.try_get("vpc_id")?,
+        subnets: serde_json::from_str(&subnets)?,
+    })
+}
+
 fn node_from_row(r: &SqliteRow) -> Result<NodeRecord, ApiError> {
     let id: i64 = r.try_get("cache_node_id")?;
     let port: i64 = r.try_get("port")?;
@@ -282,4 +482,47 @@ fn node_from_row(r: &SqliteRow) -> Result<NodeRecord, ApiError> {
         availability_zone: r.try_get("availability_zone")?,
         created_ms: r.try_get("created_ms")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_migration_file_is_embedded() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        assert_eq!(files.len(), MIGRATIONS.len(), "{files:?}");
+        for (file, (version, name, _)) in files.iter().zip(MIGRATIONS) {
+            assert_eq!(file, &format!("{version:04}_{name}.sql"));
+        }
+    }
+
+    #[tokio::test]
+    async fn opens_migrates_and_reopens() {
+        let dir = tempfile::tempdir()
+            .map_err(|e| e.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("t.db");
+        let s = Store::open(&path).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(s
+            .subnet_groups("us-east-1")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty());
+        s.close().await;
+        let s = Store::open(&path).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(s
+            .parameter_groups("us-east-1")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty());
+    }
 }

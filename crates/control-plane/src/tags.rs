@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use crate::ids::Arn;
-use crate::{clusters, Inner};
+use crate::{clusters, parameter_groups, subnet_groups, Inner};
 use aws_query::{Params, XmlWriter};
 
 /// ElastiCache's limit of tags per resource.
@@ -80,8 +80,24 @@ async fn resource(cp: &Inner, region: &str, p: &Params) -> Result<String, ApiErr
         }
         // The other resource kinds cannot exist yet, so their ARNs name nothing.
         "replicationgroup" => Err(ApiError::ReplicationGroupNotFound(arn.name)),
-        "parametergroup" => Err(ApiError::CacheParameterGroupNotFound(arn.name)),
-        "subnetgroup" => Err(ApiError::CacheSubnetGroupNotFound(arn.name)),
+        "parametergroup" => {
+            let name = parameter_groups::exists(cp, region, &arn.name).await?;
+            Ok(Arn::format(
+                region,
+                &cp.config.account_id,
+                "parametergroup",
+                &name,
+            ))
+        }
+        "subnetgroup" => {
+            let g = subnet_groups::find(cp, region, &arn.name).await?;
+            Ok(Arn::format(
+                region,
+                &cp.config.account_id,
+                "subnetgroup",
+                &g.name,
+            ))
+        }
         "snapshot" => Err(ApiError::SnapshotNotFound(arn.name)),
         other => Err(ApiError::InvalidArn(format!(
             "{raw}: unknown resource type {other}"
