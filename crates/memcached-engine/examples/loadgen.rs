@@ -111,7 +111,7 @@ async fn conn_task(
     let mut s = TcpStream::connect((a.host.as_str(), a.port)).await?;
     s.set_nodelay(true)?;
     let value = vec![b'x'; a.value_size];
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (idx as u64 + 1) * 0x1000_0001);
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((idx as u64 + 1) * 0x1000_0001));
     let mut req = Vec::with_capacity(a.pipeline * (a.value_size + 64));
     let mut rbuf = vec![0u8; 0];
     let mut tmp = vec![0u8; 256 * 1024];
