@@ -12,6 +12,7 @@ mod ids;
 mod model;
 mod nodes;
 mod parameter_groups;
+mod proxy;
 mod store;
 mod subnet_groups;
 mod tags;
