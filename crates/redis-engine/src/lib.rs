@@ -1,7 +1,26 @@
 //! Redis-compatible engine. Interface contract used by the control plane:
-//! `spawn(listener, config) -> NodeHandle`. (Implementation in progress.)
+//! `spawn(listener, config) -> NodeHandle`.
+//!
+//! Architecture: one OS thread per node runs a tokio `current_thread` runtime with a
+//! `LocalSet`; that thread owns the keyspace (`Rc<RefCell<Node>>`) and serves all of
+//! the node's connections. Each connection parses every complete command in its read
+//! buffer, executes the batch, and writes one reply buffer.
 
+mod alloc;
+pub mod cmd;
+mod conn;
+pub mod db;
+pub mod node;
+pub mod resp;
+
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub use alloc::CountingAlloc;
+pub use db::Policy;
 
 /// Settings a node starts with.
 #[derive(Debug, Clone)]
@@ -14,6 +33,10 @@ pub struct Config {
     pub flavor: String,
     /// When false, refuse the commands ElastiCache refuses.
     pub allow_restricted_commands: bool,
+    /// maxmemory-policy name (e.g. "volatile-lru", ElastiCache's default).
+    pub maxmemory_policy: String,
+    /// AUTH token (requirepass); None = no auth.
+    pub password: Option<String>,
 }
 
 impl Default for Config {
@@ -23,25 +46,260 @@ impl Default for Config {
             version: "7.1.0".into(),
             flavor: "redis".into(),
             allow_restricted_commands: false,
+            maxmemory_policy: "noeviction".into(),
+            password: None,
         }
     }
+}
+
+/// Run-time changes sent to a node (parameter groups, auth token changes).
+#[derive(Debug, Clone)]
+pub enum Control {
+    /// A parameter by its Redis name (maxmemory, maxmemory-policy, ...).
+    SetParam(String, String),
+    SetPassword(Option<String>),
+    FlushAll,
 }
 
 /// A running node. Dropping it does not stop the node; call `shutdown`.
 pub struct NodeHandle {
     addr: SocketAddr,
+    stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    ctl: tokio::sync::mpsc::UnboundedSender<Control>,
 }
 
 impl NodeHandle {
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
+
     /// Stop accepting, close every client connection, and stop the node's thread.
-    pub fn shutdown(&self) {}
+    /// Waits (at most a few seconds) until the listener is closed.
+    pub fn shutdown(&self) {
+        let stop = self.stop.lock().ok().and_then(|mut s| s.take());
+        if let Some(tx) = stop {
+            let _ = tx.send(());
+        }
+        let done = self.done.lock().ok().and_then(|mut d| d.take());
+        if let Some(rx) = done {
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+        }
+    }
+
+    /// Send a run-time change to the node (applied asynchronously, in order).
+    pub fn control(&self, c: Control) {
+        let _ = self.ctl.send(c);
+    }
+
+    /// Change a parameter; validates the value before sending it.
+    pub fn set_param(&self, name: &str, value: &str) -> Result<(), String> {
+        validate_param(name, value)?;
+        self.control(Control::SetParam(name.to_string(), value.to_string()));
+        Ok(())
+    }
+
+    pub fn set_maxmemory_policy(&self, policy: &str) -> Result<(), String> {
+        self.set_param("maxmemory-policy", policy)
+    }
+
+    pub fn set_maxmemory(&self, bytes: u64) {
+        self.control(Control::SetParam("maxmemory".into(), bytes.to_string()));
+    }
+}
+
+pub(crate) fn validate_param(name: &str, value: &str) -> Result<(), String> {
+    match name.to_ascii_lowercase().as_str() {
+        "maxmemory-policy" => Policy::parse(value).map(|_| ()).ok_or_else(|| format!("invalid maxmemory-policy '{value}'")),
+        "maxmemory" => parse_memory(value).map(|_| ()).ok_or_else(|| format!("invalid maxmemory '{value}'")),
+        _ => Ok(()),
+    }
+}
+
+/// "100mb", "1gb", "12345" → bytes.
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let l = s.trim().to_ascii_lowercase();
+    let (num, mul) = if let Some(n) = l.strip_suffix("gb") {
+        (n, 1u64 << 30)
+    } else if let Some(n) = l.strip_suffix("mb") {
+        (n, 1 << 20)
+    } else if let Some(n) = l.strip_suffix("kb") {
+        (n, 1 << 10)
+    } else if let Some(n) = l.strip_suffix('g') {
+        (n, 1_000_000_000)
+    } else if let Some(n) = l.strip_suffix('m') {
+        (n, 1_000_000)
+    } else if let Some(n) = l.strip_suffix('k') {
+        (n, 1000)
+    } else if let Some(n) = l.strip_suffix('b') {
+        (n, 1)
+    } else {
+        (l.as_str(), 1)
+    };
+    num.parse::<u64>().ok().map(|n| n * mul)
+}
+
+pub(crate) fn apply_param(node: &mut node::Node, name: &str, value: &str) -> Result<(), String> {
+    let name = name.to_ascii_lowercase();
+    match name.as_str() {
+        "maxmemory" => {
+            node.settings.maxmemory = parse_memory(value).ok_or("argument must be a memory value")?;
+        }
+        "maxmemory-policy" => {
+            let p = Policy::parse(value).ok_or("argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-lfu, allkeys-lfu, volatile-random, allkeys-random, volatile-ttl, noeviction")?;
+            node.settings.policy = p;
+            node.ks.policy = p;
+        }
+        "maxmemory-samples" => {
+            node.settings.maxmemory_samples = value.parse().map_err(|_| "argument couldn't be parsed into an integer")?;
+        }
+        "lfu-log-factor" => {
+            node.ks.lfu_log_factor = value.parse().map_err(|_| "argument couldn't be parsed into an integer")?;
+        }
+        "lfu-decay-time" => {
+            node.ks.lfu_decay_time = value.parse().map_err(|_| "argument couldn't be parsed into an integer")?;
+        }
+        "requirepass" => {
+            node.settings.requirepass = if value.is_empty() { None } else { Some(value.as_bytes().to_vec()) };
+        }
+        "proto-max-bulk-len" => {
+            node.settings.proto_max_bulk_len =
+                parse_memory(value).ok_or("argument must be a memory value")? as usize;
+        }
+        "timeout" => {
+            node.settings.timeout = value.parse().map_err(|_| "argument couldn't be parsed into an integer")?;
+        }
+        _ => {}
+    }
+    node.settings.extra.insert(name, value.to_string());
+    Ok(())
 }
 
 /// Start a node serving on an already-bound listener.
-pub fn spawn(listener: std::net::TcpListener, _config: Config) -> std::io::Result<NodeHandle> {
+pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result<NodeHandle> {
     let addr = listener.local_addr()?;
-    Ok(NodeHandle { addr })
+    listener.set_nonblocking(true)?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let (ctl_tx, ctl_rx) = tokio::sync::mpsc::unbounded_channel::<Control>();
+    let policy = Policy::parse(&config.maxmemory_policy).unwrap_or_default();
+    let settings = node::Settings {
+        maxmemory: config.maxmemory,
+        policy,
+        maxmemory_samples: 5,
+        requirepass: config.password.clone().map(|p| p.into_bytes()),
+        proto_max_bulk_len: 512 << 20,
+        allow_restricted: config.allow_restricted_commands,
+        version: config.version.clone(),
+        flavor: config.flavor.clone(),
+        timeout: 0,
+        maxclients: 65000,
+        pubsub_hard_limit: 32 << 20,
+        extra: Default::default(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new()
+        .name(format!("redis-node-{}", addr.port()))
+        .spawn(move || {
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("redis node {addr}: {e}");
+                        return;
+                    }
+                };
+                let node = Rc::new(RefCell::new(node::Node::new(settings, addr.port())));
+                tokio::task::spawn_local(background(node.clone(), ctl_rx));
+                tokio::select! {
+                    _ = accept_loop(node.clone(), listener) => {}
+                    _ = stop_rx => {}
+                }
+                // Kill every client; the LocalSet drop below closes their sockets.
+                for c in node.borrow().clients.values() {
+                    c.killed.set(true);
+                    c.notify.notify_one();
+                }
+            });
+            drop(local);
+            drop(rt);
+            let _ = done_tx.send(());
+        })?;
+    Ok(NodeHandle { addr, stop: Mutex::new(Some(stop_tx)), done: Mutex::new(Some(done_rx)), ctl: ctl_tx })
+}
+
+async fn accept_loop(node: Rc<RefCell<node::Node>>, listener: tokio::net::TcpListener) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        #[cfg(unix)]
+        let fd = {
+            use std::os::unix::io::AsRawFd;
+            stream.as_raw_fd()
+        };
+        #[cfg(not(unix))]
+        let fd = 0;
+        let client = {
+            let mut n = node.borrow_mut();
+            let id = n.next_client_id;
+            n.next_client_id += 1;
+            n.total_connections += 1;
+            let c = Rc::new(node::Client::new(id, peer.to_string(), laddr, fd));
+            if n.settings.requirepass.is_none() {
+                c.authed.set(true);
+            }
+            n.clients.insert(id, c.clone());
+            c
+        };
+        tokio::task::spawn_local(conn::handle(node.clone(), stream, client));
+    }
+}
+
+async fn background(node: Rc<RefCell<node::Node>>, mut ctl: tokio::sync::mpsc::UnboundedReceiver<Control>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut ctl_open = true;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let mut n = node.borrow_mut();
+                n.ks.active_expire(10_000);
+                // Evict in the background too, so memory drops without writes.
+                let max = n.settings.maxmemory;
+                if max > 0 {
+                    let mut guard = 0;
+                    while n.used_memory() > max && guard < 10_000 && n.ks.evict_one() {
+                        guard += 1;
+                    }
+                }
+            }
+            c = ctl.recv(), if ctl_open => {
+                let Some(c) = c else { ctl_open = false; continue };
+                let mut n = node.borrow_mut();
+                match c {
+                    Control::SetParam(k, v) => {
+                        if let Err(e) = apply_param(&mut n, &k, &v) {
+                            tracing::warn!("set {k}: {e}");
+                        }
+                    }
+                    Control::SetPassword(p) => {
+                        n.settings.requirepass = p.map(|p| p.into_bytes());
+                    }
+                    Control::FlushAll => {
+                        for d in n.ks.dbs.iter_mut() {
+                            *d = Default::default();
+                        }
+                        n.touch_all_watched(None);
+                    }
+                }
+            }
+        }
+    }
 }

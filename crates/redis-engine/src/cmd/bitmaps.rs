@@ -1,0 +1,3 @@
+use super::*;
+
+pub static COMMANDS: &[CmdDef] = &[];

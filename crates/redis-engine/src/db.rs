@@ -1,0 +1,543 @@
+//! The keyspace: 16 databases of keys → values, expiry, eviction bookkeeping.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use indexmap::{IndexMap, IndexSet};
+
+pub type Hasher = foldhash::fast::RandomState;
+pub type Blob = Box<[u8]>;
+pub type HMap = IndexMap<Blob, Blob, Hasher>;
+pub type HSet = IndexSet<Blob, Hasher>;
+
+/// Totally ordered f64 for the sorted-set index (no NaN is ever stored).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Score(pub f64);
+impl Eq for Score {}
+impl PartialOrd for Score {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Score {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.partial_cmp(&o.0).unwrap_or(std::cmp::Ordering::Equal)
+    }
+}
+
+#[derive(Default, Clone)]
+pub struct ZSet {
+    pub dict: HashMap<Blob, f64, Hasher>,
+    pub tree: BTreeSet<(Score, Blob)>,
+}
+
+impl ZSet {
+    pub fn len(&self) -> usize {
+        self.dict.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.dict.is_empty()
+    }
+    /// Insert or update; returns true when the member was new.
+    pub fn insert(&mut self, member: &[u8], score: f64) -> bool {
+        if let Some(old) = self.dict.get_mut(member) {
+            if *old != score {
+                let m: Blob = member.into();
+                self.tree.remove(&(Score(*old), m.clone()));
+                *old = score;
+                self.tree.insert((Score(score), m));
+            }
+            false
+        } else {
+            let m: Blob = member.into();
+            self.dict.insert(m.clone(), score);
+            self.tree.insert((Score(score), m));
+            true
+        }
+    }
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        if let Some((m, s)) = self.dict.remove_entry(member) {
+            self.tree.remove(&(Score(s), m));
+            true
+        } else {
+            false
+        }
+    }
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        self.dict.get(member).copied()
+    }
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        let s = self.score(member)?;
+        let key = (Score(s), Blob::from(member));
+        Some(self.tree.range(..key).count())
+    }
+}
+
+pub enum Value {
+    Str(Blob),
+    Hash(Box<HMap>),
+    List(Box<VecDeque<Blob>>),
+    Set(Box<HSet>),
+    ZSet(Box<ZSet>),
+}
+
+impl Value {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
+            Value::List(_) => "list",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
+        }
+    }
+    pub fn deep_clone(&self) -> Value {
+        match self {
+            Value::Str(s) => Value::Str(s.clone()),
+            Value::Hash(h) => Value::Hash(h.clone()),
+            Value::List(l) => Value::List(l.clone()),
+            Value::Set(s) => Value::Set(s.clone()),
+            Value::ZSet(z) => Value::ZSet(z.clone()),
+        }
+    }
+    /// Approximate memory footprint (MEMORY USAGE).
+    pub fn mem_estimate(&self) -> usize {
+        match self {
+            Value::Str(s) => 16 + s.len(),
+            Value::Hash(h) => 64 + h.iter().map(|(k, v)| k.len() + v.len() + 40).sum::<usize>(),
+            Value::List(l) => 64 + l.iter().map(|v| v.len() + 24).sum::<usize>(),
+            Value::Set(s) => 64 + s.iter().map(|v| v.len() + 32).sum::<usize>(),
+            Value::ZSet(z) => 64 + z.dict.keys().map(|v| 2 * v.len() + 80).sum::<usize>(),
+        }
+    }
+    pub fn is_empty_aggregate(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::Hash(h) => h.is_empty(),
+            Value::List(l) => l.is_empty(),
+            Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
+        }
+    }
+}
+
+pub struct Entry {
+    pub val: Value,
+    /// LRU clock (seconds) or LFU (16-bit minutes << 8 | 8-bit log counter).
+    pub lru: u32,
+}
+
+#[derive(Default)]
+pub struct Db {
+    pub map: IndexMap<Blob, Entry, Hasher>,
+    pub expires: IndexMap<Blob, u64, Hasher>,
+    pub avg_ttl: u64,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Policy {
+    #[default]
+    NoEviction,
+    AllKeysLru,
+    AllKeysLfu,
+    AllKeysRandom,
+    VolatileLru,
+    VolatileLfu,
+    VolatileRandom,
+    VolatileTtl,
+}
+
+impl Policy {
+    pub fn parse(s: &str) -> Option<Policy> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "noeviction" => Policy::NoEviction,
+            "allkeys-lru" => Policy::AllKeysLru,
+            "allkeys-lfu" => Policy::AllKeysLfu,
+            "allkeys-random" => Policy::AllKeysRandom,
+            "volatile-lru" => Policy::VolatileLru,
+            "volatile-lfu" => Policy::VolatileLfu,
+            "volatile-random" => Policy::VolatileRandom,
+            "volatile-ttl" => Policy::VolatileTtl,
+            _ => return None,
+        })
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Policy::NoEviction => "noeviction",
+            Policy::AllKeysLru => "allkeys-lru",
+            Policy::AllKeysLfu => "allkeys-lfu",
+            Policy::AllKeysRandom => "allkeys-random",
+            Policy::VolatileLru => "volatile-lru",
+            Policy::VolatileLfu => "volatile-lfu",
+            Policy::VolatileRandom => "volatile-random",
+            Policy::VolatileTtl => "volatile-ttl",
+        }
+    }
+    pub fn is_lfu(&self) -> bool {
+        matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+pub struct Stats {
+    pub expired_keys: u64,
+    pub evicted_keys: u64,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// Small xorshift RNG (no client-controlled seeding).
+pub struct Rng(u64);
+impl Rng {
+    pub fn new() -> Rng {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9E3779B97F4A7C15);
+        Rng(seed | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+impl Default for Rng {
+    fn default() -> Self {
+        Rng::new()
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub struct Keyspace {
+    pub dbs: Vec<Db>,
+    pub stats: Stats,
+    pub now: u64,
+    pub policy: Policy,
+    pub lfu_log_factor: u32,
+    pub lfu_decay_time: u32,
+    pub rng: Rng,
+    /// Set while executing a NO-TOUCH client's command.
+    pub no_touch: bool,
+}
+
+const LFU_INIT_VAL: u32 = 5;
+
+impl Keyspace {
+    pub fn new(n: usize) -> Keyspace {
+        Keyspace {
+            dbs: (0..n).map(|_| Db::default()).collect(),
+            stats: Stats::default(),
+            now: now_ms(),
+            policy: Policy::NoEviction,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
+            rng: Rng::new(),
+            no_touch: false,
+        }
+    }
+
+    fn lru_clock(&self) -> u32 {
+        ((self.now / 1000) & 0xFF_FFFF) as u32
+    }
+
+    pub fn new_lru(&self) -> u32 {
+        if self.policy.is_lfu() {
+            (((self.now / 60000) as u32 & 0xFFFF) << 8) | LFU_INIT_VAL
+        } else {
+            self.lru_clock()
+        }
+    }
+
+    fn lfu_decr_and_return(&self, lru: u32) -> u32 {
+        let ldt = lru >> 8;
+        let counter = lru & 0xFF;
+        let now_min = (self.now / 60000) as u32 & 0xFFFF;
+        let elapsed = if now_min >= ldt { now_min - ldt } else { 65535 - ldt + now_min };
+        let periods = if self.lfu_decay_time > 0 { elapsed / self.lfu_decay_time } else { 0 };
+        counter.saturating_sub(periods)
+    }
+
+    pub fn lfu_freq(&self, lru: u32) -> u32 {
+        self.lfu_decr_and_return(lru)
+    }
+
+    fn touch(&mut self, lru: u32) -> u32 {
+        if self.policy.is_lfu() {
+            let mut counter = self.lfu_decr_and_return(lru);
+            if counter < 255 {
+                let r = (self.rng.next() % 1_000_000) as f64 / 1_000_000.0;
+                let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
+                let p = 1.0 / (base * self.lfu_log_factor as f64 + 1.0);
+                if r < p {
+                    counter += 1;
+                }
+            }
+            (((self.now / 60000) as u32 & 0xFFFF) << 8) | counter
+        } else {
+            self.lru_clock()
+        }
+    }
+
+    /// Expire `key` if its time has come. Returns true when it was removed.
+    #[inline]
+    pub fn expire_if_needed(&mut self, db: usize, key: &[u8]) -> bool {
+        let d = &mut self.dbs[db];
+        if d.expires.is_empty() {
+            return false;
+        }
+        match d.expires.get(key) {
+            Some(&t) if t <= self.now => {
+                d.expires.swap_remove(key);
+                d.map.swap_remove(key);
+                self.stats.expired_keys += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Lookup for reading: expires, counts hits/misses, updates LRU/LFU.
+    #[inline]
+    pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        self.expire_if_needed(db, key);
+        let no_touch = self.no_touch;
+        let idx = self.dbs[db].map.get_index_of(key);
+        match idx {
+            Some(i) => {
+                self.stats.hits += 1;
+                if !no_touch {
+                    let lru = self.dbs[db].map[i].lru;
+                    let n = self.touch(lru);
+                    self.dbs[db].map[i].lru = n;
+                }
+                Some(&mut self.dbs[db].map[i])
+            }
+            None => {
+                self.stats.misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Lookup for writing: expires but does not count hits/misses.
+    #[inline]
+    pub fn get_w(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        self.expire_if_needed(db, key);
+        let i = self.dbs[db].map.get_index_of(key)?;
+        let lru = self.dbs[db].map[i].lru;
+        let n = self.touch(lru);
+        let e = &mut self.dbs[db].map[i];
+        e.lru = n;
+        Some(e)
+    }
+
+    /// Existence check without touching stats or LRU.
+    pub fn exists(&mut self, db: usize, key: &[u8]) -> bool {
+        self.expire_if_needed(db, key);
+        self.dbs[db].map.contains_key(key)
+    }
+
+    /// Peek without side effects other than lazy expiry.
+    pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
+        self.expire_if_needed(db, key);
+        self.dbs[db].map.get(key)
+    }
+
+    /// Set a value, removing any TTL unless `keep_ttl`.
+    pub fn set(&mut self, db: usize, key: &[u8], val: Value, keep_ttl: bool) {
+        let lru = self.new_lru();
+        let d = &mut self.dbs[db];
+        if let Some(e) = d.map.get_mut(key) {
+            e.val = val;
+            e.lru = lru;
+        } else {
+            d.map.insert(key.into(), Entry { val, lru });
+        }
+        if !keep_ttl && !d.expires.is_empty() {
+            d.expires.swap_remove(key);
+        }
+    }
+
+    pub fn del(&mut self, db: usize, key: &[u8]) -> bool {
+        self.expire_if_needed(db, key);
+        let d = &mut self.dbs[db];
+        if d.map.swap_remove(key).is_some() {
+            if !d.expires.is_empty() {
+                d.expires.swap_remove(key);
+            }
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Remove and return the entry (with its expire time).
+    pub fn take(&mut self, db: usize, key: &[u8]) -> Option<(Entry, Option<u64>)> {
+        self.expire_if_needed(db, key);
+        let d = &mut self.dbs[db];
+        let e = d.map.swap_remove(key)?;
+        let t = if d.expires.is_empty() { None } else { d.expires.swap_remove(key) };
+        Some((e, t))
+    }
+
+    pub fn ttl(&self, db: usize, key: &[u8]) -> Option<u64> {
+        let d = &self.dbs[db];
+        if d.expires.is_empty() {
+            None
+        } else {
+            d.expires.get(key).copied()
+        }
+    }
+
+    pub fn set_expire(&mut self, db: usize, key: &[u8], at: u64) {
+        let d = &mut self.dbs[db];
+        if let Some((k, _)) = d.map.get_key_value(key) {
+            let k = k.clone();
+            d.expires.insert(k, at);
+        }
+    }
+
+    pub fn persist(&mut self, db: usize, key: &[u8]) -> bool {
+        self.dbs[db].expires.swap_remove(key).is_some()
+    }
+
+    /// Remove `key` if it holds an empty aggregate (after pops/removals).
+    pub fn drop_if_empty(&mut self, db: usize, key: &[u8]) {
+        let d = &mut self.dbs[db];
+        if let Some(e) = d.map.get(key) {
+            if e.val.is_empty_aggregate() {
+                d.map.swap_remove(key);
+                if !d.expires.is_empty() {
+                    d.expires.swap_remove(key);
+                }
+            }
+        }
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.dbs.iter().map(|d| d.map.len()).sum()
+    }
+
+    /// Active expiry: Redis's fast-cycle-like sampling. Returns keys expired.
+    pub fn active_expire(&mut self, budget: usize) -> usize {
+        let now = now_ms();
+        self.now = now;
+        let mut total = 0;
+        for db in 0..self.dbs.len() {
+            loop {
+                let d = &mut self.dbs[db];
+                let n = d.expires.len();
+                if n == 0 {
+                    break;
+                }
+                let mut expired = 0;
+                let samples = 20.min(n);
+                for _ in 0..samples {
+                    let n = d.expires.len();
+                    if n == 0 {
+                        break;
+                    }
+                    let i = (self.rng.next() % n as u64) as usize;
+                    let Some((k, &t)) = d.expires.get_index(i) else { break };
+                    if t <= now {
+                        let k = k.clone();
+                        d.expires.swap_remove_index(i);
+                        d.map.swap_remove(&k);
+                        expired += 1;
+                    }
+                }
+                self.stats.expired_keys += expired as u64;
+                total += expired;
+                // Repeat while more than 25% of the sample was expired.
+                if expired * 4 <= samples || total >= budget {
+                    break;
+                }
+            }
+        }
+        total
+    }
+
+    /// Evict one key according to the policy. Returns false when nothing can be evicted.
+    pub fn evict_one(&mut self) -> bool {
+        let policy = self.policy;
+        if policy == Policy::NoEviction {
+            return false;
+        }
+        let volatile = matches!(
+            policy,
+            Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl
+        );
+        // Pick the best of 5 samples per non-empty db.
+        let mut best: Option<(usize, Blob, u64)> = None; // (db, key, badness: higher = evict first)
+        for db in 0..self.dbs.len() {
+            let n = if volatile { self.dbs[db].expires.len() } else { self.dbs[db].map.len() };
+            if n == 0 {
+                continue;
+            }
+            for _ in 0..5 {
+                let i = self.rng.below(n);
+                let d = &self.dbs[db];
+                let (key, score) = if volatile {
+                    let Some((k, &t)) = d.expires.get_index(i) else { continue };
+                    let score = match policy {
+                        Policy::VolatileTtl => u64::MAX - t,
+                        Policy::VolatileRandom => self.rng.next(),
+                        _ => match d.map.get(k) {
+                            Some(e) => self.badness(e.lru),
+                            None => u64::MAX,
+                        },
+                    };
+                    (k, score)
+                } else {
+                    let Some((k, e)) = d.map.get_index(i) else { continue };
+                    let score = match policy {
+                        Policy::AllKeysRandom => self.rng.next(),
+                        _ => self.badness(e.lru),
+                    };
+                    (k, score)
+                };
+                if best.as_ref().map(|b| score > b.2).unwrap_or(true) {
+                    best = Some((db, key.clone(), score));
+                }
+            }
+        }
+        match best {
+            Some((db, key, _)) => {
+                self.del(db, &key);
+                self.stats.evicted_keys += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn badness(&self, lru: u32) -> u64 {
+        if self.policy.is_lfu() {
+            255 - self.lfu_decr_and_return(lru) as u64
+        } else {
+            let now = self.lru_clock();
+            (if now >= lru { now - lru } else { 0xFF_FFFF - lru + now }) as u64
+        }
+    }
+
+    pub fn idle_secs(&self, lru: u32) -> u64 {
+        let now = self.lru_clock();
+        (if now >= lru { now - lru } else { 0xFF_FFFF - lru + now }) as u64
+    }
+}
