@@ -149,6 +149,10 @@ pub struct GroupSpec {
     pub primary: String,
     /// Highest member number used (`<id>-003` → 3), so ids are never reused.
     pub last_member_number: u16,
+    pub at_rest_encryption_enabled: bool,
+    /// Set while deleting with `RetainPrimaryCluster`.
+    #[serde(default)]
+    pub retain_on_delete: Option<String>,
 }
 
 #[derive(Debug, Clone)]

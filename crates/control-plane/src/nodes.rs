@@ -71,7 +71,7 @@ impl Running {
 pub struct Supervisor {
     network: NodeNetwork,
     allow_restricted_commands: bool,
-        running: Mutex<HashMap<NodeKey, Running>>,
+    running: Mutex<HashMap<NodeKey, Running>>,
     reserved: Mutex<HashMap<NodeKey, TcpListener>>,
     proxies: Mutex<HashMap<NodeKey, Proxy>>,
 }
@@ -88,7 +88,7 @@ impl Supervisor {
         Supervisor {
             network,
             allow_restricted_commands,
-                        running: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
             reserved: Mutex::new(HashMap::new()),
             proxies: Mutex::new(HashMap::new()),
         }
@@ -300,9 +300,16 @@ impl Supervisor {
         }
     }
 
-        /// Start (or retarget) a group endpoint: on its reserved listener, or a fresh
+    /// Start (or retarget) a group endpoint: on its reserved listener, or a fresh
     /// bind of its recorded address.
-    pub async fn start_proxy(&self, key: &NodeKey, bind_ip: &str, port: u16, kind: Kind, targets: Targets) -> Result<(), ApiError> {
+    pub async fn start_proxy(
+        &self,
+        key: &NodeKey,
+        bind_ip: &str,
+        port: u16,
+        kind: Kind,
+        targets: Targets,
+    ) -> Result<(), ApiError> {
         if let Some(p) = lock(&self.proxies).get(key) {
             p.set_targets(targets);
             return Ok(());
@@ -312,8 +319,11 @@ impl Supervisor {
             Some(l) => l,
             None => bind_with_retry(bind_ip, port).await?,
         };
-        let proxy = Proxy::spawn(listener, kind, targets)
-            .map_err(|e| ApiError::InsufficientCacheClusterCapacity(format!("Could not serve {bind_ip}:{port}: {e}")))?;
+        let proxy = Proxy::spawn(listener, kind, targets).map_err(|e| {
+            ApiError::InsufficientCacheClusterCapacity(format!(
+                "Could not serve {bind_ip}:{port}: {e}"
+            ))
+        })?;
         lock(&self.proxies).insert(key.clone(), proxy);
         tracing::info!(region = %key.region, group = %key.cluster, endpoint = %format!("{bind_ip}:{port}"), kind = kind.as_str(), "group endpoint started");
         Ok(())

@@ -47,7 +47,9 @@ impl Kind {
     fn still_valid(self, t: &Targets, addr: SocketAddr) -> bool {
         match self {
             Kind::Primary => t.primary == Some(addr),
-            Kind::Reader => t.replicas.contains(&addr) || (t.replicas.is_empty() && t.primary == Some(addr)),
+            Kind::Reader => {
+                t.replicas.contains(&addr) || (t.replicas.is_empty() && t.primary == Some(addr))
+            }
         }
     }
 }
@@ -59,7 +61,11 @@ pub struct Proxy {
 
 impl Proxy {
     /// Start forwarding on `listener` (must be called inside the tokio runtime).
-    pub fn spawn(listener: std::net::TcpListener, kind: Kind, targets: Targets) -> std::io::Result<Proxy> {
+    pub fn spawn(
+        listener: std::net::TcpListener,
+        kind: Kind,
+        targets: Targets,
+    ) -> std::io::Result<Proxy> {
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
         let (targets_tx, targets_rx) = watch::channel(targets);
@@ -160,11 +166,17 @@ mod tests {
     #[test]
     fn reader_spreads_and_falls_back_to_the_primary() {
         let rr = AtomicUsize::new(0);
-        let t = Targets { primary: Some(a(1)), replicas: vec![a(2), a(3)] };
+        let t = Targets {
+            primary: Some(a(1)),
+            replicas: vec![a(2), a(3)],
+        };
         let picks: Vec<_> = (0..4).map(|_| Kind::Reader.pick(&t, &rr)).collect();
         assert_eq!(picks, vec![Some(a(2)), Some(a(3)), Some(a(2)), Some(a(3))]);
         assert_eq!(Kind::Primary.pick(&t, &rr), Some(a(1)));
-        let alone = Targets { primary: Some(a(1)), replicas: vec![] };
+        let alone = Targets {
+            primary: Some(a(1)),
+            replicas: vec![],
+        };
         assert_eq!(Kind::Reader.pick(&alone, &rr), Some(a(1)));
         assert!(Kind::Reader.still_valid(&alone, a(1)));
         assert!(!Kind::Primary.still_valid(&t, a(2)));
@@ -173,7 +185,9 @@ mod tests {
     #[tokio::test]
     async fn forwards_and_closes_on_failover() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let backend = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        let backend = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let backend_addr = backend.local_addr().unwrap_or_else(|e| panic!("{e}"));
         tokio::spawn(async move {
             while let Ok((mut s, _)) = backend.accept().await {
@@ -189,14 +203,28 @@ mod tests {
         });
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
         let front = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let proxy = Proxy::spawn(l, Kind::Primary, Targets { primary: Some(backend_addr), replicas: vec![] })
+        let proxy = Proxy::spawn(
+            l,
+            Kind::Primary,
+            Targets {
+                primary: Some(backend_addr),
+                replicas: vec![],
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut c = TcpStream::connect(front)
+            .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let mut c = TcpStream::connect(front).await.unwrap_or_else(|e| panic!("{e}"));
         c.write_all(b"ping").await.unwrap_or_else(|e| panic!("{e}"));
         let mut buf = [0u8; 4];
-        c.read_exact(&mut buf).await.unwrap_or_else(|e| panic!("{e}"));
+        c.read_exact(&mut buf)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(&buf, b"ping");
-        proxy.set_targets(Targets { primary: Some(a(9)), replicas: vec![] });
+        proxy.set_targets(Targets {
+            primary: Some(a(9)),
+            replicas: vec![],
+        });
         let n = tokio::time::timeout(std::time::Duration::from_secs(5), c.read(&mut buf))
             .await
             .unwrap_or_else(|e| panic!("{e}"))

@@ -5,7 +5,8 @@
 use crate::error::ApiError;
 use crate::ids::{CacheClusterId, CacheNodeId};
 use crate::model::{
-    ClusterRecord, ClusterSpec, EventRecord, GroupRecord, NodeRecord, ParameterGroupRecord, SubnetGroupRecord,
+    ClusterRecord, ClusterSpec, EventRecord, GroupRecord, NodeRecord, ParameterGroupRecord,
+    SubnetGroupRecord,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
@@ -23,7 +24,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "groups",
         include_str!("../../../migrations/0002_groups.sql"),
     ),
-    (3, "replication_groups", include_str!("../../../migrations/0003_replication_groups.sql")),
+    (
+        3,
+        "replication_groups",
+        include_str!("../../../migrations/0003_replication_groups.sql"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -195,9 +200,11 @@ impl Store {
 
     /// Every (ip, port) some node holds, in any region.
     pub async fn used_endpoints(&self) -> Result<Vec<(String, u16)>, ApiError> {
-        let rows = sqlx::query("SELECT bind_ip, port FROM cache_nodes UNION ALL SELECT bind_ip, port FROM endpoints")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT bind_ip, port FROM cache_nodes UNION ALL SELECT bind_ip, port FROM endpoints",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 let ip: String = r.try_get("bind_ip")?;
@@ -431,32 +438,45 @@ impl Store {
         Ok(())
     }
 
-    pub async fn replication_group(&self, region: &str, id: &str) -> Result<Option<GroupRecord>, ApiError> {
-        let row = sqlx::query("SELECT * FROM replication_groups WHERE region = ? AND replication_group_id = ?")
-            .bind(region)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn replication_group(
+        &self,
+        region: &str,
+        id: &str,
+    ) -> Result<Option<GroupRecord>, ApiError> {
+        let row = sqlx::query(
+            "SELECT * FROM replication_groups WHERE region = ? AND replication_group_id = ?",
+        )
+        .bind(region)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(group_from_row).transpose()
     }
 
     pub async fn replication_groups(&self, region: &str) -> Result<Vec<GroupRecord>, ApiError> {
-        let rows = sqlx::query("SELECT * FROM replication_groups WHERE region = ? ORDER BY replication_group_id")
-            .bind(region)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM replication_groups WHERE region = ? ORDER BY replication_group_id",
+        )
+        .bind(region)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(group_from_row).collect()
     }
 
     pub async fn all_replication_groups(&self) -> Result<Vec<GroupRecord>, ApiError> {
-        let rows = sqlx::query("SELECT * FROM replication_groups ORDER BY region, replication_group_id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM replication_groups ORDER BY region, replication_group_id")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(group_from_row).collect()
     }
 
     /// Insert or replace a group and the given member clusters atomically.
-    pub async fn put_replication_group(&self, g: &GroupRecord, members: &[ClusterRecord]) -> Result<(), ApiError> {
+    pub async fn put_replication_group(
+        &self,
+        g: &GroupRecord,
+        members: &[ClusterRecord],
+    ) -> Result<(), ApiError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO replication_groups (region, replication_group_id, status, created_ms, spec) VALUES (?, ?, ?, ?, ?) \
@@ -495,20 +515,33 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM tags WHERE arn = ?").bind(arn).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM tags WHERE arn = ?")
+            .bind(arn)
+            .execute(&mut *tx)
+            .await?;
         for (m, m_arn) in members {
             sqlx::query("DELETE FROM cache_clusters WHERE region = ? AND cache_cluster_id = ?")
                 .bind(region)
                 .bind(m.as_str())
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM tags WHERE arn = ?").bind(m_arn).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM tags WHERE arn = ?")
+                .bind(m_arn)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn put_endpoint(&self, region: &str, owner: &str, kind: &str, ip: &str, port: u16) -> Result<(), ApiError> {
+    pub async fn put_endpoint(
+        &self,
+        region: &str,
+        owner: &str,
+        kind: &str,
+        ip: &str,
+        port: u16,
+    ) -> Result<(), ApiError> {
         sqlx::query(
             "INSERT INTO endpoints (region, owner, kind, bind_ip, port) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (region, owner, kind) DO UPDATE SET bind_ip = excluded.bind_ip, port = excluded.port",
@@ -523,23 +556,39 @@ impl Store {
         Ok(())
     }
 
-    pub async fn endpoint(&self, region: &str, owner: &str, kind: &str) -> Result<Option<(String, u16)>, ApiError> {
-        let row = sqlx::query("SELECT bind_ip, port FROM endpoints WHERE region = ? AND owner = ? AND kind = ?")
-            .bind(region)
-            .bind(owner)
-            .bind(kind)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn endpoint(
+        &self,
+        region: &str,
+        owner: &str,
+        kind: &str,
+    ) -> Result<Option<(String, u16)>, ApiError> {
+        let row = sqlx::query(
+            "SELECT bind_ip, port FROM endpoints WHERE region = ? AND owner = ? AND kind = ?",
+        )
+        .bind(region)
+        .bind(owner)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
             Some(r) => {
                 let port: i64 = r.try_get("port")?;
-                Ok(Some((r.try_get("bind_ip")?, u16::try_from(port).unwrap_or(0))))
+                Ok(Some((
+                    r.try_get("bind_ip")?,
+                    u16::try_from(port).unwrap_or(0),
+                )))
             }
             None => Ok(None),
         }
     }
 
-    pub async fn add_event(&self, region: &str, source: &str, source_type: &str, message: &str) -> Result<(), ApiError> {
+    pub async fn add_event(
+        &self,
+        region: &str,
+        source: &str,
+        source_type: &str,
+        message: &str,
+    ) -> Result<(), ApiError> {
         sqlx::query("INSERT INTO events (region, source_identifier, source_type, message, date_ms) VALUES (?, ?, ?, ?, ?)")
             .bind(region)
             .bind(source)
@@ -552,7 +601,12 @@ impl Store {
     }
 
     /// Events of a region between two times, oldest first.
-    pub async fn events(&self, region: &str, since_ms: i64, until_ms: i64) -> Result<Vec<EventRecord>, ApiError> {
+    pub async fn events(
+        &self,
+        region: &str,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<EventRecord>, ApiError> {
         let rows = sqlx::query("SELECT * FROM events WHERE region = ? AND date_ms >= ? AND date_ms <= ? ORDER BY date_ms, id")
             .bind(region)
             .bind(since_ms)
@@ -574,7 +628,10 @@ impl Store {
 
     /// Forget events older than `before_ms` (ElastiCache keeps 14 days).
     pub async fn prune_events(&self, before_ms: i64) -> Result<(), ApiError> {
-        sqlx::query("DELETE FROM events WHERE date_ms < ?").bind(before_ms).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM events WHERE date_ms < ?")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -618,7 +675,10 @@ fn group_from_row(r: &SqliteRow) -> Result<GroupRecord, ApiError> {
 }
 
 /// Insert a cluster or replace its row and nodes.
-async fn upsert_cluster(tx: &mut sqlx::SqliteConnection, c: &ClusterRecord) -> Result<(), ApiError> {
+async fn upsert_cluster(
+    tx: &mut sqlx::SqliteConnection,
+    c: &ClusterRecord,
+) -> Result<(), ApiError> {
     sqlx::query(
         "INSERT INTO cache_clusters (region, cache_cluster_id, replication_group_id, status, created_ms, spec) \
          VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (region, cache_cluster_id) DO UPDATE SET \
