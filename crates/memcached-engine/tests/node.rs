@@ -293,3 +293,30 @@ fn binary_garbage_on_binary_connection() {
     }
     assert_alive(addr);
 }
+
+#[test]
+fn auto_discovery_binary_config_get() {
+    // The ElastiCache cluster client's binary "config get" (opcode 0x60, key = config type);
+    // response extras carry 4 bytes of flags, the value is the same payload as the ASCII form.
+    let node = start_node(Config::default());
+    node.set_cluster_config(
+        2,
+        vec![DiscoveryNode {
+            host: "c.cfg.localhost".into(),
+            ip: "127.0.0.1".into(),
+            port: 11211,
+        }],
+    );
+    let p = bin_exchange(
+        node.local_addr(),
+        &bin_request(0x60, b"cluster", b"", b"", 9, 0),
+    );
+    let payload = b"2\nc.cfg.localhost|127.0.0.1|11211\n";
+    let r = &p[0];
+    assert_eq!(r[0], 0x81);
+    assert_eq!(r[1], 0x60);
+    assert_eq!(&r[6..8], &[0, 0], "status OK");
+    assert_eq!(r[4], 4, "extras length");
+    assert_eq!(&r[12..16], &9u32.to_be_bytes());
+    assert_eq!(&r[24 + 4..], payload);
+}
