@@ -382,7 +382,7 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             .collect();
         let (now, later) = parameter_groups::split_by_change_type(&c.spec.family, changed);
         for n in &c.nodes {
-            cp.nodes.set_params(&node_key(region, &id, n.id), &now);
+            cp.nodes.set_params(&node_key(region, &id, n.id), &c.spec, &now);
         }
         if !later.is_empty() {
             c.spec.pending_reboot_nodes = c.nodes.iter().map(|n| n.id.number()).collect();
@@ -999,8 +999,7 @@ pub(crate) async fn apply_parameters(
             continue;
         }
         for n in &c.nodes {
-            cp.nodes
-                .set_params(&node_key(region, &c.id, n.id), immediate);
+            cp.nodes.set_params(&node_key(region, &c.id, n.id), &c.spec, immediate);
         }
         if needs_reboot {
             c.spec.pending_reboot_nodes = c.nodes.iter().map(|n| n.id.number()).collect();

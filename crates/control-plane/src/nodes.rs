@@ -231,12 +231,22 @@ impl Supervisor {
             Engine::Redis | Engine::Valkey => {
                 let config = redis_engine::Config {
                     maxmemory: redis_maxmemory(memory, params),
+                    maxmemory_policy: params
+                        .get("maxmemory-policy")
+                        .cloned()
+                        .unwrap_or_else(|| "volatile-lru".to_string()),
                     version: spec.engine_version.clone(),
                     flavor: spec.engine.as_str().to_string(),
                     allow_restricted_commands: self.allow_restricted_commands,
                     ..Default::default()
                 };
-                Running::Redis(redis_engine::spawn(listener, config)?)
+                let handle = redis_engine::spawn(listener, config)?;
+                for (name, value) in params {
+                    // Values the engine does not model are ElastiCache's own
+                    // bookkeeping (reserved-memory-percent, …); skip them.
+                    let _ = handle.set_param(name, value);
+                }
+                Running::Redis(handle)
             }
             Engine::Memcached => {
                 let defaults = memcached_engine::Config::default();
@@ -262,7 +272,7 @@ impl Supervisor {
     }
 
     /// Apply parameter values to a running node at once (the `immediate` ones).
-    pub fn set_params(&self, key: &NodeKey, params: &[(String, String)]) {
+    pub fn set_params(&self, key: &NodeKey, spec: &ClusterSpec, params: &[(String, String)]) {
         let running = lock(&self.running);
         let Some(node) = running.get(key) else {
             return;
@@ -277,7 +287,15 @@ impl Supervisor {
                     h.set_evict(!v);
                 }
             }
-            Running::Redis(_) => {}
+            Running::Redis(h) => {
+                for (name, value) in params {
+                    if name == "reserved-memory-percent" {
+                        h.set_maxmemory(redis_maxmemory(node_memory(spec), &map));
+                    } else if let Err(e) = h.set_param(name, value) {
+                        tracing::warn!(param = %name, error = %e, "node refused a parameter value");
+                    }
+                }
+            }
         }
     }
 
