@@ -1,5 +1,6 @@
 """Issue 5 end to end: replication groups as the SDKs and Terraform see them,
 stable primary/reader endpoints, failover."""
+import json
 import socket
 import time
 
@@ -149,3 +150,70 @@ def test_group_survives_a_restart(server):
     assert after["NodeGroups"] == before["NodeGroups"]
     ep = after["NodeGroups"][0]["PrimaryEndpoint"]
     assert redis.Redis(host=ep["Address"], port=ep["Port"], socket_timeout=5).ping()
+
+
+def admin(server, method, path):
+    import urllib.request
+    req = urllib.request.Request(server.endpoint + path, method=method)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        body = r.read()
+        return r.status, (json.loads(body) if body else None)
+
+
+def roles(ec, rg):
+    g = ec.describe_replication_groups(ReplicationGroupId=rg)["ReplicationGroups"][0]
+    return {m["CacheClusterId"]: m["CurrentRole"] for m in g["NodeGroups"][0]["NodeGroupMembers"]}
+
+
+def test_automatic_failover_when_the_primary_dies(server):
+    ec = server.client()
+    ec.create_replication_group(ReplicationGroupId="auto", ReplicationGroupDescription="d", NumCacheClusters=3,
+                                AutomaticFailoverEnabled=True)
+    g = wait_group(ec, "auto")
+    ep = g["NodeGroups"][0]["PrimaryEndpoint"]
+    status, nodes = admin(server, "GET", "/_elastilite/nodes")
+    assert status == 200
+    mine = {n["cache_cluster_id"]: n for n in nodes if n["replication_group_id"] == "auto"}
+    assert mine["auto-001"]["role"] == "primary" and mine["auto-001"]["running"] is True
+
+    assert admin(server, "POST", "/_elastilite/nodes/us-east-1/auto-001/0001/stop")[0] == 204
+    deadline = time.time() + 20
+    while roles(ec, "auto")["auto-001"] == "primary" and time.time() < deadline:
+        time.sleep(0.05)
+    r = roles(ec, "auto")
+    assert r["auto-001"] == "replica" and list(r.values()).count("primary") == 1
+    assert redis.Redis(host=ep["Address"], port=ep["Port"], socket_timeout=5).ping()
+    messages = [e["Message"] for e in ec.describe_events(SourceType="replication-group", SourceIdentifier="auto")["Events"]]
+    assert any(m.startswith("Failover from master node auto-001 to replica node") for m in messages), messages
+
+
+def test_without_automatic_failover_the_group_stays_degraded(server):
+    ec = server.client()
+    ec.create_replication_group(ReplicationGroupId="manual", ReplicationGroupDescription="d", NumCacheClusters=2)
+    ep = wait_group(ec, "manual")["NodeGroups"][0]["PrimaryEndpoint"]
+    admin(server, "POST", "/_elastilite/nodes/us-east-1/manual-001/0001/stop")
+    time.sleep(0.3)
+    assert roles(ec, "manual")["manual-001"] == "primary"
+    with pytest.raises(redis.exceptions.ConnectionError):
+        redis.Redis(host=ep["Address"], port=ep["Port"], socket_timeout=2).ping()
+    admin(server, "POST", "/_elastilite/nodes/us-east-1/manual-001/0001/start")
+    assert redis.Redis(host=ep["Address"], port=ep["Port"], socket_timeout=5).ping()
+
+
+def test_admin_reset_forgets_everything_quickly(server):
+    ec = server.client()
+    ec.create_replication_group(ReplicationGroupId="gone", ReplicationGroupDescription="d", NumCacheClusters=2)
+    ec.create_cache_cluster(CacheClusterId="gone-too", Engine="memcached")
+    wait_group(ec, "gone")
+    started = time.time()
+    assert admin(server, "POST", "/_elastilite/reset")[0] == 204
+    with pytest.raises(ec.exceptions.ReplicationGroupNotFoundFault):
+        ec.describe_replication_groups(ReplicationGroupId="gone")
+    assert ec.describe_cache_clusters()["CacheClusters"] == []
+    assert admin(server, "GET", "/_elastilite/nodes")[1] == []
+    timings = []
+    for _ in range(20):
+        t = time.time()
+        admin(server, "POST", "/_elastilite/reset")
+        timings.append(time.time() - t)
+    assert sorted(timings)[len(timings) // 2] < 0.05, timings

@@ -4,6 +4,7 @@
 //! Entry point: [`ControlPlane::open`], then [`ControlPlane::handle`] for each
 //! decoded query-protocol request.
 
+mod admin;
 mod catalog;
 mod clusters;
 mod engine_versions;
@@ -20,6 +21,7 @@ mod subnet_groups;
 mod tags;
 
 pub use catalog::{Engine, ENGINE_VERSIONS, NODE_TYPES};
+pub use admin::{Fault, NodeInfo};
 pub use error::ApiError;
 pub use nodes::{Addressing, NodeNetwork};
 
@@ -173,6 +175,25 @@ impl ControlPlane {
             other => return Err(ApiError::InvalidAction(other.to_string())),
         };
         Ok(Some(body))
+    }
+
+    /// Every node in every region (admin API).
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ApiError> {
+        admin::nodes(&self.inner).await
+    }
+
+    /// Fault injection on one node (admin API).
+    pub async fn inject(&self, region: &str, cluster: &str, node: &str, fault: Fault) -> Result<(), ApiError> {
+        admin::inject(&self.inner, region, cluster, node, fault).await
+    }
+
+    /// Forget all state and stop every node (admin API).
+    pub async fn reset(&self) -> Result<(), ApiError> {
+        admin::reset(&self.inner).await
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.config.data_dir
     }
 
     pub fn account_id(&self) -> &str {

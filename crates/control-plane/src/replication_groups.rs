@@ -1029,6 +1029,36 @@ async fn apply_topology(cp: &Inner, g: &GroupRecord, ms: &[ClusterRecord]) -> Re
     Ok(())
 }
 
+/// A member's node was stopped by fault injection. A primary failure in a group
+/// with automatic failover promotes a replica, as AWS does; otherwise the group
+/// stays degraded until the node comes back.
+pub(crate) async fn on_node_down(cp: &Arc<Inner>, region: &str, rg: &str, member: &str) {
+    let Ok(Some(g)) = cp.store.replication_group(region, rg).await else {
+        return;
+    };
+    if g.spec.primary != member {
+        return;
+    }
+    if g.spec.automatic_failover && g.spec.members.len() > 1 {
+        events::record(cp, region, rg, events::REPLICATION_GROUP, &format!("Primary node {member} failed; failing over")).await;
+        schedule_failover(cp, region, rg, None, false);
+    } else {
+        tracing::warn!(region, replication_group = rg, "primary down and automatic failover disabled: group degraded");
+    }
+}
+
+/// A stopped member came back: it rejoins as a replica of the current primary.
+pub(crate) async fn on_node_up(cp: &Arc<Inner>, region: &str, rg: &str) {
+    let Ok(Some(g)) = cp.store.replication_group(region, rg).await else {
+        return;
+    };
+    if let Ok(ms) = members(cp, &g).await {
+        if let Err(e) = apply_topology(cp, &g, &ms).await {
+            tracing::warn!(region, replication_group = rg, error = %e, "could not restore topology");
+        }
+    }
+}
+
 /// Promote a replica (`target`, or the one with the most data) after the
 /// configured delay.
 fn schedule_failover(cp: &Arc<Inner>, region: &str, id: &str, target: Option<String>, test: bool) {

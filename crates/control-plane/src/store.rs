@@ -12,7 +12,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqlSafeStr, SqlitePool};
+use sqlx::{AssertSqlSafe, Row, SqlSafeStr, SqlitePool};
 use std::borrow::Cow;
 use std::path::Path;
 
@@ -632,6 +632,26 @@ impl Store {
             .bind(before_ms)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// Delete every row of every resource table (the admin reset).
+    pub async fn reset(&self) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        for table in [
+            "cache_nodes",
+            "cache_clusters",
+            "replication_groups",
+            "endpoints",
+            "cache_parameters",
+            "cache_parameter_groups",
+            "cache_subnet_groups",
+            "tags",
+            "events",
+        ] {
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}"))).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
