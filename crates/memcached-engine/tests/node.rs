@@ -320,3 +320,22 @@ fn auto_discovery_binary_config_get() {
     assert_eq!(&r[12..16], &9u32.to_be_bytes());
     assert_eq!(&r[24 + 4..], payload);
 }
+
+#[test]
+fn spawn_and_shutdown_from_inside_a_tokio_runtime() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let node = start_node(Config::default());
+        let addr = node.local_addr();
+        let got = tokio::task::spawn_blocking(move || strip_end(roundtrip(addr, b"version\r\n")))
+            .await
+            .unwrap();
+        assert_eq!(got, "VERSION 1.6.22\r\n");
+        node.shutdown();
+        drop(node);
+    });
+}
