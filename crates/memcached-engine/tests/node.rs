@@ -362,7 +362,14 @@ fn expiry_and_delayed_flush() {
     std::thread::sleep(Duration::from_millis(2100));
     let got = strip_end(roundtrip(addr, b"get rel abs past neg keep\r\n"));
     assert_eq!(got, "VALUE keep 0 1\r\nx\r\nEND\r\n");
-    assert!(stat(addr, "get_expired") >= 2);
+    assert!(stat(addr, "get_expired") + stat(addr, "crawler_reclaimed") >= 2);
+
+    // expired items are reclaimed in the background without being read
+    roundtrip(addr, b"set t1 0 1 1\r\nx\r\nset t2 0 1 1\r\nx\r\n");
+    assert_eq!(stat(addr, "curr_items"), 3);
+    std::thread::sleep(Duration::from_millis(2300));
+    assert_eq!(stat(addr, "curr_items"), 1);
+    assert!(stat(addr, "crawler_reclaimed") >= 2);
 
     // flush_all with a delay: items stored before it become invalid once it is reached
     let got = strip_end(roundtrip(addr, b"flush_all 2\r\nget keep\r\n"));
