@@ -101,7 +101,10 @@ fn write_header(
     out.extend_from_slice(&cas.to_be_bytes());
 }
 
-fn write_error(out: &mut Vec<u8>, h: &Header, status: u16) {
+/// An error reply. memcached transmits everything pending at an error (conn_mwrite), which
+/// releases the item references held by earlier replies of the batch.
+fn write_error(pins: &mut Vec<(u32, u64)>, out: &mut Vec<u8>, h: &Header, status: u16) {
+    pins.clear();
     let msg: &[u8] = match status {
         ST_ENOMEM => b"Out of memory",
         ST_UNKNOWN => b"Unknown command",
@@ -159,7 +162,7 @@ fn base_cmd(opcode: u8) -> u8 {
 
 /// EINVAL then close (memcached's handle_binary_protocol_error).
 fn protocol_error(out: &mut Vec<u8>, h: &Header) -> Outcome {
-    write_error(out, h, ST_EINVAL);
+    write_error(&mut Vec::new(), out, h, ST_EINVAL);
     Outcome::Close
 }
 
@@ -199,7 +202,7 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
             if buf.len() < head {
                 return Outcome::NeedMore;
             }
-            write_error(out, &h, ST_UNKNOWN);
+            write_error(&mut node.store.pinned, out, &h, ST_UNKNOWN);
             conn.swallow = bodylen;
             return Outcome::Consumed(head);
         }
@@ -249,7 +252,7 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                     ST_ENOMEM
                 }
             };
-            write_error(out, &h, st);
+            write_error(&mut node.store.pinned, out, &h, st);
             if cmd == op::SET {
                 if let Some(idx) = node.store.lookup(key, false) {
                     node.store.unlink(idx);
@@ -280,15 +283,15 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                     write_header(out, h.opcode, 0, 0, ST_OK, 0, h.opaque, cas);
                 }
             }
-            StoreResult::Exists => write_error(out, &h, ST_EEXISTS),
-            StoreResult::NotFound => write_error(out, &h, ST_ENOENT),
+            StoreResult::Exists => write_error(&mut node.store.pinned, out, &h, ST_EEXISTS),
+            StoreResult::NotFound => write_error(&mut node.store.pinned, out, &h, ST_ENOENT),
             StoreResult::NotStored => {
                 let st = match cmd {
                     op::ADD => ST_EEXISTS,
                     op::REPLACE => ST_ENOENT,
                     _ => ST_NOT_STORED,
                 };
-                write_error(out, &h, st)
+                write_error(&mut node.store.pinned, out, &h, st)
             }
         }
         return Outcome::Consumed(HEADER + bodylen);
@@ -344,9 +347,10 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                         st.stats.get_hits += 1;
                     }
                     st.bump(idx);
-                    let it = st.item(idx);
                     let with_key = matches!(cmd, op::GETK | op::GATK);
                     let with_value = cmd != op::TOUCH;
+                    st.pin(idx);
+                    let it = st.item(idx);
                     let kl = if with_key { keylen } else { 0 };
                     let vl = if with_value { it.value().len() } else { 0 };
                     write_header(out, h.opcode, kl, 4, ST_OK, 4 + kl + vl, h.opaque, it.cas);
@@ -369,7 +373,7 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                             write_header(out, h.opcode, keylen, 0, ST_ENOENT, keylen, h.opaque, 0);
                             out.extend_from_slice(key);
                         } else {
-                            write_error(out, &h, ST_ENOENT);
+                            write_error(&mut st.pinned, out, &h, ST_ENOENT);
                         }
                     }
                 }
@@ -386,12 +390,12 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                             write_header(out, h.opcode, 0, 0, ST_OK, 0, h.opaque, 0);
                         }
                     } else {
-                        write_error(out, &h, ST_EEXISTS);
+                        write_error(&mut st.pinned, out, &h, ST_EEXISTS);
                     }
                 }
                 None => {
                     st.stats.delete_misses += 1;
-                    write_error(out, &h, ST_ENOENT);
+                    write_error(&mut st.pinned, out, &h, ST_ENOENT);
                 }
             }
         }
@@ -410,14 +414,14 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                         out.extend_from_slice(&v.to_be_bytes());
                     }
                 }
-                Delta::NonNumeric => write_error(out, &h, ST_DELTA_BADVAL),
-                Delta::CasMismatch => write_error(out, &h, ST_EEXISTS),
+                Delta::NonNumeric => write_error(&mut st.pinned, out, &h, ST_DELTA_BADVAL),
+                Delta::CasMismatch => write_error(&mut st.pinned, out, &h, ST_EEXISTS),
                 Delta::NotFound => {
                     if exp != 0xffff_ffff {
                         let mut vb = Vec::new();
                         push_u64(&mut vb, initial);
                         if st.alloc(keylen, 0, vb.len()).is_err() {
-                            write_error(out, &h, ST_ENOMEM);
+                            write_error(&mut st.pinned, out, &h, ST_ENOMEM);
                             return Outcome::Consumed(consumed);
                         }
                         let rt = st.realtime(exp as i64);
@@ -428,7 +432,7 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                                     out.extend_from_slice(&initial.to_be_bytes());
                                 }
                             }
-                            _ => write_error(out, &h, ST_NOT_STORED),
+                            _ => write_error(&mut st.pinned, out, &h, ST_NOT_STORED),
                         }
                     } else {
                         if incr {
@@ -436,7 +440,7 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                         } else {
                             st.stats.decr_misses += 1;
                         }
-                        write_error(out, &h, ST_ENOENT);
+                        write_error(&mut st.pinned, out, &h, ST_ENOENT);
                     }
                 }
             }
@@ -459,7 +463,7 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                 }
                 write_header(out, h.opcode, 0, 0, ST_OK, 0, h.opaque, 0);
             }
-            None => write_error(out, &h, ST_ENOENT),
+            None => write_error(&mut node.store.pinned, out, &h, ST_ENOENT),
         },
         op::CONFIG_GET => {
             if key == b"cluster" {
@@ -468,10 +472,10 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                 out.extend_from_slice(&0u32.to_be_bytes());
                 out.extend_from_slice(&payload);
             } else {
-                write_error(out, &h, ST_ENOENT);
+                write_error(&mut node.store.pinned, out, &h, ST_ENOENT);
             }
         }
-        _ => write_error(out, &h, ST_UNKNOWN),
+        _ => write_error(&mut node.store.pinned, out, &h, ST_UNKNOWN),
     }
     Outcome::Consumed(consumed)
 }

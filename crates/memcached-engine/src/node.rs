@@ -120,9 +120,13 @@ impl Node {
                     pos += k
                 }
                 Outcome::NeedMore => break,
-                Outcome::Close => return (out, true),
+                Outcome::Close => {
+                    self.store.pinned.clear();
+                    return (out, true);
+                }
             }
         }
+        self.store.pinned.clear();
         (out, false)
     }
 }

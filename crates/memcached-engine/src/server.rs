@@ -180,6 +180,7 @@ async fn serve(node: Rc<RefCell<Node>>, mut stream: TcpStream, id: u64) {
                     break;
                 }
             }
+            nd.store.pinned.clear();
             nd.store.stats.bytes_read += (start - before) as u64;
             nd.store.stats.bytes_written += out.len() as u64;
             let now = nd.store.now;

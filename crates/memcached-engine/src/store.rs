@@ -166,6 +166,10 @@ pub struct Store {
     pub now: u32,
     pub started: u32,
     crawl_cursor: usize,
+    /// Items referenced by replies of the current batch that are not written yet, as (slot,
+    /// cas). memcached holds a reference on those (mg, binary get family), which makes a
+    /// following incr/decr build a new item instead of updating in place.
+    pub pinned: Vec<(u32, u64)>,
 }
 
 #[inline]
@@ -192,6 +196,7 @@ impl Store {
             now,
             started: now,
             crawl_cursor: 0,
+            pinned: Vec::new(),
         }
     }
 
@@ -276,6 +281,13 @@ impl Store {
             return None;
         }
         Some(idx)
+    }
+
+    /// Mark an item as referenced by a not-yet-written reply (see `pinned`).
+    #[inline]
+    pub fn pin(&mut self, idx: u32) {
+        let cas = self.items[idx as usize].cas;
+        self.pinned.push((idx, cas));
     }
 
     /// A fetch that updates LRU position and the fetched bit.
@@ -535,7 +547,6 @@ impl Store {
                         if total > self.settings.max_item_size.load(Ordering::Relaxed) {
                             return StoreResult::NotStored;
                         }
-                        let old_item_iflags = old_iflags & F_KEY_BINARY;
                         let old_data = std::mem::take(&mut self.items[o as usize].data);
                         let old_val = &old_data[key.len()..];
                         // restore for accounting in unlink
@@ -549,14 +560,8 @@ impl Store {
                         data.extend_from_slice(parts[1]);
                         self.items[o as usize].data = old_data;
                         self.unlink(o);
-                        let i = self.link(
-                            key,
-                            &[&data],
-                            old_flags,
-                            old_exptime,
-                            base_iflags | old_item_iflags,
-                            None,
-                        );
+                        // memcached builds a fresh item: the binary-key mark is not carried.
+                        let i = self.link(key, &[&data], old_flags, old_exptime, 0, None);
                         StoreResult::Stored(self.item(i).cas)
                     }
                     Comm::Set | Comm::Replace => {
@@ -615,7 +620,7 @@ impl Store {
             value.saturating_sub(delta)
         };
         let cur_len = it.value().len();
-        let (flags, exptime, iflags) = (it.flags, it.exptime, it.iflags & F_KEY_BINARY);
+        let (flags, exptime) = (it.flags, it.exptime);
         if incr {
             self.stats.incr_hits += 1;
         } else {
@@ -623,7 +628,9 @@ impl Store {
         }
         let mut buf = Vec::with_capacity(20);
         crate::util::push_u64(&mut buf, nv);
-        if buf.len() <= cur_len {
+        let cas_now = it.cas;
+        let pinned = self.pinned.iter().any(|&(i, c)| i == idx && c == cas_now);
+        if buf.len() <= cur_len && !pinned {
             // in place, padded with spaces, new CAS
             let cas = self.next_cas();
             let now = self.now;
@@ -640,7 +647,8 @@ impl Store {
             *item = Some(idx);
         } else {
             self.unlink(idx);
-            let i = self.link(key, &[&buf], flags, exptime, iflags, None);
+            // a fresh item, as in memcached: the binary-key mark is not carried over
+            let i = self.link(key, &[&buf], flags, exptime, 0, None);
             *item = Some(i);
         }
         Delta::Ok(nv)

@@ -136,6 +136,8 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
             }
             b's' => meta_set(node, conn, &t, buf, line_end, out),
             b'n' => {
+                // mn forces a write-back in memcached (releasing item references).
+                node.store.pinned.clear();
                 out.extend_from_slice(b"MN\r\n");
                 Outcome::Consumed(line_end)
             }
@@ -345,6 +347,9 @@ fn write_value_line(out: &mut Vec<u8>, key: &[u8], flags: u32, len: usize, cas: 
 }
 
 fn process_get(node: &mut Node, t: &Tokens, return_cas: bool, touch: bool, out: &mut Vec<u8>) {
+    // memcached releases the item references of earlier replies here (observable through
+    // whether a later incr/decr updates in place).
+    node.store.pinned.clear();
     let start = out.len();
     let mut first_key = 1;
     let mut exptime = 0;
@@ -839,6 +844,7 @@ fn meta_get(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
         (it.iflags & F_FETCHED != 0, it.time)
     };
     let vlen = st.item(idx).value().len();
+    st.pin(idx);
     if of.value {
         out.extend_from_slice(b"VA ");
         push_u64(out, vlen as u64);
@@ -981,6 +987,12 @@ fn meta_set(
         Ok(k) => k,
         Err(e) => return fail(out, conn, e.as_bytes()),
     };
+    if t.toks[3..t.n]
+        .iter()
+        .any(|tok| tok[0] == b'O' && tok.len() > MFLAG_MAX_OPAQUE_LENGTH)
+    {
+        return fail(out, conn, b"CLIENT_ERROR opaque token too long");
+    }
     let mut comm = match of.mode {
         0 | b'S' => Comm::Set,
         b'E' => Comm::Add,
@@ -1051,11 +1063,7 @@ fn meta_set(
         StoreResult::NotStored => b"NS",
     };
     out.extend_from_slice(code);
-    let stored_binary = node
-        .store
-        .lookup(&key, false)
-        .map(|i| node.store.item(i).iflags & F_KEY_BINARY != 0)
-        .unwrap_or(of.key_binary);
+    let stored_binary = of.key_binary;
     for i in 3..t.n {
         let tok = t.toks[i];
         match tok[0] {
@@ -1099,6 +1107,10 @@ fn meta_delete(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
         let tok = t.toks[i];
         match tok[0] {
             b'O' => {
+                if tok.len() > MFLAG_MAX_OPAQUE_LENGTH {
+                    out_str(out, false, b"CLIENT_ERROR opaque token too long");
+                    return;
+                }
                 flags_out.push(b' ');
                 flags_out.extend_from_slice(tok);
             }
@@ -1211,8 +1223,8 @@ fn meta_arith(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
                     );
                     return;
                 }
-                let kb = if of.key_binary { F_KEY_BINARY } else { 0 };
-                item = Some(st.link(&key, &[&buf], 0, 0, kb, None));
+                // memcached's vivified item carries no binary-key mark
+                item = Some(st.link(&key, &[&buf], 0, 0, 0, None));
                 value = of.initial;
                 created = true;
             } else {
@@ -1254,6 +1266,10 @@ fn meta_arith(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
                 b'T' => st.item_mut(idx).exptime = of.exptime,
                 b'N' if created => st.item_mut(idx).exptime = of.autoviv_exptime,
                 b'O' => {
+                    if tok.len() > MFLAG_MAX_OPAQUE_LENGTH {
+                        out_str(out, false, b"CLIENT_ERROR opaque token too long");
+                        return;
+                    }
                     head.push(b' ');
                     head.extend_from_slice(tok);
                 }
@@ -1270,6 +1286,10 @@ fn meta_arith(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
             let tok = t.toks[i];
             match tok[0] {
                 b'O' => {
+                    if tok.len() > MFLAG_MAX_OPAQUE_LENGTH {
+                        out_str(out, false, b"CLIENT_ERROR opaque token too long");
+                        return;
+                    }
                     head.push(b' ');
                     head.extend_from_slice(tok);
                 }

@@ -118,6 +118,14 @@ fn hand_written_text() -> Vec<Vec<u8>> {
         b"incr a 1\r\nset a 0 0 20\r\n18446744073709551615\r\nincr a 1\r\nget a\r\nset b 0 0 21\r\n118446744073709551615\r\nincr b 1\r\n".to_vec(),
         b"set a 0 0 0\r\n\r\nincr a 1\r\nget a\r\n".to_vec(),
         b"set a 0 0 1\r\n1\r\nincr a 99999\r\nget a\r\ngets a\r\n".to_vec(),
+        // an item referenced by an unsent mg reply is not updated in place by decr
+        b"set a 0 0 2\r\n10\r\nget a\r\ndecr a 1\r\nget a\r\n".to_vec(),
+        b"set a 0 0 2\r\n10\r\nmg a v\r\ndecr a 1\r\nget a\r\n".to_vec(),
+        b"set a 0 0 2\r\n10\r\nmg a\r\ndecr a 1\r\nget a\r\n".to_vec(),
+        b"set a 0 0 2\r\n10\r\nmg a\r\nma a MD v\r\nget a\r\n".to_vec(),
+        b"set a 0 0 2\r\n10\r\nmg a v\r\nget zz\r\ndecr a 1\r\nget a\r\n".to_vec(),
+        b"set a 0 0 2\r\n10\r\nmg a v\r\nmg zz v\r\nversion\r\ndecr a 1\r\nget a\r\n".to_vec(),
+        b"set a 0 0 2\r\n10\r\nmg a v\r\nmn\r\ndecr a 1\r\nget a\r\n".to_vec(),
         b"delete a 0\r\ndelete a noreply\r\ndelete a 1\r\ndelete a 0 noreply\r\ndelete a x y\r\n".to_vec(),
         b"touch a 10\r\ntouch a x\r\nset a 0 0 1\r\nx\r\ntouch a 10\r\ngat 10 a b\r\ngats x a\r\ngat\r\ngat 10\r\n".to_vec(),
         b"set a 0 0 1\r\nx\r\ntouch a -1\r\nget a\r\nset a 0 0 1\r\nx\r\ngat -1 a\r\nget a\r\n".to_vec(),
@@ -208,6 +216,11 @@ fn hand_written_text() -> Vec<Vec<u8>> {
         b"ms a 1\r\nx\r\nmg a t v\r\nms a 1 T3000000000\r\nx\r\nmg a t v\r\n".to_vec(),
         b"set a 0 0 1\r\nx\r\nmg a s v k O1 c f t\r\nme a\r\n".to_vec(),
         b"mg \x80\r\nmg a\x80 v\r\n".to_vec(),
+        format!("ms a 1 O{0}\r\nx\r\nmd a O{0}\r\nma a O{0}\r\n", "1".repeat(40)).into_bytes(),
+        format!("set a 0 0 1\r\nx\r\nmd a O{0}\r\nma a O{0}\r\n", "1".repeat(40)).into_bytes(),
+        b"ms YWJj 1 b\r\nx\r\nms YWJj 1 b MA k\r\ny\r\nmg abc k v\r\nms YWJj 1 b ME k\r\nz\r\n".to_vec(),
+        b"ms YWJj 1 b I k c\r\nx\r\nmd YWJj b k q\r\nmd YWJj b k\r\nma YWJj b k N0 J3 v\r\n".to_vec(),
+        b"ms YWJj 1 b\r\n9\r\nma YWJj b D99 v k\r\nmg abc k v\r\nma YWJj b k v\r\nmg abc k v\r\n".to_vec(),
         {
             let mut s = b"ms a 2000000 T0\r\n".to_vec();
             s.extend(std::iter::repeat_n(b'x', 2000000));
@@ -231,6 +244,21 @@ fn text_and_meta_hand_written() {
     for case in hand_written_text() {
         p.text(&case);
     }
+}
+
+/// Generated sequences per test: env `DIFF_ITER` (default 300); seed offset: env `DIFF_SEED`.
+fn iterations() -> usize {
+    std::env::var("DIFF_ITER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
+fn seed(base: u64) -> u64 {
+    base ^ std::env::var("DIFF_SEED")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
 }
 
 const KEYS: &[&str] = &["a", "b", "c", "key:1", "YWJj"];
@@ -337,8 +365,8 @@ fn gen_text(r: &mut Rng) -> Vec<u8> {
 #[test]
 fn text_and_meta_generated() {
     let Some(p) = pair() else { return };
-    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
-    for _ in 0..300 {
+    let mut r = Rng(seed(0x9E37_79B9_7F4A_7C15));
+    for _ in 0..iterations() {
         let case = gen_text(&mut r);
         p.text(&case);
     }
@@ -586,8 +614,8 @@ fn gen_binary(r: &mut Rng) -> Vec<u8> {
 #[test]
 fn binary_generated() {
     let Some(p) = pair() else { return };
-    let mut r = Rng(0x1234_5678_9ABC_DEF1);
-    for _ in 0..300 {
+    let mut r = Rng(seed(0x1234_5678_9ABC_DEF1));
+    for _ in 0..iterations() {
         let case = gen_binary(&mut r);
         p.binary(&case);
     }
