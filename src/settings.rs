@@ -61,6 +61,15 @@ pub struct Settings {
     #[arg(long, env = "ELASTILITE_ADVERTISE_HOST")]
     pub advertise_host: Option<String>,
 
+    /// Verify SigV4 signatures of API requests against --credentials and refuse
+    /// others, as AWS does (off by default, like every local emulator).
+    #[arg(long, env = "ELASTILITE_REQUIRE_SIGNATURES")]
+    pub require_signatures: bool,
+
+    /// Access keys accepted in strict mode: `KEYID:SECRET`, comma-separated.
+    #[arg(long, env = "ELASTILITE_CREDENTIALS", value_delimiter = ',')]
+    pub credentials: Vec<String>,
+
     /// Let Redis nodes run the commands ElastiCache refuses (CONFIG SET, DEBUG, …).
     #[arg(long, env = "ELASTILITE_ALLOW_RESTRICTED_COMMANDS")]
     pub allow_restricted_commands: bool,
@@ -78,6 +87,22 @@ impl Settings {
             Some(h) => PathBuf::from(h).join(".local/share/elastilite"),
             None => PathBuf::from("elastilite-data"),
         }
+    }
+
+    /// The access keys of strict mode, keyed by id.
+    pub fn credential_map(&self) -> anyhow::Result<std::collections::HashMap<String, String>> {
+        let mut out = std::collections::HashMap::new();
+        for c in &self.credentials {
+            let (id, secret) = c
+                .split_once(':')
+                .filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
+                .ok_or_else(|| anyhow::anyhow!("--credentials wants KEYID:SECRET, got {c:?}"))?;
+            out.insert(id.to_string(), secret.to_string());
+        }
+        if self.require_signatures && out.is_empty() {
+            anyhow::bail!("--require-signatures needs at least one --credentials KEYID:SECRET");
+        }
+        Ok(out)
     }
 
     pub fn control_plane_config(&self) -> anyhow::Result<control_plane::Config> {
