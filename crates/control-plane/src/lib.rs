@@ -15,6 +15,7 @@ mod model;
 mod nodes;
 mod parameter_groups;
 mod proxy;
+pub mod rdb_io;
 mod replication_groups;
 mod store;
 mod subnet_groups;
