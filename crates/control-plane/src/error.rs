@@ -40,6 +40,14 @@ pub enum ApiError {
     NodeGroupNotFound(String),
     #[error("Snapshot not found: {0}")]
     SnapshotNotFound(String),
+    #[error("Snapshot {0} already exists.")]
+    SnapshotAlreadyExists(String),
+    #[error("{0}")]
+    SnapshotQuotaExceeded(String),
+    #[error("{0}")]
+    InvalidSnapshotState(String),
+    #[error("{0}")]
+    SnapshotFeatureNotSupported(String),
     #[error("Cache subnet group {0} already exists.")]
     CacheSubnetGroupAlreadyExists(String),
     #[error("{0}")]
@@ -92,6 +100,10 @@ impl ApiError {
             InvalidReplicationGroupState(_) => "InvalidReplicationGroupState",
             NodeGroupNotFound(_) => "NodeGroupNotFoundFault",
             SnapshotNotFound(_) => "SnapshotNotFoundFault",
+            SnapshotAlreadyExists(_) => "SnapshotAlreadyExistsFault",
+            SnapshotQuotaExceeded(_) => "SnapshotQuotaExceededFault",
+            InvalidSnapshotState(_) => "InvalidSnapshotState",
+            SnapshotFeatureNotSupported(_) => "SnapshotFeatureNotSupportedFault",
             CacheSubnetGroupAlreadyExists(_) => "CacheSubnetGroupAlreadyExists",
             CacheSubnetGroupInUse(_) => "CacheSubnetGroupInUse",
             CacheSubnetGroupQuotaExceeded(_) => "CacheSubnetGroupQuotaExceeded",

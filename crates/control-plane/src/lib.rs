@@ -17,6 +17,7 @@ mod parameter_groups;
 mod proxy;
 pub mod rdb_io;
 mod replication_groups;
+mod snapshots;
 mod store;
 mod subnet_groups;
 mod tags;
@@ -147,6 +148,10 @@ impl ControlPlane {
             "DecreaseReplicaCount" => replication_groups::decrease_replicas(cp, region, p).await?,
             "TestFailover" => replication_groups::test_failover(cp, region, p).await?,
             "DescribeEvents" => events::describe(cp, region, p).await?,
+            "CreateSnapshot" => snapshots::create(cp, region, p).await?,
+            "DescribeSnapshots" => snapshots::describe(cp, region, p).await?,
+            "CopySnapshot" => snapshots::copy(cp, region, p).await?,
+            "DeleteSnapshot" => snapshots::delete(cp, region, p).await?,
             "CreateCacheParameterGroup" => parameter_groups::create(cp, region, p).await?,
             "DescribeCacheParameterGroups" => {
                 parameter_groups::describe_groups(cp, region, p).await?
@@ -186,6 +191,11 @@ impl ControlPlane {
     /// Fault injection on one node (admin API).
     pub async fn inject(&self, region: &str, cluster: &str, node: &str, fault: Fault) -> Result<(), ApiError> {
         admin::inject(&self.inner, region, cluster, node, fault).await
+    }
+
+    /// Take the automatic snapshots now, as the backup window would (admin API).
+    pub async fn run_snapshot_window(&self) -> Result<Vec<String>, ApiError> {
+        snapshots::run_automatic(&self.inner).await
     }
 
     /// Forget all state and stop every node (admin API).
@@ -232,10 +242,21 @@ pub(crate) fn paginate<T>(
     p: &Params,
     key: impl Fn(&T) -> String,
 ) -> Result<(Vec<T>, Option<String>), ApiError> {
-    let max = p.int("MaxRecords")?.unwrap_or(100);
-    if !(20..=100).contains(&max) {
+    paginate_with(items, p, 100, 100, key)
+}
+
+/// [`paginate`] with an operation's own default and maximum page size.
+pub(crate) fn paginate_with<T>(
+    items: Vec<T>,
+    p: &Params,
+    default: i64,
+    limit: i64,
+    key: impl Fn(&T) -> String,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let max = p.int("MaxRecords")?.unwrap_or(default);
+    if !(20..=limit).contains(&max) {
         return Err(ApiError::InvalidParameterValue(format!(
-            "MaxRecords must be between 20 and 100, got {max}."
+            "MaxRecords must be between 20 and {limit}, got {max}."
         )));
     }
     let start = match p.str("Marker").filter(|m| !m.is_empty()) {
