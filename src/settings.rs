@@ -61,6 +61,15 @@ pub struct Settings {
     #[arg(long, env = "ELASTILITE_ADVERTISE_HOST")]
     pub advertise_host: Option<String>,
 
+    /// Keep Redis data across restarts: saved on shutdown and every
+    /// --persist-interval-secs, loaded at start.
+    #[arg(long, env = "ELASTILITE_PERSIST_DATA")]
+    pub persist_data: bool,
+
+    /// How often persisted data is saved (the most a crash can lose).
+    #[arg(long, env = "ELASTILITE_PERSIST_INTERVAL_SECS", default_value_t = 60)]
+    pub persist_interval_secs: u64,
+
     /// Verify SigV4 signatures of API requests against --credentials and refuse
     /// others, as AWS does (off by default, like every local emulator).
     #[arg(long, env = "ELASTILITE_REQUIRE_SIGNATURES")]
@@ -134,6 +143,7 @@ impl Settings {
                 advertise_host: self.advertise_host.clone(),
             },
             allow_restricted_commands: self.allow_restricted_commands,
+            persist_interval: self.persist_data.then(|| Duration::from_secs(self.persist_interval_secs.max(1))),
         })
     }
 }

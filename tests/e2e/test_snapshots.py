@@ -173,4 +173,27 @@ def test_automatic_snapshots_follow_the_retention_limit(server):
             wait_snapshot(ec, s["SnapshotName"])
         time.sleep(1.1)
     autos = ec.describe_snapshots(CacheClusterId="daily", SnapshotSource="automated")["Snapshots"]
-    assert len(autos) <= 2 and all(s["SnapshotName"].startswith("automatic.daily-") for s in autos)
+    assert len(autos) == 2 and all(s["SnapshotName"].startswith("automatic.daily-") for s in autos)
+
+
+def test_persist_data_survives_restarts_and_crashes():
+    from conftest import Server
+    s = Server("--persist-data", "--persist-interval-secs", "1")
+    try:
+        ec = s.client()
+        ec.create_cache_cluster(CacheClusterId="keeps", Engine="redis")
+        r = redis.Redis(*endpoint(wait_available(ec, "keeps")))
+        r.set("clean", "shutdown")
+        s.stop()
+        s.start()
+        r = redis.Redis(*endpoint(wait_available(s.client(), "keeps")))
+        assert r.get("clean") == b"shutdown"
+        r.set("crash", "safe")
+        time.sleep(2.5)  # two persistence intervals
+        s.proc.kill()
+        s.proc.wait()
+        s.start()
+        r = redis.Redis(*endpoint(wait_available(s.client(), "keeps")))
+        assert r.get("crash") == b"safe"
+    finally:
+        s.stop()

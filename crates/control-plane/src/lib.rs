@@ -14,6 +14,7 @@ mod ids;
 mod model;
 mod nodes;
 mod parameter_groups;
+mod persist;
 mod proxy;
 pub mod rdb_io;
 mod replication_groups;
@@ -47,6 +48,8 @@ pub struct Config {
     pub network: NodeNetwork,
     /// Let nodes run the commands ElastiCache refuses (a plain Redis).
     pub allow_restricted_commands: bool,
+    /// Keep Redis data across restarts, saving at this interval (and on shutdown).
+    pub persist_interval: Option<Duration>,
 }
 
 /// Start-up failures.
@@ -116,11 +119,12 @@ impl ControlPlane {
                 tracing::error!(region = %g.region, replication_group = %g.id, error = %e, "could not restore replication group");
             }
         }
-        tracing::info!(
-            clusters = count,
-            replication_groups = groups.len(),
-            "state restored"
-        );
+        tracing::info!(clusters = count, replication_groups = groups.len(), "state restored");
+        if let Some(interval) = inner.config.persist_interval {
+            let loaded = persist::load_all(&inner).await;
+            tracing::info!(nodes = loaded, "persisted data loaded");
+            persist::spawn_periodic(&inner, interval);
+        }
         Ok(ControlPlane { inner })
     }
 
@@ -213,6 +217,11 @@ impl ControlPlane {
 
     /// Stop every node and close the database.
     pub async fn shutdown(&self) {
+        if self.inner.config.persist_interval.is_some() {
+            let _guard = self.inner.lock.lock().await;
+            let saved = persist::save_all(&self.inner).await;
+            tracing::info!(nodes = saved, "node data persisted");
+        }
         self.inner.nodes.stop_all();
         self.inner.store.close().await;
     }

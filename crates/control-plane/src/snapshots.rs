@@ -485,7 +485,7 @@ pub(crate) async fn run_automatic(cp: &Arc<Inner>) -> Result<Vec<String>, ApiErr
     let _guard = cp.lock.lock().await;
     let mut taken = Vec::new();
     let stamp = crate::timestamp(now_ms());
-    let stamp = stamp.get(..16).unwrap_or(&stamp).replace([':', 'T'], "-");
+    let stamp = stamp.get(..19).unwrap_or(&stamp).replace([':', 'T'], "-");
     for c in cp.store.all_clusters().await? {
         if c.replication_group_id.is_some() || c.spec.snapshot_retention_limit <= 0 || c.spec.engine == Engine::Memcached {
             continue;
