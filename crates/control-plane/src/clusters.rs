@@ -429,6 +429,8 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             }
         }
         c.spec.num_nodes = n;
+        // Auto-discovery clients see a new membership version.
+        c.spec.config_version += 1;
     } else {
         // Recorded changes take effect at once; the brief `modifying` is what
         // clients see on AWS too.
@@ -582,7 +584,6 @@ pub(crate) async fn finish_locked(
         tracing::info!(region, cluster = %id, "cache cluster deleted");
         return Ok(());
     }
-    let before = c.nodes.len();
     // Removed nodes go first so their endpoints are free.
     for n in c.nodes.iter().filter(|n| n.status == status::DELETING) {
         cp.nodes.stop(&node_key(region, id, n.id));
@@ -604,12 +605,7 @@ pub(crate) async fn finish_locked(
         }
         n.status = status::AVAILABLE.to_string();
     }
-    let membership_changed = c.nodes.len() != before || t == Transition::Provision;
-    if membership_changed && c.spec.engine == Engine::Memcached {
-        if t != Transition::Provision {
-            c.spec.config_version += 1;
-        }
-    }
+
     if c.spec.engine == Engine::Memcached {
         publish_discovery(cp, &c);
     }
