@@ -185,3 +185,17 @@ def test_memcached_auto_discovery_follows_the_cluster(server):
     for n in cc["CacheNodes"]:  # every node answers, with the new membership
         v2, nodes2 = config_get_cluster(n["Endpoint"]["Address"], n["Endpoint"]["Port"])
         assert v2 == version + 1 and len(nodes2) == 3
+
+
+def test_node_type_modifications_and_service_updates(server):
+    ec = server.client()
+    ec.create_cache_cluster(CacheClusterId="sizes", Engine="redis", CacheNodeType="cache.m5.large")
+    wait_available(ec, "sizes")
+    mods = ec.list_allowed_node_type_modifications(CacheClusterId="sizes")
+    assert "cache.r5.large" in mods["ScaleUpModifications"]
+    assert "cache.t3.micro" in mods["ScaleDownModifications"]
+    assert "cache.m5.large" not in mods["ScaleUpModifications"] + mods["ScaleDownModifications"]
+    assert ec.describe_service_updates()["ServiceUpdates"] == []
+    assert ec.describe_update_actions()["UpdateActions"] == []
+    with pytest.raises(ec.exceptions.ServiceUpdateNotFoundFault):
+        ec.batch_apply_update_action(ServiceUpdateName="elasticache-20260101-001", CacheClusterIds=["sizes"])

@@ -66,6 +66,8 @@ pub enum ApiError {
     CacheParameterGroupQuotaExceeded(String),
     #[error("{0}")]
     InvalidCacheParameterGroupState(String),
+    #[error("Service update not found: {0}")]
+    ServiceUpdateNotFound(String),
     #[error("{0}")]
     InvalidArn(String),
     #[error("{0}")]
@@ -113,6 +115,7 @@ impl ApiError {
             CacheParameterGroupAlreadyExists(_) => "CacheParameterGroupAlreadyExists",
             CacheParameterGroupQuotaExceeded(_) => "CacheParameterGroupQuotaExceeded",
             InvalidCacheParameterGroupState(_) => "InvalidCacheParameterGroupState",
+            ServiceUpdateNotFound(_) => "ServiceUpdateNotFoundFault",
             InvalidArn(_) => "InvalidARN",
             TagQuotaPerResourceExceeded(_) => "TagQuotaPerResourceExceeded",
             TagNotFound(_) => "TagNotFound",
@@ -129,6 +132,7 @@ impl ApiError {
             | CacheParameterGroupNotFound(_)
             | ReplicationGroupNotFound(_)
             | NodeGroupNotFound(_)
+            | ServiceUpdateNotFound(_)
             | SnapshotNotFound(_)
             | TagNotFound(_) => 404,
             Internal(_) => 500,

@@ -11,6 +11,7 @@ mod engine_versions;
 mod error;
 mod events;
 mod ids;
+mod misc;
 mod model;
 mod nodes;
 mod parameter_groups;
@@ -152,6 +153,10 @@ impl ControlPlane {
             "DecreaseReplicaCount" => replication_groups::decrease_replicas(cp, region, p).await?,
             "TestFailover" => replication_groups::test_failover(cp, region, p).await?,
             "DescribeEvents" => events::describe(cp, region, p).await?,
+            "ListAllowedNodeTypeModifications" => misc::allowed_node_type_modifications(cp, region, p).await?,
+            "DescribeServiceUpdates" => misc::describe_service_updates(p)?,
+            "DescribeUpdateActions" => misc::describe_update_actions(p)?,
+            "BatchApplyUpdateAction" | "BatchStopUpdateAction" => misc::batch_update_action(p)?,
             "CreateSnapshot" => snapshots::create(cp, region, p).await?,
             "DescribeSnapshots" => snapshots::describe(cp, region, p).await?,
             "CopySnapshot" => snapshots::copy(cp, region, p).await?,
