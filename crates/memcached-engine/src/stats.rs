@@ -126,8 +126,8 @@ pub fn general(node: &Node) -> Vec<(String, String)> {
     p("evicted_active", "0".into());
     p("evictions", s.evictions.to_string());
     p("reclaimed", s.reclaimed.to_string());
+    p("crawler_reclaimed", s.crawler_reclaimed.to_string());
     for k in [
-        "crawler_reclaimed",
         "crawler_items_checked",
         "lrutail_reflocked",
         "moves_to_cold",

@@ -362,7 +362,14 @@ fn expiry_and_delayed_flush() {
     std::thread::sleep(Duration::from_millis(2100));
     let got = strip_end(roundtrip(addr, b"get rel abs past neg keep\r\n"));
     assert_eq!(got, "VALUE keep 0 1\r\nx\r\nEND\r\n");
-    assert!(stat(addr, "get_expired") >= 2);
+    assert!(stat(addr, "get_expired") + stat(addr, "crawler_reclaimed") >= 2);
+
+    // expired items are reclaimed in the background without being read
+    roundtrip(addr, b"set t1 0 1 1\r\nx\r\nset t2 0 1 1\r\nx\r\n");
+    assert_eq!(stat(addr, "curr_items"), 3);
+    std::thread::sleep(Duration::from_millis(2300));
+    assert_eq!(stat(addr, "curr_items"), 1);
+    assert!(stat(addr, "crawler_reclaimed") >= 2);
 
     // flush_all with a delay: items stored before it become invalid once it is reached
     let got = strip_end(roundtrip(addr, b"flush_all 2\r\nget keep\r\n"));
@@ -406,4 +413,44 @@ fn many_concurrent_connections() {
     }
     assert_eq!(stat(addr, "curr_items"), 64);
     assert!(stat(addr, "total_connections") >= 64);
+}
+
+/// Replays the kept fuzz corpus (tests/corpus: text, meta and binary inputs, including
+/// truncated and garbage ones) through the protocol state machines, whole and split at
+/// every 7th byte, and checks nothing panics and the node still answers.
+#[test]
+fn corpus_replay_never_panics() {
+    use memcached_engine::node::{ConnState, Node, Proto};
+    use memcached_engine::store::Settings;
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use std::sync::Arc;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
+    let mut n_files = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        n_files += 1;
+        for split in (0..data.len().min(400)).step_by(7).chain([data.len()]) {
+            let mut node = Node::detached(Arc::new(Settings {
+                memory_limit: AtomicU64::new(1 << 20),
+                max_item_size: AtomicU64::new(1 << 20),
+                evict: AtomicBool::new(true),
+            }));
+            let mut conn = ConnState {
+                id: 1,
+                proto: Proto::Unknown,
+                swallow: 0,
+            };
+            let _ = node.feed(&mut conn, &data[..split]);
+            let _ = node.feed(&mut conn, &data[split..]);
+            let mut fresh = ConnState {
+                id: 2,
+                proto: Proto::Unknown,
+                swallow: 0,
+            };
+            let (out, closed) = node.feed(&mut fresh, b"version\r\n");
+            assert!(!closed && out.starts_with(b"VERSION "), "{path:?}");
+        }
+    }
+    assert!(n_files >= 100);
 }

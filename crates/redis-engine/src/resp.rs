@@ -235,7 +235,7 @@ fn split_args(
         while i < n && line[i].is_ascii_whitespace() {
             i += 1;
         }
-        if i >= n {
+        if i >= n || line[i] == 0 {
             return Ok(());
         }
         let start = out.len();
@@ -300,7 +300,12 @@ fn split_args(
                     break;
                 }
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b' ' | b'\n' | b'\r' | b'\t' => break,
+                    0 => {
+                        // Like sdssplitargs: a NUL ends the request line.
+                        ranges.push((start, out.len()));
+                        return Ok(());
+                    }
                     b'"' => inq = true,
                     b'\'' => insq = true,
                     c => out.push(c),
