@@ -27,6 +27,7 @@ macro_rules! typed_create {
 
 pub mod bitmaps;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod pubsub;
@@ -155,6 +156,7 @@ pub fn table() -> &'static HashMap<&'static str, CmdInfo> {
             pubsub::COMMANDS,
             tx::COMMANDS,
             bitmaps::COMMANDS,
+            hyperloglog::COMMANDS,
         ] {
             for d in defs {
                 m.insert(
