@@ -13,6 +13,7 @@ pub mod cmd;
 mod conn;
 pub mod db;
 pub mod hll;
+pub mod keymap;
 pub mod node;
 pub mod resp;
 
