@@ -304,7 +304,11 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
     let ext = &buf[HEADER..HEADER + extlen];
     let key = &buf[HEADER + extlen..HEADER + extlen + keylen];
     match cmd {
-        op::NOOP => write_header(out, h.opcode, 0, 0, ST_OK, 0, h.opaque, 0),
+        op::NOOP => {
+            // memcached flushes pending replies at a noop (releasing item references).
+            node.store.pinned.clear();
+            write_header(out, h.opcode, 0, 0, ST_OK, 0, h.opaque, 0)
+        }
         op::VERSION => {
             let v = node.version.as_bytes();
             write_header(out, h.opcode, 0, 0, ST_OK, v.len(), h.opaque, 0);

@@ -170,6 +170,8 @@ pub struct Store {
     /// cas). memcached holds a reference on those (mg, binary get family), which makes a
     /// following incr/decr build a new item instead of updating in place.
     pub pinned: Vec<(u32, u64)>,
+    /// Whether the last successful `add_delta` updated the item in place.
+    pub last_delta_in_place: bool,
 }
 
 #[inline]
@@ -197,6 +199,7 @@ impl Store {
             started: now,
             crawl_cursor: 0,
             pinned: Vec::new(),
+            last_delta_in_place: false,
         }
     }
 
@@ -645,29 +648,30 @@ impl Store {
             it.time = now;
             self.touch_lru(idx);
             *item = Some(idx);
+            self.last_delta_in_place = true;
         } else {
             self.unlink(idx);
             // a fresh item, as in memcached: the binary-key mark is not carried over
             let i = self.link(key, &[&buf], flags, exptime, 0, None);
             *item = Some(i);
+            self.last_delta_in_place = false;
         }
         Delta::Ok(nv)
     }
 
     /// flush_all: delay <= 0 flushes now.
     pub fn flush_all(&mut self, delay: i64) {
-        // memcached: oldest_live = new_oldest - 1; oldest_cas = get_cas_id() when it is already
-        // in effect (that consumes a CAS id).
-        if delay > 0 {
-            let t = self.realtime(delay);
-            let ol = t.saturating_sub(1);
-            if ol <= self.now {
-                self.next_cas();
-                self.clear();
-            } else {
-                self.oldest_live = ol;
-            }
+        // memcached (with CAS): oldest_live = new_oldest - 1, where new_oldest is now or the
+        // delayed time; when that is already reached, oldest_cas = get_cas_id() flushes every
+        // existing item (a CAS id is consumed). Items whose last-update second is <= oldest_live
+        // stay invisible, which for `flush_all 1` includes items stored later in this second.
+        let new_oldest = if delay > 0 {
+            self.realtime(delay)
         } else {
+            self.now
+        };
+        self.oldest_live = new_oldest.saturating_sub(1);
+        if self.oldest_live <= self.now {
             self.next_cas();
             self.clear();
         }

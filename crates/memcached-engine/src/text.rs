@@ -298,6 +298,11 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
             } else {
                 let noreply = set_noreply_maybe(&t);
                 match safe_strtoul32(t.get(1)) {
+                    Some(mb) if mb > 1_000_000_000 => out_str(
+                        out,
+                        noreply,
+                        b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes",
+                    ),
                     Some(mb) if mb >= 8 => {
                         node.store
                             .settings
@@ -310,7 +315,7 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                         noreply,
                         b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m",
                     ),
-                    None => out_str(out, noreply, b"CLIENT_ERROR bad command line format"),
+                    None => out_str(out, noreply, b"ERROR"),
                 }
             }
             Outcome::Consumed(line_end)
@@ -347,9 +352,6 @@ fn write_value_line(out: &mut Vec<u8>, key: &[u8], flags: u32, len: usize, cas: 
 }
 
 fn process_get(node: &mut Node, t: &Tokens, return_cas: bool, touch: bool, out: &mut Vec<u8>) {
-    // memcached releases the item references of earlier replies here (observable through
-    // whether a later incr/decr updates in place).
-    node.store.pinned.clear();
     let start = out.len();
     let mut first_key = 1;
     let mut exptime = 0;
@@ -363,6 +365,9 @@ fn process_get(node: &mut Node, t: &Tokens, return_cas: bool, touch: bool, out: 
         }
         first_key = 2;
     }
+    // memcached releases the item references of earlier replies here (observable through
+    // whether a later incr/decr updates in place).
+    node.store.pinned.clear();
     let mut toks = Tokens {
         toks: t.toks,
         n: t.n,
@@ -1244,6 +1249,11 @@ fn meta_arith(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
         if let Some(c) = of.explicit_cas {
             st.item_mut(idx).cas = c;
         }
+        // When the value could not be updated in place, memcached hands the loop below the old,
+        // unlinked item: T then changes only that copy (and what `t` prints), not the stored
+        // item.
+        let in_place = created || st.last_delta_in_place;
+        let mut shadow_exptime = st.item(idx).exptime;
         let mut vbuf = Vec::new();
         push_u64(&mut vbuf, value);
         if of.value {
@@ -1261,9 +1271,20 @@ fn meta_arith(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
                 }
                 b't' => {
                     head.extend_from_slice(b" t");
-                    push_ttl(&mut head, st.item(idx).exptime, now, started);
+                    let e = if in_place {
+                        st.item(idx).exptime
+                    } else {
+                        shadow_exptime
+                    };
+                    push_ttl(&mut head, e, now, started);
                 }
-                b'T' => st.item_mut(idx).exptime = of.exptime,
+                b'T' => {
+                    if in_place {
+                        st.item_mut(idx).exptime = of.exptime;
+                    } else {
+                        shadow_exptime = of.exptime;
+                    }
+                }
                 b'N' if created => st.item_mut(idx).exptime = of.autoviv_exptime,
                 b'O' => {
                     if tok.len() > MFLAG_MAX_OPAQUE_LENGTH {
@@ -1306,7 +1327,7 @@ fn meta_arith(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
 
 fn meta_debug(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
     if t.ntokens() < 3 {
-        out_str(out, false, b"ERROR");
+        out_str(out, false, b"CLIENT_ERROR bad command line format");
         return;
     }
     let mut key = t.get(1).to_vec();
@@ -1319,7 +1340,7 @@ fn meta_debug(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
         match base64_decode(&key) {
             Some(k) => key = k,
             None => {
-                out_str(out, false, b"CLIENT_ERROR error decoding key");
+                out_str(out, false, b"CLIENT_ERROR bad command line format");
                 return;
             }
         }
