@@ -172,6 +172,9 @@ pub struct Store {
     pub pinned: Vec<(u32, u64)>,
     /// Whether the last successful `add_delta` updated the item in place.
     pub last_delta_in_place: bool,
+    /// Length of the connection's pending output that memcached would already have written
+    /// (it writes at `mn`, binary noop and binary errors); an abort drops the rest.
+    pub out_mark: usize,
 }
 
 #[inline]
@@ -200,6 +203,7 @@ impl Store {
             crawl_cursor: 0,
             pinned: Vec::new(),
             last_delta_in_place: false,
+            out_mark: 0,
         }
     }
 
@@ -284,6 +288,13 @@ impl Store {
             return None;
         }
         Some(idx)
+    }
+
+    /// memcached writes all pending replies here: item references are released.
+    #[inline]
+    pub fn flush_point(&mut self, out_len: usize) {
+        self.pinned.clear();
+        self.out_mark = out_len;
     }
 
     /// Mark an item as referenced by a not-yet-written reply (see `pinned`).

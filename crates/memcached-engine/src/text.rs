@@ -102,10 +102,10 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
             }
             let rest = &buf[p..];
             if p > 100 || !(rest.starts_with(b"get ") || rest.starts_with(b"gets ")) {
-                return Outcome::Close;
+                return Outcome::Abort;
             }
             if buf.len() > MAX_GET_LINE {
-                return Outcome::Close;
+                return Outcome::Abort;
             }
         }
         return Outcome::NeedMore;
@@ -137,8 +137,8 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
             b's' => meta_set(node, conn, &t, buf, line_end, out),
             b'n' => {
                 // mn forces a write-back in memcached (releasing item references).
-                node.store.pinned.clear();
                 out.extend_from_slice(b"MN\r\n");
+                node.store.flush_point(out.len());
                 Outcome::Consumed(line_end)
             }
             b'd' => {

@@ -148,6 +148,10 @@ fn hand_written_text() -> Vec<Vec<u8>> {
         b"get a  b\r\n  get a\r\nget a \r\n".to_vec(),
         b"shutdown\r\ncache_memlimit\r\nmisbehave\r\n".to_vec(),
         b"quit\r\nget a\r\n".to_vec(),
+        b"version\r\nquit\r\n".to_vec(),
+        // an over-long line closes the connection; replies not yet written are dropped
+        [b"version\r\n".to_vec(), vec![b'x'; 3000]].concat(),
+        [b"mn\r\nversion\r\n".to_vec(), vec![b'x'; 3000]].concat(),
         b"set a 0 0 1\r\nx\r\nstats\r\n".to_vec(),
         b"stats settings\r\n".to_vec(),
         // (memcached dumps only its COLD LRU segment, so a fresh item is not listed there; ours
@@ -610,6 +614,50 @@ fn hand_written_binary() -> Vec<Vec<u8>> {
         ]
         .concat(),
     );
+    // invalid magic: close, dropping replies memcached had not written yet
+    v.push(
+        [
+            b(0x0c, b"zz", b"", b"", 1, 0),
+            b"\x81".to_vec(),
+            vec![0; 23],
+        ]
+        .concat(),
+    );
+    v.push(
+        [
+            b(0x00, b"zz", b"", b"", 1, 0),
+            b"\x81".to_vec(),
+            vec![0; 23],
+        ]
+        .concat(),
+    );
+    v.push(
+        [
+            b(0x0c, b"zz", b"", b"", 1, 0),
+            b(0x0a, b"", b"", b"", 2, 0),
+            b(0x0c, b"yy", b"", b"", 3, 0),
+            b"\x81".to_vec(),
+            vec![0; 23],
+        ]
+        .concat(),
+    );
+    // unknown opcodes and SASL without SASL
+    v.push([b(0x29, b"k", b"", b"", 2, 0), b(0x0a, b"", b"", b"", 3, 0)].concat());
+    v.push(
+        [
+            b(0x29, b"", b"", b"abc", 2, 0),
+            b(0x0a, b"", b"", b"", 3, 0),
+        ]
+        .concat(),
+    );
+    v.push([b(0x20, b"", b"", b"", 2, 0), b(0x0a, b"", b"", b"", 3, 0)].concat());
+    v.push(
+        [
+            b(0x21, b"PLAIN", b"", b"\0a\0b", 2, 0),
+            b(0x0a, b"", b"", b"", 3, 0),
+        ]
+        .concat(),
+    );
     v.push(b(0x10, b"nope", b"", b"", 1, 0));
     v.push(b(0x10, b"settings_nope", b"", b"", 1, 0));
     v.push(b(0x10, b"reset", b"", b"", 1, 0));
@@ -657,6 +705,10 @@ fn gen_binary(r: &mut Rng) -> Vec<u8> {
         let opaque = i as u32;
         let cas = if r.below(4) == 0 { r.below(30) } else { 0 };
         let exp = *r.pick(&[0u32, 0, 1000, 4102444800, 0xffff_ffff]);
+        // (No random framing here: memcached's handling of malformed binary frames has
+        // corner cases we do not reproduce, e.g. a quiet opcode with bad framing closes
+        // without the EINVAL reply; see README. Framing errors are covered by hand-written
+        // cases and the never-panic fuzzing.)
         let pkt = match r.below(12) {
             0..=2 => bin_request(
                 *r.pick(&[0x01, 0x02, 0x03, 0x11, 0x12, 0x13]),
