@@ -46,7 +46,7 @@ def load_types(r, n):
             pipe.sadd(f"set:{i}", i, "m")
         else:
             pipe.zadd(f"z:{i}", {"a": i / 3, "b": -1})
-        if len(pipe) >= 5000:
+        if len(pipe) >= 2000:
             pipe.execute()
     pipe.execute()
 
@@ -54,17 +54,21 @@ def load_types(r, n):
 def dump_all(r):
     """Every key's type, value and whether it has a TTL, read with pipelines."""
     keys = sorted(r.scan_iter(count=5000))
-    pipe = r.pipeline(transaction=False)
-    for k in keys:
-        pipe.type(k)
-        pipe.pttl(k)
-    meta = pipe.execute()
     readers = {b"string": lambda p, k: p.get(k), b"hash": lambda p, k: p.hgetall(k),
                b"list": lambda p, k: p.lrange(k, 0, -1), b"set": lambda p, k: p.smembers(k),
                b"zset": lambda p, k: p.zrange(k, 0, -1, withscores=True)}
-    for k, t in zip(keys, meta[0::2]):
-        readers[t](pipe, k)
-    values = pipe.execute()
+    meta, values = [], []
+    for i in range(0, len(keys), 2000):
+        chunk = keys[i:i + 2000]
+        pipe = r.pipeline(transaction=False)
+        for k in chunk:
+            pipe.type(k)
+            pipe.pttl(k)
+        m = pipe.execute()
+        for k, t in zip(chunk, m[0::2]):
+            readers[t](pipe, k)
+        values.extend(pipe.execute())
+        meta.extend(m)
     return {k: (t, v if not isinstance(v, set) else sorted(v), ttl > 0)
             for k, t, ttl, v in zip(keys, meta[0::2], meta[1::2], values)}
 
