@@ -240,6 +240,10 @@ pub struct Keyspace {
     pub rng: Rng,
     /// Set while executing a NO-TOUCH client's command.
     pub no_touch: bool,
+    /// When set (a write hook is installed), keys removed by expiry or eviction are
+    /// logged in `deleted` so they can be propagated as DELs, as Redis does.
+    pub log_deletes: bool,
+    pub deleted: Vec<(usize, Blob)>,
 }
 
 const LFU_INIT_VAL: u32 = 5;
@@ -255,6 +259,8 @@ impl Keyspace {
             lfu_decay_time: 1,
             rng: Rng::new(),
             no_touch: false,
+            log_deletes: false,
+            deleted: Vec::new(),
         }
     }
 
@@ -316,6 +322,9 @@ impl Keyspace {
                 d.expires.swap_remove(key);
                 d.map.swap_remove(key);
                 self.stats.expired_keys += 1;
+                if self.log_deletes {
+                    self.deleted.push((db, key.into()));
+                }
                 true
             }
             _ => false,
@@ -492,6 +501,9 @@ impl Keyspace {
                         d.expires.swap_remove_index(i);
                         d.map.swap_remove(&k[..]);
                         expired += 1;
+                        if self.log_deletes {
+                            self.deleted.push((db, Blob::from(&k[..])));
+                        }
                     }
                 }
                 self.stats.expired_keys += expired as u64;
@@ -564,6 +576,9 @@ impl Keyspace {
             Some((db, key, _)) => {
                 self.del(db, &key);
                 self.stats.evicted_keys += 1;
+                if self.log_deletes {
+                    self.deleted.push((db, key));
+                }
                 true
             }
             None => false,

@@ -310,6 +310,7 @@ async fn background(
             _ = tick.tick() => {
                 let mut n = node.borrow_mut();
                 n.ks.active_expire(10_000);
+                n.flush_deleted();
                 // Evict in the background too, so memory drops without writes.
                 let max = n.settings.maxmemory;
                 if max > 0 {
@@ -317,6 +318,7 @@ async fn background(
                     while n.used_memory() > max && guard < 10_000 && n.ks.evict_one() {
                         guard += 1;
                     }
+                    n.flush_deleted();
                 }
             }
             c = ctl.recv(), if ctl_open => {
