@@ -11,6 +11,7 @@ pub mod cmd;
 mod conn;
 pub mod db;
 pub mod node;
+pub mod replication;
 pub mod resp;
 
 use std::cell::RefCell;
@@ -59,6 +60,10 @@ pub enum Control {
     SetParam(String, String),
     SetPassword(Option<String>),
     FlushAll,
+    /// Become a replica of this primary (REPLICAOF host port).
+    ReplicateFrom(SocketAddr),
+    /// Stop replicating, accept writes (REPLICAOF NO ONE).
+    Promote,
 }
 
 /// A running node. Dropping it does not stop the node; call `shutdown`.
@@ -67,6 +72,7 @@ pub struct NodeHandle {
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     ctl: tokio::sync::mpsc::UnboundedSender<Control>,
+    repl_offset: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl NodeHandle {
@@ -105,6 +111,23 @@ impl NodeHandle {
 
     pub fn set_maxmemory(&self, bytes: u64) {
         self.control(Control::SetParam("maxmemory".into(), bytes.to_string()));
+    }
+
+    /// Become a replica of the node at `primary` (like REPLICAOF host port): connect, full
+    /// sync (or partial resync), then apply the primary's write stream in order; reconnects
+    /// and resyncs on its own if the link drops.
+    pub fn replicate_from(&self, primary: SocketAddr) {
+        self.control(Control::ReplicateFrom(primary));
+    }
+
+    /// Stop replicating and accept writes (REPLICAOF NO ONE); keeps the data.
+    pub fn promote(&self) {
+        self.control(Control::Promote);
+    }
+
+    /// master_repl_offset (primary) / processed offset (replica).
+    pub fn replication_offset(&self) -> u64 {
+        self.repl_offset.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -198,6 +221,8 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
         extra: Default::default(),
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let repl_offset = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let repl_shared = repl_offset.clone();
     std::thread::Builder::new()
         .name(format!("redis-node-{}", addr.port()))
         .spawn(move || {
@@ -211,6 +236,7 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
                     }
                 };
                 let node = Rc::new(RefCell::new(node::Node::new(settings, addr.port())));
+                replication::init(&node, repl_shared);
                 tokio::task::spawn_local(background(node.clone(), ctl_rx));
                 tokio::select! {
                     _ = accept_loop(node.clone(), listener) => {}
@@ -226,7 +252,7 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
             drop(rt);
             let _ = done_tx.send(());
         })?;
-    Ok(NodeHandle { addr, stop: Mutex::new(Some(stop_tx)), done: Mutex::new(Some(done_rx)), ctl: ctl_tx })
+    Ok(NodeHandle { addr, stop: Mutex::new(Some(stop_tx)), done: Mutex::new(Some(done_rx)), ctl: ctl_tx, repl_offset })
 }
 
 async fn accept_loop(node: Rc<RefCell<node::Node>>, listener: tokio::net::TcpListener) {
@@ -270,15 +296,19 @@ async fn background(node: Rc<RefCell<node::Node>>, mut ctl: tokio::sync::mpsc::U
         tokio::select! {
             _ = tick.tick() => {
                 let mut n = node.borrow_mut();
-                n.ks.active_expire(10_000);
+                // Replicas never expire or evict on their own: their primary sends DELs.
+                if !n.repl.is_replica() {
+                    n.ks.active_expire(10_000);
+                }
                 // Evict in the background too, so memory drops without writes.
                 let max = n.settings.maxmemory;
-                if max > 0 {
+                if max > 0 && !n.repl.is_replica() {
                     let mut guard = 0;
                     while n.used_memory() > max && guard < 10_000 && n.ks.evict_one() {
                         guard += 1;
                     }
                 }
+                replication::flush_deletes(&mut n);
             }
             c = ctl.recv(), if ctl_open => {
                 let Some(c) = c else { ctl_open = false; continue };
@@ -297,7 +327,10 @@ async fn background(node: Rc<RefCell<node::Node>>, mut ctl: tokio::sync::mpsc::U
                             *d = Default::default();
                         }
                         n.touch_all_watched(None);
+                        replication::propagate(&mut n, None, &[b"FLUSHALL"]);
                     }
+                    Control::ReplicateFrom(addr) => replication::replicate_from(&mut n, addr),
+                    Control::Promote => replication::promote(&mut n),
                 }
             }
         }

@@ -65,6 +65,8 @@ pub struct Client {
     pub psubs: RefCell<IndexSet<Blob, Hasher>>,
     pub blocked: RefCell<Option<BlockState>>,
     pub qbuf: Cell<usize>,
+    /// Replication offset after this client's last propagated write (WAIT).
+    pub woff: Cell<u64>,
 }
 
 impl Client {
@@ -98,6 +100,7 @@ impl Client {
             psubs: RefCell::new(IndexSet::default()),
             blocked: RefCell::new(None),
             qbuf: Cell::new(0),
+            woff: Cell::new(0),
         }
     }
     pub fn sub_count(&self) -> usize {
@@ -137,6 +140,8 @@ pub struct Node {
     pub cmd_stats: HashMap<&'static str, (u64, u64)>,
     pub pubsub_clients_total: u64,
     pub blocked_count: usize,
+    /// Replication state (see `replication.rs`).
+    pub repl: crate::replication::Repl,
 }
 
 impl Node {
@@ -173,6 +178,7 @@ impl Node {
             cmd_stats: HashMap::new(),
             pubsub_clients_total: 0,
             blocked_count: 0,
+            repl: crate::replication::Repl::default(),
         }
     }
 

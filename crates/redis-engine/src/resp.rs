@@ -213,7 +213,8 @@ fn split_args(
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        // NUL ends a token (as in sdssplitargs); skip it here or the loop never advances.
+        while i < n && (line[i].is_ascii_whitespace() || line[i] == 0) {
             i += 1;
         }
         if i >= n {

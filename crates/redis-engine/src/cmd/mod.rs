@@ -130,6 +130,8 @@ pub fn table() -> &'static HashMap<&'static str, CmdInfo> {
             pubsub::COMMANDS,
             tx::COMMANDS,
             bitmaps::COMMANDS,
+            // Last: replaces server.rs's placeholders (ROLE, WAIT, REPLICAOF, PSYNC, ...).
+            crate::replication::COMMANDS,
         ] {
             for d in defs {
                 m.insert(d.name, CmdInfo { def: d, flags: parse_flags(d.flags) });
@@ -496,6 +498,13 @@ pub fn execute(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
         write_err(out, resp3, "NOAUTH Authentication required.");
         return;
     }
+    if info.flags & F_WRITE != 0 && crate::replication::refuse_write(node, client) {
+        if client.multi.borrow().is_some() {
+            client.multi_error.set(true);
+        }
+        write_err(out, resp3, "READONLY You can't write against a read only replica.");
+        return;
+    }
     if !resp3 && client.in_pubsub() {
         let allowed = matches!(
             def.name,
@@ -539,7 +548,7 @@ pub fn execute(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
 /// Evict as needed; true when still over the limit.
 fn over_maxmemory(node: &mut Node, client: &Client) -> bool {
     let max = node.settings.maxmemory;
-    if max == 0 {
+    if max == 0 || node.repl.is_replica() {
         return false;
     }
     let _ = client;
@@ -567,10 +576,13 @@ pub fn call(
 ) -> Option<BlockState> {
     let def = info.def;
     node.ks.no_touch = client.no_touch.get() && def.name != "touch";
+    let out_start = out.len();
+    crate::replication::before_call(node, def);
     let mut ctx = Ctx { node, client, out, args, def, in_exec, block: None, no_dirty: false };
     let res = (def.handler)(&mut ctx);
     let block = ctx.block.take();
     let no_dirty = ctx.no_dirty;
+    let res_wrote = res.is_ok() && info.flags & F_WRITE != 0 && !no_dirty && block.is_none();
     match res {
         Err(e) => {
             let resp3 = client.resp3.get();
@@ -591,6 +603,7 @@ pub fn call(
             }
         }
     }
+    crate::replication::after_call(node, client, def, &args, out.get(out_start..).unwrap_or(&[]), res_wrote);
     let st = node.cmd_stats.entry(def.name).or_insert((0, 0));
     st.0 += 1;
     *client.last_cmd.borrow_mut() = def.name.to_string();
@@ -624,6 +637,7 @@ pub fn serve_blocked(node: &mut Node) {
                 let Some(st) = node.unblock(&c) else { break };
                 let Some(info) = lookup(st.cmd.args().get(0)) else { break };
                 let mut out = std::mem::take(&mut *c.out.borrow_mut());
+                let out_start = out.len();
                 let saved_db = c.db.get();
                 c.db.set(st.db);
                 let prev = node.current_client;
@@ -664,6 +678,7 @@ pub fn serve_blocked(node: &mut Node) {
                 if let Some(h) = node.write_hook.as_mut() {
                     h(st.db, &cargs);
                 }
+                crate::replication::after_blocked(node, &c, info.def, st.db, &cargs, out.get(out_start..).unwrap_or(&[]));
                 {
                     let mut o = c.out.borrow_mut();
                     if o.is_empty() {
