@@ -23,20 +23,12 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(api).post(api))
-        .route("/_elastilite/health", get(health))
+        .merge(crate::admin::routes())
         .fallback(api)
         .with_state(state)
 }
 
-async fn health() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        format!(
-            "{{\"status\":\"ok\",\"version\":\"{}\"}}",
-            env!("CARGO_PKG_VERSION")
-        ),
-    )
-}
+
 
 async fn api(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();

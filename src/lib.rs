@@ -1,6 +1,7 @@
 //! elastilite: a local Amazon ElastiCache. This crate is the binary's library:
 //! settings, start-up, and the HTTP front door of the AWS query API.
 
+mod admin;
 mod http;
 mod settings;
 

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::ids::{Arn, CacheClusterId, CacheNodeId};
 use crate::model::{status, ClusterRecord, ClusterSpec, NodeRecord, PendingModifiedValues};
 use crate::nodes::NodeKey;
-use crate::{now_ms, paginate, parameter_groups, subnet_groups, Inner};
+use crate::{now_ms, paginate, parameter_groups, replication_groups, subnet_groups, Inner};
 use aws_query::{Params, XmlWriter};
 use std::sync::Arc;
 
@@ -18,8 +18,7 @@ const DEFAULT_SNAPSHOT_WINDOW: &str = "06:00-07:00";
 pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<String, ApiError> {
     let id = CacheClusterId::parse(p.required("CacheClusterId")?)?;
     if let Some(rg) = p.str("ReplicationGroupId") {
-        // Replication groups come with their own issue; none can exist yet.
-        return Err(ApiError::ReplicationGroupNotFound(rg.to_string()));
+        return replication_groups::add_member_cluster(cp, region, p, rg).await;
     }
     let engine = Engine::parse(p.str("Engine").unwrap_or("redis"))?;
     let version = catalog::resolve_version(engine, p.str("EngineVersion"))?;
@@ -383,7 +382,7 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             .collect();
         let (now, later) = parameter_groups::split_by_change_type(&c.spec.family, changed);
         for n in &c.nodes {
-            cp.nodes.set_params(&node_key(region, &id, n.id), &now);
+            cp.nodes.set_params(&node_key(region, &id, n.id), &c.spec, &now);
         }
         if !later.is_empty() {
             c.spec.pending_reboot_nodes = c.nodes.iter().map(|n| n.id.number()).collect();
@@ -451,10 +450,8 @@ pub(crate) async fn delete(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         .cluster(region, &id)
         .await?
         .ok_or_else(|| ApiError::CacheClusterNotFound(raw.to_string()))?;
-    if let Some(rg) = &c.replication_group_id {
-        return Err(ApiError::InvalidCacheClusterState(format!(
-            "Cache cluster {id} is a member of replication group {rg}."
-        )));
+    if let Some(rg) = c.replication_group_id.clone() {
+        return replication_groups::remove_member_cluster(cp, &mut c, &rg).await;
     }
     if c.status != status::AVAILABLE {
         return Err(ApiError::InvalidCacheClusterState(format!(
@@ -564,6 +561,16 @@ pub(crate) async fn finish(
     t: Transition,
 ) -> Result<(), ApiError> {
     let _guard = cp.lock.lock().await;
+    finish_locked(cp, region, id, t).await
+}
+
+/// [`finish`] for a caller that already holds the control-plane lock.
+pub(crate) async fn finish_locked(
+    cp: &Arc<Inner>,
+    region: &str,
+    id: &CacheClusterId,
+    t: Transition,
+) -> Result<(), ApiError> {
     let Some(mut c) = cp.store.cluster(region, id).await? else {
         return Ok(());
     };
@@ -643,7 +650,7 @@ pub(crate) fn node_key(region: &str, id: &CacheClusterId, node: CacheNodeId) -> 
     }
 }
 
-fn render_one(cp: &Inner, c: &ClusterRecord, show_nodes: bool) -> String {
+pub(crate) fn render_one(cp: &Inner, c: &ClusterRecord, show_nodes: bool) -> String {
     let mut w = XmlWriter::new();
     w.element("CacheCluster", |w| write_cluster(cp, w, c, show_nodes));
     w.finish()
@@ -772,7 +779,7 @@ fn write_cluster(cp: &Inner, w: &mut XmlWriter, c: &ClusterRecord, show_nodes: b
 /// Availability zones for `count` new nodes. Without explicit zones, single-AZ
 /// clusters put every node in the subnet group's first zone and cross-AZ clusters
 /// spread them round-robin over its zones (`offset` = nodes already placed).
-fn node_zones(
+pub(crate) fn node_zones(
     region: &str,
     p: &Params,
     count: u16,
@@ -821,7 +828,7 @@ fn node_zones(
 
 /// Settings whose behaviour is not built yet are refused rather than recorded and
 /// silently not enforced.
-fn reject_unsupported(engine: Engine, p: &Params) -> Result<(), ApiError> {
+pub(crate) fn reject_unsupported(engine: Engine, p: &Params) -> Result<(), ApiError> {
     if let Some(s) = p.str("SnapshotName") {
         if engine == Engine::Memcached {
             return Err(ApiError::InvalidParameterCombination(
@@ -852,7 +859,7 @@ fn reject_unsupported(engine: Engine, p: &Params) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_tag_count(n: usize) -> Result<(), ApiError> {
+pub(crate) fn check_tag_count(n: usize) -> Result<(), ApiError> {
     if n > crate::tags::MAX_TAGS {
         return Err(ApiError::TagQuotaPerResourceExceeded(format!(
             "A resource can have at most {} tags.",
@@ -863,7 +870,7 @@ fn check_tag_count(n: usize) -> Result<(), ApiError> {
 }
 
 /// `ddd:hh24:mi-ddd:hh24:mi`, returned lower-case as AWS does.
-fn maintenance_window(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn maintenance_window(raw: &str) -> Result<String, ApiError> {
     let w = raw.to_ascii_lowercase();
     let ok = w
         .split_once('-')
@@ -892,7 +899,7 @@ fn hh_mm(t: &str) -> bool {
 }
 
 /// `hh24:mi-hh24:mi`
-fn time_window(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn time_window(raw: &str) -> Result<String, ApiError> {
     if raw
         .split_once('-')
         .is_some_and(|(a, b)| hh_mm(a) && hh_mm(b))
@@ -992,8 +999,7 @@ pub(crate) async fn apply_parameters(
             continue;
         }
         for n in &c.nodes {
-            cp.nodes
-                .set_params(&node_key(region, &c.id, n.id), immediate);
+            cp.nodes.set_params(&node_key(region, &c.id, n.id), &c.spec, immediate);
         }
         if needs_reboot {
             c.spec.pending_reboot_nodes = c.nodes.iter().map(|n| n.id.number()).collect();

@@ -32,6 +32,12 @@ pub enum ApiError {
     CacheSubnetGroupNotFound(String),
     #[error("ReplicationGroup not found: {0}")]
     ReplicationGroupNotFound(String),
+    #[error("Replication group {0} already exists.")]
+    ReplicationGroupAlreadyExists(String),
+    #[error("{0}")]
+    InvalidReplicationGroupState(String),
+    #[error("NodeGroup not found: {0}")]
+    NodeGroupNotFound(String),
     #[error("Snapshot not found: {0}")]
     SnapshotNotFound(String),
     #[error("Cache subnet group {0} already exists.")]
@@ -82,6 +88,9 @@ impl ApiError {
             CacheParameterGroupNotFound(_) => "CacheParameterGroupNotFound",
             CacheSubnetGroupNotFound(_) => "CacheSubnetGroupNotFoundFault",
             ReplicationGroupNotFound(_) => "ReplicationGroupNotFoundFault",
+            ReplicationGroupAlreadyExists(_) => "ReplicationGroupAlreadyExists",
+            InvalidReplicationGroupState(_) => "InvalidReplicationGroupState",
+            NodeGroupNotFound(_) => "NodeGroupNotFoundFault",
             SnapshotNotFound(_) => "SnapshotNotFoundFault",
             CacheSubnetGroupAlreadyExists(_) => "CacheSubnetGroupAlreadyExists",
             CacheSubnetGroupInUse(_) => "CacheSubnetGroupInUse",
@@ -107,6 +116,7 @@ impl ApiError {
             CacheClusterNotFound(_)
             | CacheParameterGroupNotFound(_)
             | ReplicationGroupNotFound(_)
+            | NodeGroupNotFound(_)
             | SnapshotNotFound(_)
             | TagNotFound(_) => 404,
             Internal(_) => 500,

@@ -59,6 +59,13 @@ impl fmt::Display for CacheNodeId {
     }
 }
 
+/// A replication group id: like a cluster id but at most 40 characters (member
+/// clusters append `-001`); stored lower-case.
+pub fn replication_group_id(raw: &str) -> Result<String, ApiError> {
+    validate_name("ReplicationGroupId", raw, 40)?;
+    Ok(raw.to_ascii_lowercase())
+}
+
 /// A parameter or subnet group name: 1–255 letters, digits or hyphens, starting
 /// with a letter; stored lower-case.
 pub fn group_name(param: &str, raw: &str) -> Result<String, ApiError> {

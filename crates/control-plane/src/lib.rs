@@ -4,19 +4,24 @@
 //! Entry point: [`ControlPlane::open`], then [`ControlPlane::handle`] for each
 //! decoded query-protocol request.
 
+mod admin;
 mod catalog;
 mod clusters;
 mod engine_versions;
 mod error;
+mod events;
 mod ids;
 mod model;
 mod nodes;
 mod parameter_groups;
+mod proxy;
+mod replication_groups;
 mod store;
 mod subnet_groups;
 mod tags;
 
 pub use catalog::{Engine, ENGINE_VERSIONS, NODE_TYPES};
+pub use admin::{Fault, NodeInfo};
 pub use error::ApiError;
 pub use nodes::{Addressing, NodeNetwork};
 
@@ -102,7 +107,18 @@ impl ControlPlane {
                 tracing::error!(region = %c.region, cluster = %c.id, error = %e, "could not restore cluster");
             }
         }
-        tracing::info!(clusters = count, "state restored");
+        let groups = inner.store.all_replication_groups().await?;
+        for g in &groups {
+            let _guard = inner.lock.lock().await;
+            if let Err(e) = replication_groups::finish_locked(&inner, &g.region, &g.id).await {
+                tracing::error!(region = %g.region, replication_group = %g.id, error = %e, "could not restore replication group");
+            }
+        }
+        tracing::info!(
+            clusters = count,
+            replication_groups = groups.len(),
+            "state restored"
+        );
         Ok(ControlPlane { inner })
     }
 
@@ -122,6 +138,14 @@ impl ControlPlane {
             "DeleteCacheCluster" => clusters::delete(cp, region, p).await?,
             "RebootCacheCluster" => clusters::reboot(cp, region, p).await?,
             "DescribeCacheEngineVersions" => engine_versions::describe(p)?,
+            "CreateReplicationGroup" => replication_groups::create(cp, region, p).await?,
+            "DescribeReplicationGroups" => replication_groups::describe(cp, region, p).await?,
+            "ModifyReplicationGroup" => replication_groups::modify(cp, region, p).await?,
+            "DeleteReplicationGroup" => replication_groups::delete(cp, region, p).await?,
+            "IncreaseReplicaCount" => replication_groups::increase_replicas(cp, region, p).await?,
+            "DecreaseReplicaCount" => replication_groups::decrease_replicas(cp, region, p).await?,
+            "TestFailover" => replication_groups::test_failover(cp, region, p).await?,
+            "DescribeEvents" => events::describe(cp, region, p).await?,
             "CreateCacheParameterGroup" => parameter_groups::create(cp, region, p).await?,
             "DescribeCacheParameterGroups" => {
                 parameter_groups::describe_groups(cp, region, p).await?
@@ -151,6 +175,25 @@ impl ControlPlane {
             other => return Err(ApiError::InvalidAction(other.to_string())),
         };
         Ok(Some(body))
+    }
+
+    /// Every node in every region (admin API).
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ApiError> {
+        admin::nodes(&self.inner).await
+    }
+
+    /// Fault injection on one node (admin API).
+    pub async fn inject(&self, region: &str, cluster: &str, node: &str, fault: Fault) -> Result<(), ApiError> {
+        admin::inject(&self.inner, region, cluster, node, fault).await
+    }
+
+    /// Forget all state and stop every node (admin API).
+    pub async fn reset(&self) -> Result<(), ApiError> {
+        admin::reset(&self.inner).await
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.config.data_dir
     }
 
     pub fn account_id(&self) -> &str {

@@ -113,3 +113,53 @@ pub struct Subnet {
     pub id: String,
     pub zone: String,
 }
+
+/// A replication group (cluster mode disabled: one node group). Its members are
+/// cache clusters whose `replication_group_id` names it.
+#[derive(Debug, Clone)]
+pub struct GroupRecord {
+    pub region: String,
+    pub id: String,
+    pub status: String,
+    pub created_ms: i64,
+    pub spec: GroupSpec,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupSpec {
+    pub description: String,
+    pub engine: Engine,
+    pub engine_version: String,
+    pub family: String,
+    pub node_type: String,
+    pub port: u16,
+    pub automatic_failover: bool,
+    pub multi_az: bool,
+    pub parameter_group_name: String,
+    pub subnet_group_name: String,
+    #[serde(default)]
+    pub security_group_ids: Vec<String>,
+    pub maintenance_window: String,
+    pub snapshot_window: String,
+    pub snapshot_retention_limit: i64,
+    pub snapshotting_cluster_id: Option<String>,
+    pub auto_minor_version_upgrade: bool,
+    /// Member clusters in the order they joined; the first is not necessarily primary.
+    pub members: Vec<String>,
+    pub primary: String,
+    /// Highest member number used (`<id>-003` → 3), so ids are never reused.
+    pub last_member_number: u16,
+    pub at_rest_encryption_enabled: bool,
+    /// Set while deleting with `RetainPrimaryCluster`.
+    #[serde(default)]
+    pub retain_on_delete: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub id: i64,
+    pub source_identifier: String,
+    pub source_type: String,
+    pub message: String,
+    pub date_ms: i64,
+}

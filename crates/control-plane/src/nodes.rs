@@ -9,6 +9,7 @@
 use crate::catalog::{self, Engine};
 use crate::error::ApiError;
 use crate::model::ClusterSpec;
+use crate::proxy::{Kind, Proxy, Targets};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Mutex;
@@ -72,6 +73,14 @@ pub struct Supervisor {
     allow_restricted_commands: bool,
     running: Mutex<HashMap<NodeKey, Running>>,
     reserved: Mutex<HashMap<NodeKey, TcpListener>>,
+    proxies: Mutex<HashMap<NodeKey, Proxy>>,
+}
+
+/// What a Redis node does in its replication group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    ReplicaOf(SocketAddr),
 }
 
 impl Supervisor {
@@ -81,6 +90,7 @@ impl Supervisor {
             allow_restricted_commands,
             running: Mutex::new(HashMap::new()),
             reserved: Mutex::new(HashMap::new()),
+            proxies: Mutex::new(HashMap::new()),
         }
     }
 
@@ -221,12 +231,22 @@ impl Supervisor {
             Engine::Redis | Engine::Valkey => {
                 let config = redis_engine::Config {
                     maxmemory: redis_maxmemory(memory, params),
+                    maxmemory_policy: params
+                        .get("maxmemory-policy")
+                        .cloned()
+                        .unwrap_or_else(|| "volatile-lru".to_string()),
                     version: spec.engine_version.clone(),
                     flavor: spec.engine.as_str().to_string(),
                     allow_restricted_commands: self.allow_restricted_commands,
                     ..Default::default()
                 };
-                Running::Redis(redis_engine::spawn(listener, config)?)
+                let handle = redis_engine::spawn(listener, config)?;
+                for (name, value) in params {
+                    // Values the engine does not model are ElastiCache's own
+                    // bookkeeping (reserved-memory-percent, …); skip them.
+                    let _ = handle.set_param(name, value);
+                }
+                Running::Redis(handle)
             }
             Engine::Memcached => {
                 let defaults = memcached_engine::Config::default();
@@ -252,7 +272,7 @@ impl Supervisor {
     }
 
     /// Apply parameter values to a running node at once (the `immediate` ones).
-    pub fn set_params(&self, key: &NodeKey, params: &[(String, String)]) {
+    pub fn set_params(&self, key: &NodeKey, spec: &ClusterSpec, params: &[(String, String)]) {
         let running = lock(&self.running);
         let Some(node) = running.get(key) else {
             return;
@@ -267,7 +287,15 @@ impl Supervisor {
                     h.set_evict(!v);
                 }
             }
-            Running::Redis(_) => {}
+            Running::Redis(h) => {
+                for (name, value) in params {
+                    if name == "reserved-memory-percent" {
+                        h.set_maxmemory(redis_maxmemory(node_memory(spec), &map));
+                    } else if let Err(e) = h.set_param(name, value) {
+                        tracing::warn!(param = %name, error = %e, "node refused a parameter value");
+                    }
+                }
+            }
         }
     }
 
@@ -290,7 +318,60 @@ impl Supervisor {
         }
     }
 
+    /// Start (or retarget) a group endpoint: on its reserved listener, or a fresh
+    /// bind of its recorded address.
+    pub async fn start_proxy(
+        &self,
+        key: &NodeKey,
+        bind_ip: &str,
+        port: u16,
+        kind: Kind,
+        targets: Targets,
+    ) -> Result<(), ApiError> {
+        if let Some(p) = lock(&self.proxies).get(key) {
+            p.set_targets(targets);
+            return Ok(());
+        }
+        let reserved = lock(&self.reserved).remove(key);
+        let listener = match reserved {
+            Some(l) => l,
+            None => bind_with_retry(bind_ip, port).await?,
+        };
+        let proxy = Proxy::spawn(listener, kind, targets).map_err(|e| {
+            ApiError::InsufficientCacheClusterCapacity(format!(
+                "Could not serve {bind_ip}:{port}: {e}"
+            ))
+        })?;
+        lock(&self.proxies).insert(key.clone(), proxy);
+        tracing::info!(region = %key.region, group = %key.cluster, endpoint = %format!("{bind_ip}:{port}"), kind = kind.as_str(), "group endpoint started");
+        Ok(())
+    }
+
+    pub fn stop_proxy(&self, key: &NodeKey) {
+        lock(&self.reserved).remove(key);
+        if let Some(p) = lock(&self.proxies).remove(key) {
+            p.stop();
+        }
+    }
+
+    /// Make a Redis node a primary or a replica of another node.
+    // The engine's replication is not wired in yet; roles are recorded by the
+    // control plane and this is where they will reach the node.
+    pub fn set_role(&self, key: &NodeKey, role: Role) {
+        let running = lock(&self.running);
+        if let Some(Running::Redis(_h)) = running.get(key) {
+            tracing::debug!(region = %key.region, cluster = %key.cluster, ?role, "replication role");
+        }
+    }
+
+    /// How much of the replication stream a node has applied (for choosing the
+    /// replica to promote); 0 when unknown.
+    pub fn replication_offset(&self, _key: &NodeKey) -> u64 {
+        0
+    }
+
     pub fn stop_all(&self) {
+        lock(&self.proxies).clear();
         lock(&self.reserved).clear();
         let all: Vec<_> = lock(&self.running).drain().collect();
         for (_, r) in &all {

@@ -5,13 +5,14 @@
 use crate::error::ApiError;
 use crate::ids::{CacheClusterId, CacheNodeId};
 use crate::model::{
-    ClusterRecord, ClusterSpec, NodeRecord, ParameterGroupRecord, SubnetGroupRecord,
+    ClusterRecord, ClusterSpec, EventRecord, GroupRecord, NodeRecord, ParameterGroupRecord,
+    SubnetGroupRecord,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqlSafeStr, SqlitePool};
+use sqlx::{AssertSqlSafe, Row, SqlSafeStr, SqlitePool};
 use std::borrow::Cow;
 use std::path::Path;
 
@@ -22,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "groups",
         include_str!("../../../migrations/0002_groups.sql"),
+    ),
+    (
+        3,
+        "replication_groups",
+        include_str!("../../../migrations/0003_replication_groups.sql"),
     ),
 ];
 
@@ -194,9 +200,11 @@ impl Store {
 
     /// Every (ip, port) some node holds, in any region.
     pub async fn used_endpoints(&self) -> Result<Vec<(String, u16)>, ApiError> {
-        let rows = sqlx::query("SELECT bind_ip, port FROM cache_nodes")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT bind_ip, port FROM cache_nodes UNION ALL SELECT bind_ip, port FROM endpoints",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 let ip: String = r.try_get("bind_ip")?;
@@ -430,6 +438,223 @@ impl Store {
         Ok(())
     }
 
+    pub async fn replication_group(
+        &self,
+        region: &str,
+        id: &str,
+    ) -> Result<Option<GroupRecord>, ApiError> {
+        let row = sqlx::query(
+            "SELECT * FROM replication_groups WHERE region = ? AND replication_group_id = ?",
+        )
+        .bind(region)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(group_from_row).transpose()
+    }
+
+    pub async fn replication_groups(&self, region: &str) -> Result<Vec<GroupRecord>, ApiError> {
+        let rows = sqlx::query(
+            "SELECT * FROM replication_groups WHERE region = ? ORDER BY replication_group_id",
+        )
+        .bind(region)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(group_from_row).collect()
+    }
+
+    pub async fn all_replication_groups(&self) -> Result<Vec<GroupRecord>, ApiError> {
+        let rows =
+            sqlx::query("SELECT * FROM replication_groups ORDER BY region, replication_group_id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(group_from_row).collect()
+    }
+
+    /// Insert or replace a group and the given member clusters atomically.
+    pub async fn put_replication_group(
+        &self,
+        g: &GroupRecord,
+        members: &[ClusterRecord],
+    ) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO replication_groups (region, replication_group_id, status, created_ms, spec) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (region, replication_group_id) DO UPDATE SET status = excluded.status, spec = excluded.spec",
+        )
+        .bind(&g.region)
+        .bind(&g.id)
+        .bind(&g.status)
+        .bind(g.created_ms)
+        .bind(serde_json::to_string(&g.spec)?)
+        .execute(&mut *tx)
+        .await?;
+        for c in members {
+            upsert_cluster(&mut tx, c).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Delete a group, its endpoints and tags, and the given member clusters (with their tags).
+    pub async fn delete_replication_group(
+        &self,
+        region: &str,
+        id: &str,
+        arn: &str,
+        members: &[(CacheClusterId, String)],
+    ) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM replication_groups WHERE region = ? AND replication_group_id = ?")
+            .bind(region)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM endpoints WHERE region = ? AND owner = ?")
+            .bind(region)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM tags WHERE arn = ?")
+            .bind(arn)
+            .execute(&mut *tx)
+            .await?;
+        for (m, m_arn) in members {
+            sqlx::query("DELETE FROM cache_clusters WHERE region = ? AND cache_cluster_id = ?")
+                .bind(region)
+                .bind(m.as_str())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM tags WHERE arn = ?")
+                .bind(m_arn)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn put_endpoint(
+        &self,
+        region: &str,
+        owner: &str,
+        kind: &str,
+        ip: &str,
+        port: u16,
+    ) -> Result<(), ApiError> {
+        sqlx::query(
+            "INSERT INTO endpoints (region, owner, kind, bind_ip, port) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (region, owner, kind) DO UPDATE SET bind_ip = excluded.bind_ip, port = excluded.port",
+        )
+        .bind(region)
+        .bind(owner)
+        .bind(kind)
+        .bind(ip)
+        .bind(i64::from(port))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn endpoint(
+        &self,
+        region: &str,
+        owner: &str,
+        kind: &str,
+    ) -> Result<Option<(String, u16)>, ApiError> {
+        let row = sqlx::query(
+            "SELECT bind_ip, port FROM endpoints WHERE region = ? AND owner = ? AND kind = ?",
+        )
+        .bind(region)
+        .bind(owner)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => {
+                let port: i64 = r.try_get("port")?;
+                Ok(Some((
+                    r.try_get("bind_ip")?,
+                    u16::try_from(port).unwrap_or(0),
+                )))
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub async fn add_event(
+        &self,
+        region: &str,
+        source: &str,
+        source_type: &str,
+        message: &str,
+    ) -> Result<(), ApiError> {
+        sqlx::query("INSERT INTO events (region, source_identifier, source_type, message, date_ms) VALUES (?, ?, ?, ?, ?)")
+            .bind(region)
+            .bind(source)
+            .bind(source_type)
+            .bind(message)
+            .bind(crate::now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Events of a region between two times, oldest first.
+    pub async fn events(
+        &self,
+        region: &str,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<EventRecord>, ApiError> {
+        let rows = sqlx::query("SELECT * FROM events WHERE region = ? AND date_ms >= ? AND date_ms <= ? ORDER BY date_ms, id")
+            .bind(region)
+            .bind(since_ms)
+            .bind(until_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventRecord {
+                    id: r.try_get("id")?,
+                    source_identifier: r.try_get("source_identifier")?,
+                    source_type: r.try_get("source_type")?,
+                    message: r.try_get("message")?,
+                    date_ms: r.try_get("date_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forget events older than `before_ms` (ElastiCache keeps 14 days).
+    pub async fn prune_events(&self, before_ms: i64) -> Result<(), ApiError> {
+        sqlx::query("DELETE FROM events WHERE date_ms < ?")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Delete every row of every resource table (the admin reset).
+    pub async fn reset(&self) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        for table in [
+            "cache_nodes",
+            "cache_clusters",
+            "replication_groups",
+            "endpoints",
+            "cache_parameters",
+            "cache_parameter_groups",
+            "cache_subnet_groups",
+            "tags",
+            "events",
+        ] {
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}"))).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -455,6 +680,46 @@ async fn insert_node(
     .bind(n.created_ms)
     .execute(&mut *tx)
     .await?;
+    Ok(())
+}
+
+fn group_from_row(r: &SqliteRow) -> Result<GroupRecord, ApiError> {
+    let spec: String = r.try_get("spec")?;
+    Ok(GroupRecord {
+        region: r.try_get("region")?,
+        id: r.try_get("replication_group_id")?,
+        status: r.try_get("status")?,
+        created_ms: r.try_get("created_ms")?,
+        spec: serde_json::from_str(&spec)?,
+    })
+}
+
+/// Insert a cluster or replace its row and nodes.
+async fn upsert_cluster(
+    tx: &mut sqlx::SqliteConnection,
+    c: &ClusterRecord,
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "INSERT INTO cache_clusters (region, cache_cluster_id, replication_group_id, status, created_ms, spec) \
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (region, cache_cluster_id) DO UPDATE SET \
+         replication_group_id = excluded.replication_group_id, status = excluded.status, spec = excluded.spec",
+    )
+    .bind(&c.region)
+    .bind(c.id.as_str())
+    .bind(&c.replication_group_id)
+    .bind(&c.status)
+    .bind(c.created_ms)
+    .bind(serde_json::to_string(&c.spec)?)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM cache_nodes WHERE region = ? AND cache_cluster_id = ?")
+        .bind(&c.region)
+        .bind(c.id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    for n in &c.nodes {
+        insert_node(&mut *tx, &c.region, &c.id, n).await?;
+    }
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use crate::ids::Arn;
-use crate::{clusters, parameter_groups, subnet_groups, Inner};
+use crate::{clusters, parameter_groups, replication_groups, subnet_groups, Inner};
 use aws_query::{Params, XmlWriter};
 
 /// ElastiCache's limit of tags per resource.
@@ -79,7 +79,15 @@ async fn resource(cp: &Inner, region: &str, p: &Params) -> Result<String, ApiErr
             ))
         }
         // The other resource kinds cannot exist yet, so their ARNs name nothing.
-        "replicationgroup" => Err(ApiError::ReplicationGroupNotFound(arn.name)),
+        "replicationgroup" => {
+            let g = replication_groups::find(cp, region, &arn.name).await?;
+            Ok(Arn::format(
+                region,
+                &cp.config.account_id,
+                "replicationgroup",
+                &g.id,
+            ))
+        }
         "parametergroup" => {
             let name = parameter_groups::exists(cp, region, &arn.name).await?;
             Ok(Arn::format(

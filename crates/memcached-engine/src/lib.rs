@@ -126,20 +126,44 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
     });
     let cluster = Arc::new(Mutex::new(ClusterConfig::default()));
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let s2 = settings.clone();
     let c2 = cluster.clone();
     let version = config.version.clone();
+    // The runtime is built and dropped on the node's own thread, so `spawn`/`shutdown` may be
+    // called from inside another tokio runtime.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
     let thread = std::thread::Builder::new()
         .name(format!("memcached-{}", addr.port()))
         .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
             let local = tokio::task::LocalSet::new();
             local.block_on(&rt, server::run(listener, addr, s2, c2, version, stop_rx));
             drop(local);
             drop(rt);
         })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            return Err(e);
+        }
+        Err(_) => {
+            let _ = thread.join();
+            return Err(std::io::Error::other(
+                "memcached node thread failed to start",
+            ));
+        }
+    }
     Ok(NodeHandle {
         addr,
         settings,

@@ -42,6 +42,21 @@ pub async fn run(
         listen_addr: addr,
         start: Instant::now(),
     }));
+    // LRU-crawler equivalent: reclaim expired items in the background, a slice per 100 ms.
+    {
+        let node = node.clone();
+        tokio::task::spawn_local(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Ok(mut n) = node.try_borrow_mut() {
+                    n.store.tick();
+                    n.store.crawl(5_000);
+                }
+            }
+        });
+    }
     let mut next_id: u64 = 1;
     loop {
         if *stop.borrow() {

@@ -126,8 +126,8 @@ pub fn general(node: &Node) -> Vec<(String, String)> {
     p("evicted_active", "0".into());
     p("evictions", s.evictions.to_string());
     p("reclaimed", s.reclaimed.to_string());
+    p("crawler_reclaimed", s.crawler_reclaimed.to_string());
     for k in [
-        "crawler_reclaimed",
         "crawler_items_checked",
         "lrutail_reflocked",
         "moves_to_cold",
@@ -417,6 +417,34 @@ pub fn process_stats(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
         b"reset" => {
             group(node, b"reset");
             out.extend_from_slice(b"RESET\r\n");
+        }
+        b"cachedump" => {
+            let (Some(cls), Some(limit)) = (
+                crate::util::safe_strtoul32(t.get(2)),
+                crate::util::safe_strtoul32(t.get(3)),
+            ) else {
+                out.extend_from_slice(b"CLIENT_ERROR bad command line\r\n");
+                return;
+            };
+            let mut s = String::new();
+            let mut n = 0u32;
+            node.store.for_each_item(|it| {
+                if (limit != 0 && n >= limit) || s.len() > 2 * 1024 * 1024 {
+                    return;
+                }
+                if slab_class(it.ntotal()).0 == cls {
+                    n += 1;
+                    let _ = write!(
+                        s,
+                        "ITEM {} [{} b; {} s]\r\n",
+                        String::from_utf8_lossy(it.key()),
+                        it.value().len(),
+                        it.exptime
+                    );
+                }
+            });
+            s.push_str("END\r\n");
+            out.extend_from_slice(s.as_bytes());
         }
         b"detail" => {
             if t.n < 3 {

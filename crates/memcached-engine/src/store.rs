@@ -112,6 +112,7 @@ pub struct Stats {
     pub evicted_unfetched: u64,
     pub evictions: u64,
     pub reclaimed: u64,
+    pub crawler_reclaimed: u64,
     pub total_connections: u64,
 }
 
@@ -164,6 +165,7 @@ pub struct Store {
     pub settings: Arc<Settings>,
     pub now: u32,
     pub started: u32,
+    crawl_cursor: usize,
 }
 
 #[inline]
@@ -189,6 +191,7 @@ impl Store {
             settings,
             now,
             started: now,
+            crawl_cursor: 0,
         }
     }
 
@@ -679,6 +682,40 @@ impl Store {
                 f(it)
             }
         }
+    }
+
+    /// Background reclaim of expired/flushed items (memcached's LRU crawler): look at up to
+    /// `budget` slots from a rotating cursor. Returns how many items were reclaimed.
+    pub fn crawl(&mut self, budget: usize) -> usize {
+        let mut reclaimed = 0;
+        let len = self.items.len();
+        if len == 0 {
+            return 0;
+        }
+        for _ in 0..budget.min(len) {
+            if self.crawl_cursor >= self.items.len() {
+                self.crawl_cursor = 0;
+            }
+            let idx = self.crawl_cursor as u32;
+            self.crawl_cursor += 1;
+            let it = &self.items[idx as usize];
+            if it.is_free() {
+                continue;
+            }
+            if self.is_expired(it) || self.is_flushed(it) {
+                if it.iflags & F_FETCHED == 0 {
+                    self.stats.expired_unfetched += 1;
+                }
+                self.stats.crawler_reclaimed += 1;
+                self.stats.reclaimed += 1;
+                self.unlink(idx);
+                reclaimed += 1;
+                if self.items.is_empty() {
+                    break;
+                }
+            }
+        }
+        reclaimed
     }
 
     pub fn table_capacity(&self) -> usize {

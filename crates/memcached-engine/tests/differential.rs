@@ -135,6 +135,9 @@ fn hand_written_text() -> Vec<Vec<u8>> {
         b"quit\r\nget a\r\n".to_vec(),
         b"set a 0 0 1\r\nx\r\nstats\r\n".to_vec(),
         b"stats settings\r\n".to_vec(),
+        // (memcached dumps only its COLD LRU segment, so a fresh item is not listed there; ours
+        // lists every item of the class: only the empty and error forms are compared)
+        b"stats cachedump 2 0\r\nstats cachedump x\r\n".to_vec(),
         b"set a 0 0 1\r\nx\r\nstats items\r\n".to_vec(),
         // many keys: more than the 24-token tokenizer window
         {

@@ -320,3 +320,137 @@ fn auto_discovery_binary_config_get() {
     assert_eq!(&r[12..16], &9u32.to_be_bytes());
     assert_eq!(&r[24 + 4..], payload);
 }
+
+#[test]
+fn spawn_and_shutdown_from_inside_a_tokio_runtime() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let node = start_node(Config::default());
+        let addr = node.local_addr();
+        let got = tokio::task::spawn_blocking(move || strip_end(roundtrip(addr, b"version\r\n")))
+            .await
+            .unwrap();
+        assert_eq!(got, "VERSION 1.6.22\r\n");
+        node.shutdown();
+        drop(node);
+    });
+}
+
+#[test]
+fn expiry_and_delayed_flush() {
+    let node = start_node(Config::default());
+    let addr = node.local_addr();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let req = format!(
+        "set rel 0 1 1\r\nx\r\nset abs 0 {} 1\r\nx\r\nset past 0 {} 1\r\nx\r\nset neg 0 -1 1\r\nx\r\nset keep 0 0 1\r\nx\r\nget rel abs past neg keep\r\n",
+        now + 1,
+        now - 10
+    );
+    let got = strip_end(roundtrip(addr, req.as_bytes()));
+    assert!(got.contains("VALUE keep"), "{got}");
+    assert!(
+        !got.contains("VALUE past") && !got.contains("VALUE neg"),
+        "{got}"
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    let got = strip_end(roundtrip(addr, b"get rel abs past neg keep\r\n"));
+    assert_eq!(got, "VALUE keep 0 1\r\nx\r\nEND\r\n");
+    assert!(stat(addr, "get_expired") + stat(addr, "crawler_reclaimed") >= 2);
+
+    // expired items are reclaimed in the background without being read
+    roundtrip(addr, b"set t1 0 1 1\r\nx\r\nset t2 0 1 1\r\nx\r\n");
+    assert_eq!(stat(addr, "curr_items"), 3);
+    std::thread::sleep(Duration::from_millis(2300));
+    assert_eq!(stat(addr, "curr_items"), 1);
+    assert!(stat(addr, "crawler_reclaimed") >= 2);
+
+    // flush_all with a delay: items stored before it become invalid once it is reached
+    let got = strip_end(roundtrip(addr, b"flush_all 2\r\nget keep\r\n"));
+    assert_eq!(got, "OK\r\nVALUE keep 0 1\r\nx\r\nEND\r\n");
+    std::thread::sleep(Duration::from_millis(2100));
+    let got = strip_end(roundtrip(
+        addr,
+        b"get keep\r\nset after 0 0 1\r\ny\r\nget after\r\n",
+    ));
+    assert_eq!(got, "END\r\nSTORED\r\nVALUE after 0 1\r\ny\r\nEND\r\n");
+}
+
+#[test]
+fn many_concurrent_connections() {
+    let node = start_node(Config::default());
+    let addr = node.local_addr();
+    let threads: Vec<_> = (0..64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut buf = vec![0u8; 4096];
+                for i in 0..100 {
+                    let v = format!("t{t}-i{i}");
+                    let req = format!("set k{t} 0 0 {}\r\n{v}\r\nget k{t}\r\n", v.len());
+                    s.write_all(req.as_bytes()).unwrap();
+                    let want = format!("STORED\r\nVALUE k{t} 0 {}\r\n{v}\r\nEND\r\n", v.len());
+                    let mut got = Vec::new();
+                    while got.len() < want.len() {
+                        let n = s.read(&mut buf).unwrap();
+                        assert!(n > 0);
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    assert_eq!(String::from_utf8_lossy(&got), want);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(stat(addr, "curr_items"), 64);
+    assert!(stat(addr, "total_connections") >= 64);
+}
+
+/// Replays the kept fuzz corpus (tests/corpus: text, meta and binary inputs, including
+/// truncated and garbage ones) through the protocol state machines, whole and split at
+/// every 7th byte, and checks nothing panics and the node still answers.
+#[test]
+fn corpus_replay_never_panics() {
+    use memcached_engine::node::{ConnState, Node, Proto};
+    use memcached_engine::store::Settings;
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use std::sync::Arc;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
+    let mut n_files = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        n_files += 1;
+        for split in (0..data.len().min(400)).step_by(7).chain([data.len()]) {
+            let mut node = Node::detached(Arc::new(Settings {
+                memory_limit: AtomicU64::new(1 << 20),
+                max_item_size: AtomicU64::new(1 << 20),
+                evict: AtomicBool::new(true),
+            }));
+            let mut conn = ConnState {
+                id: 1,
+                proto: Proto::Unknown,
+                swallow: 0,
+            };
+            let _ = node.feed(&mut conn, &data[..split]);
+            let _ = node.feed(&mut conn, &data[split..]);
+            let mut fresh = ConnState {
+                id: 2,
+                proto: Proto::Unknown,
+                swallow: 0,
+            };
+            let (out, closed) = node.feed(&mut fresh, b"version\r\n");
+            assert!(!closed && out.starts_with(b"VERSION "), "{path:?}");
+        }
+    }
+    assert!(n_files >= 100);
+}

@@ -5,7 +5,10 @@ static ALLOC: redis_engine::CountingAlloc = redis_engine::CountingAlloc;
 
 fn main() -> std::io::Result<()> {
     let mut port = 6379u16;
-    let mut cfg = redis_engine::Config { allow_restricted_commands: true, ..Default::default() };
+    let mut cfg = redis_engine::Config {
+        allow_restricted_commands: true,
+        ..Default::default()
+    };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < args.len() {

@@ -44,8 +44,15 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
                 match parse_command(&inbuf[pos..], max_bulk, &mut ranges, &mut scratch) {
                     Ok(Parsed::Incomplete) => break,
                     Ok(Parsed::Command { consumed, inline }) => {
-                        let base: &[u8] = if inline { &scratch } else { &inbuf[pos..pos + consumed] };
-                        let args = Args { buf: base, ranges: &ranges };
+                        let base: &[u8] = if inline {
+                            &scratch
+                        } else {
+                            &inbuf[pos..pos + consumed]
+                        };
+                        let args = Args {
+                            buf: base,
+                            ranges: &ranges,
+                        };
                         client.last_cmd_at.set(std::time::Instant::now());
                         cmd::execute(n, &client, args, &mut out);
                         pos += consumed;
@@ -58,7 +65,11 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
                         }
                     }
                     Err(e) => {
-                        Reply { out: &mut out, resp3: client.resp3.get() }.error(&format!("ERR {e}"));
+                        Reply {
+                            out: &mut out,
+                            resp3: client.resp3.get(),
+                        }
+                        .error(&format!("ERR {e}"));
                         close = true;
                         break;
                     }

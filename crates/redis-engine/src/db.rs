@@ -20,7 +20,9 @@ impl PartialOrd for Score {
 }
 impl Ord for Score {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.0.partial_cmp(&o.0).unwrap_or(std::cmp::Ordering::Equal)
+        self.0
+            .partial_cmp(&o.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
     }
 }
 
@@ -39,6 +41,8 @@ impl ZSet {
     }
     /// Insert or update; returns true when the member was new.
     pub fn insert(&mut self, member: &[u8], score: f64) -> bool {
+        // Redis's listpack stores integral scores as integers: -0 reads back as 0.
+        let score = if score == 0.0 { 0.0 } else { score };
         if let Some(old) = self.dict.get_mut(member) {
             if *old != score {
                 let m: Blob = member.into();
@@ -195,7 +199,7 @@ impl Rng {
             .unwrap_or(0x9E3779B97F4A7C15);
         Rng(seed | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -207,7 +211,7 @@ impl Rng {
         if n == 0 {
             0
         } else {
-            (self.next() % n as u64) as usize
+            (self.next_u64() % n as u64) as usize
         }
     }
 }
@@ -288,8 +292,12 @@ impl Keyspace {
         let ldt = lru >> 8;
         let counter = lru & 0xFF;
         let now_min = (self.now / 60000) as u32 & 0xFFFF;
-        let elapsed = if now_min >= ldt { now_min - ldt } else { 65535 - ldt + now_min };
-        let periods = if self.lfu_decay_time > 0 { elapsed / self.lfu_decay_time } else { 0 };
+        let elapsed = if now_min >= ldt {
+            now_min - ldt
+        } else {
+            65535 - ldt + now_min
+        };
+        let periods = elapsed.checked_div(self.lfu_decay_time).unwrap_or(0);
         counter.saturating_sub(periods)
     }
 
@@ -301,7 +309,7 @@ impl Keyspace {
         if self.policy.is_lfu() {
             let mut counter = self.lfu_decr_and_return(lru);
             if counter < 255 {
-                let r = (self.rng.next() % 1_000_000) as f64 / 1_000_000.0;
+                let r = (self.rng.next_u64() % 1_000_000) as f64 / 1_000_000.0;
                 let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
                 let p = 1.0 / (base * self.lfu_log_factor as f64 + 1.0);
                 if r < p {
@@ -385,6 +393,23 @@ impl Keyspace {
         Some(e)
     }
 
+    /// Lookup for writing, creating the key with `make()` when missing.
+    pub fn get_or_create(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        make: impl FnOnce() -> Value,
+    ) -> &mut Entry {
+        self.expire_if_needed(db, key);
+        let lru = self.new_lru();
+        let d = &mut self.dbs[db];
+        let i = match d.map.get_index_of(key) {
+            Some(i) => i,
+            None => d.map.insert_full(key.into(), Entry { val: make(), lru }).0,
+        };
+        &mut d.map[i]
+    }
+
     /// Existence check without touching stats or LRU.
     pub fn exists(&mut self, db: usize, key: &[u8]) -> bool {
         if self.hidden(db, key) {
@@ -434,7 +459,11 @@ impl Keyspace {
         self.expire_if_needed(db, key);
         let d = &mut self.dbs[db];
         let e = d.map.swap_remove(key)?;
-        let t = if d.expires.is_empty() { None } else { d.expires.swap_remove(key) };
+        let t = if d.expires.is_empty() {
+            None
+        } else {
+            d.expires.swap_remove(key)
+        };
         Some((e, t))
     }
 
@@ -495,8 +524,10 @@ impl Keyspace {
                     if n == 0 {
                         break;
                     }
-                    let i = (self.rng.next() % n as u64) as usize;
-                    let Some((k, &t)) = d.expires.get_index(i) else { break };
+                    let i = (self.rng.next_u64() % n as u64) as usize;
+                    let Some((k, &t)) = d.expires.get_index(i) else {
+                        break;
+                    };
                     if t <= now {
                         let k = k.clone();
                         d.expires.swap_remove_index(i);
@@ -526,12 +557,19 @@ impl Keyspace {
         }
         let volatile = matches!(
             policy,
-            Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl
+            Policy::VolatileLru
+                | Policy::VolatileLfu
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
         );
         // Pick the best of 5 samples per non-empty db.
         let mut best: Option<(usize, Blob, u64)> = None; // (db, key, badness: higher = evict first)
         for db in 0..self.dbs.len() {
-            let n = if volatile { self.dbs[db].expires.len() } else { self.dbs[db].map.len() };
+            let n = if volatile {
+                self.dbs[db].expires.len()
+            } else {
+                self.dbs[db].map.len()
+            };
             if n == 0 {
                 continue;
             }
@@ -539,10 +577,12 @@ impl Keyspace {
                 let i = self.rng.below(n);
                 let d = &self.dbs[db];
                 let (key, score) = if volatile {
-                    let Some((k, &t)) = d.expires.get_index(i) else { continue };
+                    let Some((k, &t)) = d.expires.get_index(i) else {
+                        continue;
+                    };
                     let score = match policy {
                         Policy::VolatileTtl => u64::MAX - t,
-                        Policy::VolatileRandom => self.rng.next(),
+                        Policy::VolatileRandom => self.rng.next_u64(),
                         _ => match d.map.get(k) {
                             Some(e) => self.badness(e.lru),
                             None => u64::MAX,
@@ -550,9 +590,11 @@ impl Keyspace {
                     };
                     (k, score)
                 } else {
-                    let Some((k, e)) = d.map.get_index(i) else { continue };
+                    let Some((k, e)) = d.map.get_index(i) else {
+                        continue;
+                    };
                     let score = match policy {
-                        Policy::AllKeysRandom => self.rng.next(),
+                        Policy::AllKeysRandom => self.rng.next_u64(),
                         _ => self.badness(e.lru),
                     };
                     (k, score)
@@ -580,12 +622,20 @@ impl Keyspace {
             255 - self.lfu_decr_and_return(lru) as u64
         } else {
             let now = self.lru_clock();
-            (if now >= lru { now - lru } else { 0xFF_FFFF - lru + now }) as u64
+            (if now >= lru {
+                now - lru
+            } else {
+                0xFF_FFFF - lru + now
+            }) as u64
         }
     }
 
     pub fn idle_secs(&self, lru: u32) -> u64 {
         let now = self.lru_clock();
-        (if now >= lru { now - lru } else { 0xFF_FFFF - lru + now }) as u64
+        (if now >= lru {
+            now - lru
+        } else {
+            0xFF_FFFF - lru + now
+        }) as u64
     }
 }

@@ -6,6 +6,8 @@
 //! the node's connections. Each connection parses every complete command in its read
 //! buffer, executes the batch, and writes one reply buffer.
 
+#![allow(clippy::type_complexity)]
+
 mod alloc;
 pub mod cmd;
 mod conn;
@@ -133,8 +135,12 @@ impl NodeHandle {
 
 pub(crate) fn validate_param(name: &str, value: &str) -> Result<(), String> {
     match name.to_ascii_lowercase().as_str() {
-        "maxmemory-policy" => Policy::parse(value).map(|_| ()).ok_or_else(|| format!("invalid maxmemory-policy '{value}'")),
-        "maxmemory" => parse_memory(value).map(|_| ()).ok_or_else(|| format!("invalid maxmemory '{value}'")),
+        "maxmemory-policy" => Policy::parse(value)
+            .map(|_| ())
+            .ok_or_else(|| format!("invalid maxmemory-policy '{value}'")),
+        "maxmemory" => parse_memory(value)
+            .map(|_| ())
+            .ok_or_else(|| format!("invalid maxmemory '{value}'")),
         _ => Ok(()),
     }
 }
@@ -166,7 +172,8 @@ pub(crate) fn apply_param(node: &mut node::Node, name: &str, value: &str) -> Res
     let name = name.to_ascii_lowercase();
     match name.as_str() {
         "maxmemory" => {
-            node.settings.maxmemory = parse_memory(value).ok_or("argument must be a memory value")?;
+            node.settings.maxmemory =
+                parse_memory(value).ok_or("argument must be a memory value")?;
         }
         "maxmemory-policy" => {
             let p = Policy::parse(value).ok_or("argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-lfu, allkeys-lfu, volatile-random, allkeys-random, volatile-ttl, noeviction")?;
@@ -174,23 +181,35 @@ pub(crate) fn apply_param(node: &mut node::Node, name: &str, value: &str) -> Res
             node.ks.policy = p;
         }
         "maxmemory-samples" => {
-            node.settings.maxmemory_samples = value.parse().map_err(|_| "argument couldn't be parsed into an integer")?;
+            node.settings.maxmemory_samples = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer")?;
         }
         "lfu-log-factor" => {
-            node.ks.lfu_log_factor = value.parse().map_err(|_| "argument couldn't be parsed into an integer")?;
+            node.ks.lfu_log_factor = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer")?;
         }
         "lfu-decay-time" => {
-            node.ks.lfu_decay_time = value.parse().map_err(|_| "argument couldn't be parsed into an integer")?;
+            node.ks.lfu_decay_time = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer")?;
         }
         "requirepass" => {
-            node.settings.requirepass = if value.is_empty() { None } else { Some(value.as_bytes().to_vec()) };
+            node.settings.requirepass = if value.is_empty() {
+                None
+            } else {
+                Some(value.as_bytes().to_vec())
+            };
         }
         "proto-max-bulk-len" => {
             node.settings.proto_max_bulk_len =
                 parse_memory(value).ok_or("argument must be a memory value")? as usize;
         }
         "timeout" => {
-            node.settings.timeout = value.parse().map_err(|_| "argument couldn't be parsed into an integer")?;
+            node.settings.timeout = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer")?;
         }
         _ => {}
     }
@@ -220,7 +239,9 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
         pubsub_hard_limit: 32 << 20,
         extra: Default::default(),
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let repl_offset = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let repl_shared = repl_offset.clone();
     std::thread::Builder::new()
@@ -252,7 +273,13 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
             drop(rt);
             let _ = done_tx.send(());
         })?;
-    Ok(NodeHandle { addr, stop: Mutex::new(Some(stop_tx)), done: Mutex::new(Some(done_rx)), ctl: ctl_tx, repl_offset })
+    Ok(NodeHandle {
+        addr,
+        stop: Mutex::new(Some(stop_tx)),
+        done: Mutex::new(Some(done_rx)),
+        ctl: ctl_tx,
+        repl_offset,
+    })
 }
 
 async fn accept_loop(node: Rc<RefCell<node::Node>>, listener: tokio::net::TcpListener) {
@@ -265,7 +292,10 @@ async fn accept_loop(node: Rc<RefCell<node::Node>>, listener: tokio::net::TcpLis
                 continue;
             }
         };
-        let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let laddr = stream
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         #[cfg(unix)]
         let fd = {
             use std::os::unix::io::AsRawFd;
@@ -289,7 +319,10 @@ async fn accept_loop(node: Rc<RefCell<node::Node>>, listener: tokio::net::TcpLis
     }
 }
 
-async fn background(node: Rc<RefCell<node::Node>>, mut ctl: tokio::sync::mpsc::UnboundedReceiver<Control>) {
+async fn background(
+    node: Rc<RefCell<node::Node>>,
+    mut ctl: tokio::sync::mpsc::UnboundedReceiver<Control>,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut ctl_open = true;
     loop {

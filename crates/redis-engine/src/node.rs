@@ -150,7 +150,7 @@ impl Node {
         ks.policy = settings.policy;
         let mut run_id = String::new();
         for _ in 0..5 {
-            run_id.push_str(&format!("{:08x}", ks.rng.next() as u32));
+            run_id.push_str(&format!("{:08x}", ks.rng.next_u64() as u32));
         }
         Node {
             ks,
@@ -272,7 +272,10 @@ impl Node {
 
     pub fn block(&mut self, c: &Client, st: BlockState) {
         for k in &st.keys {
-            self.blocking.entry((st.db, k.clone())).or_default().push_back(c.id);
+            self.blocking
+                .entry((st.db, k.clone()))
+                .or_default()
+                .push_back(c.id);
         }
         *c.blocked.borrow_mut() = Some(st);
         self.blocked_count += 1;
@@ -295,12 +298,20 @@ impl Node {
 
     /// Deliver a pub/sub message frame to a client.
     pub fn deliver(&self, id: u64, cur_out: &mut Vec<u8>, f: impl Fn(&mut Reply<'_>)) -> bool {
-        let Some(c) = self.clients.get(&id) else { return false };
+        let Some(c) = self.clients.get(&id) else {
+            return false;
+        };
         if id == self.current_client {
-            f(&mut Reply { out: cur_out, resp3: c.resp3.get() });
+            f(&mut Reply {
+                out: cur_out,
+                resp3: c.resp3.get(),
+            });
         } else {
             let mut o = c.out.borrow_mut();
-            f(&mut Reply { out: &mut o, resp3: c.resp3.get() });
+            f(&mut Reply {
+                out: &mut o,
+                resp3: c.resp3.get(),
+            });
             if o.len() > self.settings.pubsub_hard_limit && self.settings.pubsub_hard_limit > 0 {
                 c.killed.set(true);
             }

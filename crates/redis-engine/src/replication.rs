@@ -203,7 +203,7 @@ fn new_replid() -> String {
     // Mix in the address of a stack value so two nodes started in the same ns differ.
     let salt = &s as *const String as u64;
     for i in 0..5u64 {
-        let v = rng.next() ^ salt.rotate_left(i as u32 * 13);
+        let v = rng.next_u64() ^ salt.rotate_left(i as u32 * 13);
         s.push_str(&format!("{:08x}", v as u32));
     }
     s

@@ -70,7 +70,10 @@ pub struct OwnedCmd {
 
 impl OwnedCmd {
     pub fn args(&self) -> Args<'_> {
-        Args { buf: &self.buf, ranges: &self.ranges }
+        Args {
+            buf: &self.buf,
+            ranges: &self.ranges,
+        }
     }
     pub fn from_parts(parts: &[&[u8]]) -> Self {
         let mut c = OwnedCmd::default();
@@ -87,7 +90,10 @@ impl OwnedCmd {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
     /// `consumed` bytes; `inline` tells whether ranges point into the scratch buffer.
-    Command { consumed: usize, inline: bool },
+    Command {
+        consumed: usize,
+        inline: bool,
+    },
     Incomplete,
 }
 
@@ -96,7 +102,11 @@ fn parse_int(s: &[u8]) -> Option<i64> {
     if s.is_empty() || s.len() > 20 {
         return None;
     }
-    let (neg, digits) = if s[0] == b'-' { (true, &s[1..]) } else { (false, s) };
+    let (neg, digits) = if s[0] == b'-' {
+        (true, &s[1..])
+    } else {
+        (false, s)
+    };
     if digits.is_empty() {
         return None;
     }
@@ -143,7 +153,10 @@ pub fn parse_command(
     }
     let mut pos = nl + 2;
     if n <= 0 {
-        return Ok(Parsed::Command { consumed: pos, inline: false });
+        return Ok(Parsed::Command {
+            consumed: pos,
+            inline: false,
+        });
     }
     ranges.reserve(n as usize);
     for _ in 0..n {
@@ -174,7 +187,10 @@ pub fn parse_command(
         ranges.push((start, end));
         pos = end + 2;
     }
-    Ok(Parsed::Command { consumed: pos, inline: false })
+    Ok(Parsed::Command {
+        consumed: pos,
+        inline: false,
+    })
 }
 
 fn parse_inline(
@@ -197,7 +213,10 @@ fn parse_inline(
     }
     scratch.clear();
     split_args(line, ranges, scratch)?;
-    Ok(Parsed::Command { consumed: nl + 1, inline: true })
+    Ok(Parsed::Command {
+        consumed: nl + 1,
+        inline: true,
+    })
 }
 
 fn hex_val(c: u8) -> Option<u8> {
@@ -213,11 +232,10 @@ fn split_args(
     let mut i = 0;
     let n = line.len();
     loop {
-        // NUL ends a token (as in sdssplitargs); skip it here or the loop never advances.
-        while i < n && (line[i].is_ascii_whitespace() || line[i] == 0) {
+        while i < n && line[i].is_ascii_whitespace() {
             i += 1;
         }
-        if i >= n {
+        if i >= n || line[i] == 0 {
             return Ok(());
         }
         let start = out.len();
@@ -235,7 +253,9 @@ fn split_args(
                     && hex_val(line[i + 2]).is_some()
                     && hex_val(line[i + 3]).is_some()
                 {
-                    out.push(hex_val(line[i + 2]).unwrap_or(0) * 16 + hex_val(line[i + 3]).unwrap_or(0));
+                    out.push(
+                        hex_val(line[i + 2]).unwrap_or(0) * 16 + hex_val(line[i + 3]).unwrap_or(0),
+                    );
                     i += 3;
                 } else if c == b'\\' && i + 1 < n {
                     i += 1;
@@ -280,7 +300,12 @@ fn split_args(
                     break;
                 }
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b' ' | b'\n' | b'\r' | b'\t' => break,
+                    0 => {
+                        // Like sdssplitargs: a NUL ends the request line.
+                        ranges.push((start, out.len()));
+                        return Ok(());
+                    }
                     b'"' => inq = true,
                     b'\'' => insq = true,
                     c => out.push(c),
@@ -338,7 +363,8 @@ impl Reply<'_> {
         self.out.push(b'-');
         for &c in s.as_bytes() {
             // Redis replaces newlines in error strings with spaces.
-            self.out.push(if c == b'\r' || c == b'\n' { b' ' } else { c });
+            self.out
+                .push(if c == b'\r' || c == b'\n' { b' ' } else { c });
         }
         self.out.extend_from_slice(b"\r\n");
     }
@@ -411,7 +437,8 @@ impl Reply<'_> {
     }
     pub fn boolean(&mut self, b: bool) {
         if self.resp3 {
-            self.out.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
+            self.out
+                .extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
         } else {
             self.int(b as i64);
         }
@@ -455,7 +482,11 @@ pub fn fmt_double(d: f64) -> String {
 /// C's `%.{prec}g`.
 pub fn fmt_g(d: f64, prec: usize) -> String {
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let sci = format!("{:.*e}", prec - 1, d);
     let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
@@ -523,20 +554,37 @@ mod tests {
     #[test]
     fn multibulk() {
         let r = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n").unwrap();
-        assert_eq!(r, vec![vec![b"GET".to_vec(), b"k".to_vec()], vec![b"PING".to_vec()]]);
+        assert_eq!(
+            r,
+            vec![vec![b"GET".to_vec(), b"k".to_vec()], vec![b"PING".to_vec()]]
+        );
     }
 
     #[test]
     fn inline_quotes() {
         let r = parse_all(b"SET k \"a b\\x41\" 'c\\'d'\r\n").unwrap();
-        assert_eq!(r, vec![vec![b"SET".to_vec(), b"k".to_vec(), b"a bA".to_vec(), b"c'd".to_vec()]]);
+        assert_eq!(
+            r,
+            vec![vec![
+                b"SET".to_vec(),
+                b"k".to_vec(),
+                b"a bA".to_vec(),
+                b"c'd".to_vec()
+            ]]
+        );
         assert_eq!(parse_all(b"SET \"a\r\n"), Err(ProtoError::Unbalanced));
     }
 
     #[test]
     fn errors() {
-        assert_eq!(parse_all(b"*1\r\n$2147483648\r\n"), Err(ProtoError::BulkLen));
-        assert_eq!(parse_all(b"*1\r\n+OK\r\n"), Err(ProtoError::ExpectedDollar('+')));
+        assert_eq!(
+            parse_all(b"*1\r\n$2147483648\r\n"),
+            Err(ProtoError::BulkLen)
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n+OK\r\n"),
+            Err(ProtoError::ExpectedDollar('+'))
+        );
         assert_eq!(parse_all(b"*x\r\n"), Err(ProtoError::MultibulkLen));
         assert_eq!(parse_all(b"*99999999\r\n"), Err(ProtoError::MultibulkLen));
         let big = vec![b'a'; INLINE_MAX + 10];
@@ -566,14 +614,20 @@ mod tests {
     #[test]
     fn encoder() {
         let mut v = Vec::new();
-        let mut r = Reply { out: &mut v, resp3: false };
+        let mut r = Reply {
+            out: &mut v,
+            resp3: false,
+        };
         r.int(-42);
         r.bulk(b"hi");
         r.null();
         r.map(1);
         assert_eq!(v, b":-42\r\n$2\r\nhi\r\n$-1\r\n*2\r\n");
         let mut v = Vec::new();
-        let mut r = Reply { out: &mut v, resp3: true };
+        let mut r = Reply {
+            out: &mut v,
+            resp3: true,
+        };
         r.null();
         r.map(1);
         r.double(1.5);

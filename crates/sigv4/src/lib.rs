@@ -753,8 +753,8 @@ fn verify_parsed(
     let canonical = build_canonical_request(req, &auth);
     let sts = string_to_sign(&auth, &canonical);
     let expected = signature(&secret, &auth.scope_date, &auth.region, &auth.service, &sts)?;
-    let provided = auth.signature.to_ascii_lowercase();
-    if !bool::from(expected.as_bytes().ct_eq(provided.as_bytes())) {
+    // Compared as sent: signers send lower-case hex, and so must a client here.
+    if !bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
         return Err(AuthError::SignatureDoesNotMatch);
     }
     Ok(Verified {
@@ -1044,6 +1044,55 @@ mod tests {
         .unwrap_err();
         assert_eq!(err, AuthError::InvalidClientTokenId);
         assert_eq!((err.code(), err.status()), ("InvalidClientTokenId", 403));
+    }
+
+    /// Header auth with an HTTP `Date` header instead of `X-Amz-Date`: the string to sign uses
+    /// the date in ISO 8601 basic format.
+    #[test]
+    fn date_header_instead_of_x_amz_date() {
+        let mut headers = vec![
+            ("Host".to_owned(), "example.amazonaws.com".to_owned()),
+            (
+                "Date".to_owned(),
+                "Sun, 30 Aug 2015 12:36:00 GMT".to_owned(),
+            ),
+        ];
+        let canonical = "GET\n/\n\ndate:Sun, 30 Aug 2015 12:36:00 GMT\nhost:example.amazonaws.com\n\ndate;host\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let sts = format!(
+            "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n{}",
+            hex_sha256(canonical.as_bytes())
+        );
+        let sig = signature("secret", "20150830", "us-east-1", "service", &sts).unwrap();
+        headers.push((
+            "Authorization".to_owned(),
+            format!("AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/service/aws4_request, SignedHeaders=date;host, Signature={sig}"),
+        ));
+        let creds = HashMap::from([("AKID".to_owned(), "secret".to_owned())]);
+        let req = Request {
+            method: "GET",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: b"",
+        };
+        assert_eq!(canonical_request(&req).unwrap(), canonical);
+        let v = verify(&req, &creds, secs_to_system_time(1_440_938_160)).unwrap();
+        assert_eq!(v.signed_at, secs_to_system_time(1_440_938_160));
+        assert_eq!(
+            verify(&req, &creds, secs_to_system_time(1_440_938_160 + 901)),
+            Err(AuthError::RequestExpired)
+        );
+        // Upper-case hex is not what was signed.
+        let mut upper = headers.clone();
+        upper[2].1 = headers[2].1.replace(&sig, &sig.to_ascii_uppercase());
+        let req = Request {
+            headers: &upper,
+            ..req
+        };
+        assert_eq!(
+            verify(&req, &creds, secs_to_system_time(1_440_938_160)),
+            Err(AuthError::SignatureDoesNotMatch)
+        );
     }
 
     #[test]

@@ -74,6 +74,7 @@ struct Sign<'a> {
     query: &'a str,
     headers: Vec<(String, String)>,
     body: &'a [u8],
+    host: &'a str,
     service: &'a str,
     region: &'a str,
     time: SystemTime,
@@ -90,6 +91,7 @@ impl<'a> Sign<'a> {
             query,
             headers: vec![("Host".to_owned(), HOST.to_owned())],
             body,
+            host: HOST,
             service: "elasticache",
             region: "us-east-1",
             time: at(T0),
@@ -128,19 +130,25 @@ impl<'a> Sign<'a> {
             .unwrap()
             .into();
         let uri = if self.query.is_empty() {
-            format!("https://{HOST}{}", self.path)
+            format!("https://{}{}", self.host, self.path)
         } else {
-            format!("https://{HOST}{}?{}", self.path, self.query)
+            format!("https://{}{}?{}", self.host, self.path, self.query)
         };
+        let mut headers = self.headers.clone();
+        for (n, v) in &mut headers {
+            if n.eq_ignore_ascii_case("host") {
+                *v = self.host.to_owned();
+            }
+        }
         let signable = SignableRequest::new(
             self.method,
             uri,
-            self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             SignableBody::Bytes(self.body),
         )
         .unwrap();
         let (instructions, _signature) = sign(signable, &params).unwrap().into_parts();
-        let mut headers = self.headers.clone();
+
         for (name, value) in instructions.headers() {
             headers.push((name.to_owned(), value.to_owned()));
         }
@@ -427,6 +435,54 @@ fn credential_store_impls() {
     let s = api_request();
     assert!(verify(&s.req(), &v, at(T0)).is_ok());
     assert!(verify(&s.req(), &c, at(T0)).is_ok());
+}
+
+/// An IAM auth token made the way Rust clients (e.g. Valkey GLIDE) make one with aws-sigv4:
+/// presign `GET https://<cache>/?Action=connect&User=<user>` for 900 s, drop the scheme.
+#[test]
+fn aws_sigv4_made_iam_auth_token() {
+    use sigv4::verify_iam_auth_token;
+    for (cache, user, extra) in [
+        ("my-cache", "my-user", ""),
+        (
+            "my-serverless",
+            "app-user-1",
+            "&ResourceType=ServerlessCache",
+        ),
+    ] {
+        let query = format!("Action=connect&User={}{extra}", enc(user));
+        let s = Sign {
+            host: cache,
+            presign: Some(Duration::from_secs(900)),
+            ..Sign::new("GET", "/", &query, b"")
+        }
+        .sign();
+        let token = format!("{cache}/?{}", s.query);
+        let v = verify_iam_auth_token(&token, cache, user, &creds(), at(T0 + 60)).unwrap();
+        assert_eq!(
+            (v.service.as_str(), v.access_key_id.as_str()),
+            ("elasticache", AKID)
+        );
+        assert_eq!(
+            verify_iam_auth_token(&token, cache, user, &creds(), at(T0 + 901)),
+            Err(AuthError::RequestExpired)
+        );
+        assert!(verify_iam_auth_token(&token, cache, "someone-else", &creds(), at(T0)).is_err());
+        assert!(verify_iam_auth_token(&token, "another-cache", user, &creds(), at(T0)).is_err());
+    }
+    // Signed for another service: refused even with a good signature.
+    let s = Sign {
+        host: "my-cache",
+        service: "memorydb",
+        presign: Some(Duration::from_secs(900)),
+        ..Sign::new("GET", "/", "Action=connect&User=u", b"")
+    }
+    .sign();
+    let token = format!("my-cache/?{}", s.query);
+    assert!(matches!(
+        verify_iam_auth_token(&token, "my-cache", "u", &creds(), at(T0)),
+        Err(AuthError::IncompleteSignature(_))
+    ));
 }
 
 fn header_value() -> impl Strategy<Value = String> {

@@ -10,29 +10,169 @@ const KALL: Keys = Keys::Range(1, -1, 1);
 
 pub static COMMANDS: &[CmdDef] = &[
     cmd!("del", -2, "write", "@keyspace @write @slow", KALL, del),
-    cmd!("unlink", -2, "write fast", "@keyspace @write @fast", KALL, del),
-    cmd!("exists", -2, "readonly fast", "@keyspace @read @fast", KALL, exists),
-    cmd!("type", 2, "readonly fast", "@keyspace @read @fast", K1, type_),
+    cmd!(
+        "unlink",
+        -2,
+        "write fast",
+        "@keyspace @write @fast",
+        KALL,
+        del
+    ),
+    cmd!(
+        "exists",
+        -2,
+        "readonly fast",
+        "@keyspace @read @fast",
+        KALL,
+        exists
+    ),
+    cmd!(
+        "type",
+        2,
+        "readonly fast",
+        "@keyspace @read @fast",
+        K1,
+        type_
+    ),
     cmd!("rename", 3, "write", "@keyspace @write @slow", K12, rename),
-    cmd!("renamenx", 3, "write fast", "@keyspace @write @fast", K12, renamenx),
-    cmd!("copy", -3, "write denyoom", "@keyspace @write @slow", K12, copy),
+    cmd!(
+        "renamenx",
+        3,
+        "write fast",
+        "@keyspace @write @fast",
+        K12,
+        renamenx
+    ),
+    cmd!(
+        "copy",
+        -3,
+        "write denyoom",
+        "@keyspace @write @slow",
+        K12,
+        copy
+    ),
     cmd!("move", 3, "write fast", "@keyspace @write @fast", K1, move_),
-    cmd!("keys", 2, "readonly", "@keyspace @read @slow @dangerous", Keys::None, keys),
-    cmd!("scan", -2, "readonly", "@keyspace @read @slow", Keys::None, scan),
-    cmd!("randomkey", 1, "readonly", "@keyspace @read @slow", Keys::None, randomkey),
-    cmd!("touch", -2, "readonly fast", "@keyspace @read @fast", KALL, touch),
-    cmd!("expire", -3, "write fast", "@keyspace @write @fast", K1, expire),
-    cmd!("pexpire", -3, "write fast", "@keyspace @write @fast", K1, pexpire),
-    cmd!("expireat", -3, "write fast", "@keyspace @write @fast", K1, expireat),
-    cmd!("pexpireat", -3, "write fast", "@keyspace @write @fast", K1, pexpireat),
+    cmd!(
+        "keys",
+        2,
+        "readonly",
+        "@keyspace @read @slow @dangerous",
+        Keys::None,
+        keys
+    ),
+    cmd!(
+        "scan",
+        -2,
+        "readonly",
+        "@keyspace @read @slow",
+        Keys::None,
+        scan
+    ),
+    cmd!(
+        "randomkey",
+        1,
+        "readonly",
+        "@keyspace @read @slow",
+        Keys::None,
+        randomkey
+    ),
+    cmd!(
+        "touch",
+        -2,
+        "readonly fast",
+        "@keyspace @read @fast",
+        KALL,
+        touch
+    ),
+    cmd!(
+        "expire",
+        -3,
+        "write fast",
+        "@keyspace @write @fast",
+        K1,
+        expire
+    ),
+    cmd!(
+        "pexpire",
+        -3,
+        "write fast",
+        "@keyspace @write @fast",
+        K1,
+        pexpire
+    ),
+    cmd!(
+        "expireat",
+        -3,
+        "write fast",
+        "@keyspace @write @fast",
+        K1,
+        expireat
+    ),
+    cmd!(
+        "pexpireat",
+        -3,
+        "write fast",
+        "@keyspace @write @fast",
+        K1,
+        pexpireat
+    ),
     cmd!("ttl", 2, "readonly fast", "@keyspace @read @fast", K1, ttl),
-    cmd!("pttl", 2, "readonly fast", "@keyspace @read @fast", K1, pttl),
-    cmd!("expiretime", 2, "readonly fast", "@keyspace @read @fast", K1, expiretime),
-    cmd!("pexpiretime", 2, "readonly fast", "@keyspace @read @fast", K1, pexpiretime),
-    cmd!("persist", 2, "write fast", "@keyspace @write @fast", K1, persist),
-    cmd!("object", -2, "readonly", "@keyspace @read @slow", Keys::Range(2, 2, 1), object),
-    cmd!("sort", -2, "write denyoom", "@write @set @sortedset @list @slow @dangerous", K1, sort),
-    cmd!("sort_ro", -2, "readonly", "@read @set @sortedset @list @slow @dangerous", K1, sort_ro),
+    cmd!(
+        "pttl",
+        2,
+        "readonly fast",
+        "@keyspace @read @fast",
+        K1,
+        pttl
+    ),
+    cmd!(
+        "expiretime",
+        2,
+        "readonly fast",
+        "@keyspace @read @fast",
+        K1,
+        expiretime
+    ),
+    cmd!(
+        "pexpiretime",
+        2,
+        "readonly fast",
+        "@keyspace @read @fast",
+        K1,
+        pexpiretime
+    ),
+    cmd!(
+        "persist",
+        2,
+        "write fast",
+        "@keyspace @write @fast",
+        K1,
+        persist
+    ),
+    cmd!(
+        "object",
+        -2,
+        "readonly",
+        "@keyspace @read @slow",
+        Keys::Range(2, 2, 1),
+        object
+    ),
+    cmd!(
+        "sort",
+        -2,
+        "write denyoom",
+        "@write @set @sortedset @list @slow @dangerous",
+        K1,
+        sort
+    ),
+    cmd!(
+        "sort_ro",
+        -2,
+        "readonly",
+        "@read @set @sortedset @list @slow @dangerous",
+        K1,
+        sort_ro
+    ),
 ];
 
 fn del(ctx: &mut Ctx<'_>) -> CmdResult {
@@ -76,7 +216,12 @@ fn touch(ctx: &mut Ctx<'_>) -> CmdResult {
 
 fn type_(ctx: &mut Ctx<'_>) -> CmdResult {
     let db = ctx.db();
-    let t = ctx.node.ks.peek(db, ctx.args.get(1)).map(|e| e.val.type_name()).unwrap_or("none");
+    let t = ctx
+        .node
+        .ks
+        .peek(db, ctx.args.get(1))
+        .map(|e| e.val.type_name())
+        .unwrap_or("none");
     ctx.r().simple(t);
     Ok(())
 }
@@ -176,7 +321,9 @@ fn copy(ctx: &mut Ctx<'_>) -> CmdResult {
 
 fn move_(ctx: &mut Ctx<'_>) -> CmdResult {
     let src_db = ctx.db();
-    let d = ctx.int(2).map_err(|_| err("value is not an integer or out of range"))?;
+    let d = ctx
+        .int(2)
+        .map_err(|_| err("value is not an integer or out of range"))?;
     if d < 0 || d as usize >= ctx.node.ks.dbs.len() {
         return Err(err("DB index is out of range"));
     }
@@ -217,7 +364,10 @@ fn keys(ctx: &mut Ctx<'_>) -> CmdResult {
         .filter(|k| (all || glob_match(pat, k, false)) && live(ks, db, k))
         .collect();
     let resp3 = ctx.client.resp3.get();
-    let mut r = Reply { out: ctx.out, resp3 };
+    let mut r = Reply {
+        out: ctx.out,
+        resp3,
+    };
     r.array(list.len());
     for k in list {
         r.bulk(k);
@@ -227,14 +377,21 @@ fn keys(ctx: &mut Ctx<'_>) -> CmdResult {
 
 /// Parse a SCAN cursor ("ERR invalid cursor").
 pub fn parse_cursor(s: &[u8]) -> Result<u64, Error> {
-    std::str::from_utf8(s).ok().and_then(|s| s.parse::<u64>().ok()).ok_or_else(|| err("invalid cursor"))
+    std::str::from_utf8(s)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| err("invalid cursor"))
 }
 
 /// Cursor iteration over an index-ordered collection of `len` items: visits indices
 /// downward from the cursor so swap-removal never hides an element present all along.
 /// Returns (next cursor, indices to visit).
 pub fn scan_indices(cursor: u64, len: usize, count: usize) -> (u64, std::ops::Range<usize>) {
-    let pos = if cursor == 0 { len } else { (cursor as usize).min(len) };
+    let pos = if cursor == 0 {
+        len
+    } else {
+        (cursor as usize).min(len)
+    };
     let start = pos.saturating_sub(count);
     let next = start as u64;
     (next, start..pos)
@@ -248,7 +405,12 @@ pub struct ScanOpts {
 }
 
 pub fn parse_scan_opts(ctx: &Ctx<'_>, from: usize, allow_type: bool) -> Result<ScanOpts, Error> {
-    let mut o = ScanOpts { pat: None, count: 10, ty: None, novalues: false };
+    let mut o = ScanOpts {
+        pat: None,
+        count: 10,
+        ty: None,
+        novalues: false,
+    };
     let mut i = from;
     while i < ctx.argc() {
         let more = i + 1 < ctx.argc();
@@ -282,7 +444,9 @@ fn scan(ctx: &mut Ctx<'_>) -> CmdResult {
     let (next, range) = scan_indices(cursor, len, o.count);
     let mut found: Vec<Blob> = Vec::new();
     for i in range.rev() {
-        let Some((k, e)) = ks.dbs[db].map.get_index(i) else { continue };
+        let Some((k, e)) = ks.dbs[db].map.get_index(i) else {
+            continue;
+        };
         if let Some(p) = &o.pat {
             if !glob_match(p, k, false) {
                 continue;
@@ -299,7 +463,10 @@ fn scan(ctx: &mut Ctx<'_>) -> CmdResult {
         found.push(k.clone());
     }
     let resp3 = ctx.client.resp3.get();
-    let mut r = Reply { out: ctx.out, resp3 };
+    let mut r = Reply {
+        out: ctx.out,
+        resp3,
+    };
     r.array(2);
     r.bulk(next.to_string().as_bytes());
     r.array(found.len());
@@ -345,11 +512,18 @@ fn expire_generic(ctx: &mut Ctx<'_>, ms: bool, abs: bool, name: &str) -> CmdResu
             b"xx" => xx = true,
             b"gt" => gt = true,
             b"lt" => lt = true,
-            _ => return Err(err(format!("Unsupported option {}", String::from_utf8_lossy(ctx.arg(i))))),
+            _ => {
+                return Err(err(format!(
+                    "Unsupported option {}",
+                    String::from_utf8_lossy(ctx.arg(i))
+                )))
+            }
         }
     }
     if nx && (xx || gt || lt) {
-        return Err(err("NX and XX, GT or LT options at the same time are not compatible"));
+        return Err(err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
     }
     if gt && lt {
         return Err(err("GT and LT options at the same time are not compatible"));
@@ -357,7 +531,11 @@ fn expire_generic(ctx: &mut Ctx<'_>, ms: bool, abs: bool, name: &str) -> CmdResu
     let v = ctx.int(2)?;
     let inv = || err(format!("invalid expire time in '{name}' command"));
     let now = ctx.now() as i64;
-    let mut when = if ms { v } else { v.checked_mul(1000).ok_or_else(inv)? };
+    let mut when = if ms {
+        v
+    } else {
+        v.checked_mul(1000).ok_or_else(inv)?
+    };
     if !abs {
         when = when.checked_add(now).ok_or_else(inv)?;
     }
@@ -371,7 +549,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, ms: bool, abs: bool, name: &str) -> CmdResu
     let cur = ctx.node.ks.ttl(db, key);
     let ok = match cur {
         None => !(xx || gt),
-        Some(c) => !nx && !(gt && when <= c as i64) && !(lt && when >= c as i64),
+        Some(c) => !(nx || (gt && when <= c as i64) || (lt && when >= c as i64)),
     };
     if !ok {
         ctx.no_dirty = true;
@@ -414,7 +592,7 @@ fn ttl_generic(ctx: &mut Ctx<'_>, ms: bool, abs: bool) -> CmdResult {
                     if ms {
                         t as i64
                     } else {
-                        (t / 1000) as i64
+                        ((t + 500) / 1000) as i64
                     }
                 } else {
                     let left = t.saturating_sub(now) as i64;
@@ -641,7 +819,8 @@ fn sort_generic(ctx: &mut Ctx<'_>, ro: bool) -> CmdResult {
                 0.0
             } else {
                 match &k {
-                    Some(v) => parse_float_opt(v).ok_or_else(|| err("One or more scores can't be converted into double"))?,
+                    Some(v) => parse_float_opt(v)
+                        .ok_or_else(|| err("One or more scores can't be converted into double"))?,
                     None => 0.0,
                 }
             };
@@ -651,7 +830,9 @@ fn sort_generic(ctx: &mut Ctx<'_>, ro: bool) -> CmdResult {
             let o = if alpha {
                 a.1.cmp(&b.1)
             } else {
-                a.2.partial_cmp(&b.2).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.0.cmp(&b.0))
+                a.2.partial_cmp(&b.2)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then_with(|| a.0.cmp(&b.0))
             };
             if desc {
                 o.reverse()
@@ -681,7 +862,10 @@ fn sort_generic(ctx: &mut Ctx<'_>, ro: bool) -> CmdResult {
         if len == 0 {
             ctx.node.ks.del(db, &dst);
         } else {
-            let l: std::collections::VecDeque<Blob> = outv.into_iter().map(|v| v.unwrap_or_default().into()).collect();
+            let l: std::collections::VecDeque<Blob> = outv
+                .into_iter()
+                .map(|v| v.unwrap_or_default().into())
+                .collect();
             ctx.node.ks.set(db, &dst, Value::List(Box::new(l)), false);
         }
         ctx.node.touch_key(db, &dst);

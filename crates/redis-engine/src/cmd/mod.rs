@@ -1,5 +1,30 @@
 //! Command table and dispatch. One file per command family.
 
+/// Typed lookup: `typed!(ks, db, key, Hash, get)` → Option<&mut HMap>, WRONGTYPE otherwise.
+macro_rules! typed {
+    ($ks:expr, $db:expr, $key:expr, $var:ident, $lookup:ident) => {
+        match $ks.$lookup($db, $key) {
+            None => None,
+            Some(e) => match &mut e.val {
+                crate::db::Value::$var(x) => Some(&mut **x),
+                _ => return Err(Error::WrongType),
+            },
+        }
+    };
+}
+/// Typed lookup that creates an empty value when missing.
+macro_rules! typed_create {
+    ($ks:expr, $db:expr, $key:expr, $var:ident) => {
+        match &mut $ks
+            .get_or_create($db, $key, || crate::db::Value::$var(Default::default()))
+            .val
+        {
+            crate::db::Value::$var(x) => &mut **x,
+            _ => return Err(Error::WrongType),
+        }
+    };
+}
+
 pub mod bitmaps;
 pub mod hashes;
 pub mod keys;
@@ -134,7 +159,13 @@ pub fn table() -> &'static HashMap<&'static str, CmdInfo> {
             crate::replication::COMMANDS,
         ] {
             for d in defs {
-                m.insert(d.name, CmdInfo { def: d, flags: parse_flags(d.flags) });
+                m.insert(
+                    d.name,
+                    CmdInfo {
+                        def: d,
+                        flags: parse_flags(d.flags),
+                    },
+                );
             }
         }
         m
@@ -204,7 +235,10 @@ pub struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     #[inline]
     pub fn r(&mut self) -> Reply<'_> {
-        Reply { out: self.out, resp3: self.client.resp3.get() }
+        Reply {
+            out: self.out,
+            resp3: self.client.resp3.get(),
+        }
     }
     #[inline]
     pub fn db(&self) -> usize {
@@ -232,7 +266,11 @@ impl<'a> Ctx<'a> {
     }
     pub fn sub_name(&self) -> String {
         if self.argc() > 1 {
-            format!("{}|{}", self.def.name, String::from_utf8_lossy(self.arg(1)).to_lowercase())
+            format!(
+                "{}|{}",
+                self.def.name,
+                String::from_utf8_lossy(self.arg(1)).to_lowercase()
+            )
         } else {
             self.def.name.to_string()
         }
@@ -261,7 +299,11 @@ pub fn parse_int_opt(s: &[u8]) -> Option<i64> {
     if s == b"0" {
         return Some(0);
     }
-    let (neg, d) = if s[0] == b'-' { (true, &s[1..]) } else { (false, s) };
+    let (neg, d) = if s[0] == b'-' {
+        (true, &s[1..])
+    } else {
+        (false, s)
+    };
     if d.is_empty() || !(b'1'..=b'9').contains(&d[0]) {
         return None;
     }
@@ -292,7 +334,10 @@ pub fn parse_int(s: &[u8]) -> Result<i64, Error> {
 
 pub fn parse_float_opt(s: &[u8]) -> Option<f64> {
     let st = std::str::from_utf8(s).ok()?;
-    if st.is_empty() || st.starts_with(|c: char| c.is_whitespace()) || st.ends_with(|c: char| c.is_whitespace()) {
+    if st.is_empty()
+        || st.starts_with(|c: char| c.is_whitespace())
+        || st.ends_with(|c: char| c.is_whitespace())
+    {
         return None;
     }
     let l = st.to_ascii_lowercase();
@@ -449,7 +494,10 @@ fn unknown_command(args: &Args<'_>) -> String {
     while i < args.len() && rest.len() < 128 {
         let room = 128 - rest.len();
         let a = args.get(i);
-        rest.push_str(&format!("'{}' ", String::from_utf8_lossy(&a[..a.len().min(room)])));
+        rest.push_str(&format!(
+            "'{}' ",
+            String::from_utf8_lossy(&a[..a.len().min(room)])
+        ));
         i += 1;
     }
     format!(
@@ -502,13 +550,25 @@ pub fn execute(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
         if client.multi.borrow().is_some() {
             client.multi_error.set(true);
         }
-        write_err(out, resp3, "READONLY You can't write against a read only replica.");
+        write_err(
+            out,
+            resp3,
+            "READONLY You can't write against a read only replica.",
+        );
         return;
     }
     if !resp3 && client.in_pubsub() {
         let allowed = matches!(
             def.name,
-            "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ping" | "quit" | "reset" | "ssubscribe" | "sunsubscribe"
+            "subscribe"
+                | "psubscribe"
+                | "unsubscribe"
+                | "punsubscribe"
+                | "ping"
+                | "quit"
+                | "reset"
+                | "ssubscribe"
+                | "sunsubscribe"
         );
         if !allowed {
             write_err(
@@ -523,10 +583,19 @@ pub fn execute(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
         }
     }
     // MULTI queueing.
-    if client.multi.borrow().is_some() && !matches!(def.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
+    if client.multi.borrow().is_some()
+        && !matches!(
+            def.name,
+            "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+        )
+    {
         if info.flags & F_DENYOOM != 0 && over_maxmemory(node, client) {
             client.multi_error.set(true);
-            write_err(out, resp3, "OOM command not allowed when used memory > 'maxmemory'.");
+            write_err(
+                out,
+                resp3,
+                "OOM command not allowed when used memory > 'maxmemory'.",
+            );
             return;
         }
         if let Some(q) = client.multi.borrow_mut().as_mut() {
@@ -536,7 +605,11 @@ pub fn execute(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
         return;
     }
     if info.flags & F_DENYOOM != 0 && over_maxmemory(node, client) {
-        write_err(out, resp3, "OOM command not allowed when used memory > 'maxmemory'.");
+        write_err(
+            out,
+            resp3,
+            "OOM command not allowed when used memory > 'maxmemory'.",
+        );
         return;
     }
     call(node, client, info, args, out, false);
@@ -578,7 +651,16 @@ pub fn call(
     node.ks.no_touch = client.no_touch.get() && def.name != "touch";
     let out_start = out.len();
     crate::replication::before_call(node, def);
-    let mut ctx = Ctx { node, client, out, args, def, in_exec, block: None, no_dirty: false };
+    let mut ctx = Ctx {
+        node,
+        client,
+        out,
+        args,
+        def,
+        in_exec,
+        block: None,
+        no_dirty: false,
+    };
     let res = (def.handler)(&mut ctx);
     let block = ctx.block.take();
     let no_dirty = ctx.no_dirty;
@@ -603,7 +685,14 @@ pub fn call(
             }
         }
     }
-    crate::replication::after_call(node, client, def, &args, out.get(out_start..).unwrap_or(&[]), res_wrote);
+    crate::replication::after_call(
+        node,
+        client,
+        def,
+        &args,
+        out.get(out_start..).unwrap_or(&[]),
+        res_wrote,
+    );
     let st = node.cmd_stats.entry(def.name).or_insert((0, 0));
     st.0 += 1;
     *client.last_cmd.borrow_mut() = def.name.to_string();
@@ -625,8 +714,7 @@ pub fn serve_blocked(node: &mut Node) {
         guard += 1;
         let ready = std::mem::take(&mut node.ready);
         for (db, key) in ready {
-            loop {
-                let Some(q) = node.blocking.get(&(db, key.clone())) else { break };
+            while let Some(q) = node.blocking.get(&(db, key.clone())) {
                 let Some(&id) = q.front() else { break };
                 let Some(c) = node.clients.get(&id).cloned() else {
                     if let Some(q) = node.blocking.get_mut(&(db, key.clone())) {
@@ -635,7 +723,9 @@ pub fn serve_blocked(node: &mut Node) {
                     continue;
                 };
                 let Some(st) = node.unblock(&c) else { break };
-                let Some(info) = lookup(st.cmd.args().get(0)) else { break };
+                let Some(info) = lookup(st.cmd.args().get(0)) else {
+                    break;
+                };
                 let mut out = std::mem::take(&mut *c.out.borrow_mut());
                 let out_start = out.len();
                 let saved_db = c.db.get();
@@ -662,7 +752,10 @@ pub fn serve_blocked(node: &mut Node) {
                 if again.is_some() {
                     // Still nothing for this client: re-block at the front of the queues.
                     for k in &st.keys {
-                        node.blocking.entry((st.db, k.clone())).or_default().push_front(c.id);
+                        node.blocking
+                            .entry((st.db, k.clone()))
+                            .or_default()
+                            .push_front(c.id);
                     }
                     *c.blocked.borrow_mut() = Some(st);
                     node.blocked_count += 1;
@@ -678,7 +771,14 @@ pub fn serve_blocked(node: &mut Node) {
                 if let Some(h) = node.write_hook.as_mut() {
                     h(st.db, &cargs);
                 }
-                crate::replication::after_blocked(node, &c, info.def, st.db, &cargs, out.get(out_start..).unwrap_or(&[]));
+                crate::replication::after_blocked(
+                    node,
+                    &c,
+                    info.def,
+                    st.db,
+                    &cargs,
+                    out.get(out_start..).unwrap_or(&[]),
+                );
                 {
                     let mut o = c.out.borrow_mut();
                     if o.is_empty() {
@@ -705,7 +805,9 @@ pub fn parse_timeout(s: &[u8]) -> Result<Option<std::time::Instant>, Error> {
     if t == 0.0 {
         return Ok(None);
     }
-    Ok(Some(std::time::Instant::now() + std::time::Duration::from_secs_f64(t)))
+    Ok(Some(
+        std::time::Instant::now() + std::time::Duration::from_secs_f64(t),
+    ))
 }
 
 pub fn blob(b: &[u8]) -> Blob {

@@ -4,12 +4,54 @@ use super::server::cmd;
 use super::*;
 
 pub static COMMANDS: &[CmdDef] = &[
-    cmd!("subscribe", -2, "pubsub noscript loading stale", "@pubsub @slow", Keys::None, subscribe),
-    cmd!("psubscribe", -2, "pubsub noscript loading stale", "@pubsub @slow", Keys::None, psubscribe),
-    cmd!("unsubscribe", -1, "pubsub noscript loading stale", "@pubsub @slow", Keys::None, unsubscribe),
-    cmd!("punsubscribe", -1, "pubsub noscript loading stale", "@pubsub @slow", Keys::None, punsubscribe),
-    cmd!("publish", 3, "pubsub loading stale fast", "@pubsub @fast", Keys::None, publish),
-    cmd!("pubsub", -2, "pubsub loading stale", "@pubsub @slow", Keys::None, pubsub),
+    cmd!(
+        "subscribe",
+        -2,
+        "pubsub noscript loading stale",
+        "@pubsub @slow",
+        Keys::None,
+        subscribe
+    ),
+    cmd!(
+        "psubscribe",
+        -2,
+        "pubsub noscript loading stale",
+        "@pubsub @slow",
+        Keys::None,
+        psubscribe
+    ),
+    cmd!(
+        "unsubscribe",
+        -1,
+        "pubsub noscript loading stale",
+        "@pubsub @slow",
+        Keys::None,
+        unsubscribe
+    ),
+    cmd!(
+        "punsubscribe",
+        -1,
+        "pubsub noscript loading stale",
+        "@pubsub @slow",
+        Keys::None,
+        punsubscribe
+    ),
+    cmd!(
+        "publish",
+        3,
+        "pubsub loading stale fast",
+        "@pubsub @fast",
+        Keys::None,
+        publish
+    ),
+    cmd!(
+        "pubsub",
+        -2,
+        "pubsub loading stale",
+        "@pubsub @slow",
+        Keys::None,
+        pubsub
+    ),
 ];
 
 fn frame(r: &mut Reply<'_>, kind: &[u8], ch: Option<&[u8]>, n: usize) {
@@ -49,7 +91,11 @@ fn psubscribe(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 fn unsub_one(node: &mut Node, c: &Client, ch: &[u8], pattern: bool) -> bool {
-    let removed = if pattern { c.psubs.borrow_mut().shift_remove(ch) } else { c.subs.borrow_mut().shift_remove(ch) };
+    let removed = if pattern {
+        c.psubs.borrow_mut().shift_remove(ch)
+    } else {
+        c.subs.borrow_mut().shift_remove(ch)
+    };
     if removed {
         if pattern {
             if let Some(s) = node.patterns.get_mut(ch) {
@@ -70,9 +116,17 @@ fn unsub_one(node: &mut Node, c: &Client, ch: &[u8], pattern: bool) -> bool {
 
 fn unsub_generic(ctx: &mut Ctx<'_>, pattern: bool) -> CmdResult {
     let c = ctx.client.clone();
-    let kind: &[u8] = if pattern { b"punsubscribe" } else { b"unsubscribe" };
+    let kind: &[u8] = if pattern {
+        b"punsubscribe"
+    } else {
+        b"unsubscribe"
+    };
     if ctx.argc() == 1 {
-        let list: Vec<Blob> = if pattern { c.psubs.borrow().iter().cloned().collect() } else { c.subs.borrow().iter().cloned().collect() };
+        let list: Vec<Blob> = if pattern {
+            c.psubs.borrow().iter().cloned().collect()
+        } else {
+            c.subs.borrow().iter().cloned().collect()
+        };
         if list.is_empty() {
             let n = c.sub_count();
             frame(&mut ctx.r(), kind, None, n);
@@ -167,9 +221,18 @@ fn pubsub(ctx: &mut Ctx<'_>) -> CmdResult {
             if ctx.argc() > 3 {
                 return Err(Error::Arity(format!("pubsub|{sub}")));
             }
-            let pat = if ctx.argc() == 3 { Some(ctx.arg(2)) } else { None };
+            let pat = if ctx.argc() == 3 {
+                Some(ctx.arg(2))
+            } else {
+                None
+            };
             let list: Vec<Blob> = if sub == "channels" {
-                ctx.node.channels.keys().filter(|c| pat.is_none_or(|p| glob_match(p, c, false))).cloned().collect()
+                ctx.node
+                    .channels
+                    .keys()
+                    .filter(|c| pat.is_none_or(|p| glob_match(p, c, false)))
+                    .cloned()
+                    .collect()
             } else {
                 vec![]
             };
@@ -182,10 +245,23 @@ fn pubsub(ctx: &mut Ctx<'_>) -> CmdResult {
         "numsub" | "shardnumsub" => {
             let n = ctx.argc() - 2;
             let counts: Vec<usize> = (2..ctx.argc())
-                .map(|i| if sub == "numsub" { ctx.node.channels.get(ctx.arg(i)).map(|s| s.len()).unwrap_or(0) } else { 0 })
+                .map(|i| {
+                    if sub == "numsub" {
+                        ctx.node
+                            .channels
+                            .get(ctx.arg(i))
+                            .map(|s| s.len())
+                            .unwrap_or(0)
+                    } else {
+                        0
+                    }
+                })
                 .collect();
             let resp3 = ctx.client.resp3.get();
-            let mut r = Reply { out: ctx.out, resp3 };
+            let mut r = Reply {
+                out: ctx.out,
+                resp3,
+            };
             r.array(n * 2);
             for (j, i) in (2..ctx.args.len()).enumerate() {
                 r.bulk(ctx.args.get(i));

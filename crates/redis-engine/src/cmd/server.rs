@@ -5,7 +5,14 @@ use crate::db::Value;
 
 macro_rules! cmd {
     ($name:expr, $arity:expr, $flags:expr, $acl:expr, $keys:expr, $h:expr) => {
-        CmdDef { name: $name, arity: $arity, flags: $flags, acl: $acl, keys: $keys, handler: $h }
+        CmdDef {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            acl: $acl,
+            keys: $keys,
+            handler: $h,
+        }
     };
 }
 pub(crate) use cmd;
@@ -13,42 +20,266 @@ pub(crate) use cmd;
 const N: Keys = Keys::None;
 
 pub static COMMANDS: &[CmdDef] = &[
-    cmd!("ping", -1, "fast stale loading", "@fast @connection", N, ping),
-    cmd!("echo", 2, "fast stale loading", "@fast @connection", N, echo),
-    cmd!("hello", -1, "noscript loading stale fast no_auth", "@fast @connection", N, hello),
-    cmd!("auth", -2, "noscript loading stale fast no_auth", "@fast @connection", N, auth),
-    cmd!("select", 2, "loading stale fast", "@fast @connection", N, select),
-    cmd!("quit", -1, "noscript loading stale fast no_auth", "@fast @connection", N, quit),
-    cmd!("reset", 1, "noscript loading stale fast no_auth", "@fast @connection", N, reset),
-    cmd!("client", -2, "noscript loading stale", "@slow @connection", N, client),
-    cmd!("command", -1, "loading stale", "@slow @connection", N, command),
+    cmd!(
+        "ping",
+        -1,
+        "fast stale loading",
+        "@fast @connection",
+        N,
+        ping
+    ),
+    cmd!(
+        "echo",
+        2,
+        "fast stale loading",
+        "@fast @connection",
+        N,
+        echo
+    ),
+    cmd!(
+        "hello",
+        -1,
+        "noscript loading stale fast no_auth",
+        "@fast @connection",
+        N,
+        hello
+    ),
+    cmd!(
+        "auth",
+        -2,
+        "noscript loading stale fast no_auth",
+        "@fast @connection",
+        N,
+        auth
+    ),
+    cmd!(
+        "select",
+        2,
+        "loading stale fast",
+        "@fast @connection",
+        N,
+        select
+    ),
+    cmd!(
+        "quit",
+        -1,
+        "noscript loading stale fast no_auth",
+        "@fast @connection",
+        N,
+        quit
+    ),
+    cmd!(
+        "reset",
+        1,
+        "noscript loading stale fast no_auth",
+        "@fast @connection",
+        N,
+        reset
+    ),
+    cmd!(
+        "client",
+        -2,
+        "noscript loading stale",
+        "@slow @connection",
+        N,
+        client
+    ),
+    cmd!(
+        "command",
+        -1,
+        "loading stale",
+        "@slow @connection",
+        N,
+        command
+    ),
     cmd!("info", -1, "loading stale", "@slow @dangerous", N, info),
-    cmd!("dbsize", 1, "readonly fast", "@keyspace @read @fast", N, dbsize),
-    cmd!("flushdb", -1, "write", "@keyspace @write @slow @dangerous", N, flushdb),
-    cmd!("flushall", -1, "write", "@keyspace @write @slow @dangerous", N, flushall),
+    cmd!(
+        "dbsize",
+        1,
+        "readonly fast",
+        "@keyspace @read @fast",
+        N,
+        dbsize
+    ),
+    cmd!(
+        "flushdb",
+        -1,
+        "write",
+        "@keyspace @write @slow @dangerous",
+        N,
+        flushdb
+    ),
+    cmd!(
+        "flushall",
+        -1,
+        "write",
+        "@keyspace @write @slow @dangerous",
+        N,
+        flushall
+    ),
     cmd!("time", 1, "loading stale fast", "@fast", N, time),
-    cmd!("lastsave", 1, "loading stale fast", "@fast @admin @dangerous", N, lastsave),
-    cmd!("swapdb", 3, "write fast", "@keyspace @write @fast @dangerous", N, swapdb),
+    cmd!(
+        "lastsave",
+        1,
+        "loading stale fast",
+        "@fast @admin @dangerous",
+        N,
+        lastsave
+    ),
+    cmd!(
+        "swapdb",
+        3,
+        "write fast",
+        "@keyspace @write @fast @dangerous",
+        N,
+        swapdb
+    ),
     cmd!("memory", -2, "readonly", "@slow", Keys::None, memory),
-    cmd!("slowlog", -2, "admin loading stale", "@admin @slow @dangerous", N, slowlog),
-    cmd!("latency", -2, "admin noscript loading stale", "@admin @slow @dangerous", N, latency),
-    cmd!("role", 1, "noscript loading stale fast", "@admin @fast @dangerous", N, role),
+    cmd!(
+        "slowlog",
+        -2,
+        "admin loading stale",
+        "@admin @slow @dangerous",
+        N,
+        slowlog
+    ),
+    cmd!(
+        "latency",
+        -2,
+        "admin noscript loading stale",
+        "@admin @slow @dangerous",
+        N,
+        latency
+    ),
+    cmd!(
+        "role",
+        1,
+        "noscript loading stale fast",
+        "@admin @fast @dangerous",
+        N,
+        role
+    ),
     cmd!("wait", 3, "noscript", "@slow @connection", N, wait),
-    cmd!("readonly", 1, "loading stale fast", "@fast @connection", N, ok),
-    cmd!("readwrite", 1, "loading stale fast", "@fast @connection", N, ok),
-    cmd!("config", -2, "admin noscript loading stale restricted", "@admin @slow @dangerous", N, config),
-    cmd!("debug", -2, "admin noscript loading stale restricted", "@admin @slow @dangerous", N, debug),
-    cmd!("save", 1, "admin noscript no_multi restricted", "@admin @slow @dangerous", N, save),
-    cmd!("bgsave", -1, "admin noscript restricted", "@admin @slow @dangerous", N, bgsave),
-    cmd!("bgrewriteaof", 1, "admin noscript restricted", "@admin @slow @dangerous", N, bgrewriteaof),
-    cmd!("shutdown", -1, "admin noscript loading stale no_multi restricted", "@admin @slow @dangerous", N, shutdown),
-    cmd!("replicaof", 3, "admin noscript stale no_multi restricted", "@admin @slow @dangerous", N, ok),
-    cmd!("slaveof", 3, "admin noscript stale no_multi restricted", "@admin @slow @dangerous", N, ok),
-    cmd!("sync", 1, "admin noscript no_multi restricted", "@admin @slow @dangerous", N, notsupp),
-    cmd!("psync", -3, "admin noscript no_multi restricted", "@admin @slow @dangerous", N, notsupp),
-    cmd!("module", -2, "admin noscript restricted", "@admin @slow @dangerous", N, notsupp),
-    cmd!("migrate", -6, "write restricted", "@keyspace @write @slow @dangerous", N, notsupp),
-    cmd!("failover", -1, "admin noscript stale restricted", "@admin @slow @dangerous", N, notsupp),
+    cmd!(
+        "readonly",
+        1,
+        "loading stale fast",
+        "@fast @connection",
+        N,
+        ok
+    ),
+    cmd!(
+        "readwrite",
+        1,
+        "loading stale fast",
+        "@fast @connection",
+        N,
+        ok
+    ),
+    cmd!(
+        "config",
+        -2,
+        "admin noscript loading stale restricted",
+        "@admin @slow @dangerous",
+        N,
+        config
+    ),
+    cmd!(
+        "debug",
+        -2,
+        "admin noscript loading stale restricted",
+        "@admin @slow @dangerous",
+        N,
+        debug
+    ),
+    cmd!(
+        "save",
+        1,
+        "admin noscript no_multi restricted",
+        "@admin @slow @dangerous",
+        N,
+        save
+    ),
+    cmd!(
+        "bgsave",
+        -1,
+        "admin noscript restricted",
+        "@admin @slow @dangerous",
+        N,
+        bgsave
+    ),
+    cmd!(
+        "bgrewriteaof",
+        1,
+        "admin noscript restricted",
+        "@admin @slow @dangerous",
+        N,
+        bgrewriteaof
+    ),
+    cmd!(
+        "shutdown",
+        -1,
+        "admin noscript loading stale no_multi restricted",
+        "@admin @slow @dangerous",
+        N,
+        shutdown
+    ),
+    cmd!(
+        "replicaof",
+        3,
+        "admin noscript stale no_multi restricted",
+        "@admin @slow @dangerous",
+        N,
+        ok
+    ),
+    cmd!(
+        "slaveof",
+        3,
+        "admin noscript stale no_multi restricted",
+        "@admin @slow @dangerous",
+        N,
+        ok
+    ),
+    cmd!(
+        "sync",
+        1,
+        "admin noscript no_multi restricted",
+        "@admin @slow @dangerous",
+        N,
+        notsupp
+    ),
+    cmd!(
+        "psync",
+        -3,
+        "admin noscript no_multi restricted",
+        "@admin @slow @dangerous",
+        N,
+        notsupp
+    ),
+    cmd!(
+        "module",
+        -2,
+        "admin noscript restricted",
+        "@admin @slow @dangerous",
+        N,
+        notsupp
+    ),
+    cmd!(
+        "migrate",
+        -6,
+        "write restricted",
+        "@keyspace @write @slow @dangerous",
+        N,
+        notsupp
+    ),
+    cmd!(
+        "failover",
+        -1,
+        "admin noscript stale restricted",
+        "@admin @slow @dangerous",
+        N,
+        notsupp
+    ),
     cmd!("lolwut", -1, "readonly fast", "@read @fast", N, lolwut),
 ];
 
@@ -96,12 +327,16 @@ fn echo(ctx: &mut Ctx<'_>) -> CmdResult {
 
 fn check_pass(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), Error> {
     if !user.eq_ignore_ascii_case(b"default") && user != b"default" {
-        return Err(Error::Raw("WRONGPASS invalid username-password pair or user is disabled.".into()));
+        return Err(Error::Raw(
+            "WRONGPASS invalid username-password pair or user is disabled.".into(),
+        ));
     }
     match &ctx.node.settings.requirepass {
         None => Ok(()),
         Some(p) if p.as_slice() == pass => Ok(()),
-        Some(_) => Err(Error::Raw("WRONGPASS invalid username-password pair or user is disabled.".into())),
+        Some(_) => Err(Error::Raw(
+            "WRONGPASS invalid username-password pair or user is disabled.".into(),
+        )),
     }
 }
 
@@ -126,7 +361,8 @@ fn hello(ctx: &mut Ctx<'_>) -> CmdResult {
     let mut ver = None;
     let mut i = 1;
     if ctx.argc() >= 2 {
-        let v = parse_int_opt(ctx.arg(1)).ok_or_else(|| err("Protocol version is not an integer or out of range"))?;
+        let v = parse_int_opt(ctx.arg(1))
+            .ok_or_else(|| err("Protocol version is not an integer or out of range"))?;
         if !(2..=3).contains(&v) {
             return Err(Error::Raw("NOPROTO unsupported protocol version".into()));
         }
@@ -144,7 +380,10 @@ fn hello(ctx: &mut Ctx<'_>) -> CmdResult {
             name = Some(ctx.arg(i + 1));
             i += 2;
         } else {
-            return Err(err(format!("Syntax error in HELLO option '{}'", trunc(ctx.arg(i), 128))));
+            return Err(err(format!(
+                "Syntax error in HELLO option '{}'",
+                trunc(ctx.arg(i), 128)
+            )));
         }
     }
     if let Some((u, p)) = auth {
@@ -165,11 +404,19 @@ fn hello(ctx: &mut Ctx<'_>) -> CmdResult {
     let version = ctx.node.settings.version.clone();
     let flavor = ctx.node.settings.flavor.clone();
     let proto = if ctx.client.resp3.get() { 3 } else { 2 };
-    let role_name: &[u8] = if ctx.node.repl.is_replica() { b"replica" } else { b"master" };
+    let role_name: &[u8] = if ctx.node.repl.is_replica() {
+        b"replica"
+    } else {
+        b"master"
+    };
     let mut r = ctx.r();
     r.map(7);
     r.bulk(b"server");
-    r.bulk(if flavor == "valkey" { b"valkey" } else { b"redis" });
+    r.bulk(if flavor == "valkey" {
+        b"valkey"
+    } else {
+        b"redis"
+    });
     r.bulk(b"version");
     r.bulk(version.as_bytes());
     r.bulk(b"proto");
@@ -220,14 +467,21 @@ fn reset(ctx: &mut Ctx<'_>) -> CmdResult {
 
 fn validate_name(n: &[u8]) -> CmdResult {
     if n.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-        return Err(err("Client names cannot contain spaces, newlines or special characters."));
+        return Err(err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
     }
     Ok(())
 }
 
 pub fn client_line(node: &Node, c: &Client) -> String {
     let now = std::time::Instant::now();
-    let multi = c.multi.borrow().as_ref().map(|q| q.len() as i64).unwrap_or(-1);
+    let multi = c
+        .multi
+        .borrow()
+        .as_ref()
+        .map(|q| q.len() as i64)
+        .unwrap_or(-1);
     let mut flags = String::new();
     if c.in_pubsub() {
         flags.push('P');
@@ -330,15 +584,23 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
             while i < argc {
                 if ctx.arg_eq(i, "type") && i + 1 < argc {
                     let t = String::from_utf8_lossy(ctx.arg(i + 1)).to_ascii_lowercase();
-                    if !matches!(t.as_str(), "normal" | "master" | "replica" | "slave" | "pubsub") {
-                        return Err(err(format!("Unknown client type '{}'", String::from_utf8_lossy(ctx.arg(i + 1)))));
+                    if !matches!(
+                        t.as_str(),
+                        "normal" | "master" | "replica" | "slave" | "pubsub"
+                    ) {
+                        return Err(err(format!(
+                            "Unknown client type '{}'",
+                            String::from_utf8_lossy(ctx.arg(i + 1))
+                        )));
                     }
                     ty = Some(t);
                     i += 2;
                 } else if ctx.arg_eq(i, "id") && i + 1 < argc {
                     let mut v = Vec::new();
                     for j in i + 1..argc {
-                        let id = parse_int_opt(ctx.arg(j)).filter(|&x| x > 0).ok_or_else(|| err("Invalid client ID"))?;
+                        let id = parse_int_opt(ctx.arg(j))
+                            .filter(|&x| x > 0)
+                            .ok_or_else(|| err("Invalid client ID"))?;
                         v.push(id as u64);
                     }
                     ids = Some(v);
@@ -375,16 +637,23 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
             let v = ctx.arg(3);
             if ctx.arg_eq(2, "lib-name") {
                 if v.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-                    return Err(err("lib-name cannot contain spaces, newlines or special characters."));
+                    return Err(err(
+                        "lib-name cannot contain spaces, newlines or special characters.",
+                    ));
                 }
                 *ctx.client.lib_name.borrow_mut() = v.to_vec();
             } else if ctx.arg_eq(2, "lib-ver") {
                 if v.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-                    return Err(err("lib-ver cannot contain spaces, newlines or special characters."));
+                    return Err(err(
+                        "lib-ver cannot contain spaces, newlines or special characters.",
+                    ));
                 }
                 *ctx.client.lib_ver.borrow_mut() = v.to_vec();
             } else {
-                return Err(err(format!("Unrecognized option '{}'", String::from_utf8_lossy(ctx.arg(2)))));
+                return Err(err(format!(
+                    "Unrecognized option '{}'",
+                    String::from_utf8_lossy(ctx.arg(2))
+                )));
             }
             ctx.r().ok();
         }
@@ -402,7 +671,9 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
         }
         "pause" => {
             arity(3, false)?;
-            let _ = ctx.int(2).map_err(|_| err("timeout is not an integer or out of range"))?;
+            let _ = ctx
+                .int(2)
+                .map_err(|_| err("timeout is not an integer or out of range"))?;
             ctx.r().ok();
         }
         "unpause" => {
@@ -422,7 +693,10 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
             if let Some(c) = target {
                 if ctx.node.unblock(&c).is_some() {
                     let mut o = c.out.borrow_mut();
-                    let mut r = Reply { out: &mut o, resp3: c.resp3.get() };
+                    let mut r = Reply {
+                        out: &mut o,
+                        resp3: c.resp3.get(),
+                    };
                     if err_mode {
                         r.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
                     } else {
@@ -439,7 +713,12 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
             arity(3, false)?;
             if argc == 3 {
                 let addr = ctx.arg(2).to_vec();
-                let target = ctx.node.clients.values().find(|c| c.addr.as_bytes() == addr.as_slice()).cloned();
+                let target = ctx
+                    .node
+                    .clients
+                    .values()
+                    .find(|c| c.addr.as_bytes() == addr.as_slice())
+                    .cloned();
                 match target {
                     Some(c) => {
                         c.killed.set(true);
@@ -462,7 +741,12 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
                 }
                 let v = ctx.arg(i + 1);
                 if ctx.arg_eq(i, "id") {
-                    id = Some(parse_int_opt(v).filter(|&x| x > 0).ok_or_else(|| err("client-id should be greater than 0"))? as u64);
+                    id = Some(
+                        parse_int_opt(v)
+                            .filter(|&x| x > 0)
+                            .ok_or_else(|| err("client-id should be greater than 0"))?
+                            as u64,
+                    );
                 } else if ctx.arg_eq(i, "addr") {
                     addr = Some(v.to_vec());
                 } else if ctx.arg_eq(i, "laddr") {
@@ -483,13 +767,19 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
                     continue;
                 }
                 if id.is_some_and(|x| x != c.id)
-                    || addr.as_ref().is_some_and(|a| a.as_slice() != c.addr.as_bytes())
-                    || laddr.as_ref().is_some_and(|a| a.as_slice() != c.laddr.as_bytes())
+                    || addr
+                        .as_ref()
+                        .is_some_and(|a| a.as_slice() != c.addr.as_bytes())
+                    || laddr
+                        .as_ref()
+                        .is_some_and(|a| a.as_slice() != c.laddr.as_bytes())
                 {
                     continue;
                 }
                 if let Some(t) = &ty {
-                    if (t == "pubsub") != c.in_pubsub() || !matches!(t.as_str(), "pubsub" | "normal") {
+                    if (t == "pubsub") != c.in_pubsub()
+                        || !matches!(t.as_str(), "pubsub" | "normal")
+                    {
                         continue;
                     }
                 }
@@ -502,7 +792,18 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
         "help" => {
             let lines: &[&str] = &[
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "ID", "INFO", "LIST", "KILL", "GETNAME", "SETNAME", "SETINFO", "NO-EVICT", "NO-TOUCH", "PAUSE", "UNPAUSE", "UNBLOCK",
+                "ID",
+                "INFO",
+                "LIST",
+                "KILL",
+                "GETNAME",
+                "SETNAME",
+                "SETINFO",
+                "NO-EVICT",
+                "NO-TOUCH",
+                "PAUSE",
+                "UNPAUSE",
+                "UNBLOCK",
             ];
             let mut r = ctx.r();
             r.array(lines.len());
@@ -520,7 +821,11 @@ fn write_command_info(r: &mut Reply<'_>, info: &CmdInfo) {
     r.array(10);
     r.bulk(d.name.as_bytes());
     r.int(d.arity as i64);
-    let flags: Vec<&str> = d.flags.split_whitespace().filter(|f| *f != "restricted").collect();
+    let flags: Vec<&str> = d
+        .flags
+        .split_whitespace()
+        .filter(|f| *f != "restricted")
+        .collect();
     r.set(flags.len());
     for f in flags {
         r.simple(f);
@@ -577,9 +882,16 @@ fn command(ctx: &mut Ctx<'_>) -> CmdResult {
         "info" => {
             let names: Vec<&[u8]> = (2..argc).map(|i| ctx.arg(i)).collect();
             let infos: Vec<Option<&CmdInfo>> = if names.is_empty() {
-                table().values().filter(|i| visible(ctx, i)).map(Some).collect()
+                table()
+                    .values()
+                    .filter(|i| visible(ctx, i))
+                    .map(Some)
+                    .collect()
             } else {
-                names.iter().map(|n| lookup(n).filter(|i| visible(ctx, i))).collect()
+                names
+                    .iter()
+                    .map(|n| lookup(n).filter(|i| visible(ctx, i)))
+                    .collect()
             };
             let mut r = ctx.r();
             r.array(infos.len());
@@ -594,7 +906,10 @@ fn command(ctx: &mut Ctx<'_>) -> CmdResult {
             let names: Vec<&'static CmdInfo> = if argc == 2 {
                 table().values().filter(|i| visible(ctx, i)).collect()
             } else {
-                (2..argc).filter_map(|i| lookup(ctx.arg(i))).filter(|i| visible(ctx, i)).collect()
+                (2..argc)
+                    .filter_map(|i| lookup(ctx.arg(i)))
+                    .filter(|i| visible(ctx, i))
+                    .collect()
             };
             let mut r = ctx.r();
             r.map(names.len());
@@ -619,7 +934,10 @@ fn command(ctx: &mut Ctx<'_>) -> CmdResult {
                 if ctx.arg_eq(3, "pattern") {
                     pat = Some(ctx.arg(4).to_vec());
                 } else if ctx.arg_eq(3, "aclcat") {
-                    cat = Some(format!("@{}", String::from_utf8_lossy(ctx.arg(4)).to_ascii_lowercase()));
+                    cat = Some(format!(
+                        "@{}",
+                        String::from_utf8_lossy(ctx.arg(4)).to_ascii_lowercase()
+                    ));
                 } else if ctx.arg_eq(3, "module") {
                     pat = Some(b"\x00nomatch".to_vec());
                 } else {
@@ -629,8 +947,14 @@ fn command(ctx: &mut Ctx<'_>) -> CmdResult {
             let names: Vec<&str> = table()
                 .values()
                 .filter(|i| visible(ctx, i))
-                .filter(|i| pat.as_ref().is_none_or(|p| glob_match(p, i.def.name.as_bytes(), true)))
-                .filter(|i| cat.as_ref().is_none_or(|c| i.def.acl.split_whitespace().any(|a| a == c)))
+                .filter(|i| {
+                    pat.as_ref()
+                        .is_none_or(|p| glob_match(p, i.def.name.as_bytes(), true))
+                })
+                .filter(|i| {
+                    cat.as_ref()
+                        .is_none_or(|c| i.def.acl.split_whitespace().any(|a| a == c))
+                })
                 .map(|i| i.def.name)
                 .collect();
             let mut r = ctx.r();
@@ -643,7 +967,10 @@ fn command(ctx: &mut Ctx<'_>) -> CmdResult {
             if argc < 3 {
                 return Err(Error::Arity(format!("command|{sub}")));
             }
-            let rest = Args { buf: ctx.args.buf, ranges: &ctx.args.ranges[2..] };
+            let rest = Args {
+                buf: ctx.args.buf,
+                ranges: &ctx.args.ranges[2..],
+            };
             let info = lookup(rest.get(0)).ok_or_else(|| err("Invalid command specified"))?;
             let a = info.def.arity;
             let n = rest.len() as i32;
@@ -836,7 +1163,12 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
         let mut body = String::new();
         for (i, d) in node.ks.dbs.iter().enumerate() {
             if !d.map.is_empty() {
-                body.push_str(&format!("db{}:keys={},expires={},avg_ttl=0\r\n", i, d.map.len(), d.expires.len()));
+                body.push_str(&format!(
+                    "db{}:keys={},expires={},avg_ttl=0\r\n",
+                    i,
+                    d.map.len(),
+                    d.expires.len()
+                ));
             }
         }
         sec("Keyspace", body);
@@ -860,7 +1192,11 @@ fn human(n: u64) -> String {
 fn read_rss() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|x| x.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|x| x.parse::<u64>().ok())
+        })
         .map(|p| p * 4096)
         .unwrap_or(0)
 }
@@ -879,7 +1215,9 @@ fn thread_cpu() -> (f64, f64) {
 }
 
 fn info(ctx: &mut Ctx<'_>) -> CmdResult {
-    let secs: Vec<String> = (1..ctx.argc()).map(|i| String::from_utf8_lossy(ctx.arg(i)).to_ascii_lowercase()).collect();
+    let secs: Vec<String> = (1..ctx.argc())
+        .map(|i| String::from_utf8_lossy(ctx.arg(i)).to_ascii_lowercase())
+        .collect();
     let s = info_text(ctx.node, &secs);
     ctx.r().verbatim(s.as_bytes());
     Ok(())
@@ -921,7 +1259,9 @@ fn flushall(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 fn time(ctx: &mut Ctx<'_>) -> CmdResult {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let mut r = ctx.r();
     r.array(2);
     r.bulk_int(d.as_secs() as i64);
@@ -1023,7 +1363,9 @@ fn role(ctx: &mut Ctx<'_>) -> CmdResult {
 
 fn wait(ctx: &mut Ctx<'_>) -> CmdResult {
     ctx.int(1)?;
-    let t = ctx.int(2).map_err(|_| err("timeout is not an integer or out of range"))?;
+    let t = ctx
+        .int(2)
+        .map_err(|_| err("timeout is not an integer or out of range"))?;
     if t < 0 {
         return Err(err("timeout is negative"));
     }
@@ -1039,8 +1381,17 @@ fn config_params(node: &Node) -> Vec<(String, String)> {
         ("maxmemory-samples".into(), s.maxmemory_samples.to_string()),
         ("lfu-log-factor".into(), node.ks.lfu_log_factor.to_string()),
         ("lfu-decay-time".into(), node.ks.lfu_decay_time.to_string()),
-        ("requirepass".into(), s.requirepass.as_ref().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default()),
-        ("proto-max-bulk-len".into(), s.proto_max_bulk_len.to_string()),
+        (
+            "requirepass".into(),
+            s.requirepass
+                .as_ref()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_default(),
+        ),
+        (
+            "proto-max-bulk-len".into(),
+            s.proto_max_bulk_len.to_string(),
+        ),
         ("timeout".into(), s.timeout.to_string()),
         ("maxclients".into(), s.maxclients.to_string()),
         ("databases".into(), node.ks.dbs.len().to_string()),
@@ -1081,14 +1432,17 @@ fn config(ctx: &mut Ctx<'_>) -> CmdResult {
             }
         }
         "set" => {
-            if ctx.argc() < 4 || ctx.argc() % 2 != 0 {
+            if ctx.argc() < 4 || !ctx.argc().is_multiple_of(2) {
                 return Err(Error::Arity("config|set".into()));
             }
             for i in (2..ctx.argc()).step_by(2) {
                 let k = String::from_utf8_lossy(ctx.arg(i)).into_owned();
                 let v = String::from_utf8_lossy(ctx.arg(i + 1)).into_owned();
-                crate::apply_param(ctx.node, &k, &v)
-                    .map_err(|e| err(format!("CONFIG SET failed (possibly related to argument '{k}') - {e}")))?;
+                crate::apply_param(ctx.node, &k, &v).map_err(|e| {
+                    err(format!(
+                        "CONFIG SET failed (possibly related to argument '{k}') - {e}"
+                    ))
+                })?;
             }
             ctx.r().ok();
         }
@@ -1136,7 +1490,8 @@ fn bgsave(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 fn bgrewriteaof(ctx: &mut Ctx<'_>) -> CmdResult {
-    ctx.r().simple("Background append only file rewriting started");
+    ctx.r()
+        .simple("Background append only file rewriting started");
     Ok(())
 }
 

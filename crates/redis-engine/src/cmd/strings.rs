@@ -9,26 +9,152 @@ const K1: Keys = Keys::Range(1, 1, 1);
 pub static COMMANDS: &[CmdDef] = &[
     cmd!("get", 2, "readonly fast", "@read @string @fast", K1, get),
     cmd!("set", -3, "write denyoom", "@write @string @slow", K1, set),
-    cmd!("setnx", 3, "write denyoom fast", "@write @string @fast", K1, setnx),
-    cmd!("setex", 4, "write denyoom", "@write @string @slow", K1, setex),
-    cmd!("psetex", 4, "write denyoom", "@write @string @slow", K1, psetex),
-    cmd!("mget", -2, "readonly fast", "@read @string @fast", Keys::Range(1, -1, 1), mget),
-    cmd!("mset", -3, "write denyoom", "@write @string @slow", Keys::Range(1, -1, 2), mset),
-    cmd!("msetnx", -3, "write denyoom", "@write @string @slow", Keys::Range(1, -1, 2), msetnx),
-    cmd!("getset", 3, "write denyoom fast", "@write @string @fast", K1, getset),
-    cmd!("getdel", 2, "write fast", "@write @string @fast", K1, getdel),
+    cmd!(
+        "setnx",
+        3,
+        "write denyoom fast",
+        "@write @string @fast",
+        K1,
+        setnx
+    ),
+    cmd!(
+        "setex",
+        4,
+        "write denyoom",
+        "@write @string @slow",
+        K1,
+        setex
+    ),
+    cmd!(
+        "psetex",
+        4,
+        "write denyoom",
+        "@write @string @slow",
+        K1,
+        psetex
+    ),
+    cmd!(
+        "mget",
+        -2,
+        "readonly fast",
+        "@read @string @fast",
+        Keys::Range(1, -1, 1),
+        mget
+    ),
+    cmd!(
+        "mset",
+        -3,
+        "write denyoom",
+        "@write @string @slow",
+        Keys::Range(1, -1, 2),
+        mset
+    ),
+    cmd!(
+        "msetnx",
+        -3,
+        "write denyoom",
+        "@write @string @slow",
+        Keys::Range(1, -1, 2),
+        msetnx
+    ),
+    cmd!(
+        "getset",
+        3,
+        "write denyoom fast",
+        "@write @string @fast",
+        K1,
+        getset
+    ),
+    cmd!(
+        "getdel",
+        2,
+        "write fast",
+        "@write @string @fast",
+        K1,
+        getdel
+    ),
     cmd!("getex", -2, "write fast", "@write @string @fast", K1, getex),
-    cmd!("append", 3, "write denyoom fast", "@write @string @fast", K1, append),
-    cmd!("strlen", 2, "readonly fast", "@read @string @fast", K1, strlen),
-    cmd!("incr", 2, "write denyoom fast", "@write @string @fast", K1, incr),
-    cmd!("decr", 2, "write denyoom fast", "@write @string @fast", K1, decr),
-    cmd!("incrby", 3, "write denyoom fast", "@write @string @fast", K1, incrby),
-    cmd!("decrby", 3, "write denyoom fast", "@write @string @fast", K1, decrby),
-    cmd!("incrbyfloat", 3, "write denyoom fast", "@write @string @fast", K1, incrbyfloat),
-    cmd!("getrange", 4, "readonly", "@read @string @slow", K1, getrange),
+    cmd!(
+        "append",
+        3,
+        "write denyoom fast",
+        "@write @string @fast",
+        K1,
+        append
+    ),
+    cmd!(
+        "strlen",
+        2,
+        "readonly fast",
+        "@read @string @fast",
+        K1,
+        strlen
+    ),
+    cmd!(
+        "incr",
+        2,
+        "write denyoom fast",
+        "@write @string @fast",
+        K1,
+        incr
+    ),
+    cmd!(
+        "decr",
+        2,
+        "write denyoom fast",
+        "@write @string @fast",
+        K1,
+        decr
+    ),
+    cmd!(
+        "incrby",
+        3,
+        "write denyoom fast",
+        "@write @string @fast",
+        K1,
+        incrby
+    ),
+    cmd!(
+        "decrby",
+        3,
+        "write denyoom fast",
+        "@write @string @fast",
+        K1,
+        decrby
+    ),
+    cmd!(
+        "incrbyfloat",
+        3,
+        "write denyoom fast",
+        "@write @string @fast",
+        K1,
+        incrbyfloat
+    ),
+    cmd!(
+        "getrange",
+        4,
+        "readonly",
+        "@read @string @slow",
+        K1,
+        getrange
+    ),
     cmd!("substr", 4, "readonly", "@read @string @slow", K1, getrange),
-    cmd!("setrange", 4, "write denyoom", "@write @string @slow", K1, setrange),
-    cmd!("lcs", -3, "readonly", "@read @string @slow", Keys::Range(1, 2, 1), lcs),
+    cmd!(
+        "setrange",
+        4,
+        "write denyoom",
+        "@write @string @slow",
+        K1,
+        setrange
+    ),
+    cmd!(
+        "lcs",
+        -3,
+        "readonly",
+        "@read @string @slow",
+        Keys::Range(1, 2, 1),
+        lcs
+    ),
 ];
 
 pub const MAX_STR: usize = 512 << 20;
@@ -49,7 +175,10 @@ fn get(ctx: &mut Ctx<'_>) -> CmdResult {
     let db = ctx.client.db.get();
     let resp3 = ctx.client.resp3.get();
     let key = ctx.args.get(1);
-    let mut r = Reply { out: ctx.out, resp3 };
+    let mut r = Reply {
+        out: ctx.out,
+        resp3,
+    };
     match ctx.node.ks.get(db, key) {
         None => r.null(),
         Some(e) => match &e.val {
@@ -87,14 +216,21 @@ fn set(ctx: &mut Ctx<'_>) -> CmdResult {
     let mut i = 3;
     while i < ctx.argc() {
         let a = ctx.arg(i).to_ascii_lowercase();
-        let next = if i + 1 < ctx.argc() { Some(ctx.arg(i + 1)) } else { None };
+        let next = if i + 1 < ctx.argc() {
+            Some(ctx.arg(i + 1))
+        } else {
+            None
+        };
         match a.as_slice() {
             b"nx" if !xx => nx = true,
             b"xx" if !nx => xx = true,
             b"get" => get = true,
             b"keepttl" if exp.is_none() => keepttl = true,
             b"ex" | b"px" | b"exat" | b"pxat" if !keepttl && exp.is_none() && next.is_some() => {
-                exp = Some((String::from_utf8_lossy(&a).into_owned(), next.unwrap_or_default()));
+                exp = Some((
+                    String::from_utf8_lossy(&a).into_owned(),
+                    next.unwrap_or_default(),
+                ));
                 i += 1;
             }
             _ => return Err(Error::Syntax),
@@ -122,7 +258,10 @@ fn set(ctx: &mut Ctx<'_>) -> CmdResult {
         Some(o) => o.is_some(),
         None => (nx || xx) && ctx.node.ks.exists(db, key),
     };
-    let mut r = Reply { out: ctx.out, resp3 };
+    let mut r = Reply {
+        out: ctx.out,
+        resp3,
+    };
     if (nx && exists) || (xx && !exists) {
         match old {
             Some(Some(o)) => r.bulk(&o),
@@ -177,7 +316,10 @@ fn psetex(ctx: &mut Ctx<'_>) -> CmdResult {
 fn mget(ctx: &mut Ctx<'_>) -> CmdResult {
     let db = ctx.db();
     let resp3 = ctx.client.resp3.get();
-    let mut r = Reply { out: ctx.out, resp3 };
+    let mut r = Reply {
+        out: ctx.out,
+        resp3,
+    };
     r.array(ctx.args.len() - 1);
     for i in 1..ctx.args.len() {
         match ctx.node.ks.get(db, ctx.args.get(i)) {
@@ -192,19 +334,24 @@ fn mget(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 fn mset(ctx: &mut Ctx<'_>) -> CmdResult {
-    if ctx.argc() % 2 == 0 {
+    if ctx.argc().is_multiple_of(2) {
         return Err(ctx.arity_err());
     }
     let db = ctx.db();
     for i in (1..ctx.argc()).step_by(2) {
-        ctx.node.ks.set(db, ctx.args.get(i), Value::Str(ctx.args.get(i + 1).into()), false);
+        ctx.node.ks.set(
+            db,
+            ctx.args.get(i),
+            Value::Str(ctx.args.get(i + 1).into()),
+            false,
+        );
     }
     ctx.r().ok();
     Ok(())
 }
 
 fn msetnx(ctx: &mut Ctx<'_>) -> CmdResult {
-    if ctx.argc() % 2 == 0 {
+    if ctx.argc().is_multiple_of(2) {
         return Err(ctx.arity_err());
     }
     let db = ctx.db();
@@ -216,7 +363,12 @@ fn msetnx(ctx: &mut Ctx<'_>) -> CmdResult {
         }
     }
     for i in (1..ctx.argc()).step_by(2) {
-        ctx.node.ks.set(db, ctx.args.get(i), Value::Str(ctx.args.get(i + 1).into()), false);
+        ctx.node.ks.set(
+            db,
+            ctx.args.get(i),
+            Value::Str(ctx.args.get(i + 1).into()),
+            false,
+        );
     }
     ctx.r().int(1);
     Ok(())
@@ -226,7 +378,9 @@ fn getset(ctx: &mut Ctx<'_>) -> CmdResult {
     let key = ctx.arg(1);
     let old = get_str(ctx, key)?.map(|s| s.to_vec());
     let db = ctx.db();
-    ctx.node.ks.set(db, key, Value::Str(ctx.args.get(2).into()), false);
+    ctx.node
+        .ks
+        .set(db, key, Value::Str(ctx.args.get(2).into()), false);
     match old {
         Some(o) => ctx.r().bulk(&o),
         None => ctx.r().null(),
@@ -261,7 +415,12 @@ fn getex(ctx: &mut Ctx<'_>) -> CmdResult {
         match a.as_slice() {
             b"persist" if at.is_none() && !persist => persist = true,
             b"ex" | b"px" | b"exat" | b"pxat" if at.is_none() && !persist && i + 1 < ctx.argc() => {
-                at = Some(expire_at(ctx, &String::from_utf8_lossy(&a), ctx.arg(i + 1), "getex")?);
+                at = Some(expire_at(
+                    ctx,
+                    &String::from_utf8_lossy(&a),
+                    ctx.arg(i + 1),
+                    "getex",
+                )?);
                 i += 1;
             }
             _ => return Err(Error::Syntax),
@@ -297,7 +456,9 @@ fn append(ctx: &mut Ctx<'_>) -> CmdResult {
         Some(e) => match &mut e.val {
             Value::Str(s) => {
                 if s.len() + add.len() > MAX_STR {
-                    return Err(err("string exceeds maximum allowed size (proto-max-bulk-len)"));
+                    return Err(err(
+                        "string exceeds maximum allowed size (proto-max-bulk-len)",
+                    ));
                 }
                 let mut v = std::mem::take(s).into_vec();
                 v.extend_from_slice(add);
@@ -342,11 +503,17 @@ fn incr_by(ctx: &mut Ctx<'_>, by: i64) -> CmdResult {
         None => {
             let mut buf = Vec::with_capacity(20);
             crate::resp::push_int(&mut buf, by);
-            ctx.node.ks.set(db, key, Value::Str(buf.into_boxed_slice()), false);
+            ctx.node
+                .ks
+                .set(db, key, Value::Str(buf.into_boxed_slice()), false);
             by
         }
     };
-    Reply { out: ctx.out, resp3 }.int(v);
+    Reply {
+        out: ctx.out,
+        resp3,
+    }
+    .int(v);
     Ok(())
 }
 
@@ -394,7 +561,9 @@ fn incrbyfloat(ctx: &mut Ctx<'_>) -> CmdResult {
     }
     let s = fmt_human(n);
     let db = ctx.db();
-    ctx.node.ks.set(db, key, Value::Str(s.as_bytes().into()), true);
+    ctx.node
+        .ks
+        .set(db, key, Value::Str(s.as_bytes().into()), true);
     ctx.r().bulk(s.as_bytes());
     Ok(())
 }
@@ -447,11 +616,17 @@ fn setrange(ctx: &mut Ctx<'_>) -> CmdResult {
                 if val.is_empty() {
                     let n = s.len();
                     ctx.no_dirty = true;
-                    Reply { out: ctx.out, resp3 }.int(n as i64);
+                    Reply {
+                        out: ctx.out,
+                        resp3,
+                    }
+                    .int(n as i64);
                     return Ok(());
                 }
                 if off + val.len() > MAX_STR {
-                    return Err(err("string exceeds maximum allowed size (proto-max-bulk-len)"));
+                    return Err(err(
+                        "string exceeds maximum allowed size (proto-max-bulk-len)",
+                    ));
                 }
                 let mut v = std::mem::take(s).into_vec();
                 if v.len() < off + val.len() {
@@ -460,24 +635,40 @@ fn setrange(ctx: &mut Ctx<'_>) -> CmdResult {
                 v[off..off + val.len()].copy_from_slice(val);
                 let n = v.len();
                 *s = v.into_boxed_slice();
-                Reply { out: ctx.out, resp3 }.int(n as i64);
+                Reply {
+                    out: ctx.out,
+                    resp3,
+                }
+                .int(n as i64);
             }
             _ => return Err(Error::WrongType),
         },
         None => {
             if val.is_empty() {
                 ctx.no_dirty = true;
-                Reply { out: ctx.out, resp3 }.int(0);
+                Reply {
+                    out: ctx.out,
+                    resp3,
+                }
+                .int(0);
                 return Ok(());
             }
             if off + val.len() > MAX_STR {
-                return Err(err("string exceeds maximum allowed size (proto-max-bulk-len)"));
+                return Err(err(
+                    "string exceeds maximum allowed size (proto-max-bulk-len)",
+                ));
             }
             let mut v = vec![0u8; off + val.len()];
             v[off..].copy_from_slice(val);
             let n = v.len();
-            ctx.node.ks.set(db, key, Value::Str(v.into_boxed_slice()), false);
-            Reply { out: ctx.out, resp3 }.int(n as i64);
+            ctx.node
+                .ks
+                .set(db, key, Value::Str(v.into_boxed_slice()), false);
+            Reply {
+                out: ctx.out,
+                resp3,
+            }
+            .int(n as i64);
         }
     }
     Ok(())
@@ -508,10 +699,14 @@ fn lcs(ctx: &mut Ctx<'_>) -> CmdResult {
     let a = get_str(ctx, k1)?.map(|s| s.to_vec()).unwrap_or_default();
     let b = get_str(ctx, k2)?.map(|s| s.to_vec()).unwrap_or_default();
     if getlen && getidx {
-        return Err(err("If you want both the length and indexes, please just use IDX."));
+        return Err(err(
+            "If you want both the length and indexes, please just use IDX.",
+        ));
     }
     if (a.len() as u64) * (b.len() as u64) > 1 << 31 {
-        return Err(err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));
+        return Err(err(
+            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
     }
     let (n, m) = (a.len(), b.len());
     let w = m + 1;

@@ -4,11 +4,46 @@ use super::server::cmd;
 use super::*;
 
 pub static COMMANDS: &[CmdDef] = &[
-    cmd!("multi", 1, "noscript loading stale fast", "@fast @transaction", Keys::None, multi),
-    cmd!("exec", 1, "noscript loading stale", "@slow @transaction", Keys::None, exec),
-    cmd!("discard", 1, "noscript loading stale fast", "@fast @transaction", Keys::None, discard),
-    cmd!("watch", -2, "noscript loading stale fast", "@fast @transaction", Keys::Range(1, -1, 1), watch),
-    cmd!("unwatch", 1, "noscript loading stale fast", "@fast @transaction", Keys::None, unwatch),
+    cmd!(
+        "multi",
+        1,
+        "noscript loading stale fast",
+        "@fast @transaction",
+        Keys::None,
+        multi
+    ),
+    cmd!(
+        "exec",
+        1,
+        "noscript loading stale",
+        "@slow @transaction",
+        Keys::None,
+        exec
+    ),
+    cmd!(
+        "discard",
+        1,
+        "noscript loading stale fast",
+        "@fast @transaction",
+        Keys::None,
+        discard
+    ),
+    cmd!(
+        "watch",
+        -2,
+        "noscript loading stale fast",
+        "@fast @transaction",
+        Keys::Range(1, -1, 1),
+        watch
+    ),
+    cmd!(
+        "unwatch",
+        1,
+        "noscript loading stale fast",
+        "@fast @transaction",
+        Keys::None,
+        unwatch
+    ),
 ];
 
 fn multi(ctx: &mut Ctx<'_>) -> CmdResult {
@@ -41,7 +76,9 @@ fn exec(ctx: &mut Ctx<'_>) -> CmdResult {
     if c.multi_error.get() {
         c.multi_error.set(false);
         ctx.node.unwatch_all(&c);
-        return Err(Error::Raw("EXECABORT Transaction discarded because of previous errors.".into()));
+        return Err(Error::Raw(
+            "EXECABORT Transaction discarded because of previous errors.".into(),
+        ));
     }
     if c.dirty_cas.get() {
         ctx.node.unwatch_all(&c);
@@ -74,7 +111,11 @@ fn watch(ctx: &mut Ctx<'_>) -> CmdResult {
         if ctx.client.watched.borrow().contains(&key) {
             continue;
         }
-        ctx.node.watched.entry(key.clone()).or_default().push(ctx.client.id);
+        ctx.node
+            .watched
+            .entry(key.clone())
+            .or_default()
+            .push(ctx.client.id);
         ctx.client.watched.borrow_mut().push(key);
     }
     ctx.r().ok();

@@ -1,0 +1,112 @@
+//! The emulator's own controls (not part of the AWS API): listing every node,
+//! fault injection, and resetting all state between tests.
+
+use crate::clusters::node_key;
+use crate::error::ApiError;
+use crate::ids::{CacheClusterId, CacheNodeId};
+use crate::model::status;
+use crate::{events, replication_groups, Inner};
+use std::sync::Arc;
+
+/// One node as the admin API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeInfo {
+    pub region: String,
+    pub cache_cluster_id: String,
+    pub cache_node_id: String,
+    pub engine: String,
+    pub address: String,
+    pub port: u16,
+    pub status: String,
+    /// Whether the engine is serving (false after a fault-injection stop).
+    pub running: bool,
+    pub replication_group_id: Option<String>,
+    /// `primary` / `replica` inside a replication group.
+    pub role: Option<String>,
+}
+
+/// What fault injection can do to a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fault {
+    /// Kill the node: connections drop, nothing answers on its endpoint.
+    Stop,
+    /// Bring a stopped node back (empty, as after a crash; a replica resyncs).
+    Start,
+}
+
+pub(crate) async fn nodes(cp: &Inner) -> Result<Vec<NodeInfo>, ApiError> {
+    let mut out = Vec::new();
+    for c in cp.store.all_clusters().await? {
+        let primary = match &c.replication_group_id {
+            Some(rg) => cp.store.replication_group(&c.region, rg).await?.map(|g| g.spec.primary),
+            None => None,
+        };
+        for n in &c.nodes {
+            out.push(NodeInfo {
+                region: c.region.clone(),
+                cache_cluster_id: c.id.to_string(),
+                cache_node_id: n.id.to_string(),
+                engine: c.spec.engine.as_str().to_string(),
+                address: cp.nodes.advertised(&n.bind_ip),
+                port: n.port,
+                status: n.status.clone(),
+                running: cp.nodes.is_running(&node_key(&c.region, &c.id, n.id)),
+                replication_group_id: c.replication_group_id.clone(),
+                role: primary
+                    .as_ref()
+                    .map(|p| if p == c.id.as_str() { "primary" } else { "replica" }.to_string()),
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn inject(cp: &Arc<Inner>, region: &str, cluster: &str, node: &str, fault: Fault) -> Result<(), ApiError> {
+    let id = CacheClusterId::parse(cluster).map_err(|_| ApiError::CacheClusterNotFound(cluster.to_string()))?;
+    let node_id = CacheNodeId::parse(node)?;
+    let _guard = cp.lock.lock().await;
+    let c = cp
+        .store
+        .cluster(region, &id)
+        .await?
+        .ok_or_else(|| ApiError::CacheClusterNotFound(cluster.to_string()))?;
+    let n = c
+        .nodes
+        .iter()
+        .find(|n| n.id == node_id)
+        .ok_or_else(|| ApiError::InvalidParameterValue(format!("Cache node {node} not found in cluster {id}.")))?;
+    let key = node_key(region, &id, node_id);
+    match fault {
+        Fault::Stop => {
+            cp.nodes.stop(&key);
+            tracing::warn!(region, cluster = %id, node = %node_id, "fault injected: node stopped");
+            events::record(cp, region, id.as_str(), events::CACHE_CLUSTER, &format!("Cache node {node_id} failed")).await;
+            if let Some(rg) = &c.replication_group_id {
+                replication_groups::on_node_down(cp, region, rg, id.as_str()).await;
+            }
+        }
+        Fault::Start => {
+            if c.status == status::DELETING {
+                return Err(ApiError::InvalidCacheClusterState(format!("Cache cluster {id} is being deleted.")));
+            }
+            let params = crate::parameter_groups::effective(cp, region, &c.spec.parameter_group_name).await?;
+            cp.nodes.start(&key, &n.bind_ip, n.port, &c.spec, &params).await?;
+            tracing::info!(region, cluster = %id, node = %node_id, "fault cleared: node started");
+            events::record(cp, region, id.as_str(), events::CACHE_CLUSTER, &format!("Cache node {node_id} restarted")).await;
+            if let Some(rg) = &c.replication_group_id {
+                replication_groups::on_node_up(cp, region, rg).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Forget every resource in every region and stop every node.
+pub(crate) async fn reset(cp: &Inner) -> Result<(), ApiError> {
+    let _guard = cp.lock.lock().await;
+    cp.nodes.stop_all();
+    cp.store.reset().await?;
+    tracing::info!("all state reset");
+    Ok(())
+}

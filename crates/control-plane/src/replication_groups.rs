@@ -1,0 +1,1151 @@
+//! Replication groups with cluster mode disabled: one node group (`0001`) of a
+//! primary and up to five replicas. Members are ordinary cache clusters
+//! (`<id>-001`, `<id>-002`, …) with one node each. The group's primary and reader
+//! endpoints are addresses of their own (see `proxy`), stable across failovers and
+//! restarts.
+
+use crate::catalog::{self, Engine};
+use crate::clusters::{self, node_key, Transition};
+use crate::error::ApiError;
+use crate::ids::{replication_group_id, CacheClusterId, CacheNodeId};
+use crate::model::{
+    status, ClusterRecord, ClusterSpec, GroupRecord, GroupSpec, NodeRecord, PendingModifiedValues,
+};
+use crate::nodes::{NodeKey, Role};
+use crate::proxy::{Kind, Targets};
+use crate::{events, now_ms, paginate, parameter_groups, subnet_groups, Inner};
+use aws_query::{Params, XmlWriter};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+const MAX_MEMBERS: usize = 6;
+pub const NODE_GROUP_ID: &str = "0001";
+
+fn endpoint_key(region: &str, rg: &str, kind: Kind) -> NodeKey {
+    NodeKey {
+        region: region.to_string(),
+        cluster: format!("{rg}/{}", kind.as_str()),
+        node: 0,
+    }
+}
+
+fn member_id(rg: &str, n: u16) -> Result<CacheClusterId, ApiError> {
+    CacheClusterId::parse(&format!("{rg}-{n:03}"))
+}
+
+pub(crate) async fn find(cp: &Inner, region: &str, raw: &str) -> Result<GroupRecord, ApiError> {
+    let id = raw.to_ascii_lowercase();
+    cp.store
+        .replication_group(region, &id)
+        .await?
+        .ok_or_else(|| ApiError::ReplicationGroupNotFound(raw.to_string()))
+}
+
+async fn members(cp: &Inner, g: &GroupRecord) -> Result<Vec<ClusterRecord>, ApiError> {
+    let mut out = Vec::with_capacity(g.spec.members.len());
+    for m in &g.spec.members {
+        if let Some(c) = cp
+            .store
+            .cluster(&g.region, &CacheClusterId::parse(m)?)
+            .await?
+        {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<String, ApiError> {
+    let id = replication_group_id(p.required("ReplicationGroupId")?)?;
+    let description = p.required("ReplicationGroupDescription")?.to_string();
+    let engine = Engine::parse(p.str("Engine").unwrap_or("redis"))?;
+    if engine == Engine::Memcached {
+        return Err(ApiError::InvalidParameterValue(
+            "Replication groups are only supported for the redis and valkey engines.".into(),
+        ));
+    }
+    let cluster_mode = p.str("ClusterMode").unwrap_or("disabled");
+    let shards = p.int("NumNodeGroups")?.unwrap_or(1);
+    if cluster_mode != "disabled"
+        || shards != 1
+        || p.str("CacheParameterGroupName")
+            .is_some_and(|g| g.ends_with(".cluster.on"))
+    {
+        return Err(ApiError::InvalidParameterValue(
+            "Cluster mode enabled replication groups are not implemented by elastilite yet.".into(),
+        ));
+    }
+    clusters::reject_unsupported(engine, p)?;
+    for unsupported in ["UserGroupIds", "GlobalReplicationGroupId"] {
+        if p.has(unsupported) {
+            return Err(ApiError::InvalidParameterValue(format!(
+                "{unsupported}: not implemented by elastilite yet."
+            )));
+        }
+    }
+    let adopt = p
+        .str("PrimaryClusterId")
+        .map(CacheClusterId::parse)
+        .transpose()?;
+    let count = match (p.int("NumCacheClusters")?, p.int("ReplicasPerNodeGroup")?) {
+        (Some(n), _) => n,
+        (None, Some(r)) => r + 1,
+        (None, None) => 1,
+    };
+    if !(1..=MAX_MEMBERS as i64).contains(&count) {
+        return Err(ApiError::InvalidParameterValue(format!(
+            "NumCacheClusters must be between 1 and {MAX_MEMBERS}."
+        )));
+    }
+    let count = count as u16;
+    let automatic_failover = p.bool("AutomaticFailoverEnabled")?.unwrap_or(false);
+    let multi_az = p.bool("MultiAZEnabled")?.unwrap_or(false);
+    if automatic_failover && count < 2 {
+        return Err(ApiError::InvalidParameterCombination(
+            "Automatic failover needs at least 2 cache clusters (a primary and a replica).".into(),
+        ));
+    }
+    if multi_az && !automatic_failover {
+        return Err(ApiError::InvalidParameterCombination(
+            "Multi-AZ requires automatic failover to be enabled.".into(),
+        ));
+    }
+    let version = catalog::resolve_version(engine, p.str("EngineVersion"))?;
+    let node_type = catalog::node_type(p.str("CacheNodeType").unwrap_or("cache.t3.micro"))?;
+    let port = match p.int("Port")? {
+        None => engine.default_port(),
+        Some(n) => u16::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+            ApiError::InvalidParameterValue(format!(
+                "Invalid port {n}: it must be between 1 and 65535."
+            ))
+        })?,
+    };
+    let parameter_group_name =
+        parameter_groups::for_cluster(cp, region, p.str("CacheParameterGroupName"), version.family)
+            .await?;
+    let subnet_group = subnet_groups::find(
+        cp,
+        region,
+        p.str("CacheSubnetGroupName")
+            .unwrap_or(subnet_groups::DEFAULT),
+    )
+    .await?;
+    let group_zones = subnet_groups::zones(&subnet_group);
+    let zones = match p.list("PreferredCacheClusterAZs", "AvailabilityZone")?.filter(|l| !l.is_empty()) {
+        Some(z) if z.len() != usize::from(count) => {
+            return Err(ApiError::InvalidParameterValue(format!(
+                "The number of PreferredCacheClusterAZs ({}) must match NumCacheClusters ({count}).",
+                z.len()
+            )))
+        }
+        Some(z) => z,
+        // Members spread over the subnet group's zones, as Multi-AZ placement does.
+        None => (0..usize::from(count)).map(|i| group_zones[i % group_zones.len().max(1)].clone()).collect(),
+    };
+    let maintenance_window = match p.str("PreferredMaintenanceWindow") {
+        Some(w) => clusters::maintenance_window(w)?,
+        None => "sun:05:00-sun:06:00".to_string(),
+    };
+    let snapshot_window = match p.str("SnapshotWindow") {
+        Some(w) => clusters::time_window(w)?,
+        None => "06:00-07:00".to_string(),
+    };
+    let tags = p.tags("Tags")?.unwrap_or_default();
+    clusters::check_tag_count(tags.len())?;
+
+    let _guard = cp.lock.lock().await;
+    if cp.store.replication_group(region, &id).await?.is_some() {
+        return Err(ApiError::ReplicationGroupAlreadyExists(id));
+    }
+    let mut spec = GroupSpec {
+        description,
+        engine,
+        engine_version: version.version.to_string(),
+        family: version.family.to_string(),
+        node_type: node_type.name.to_string(),
+        port,
+        automatic_failover,
+        multi_az,
+        parameter_group_name,
+        subnet_group_name: subnet_group.name.clone(),
+        security_group_ids: p
+            .list("SecurityGroupIds", "SecurityGroupId")?
+            .unwrap_or_default(),
+        maintenance_window,
+        snapshot_window,
+        snapshot_retention_limit: p.int("SnapshotRetentionLimit")?.unwrap_or(0),
+        snapshotting_cluster_id: None,
+        auto_minor_version_upgrade: p.bool("AutoMinorVersionUpgrade")?.unwrap_or(true),
+        members: Vec::new(),
+        primary: String::new(),
+        last_member_number: 0,
+        at_rest_encryption_enabled: p.bool("AtRestEncryptionEnabled")?.unwrap_or(false),
+        retain_on_delete: None,
+    };
+    let mut adopted = None;
+    if let Some(pid) = &adopt {
+        let c = cp
+            .store
+            .cluster(region, pid)
+            .await?
+            .ok_or_else(|| ApiError::CacheClusterNotFound(pid.to_string()))?;
+        if c.replication_group_id.is_some()
+            || !c.spec.engine.is_redis_like()
+            || c.status != status::AVAILABLE
+        {
+            return Err(ApiError::InvalidCacheClusterState(format!(
+                "Cache cluster {pid} cannot become the primary of a replication group (engine {}, status {}).",
+                c.spec.engine.as_str(),
+                c.status
+            )));
+        }
+        // The adopted cluster keeps its settings; the group takes them from it.
+        spec.engine = c.spec.engine;
+        spec.engine_version = c.spec.engine_version.clone();
+        spec.family = c.spec.family.clone();
+        spec.node_type = c.spec.node_type.clone();
+        spec.port = c.spec.port;
+        spec.parameter_group_name = c.spec.parameter_group_name.clone();
+        spec.members.push(pid.to_string());
+        spec.primary = pid.to_string();
+        adopted = Some(c);
+    }
+    let new_count = count - u16::from(adopted.is_some());
+    let mut new_ids = Vec::new();
+    for n in 1..=new_count {
+        let mid = member_id(&id, n)?;
+        if cp.store.cluster(region, &mid).await?.is_some() {
+            return Err(ApiError::CacheClusterAlreadyExists(mid.to_string()));
+        }
+        new_ids.push(mid);
+    }
+    spec.last_member_number = new_count;
+    let used = cp.store.used_endpoints().await?;
+    let mut keys: Vec<NodeKey> = new_ids
+        .iter()
+        .map(|m| node_key(region, m, CacheNodeId::new(1)))
+        .collect();
+    keys.push(endpoint_key(region, &id, Kind::Primary));
+    keys.push(endpoint_key(region, &id, Kind::Reader));
+    let mut addrs = cp.nodes.reserve(&keys, spec.port, &used)?;
+    let reader = addrs.pop();
+    let primary_ep = addrs.pop();
+    let (Some(primary_ep), Some(reader)) = (primary_ep, reader) else {
+        return Err(ApiError::Internal(
+            "endpoint reservation came back short".into(),
+        ));
+    };
+    let created_ms = now_ms();
+    let zone_offset = usize::from(adopted.is_some());
+    let mut member_records = Vec::new();
+    for (i, (mid, (ip, node_port))) in new_ids.iter().zip(addrs).enumerate() {
+        let az = zones
+            .get(i + zone_offset)
+            .cloned()
+            .unwrap_or_else(|| format!("{region}a"));
+        member_records.push(member_record(
+            region, &id, mid, &spec, &az, ip, node_port, created_ms,
+        ));
+        spec.members.push(mid.to_string());
+    }
+    if spec.primary.is_empty() {
+        spec.primary = spec.members.first().cloned().unwrap_or_default();
+    }
+    if let Some(mut c) = adopted {
+        c.replication_group_id = Some(id.clone());
+        member_records.insert(0, c);
+    }
+    let g = GroupRecord {
+        region: region.to_string(),
+        id: id.clone(),
+        status: status::CREATING.to_string(),
+        created_ms,
+        spec,
+    };
+    cp.store.put_replication_group(&g, &member_records).await?;
+    cp.store
+        .put_endpoint(
+            region,
+            &id,
+            Kind::Primary.as_str(),
+            &primary_ep.0,
+            primary_ep.1,
+        )
+        .await?;
+    cp.store
+        .put_endpoint(region, &id, Kind::Reader.as_str(), &reader.0, reader.1)
+        .await?;
+    cp.store
+        .put_tags(&cp.arn(region, "replicationgroup", &id), &tags)
+        .await?;
+    events::record(
+        cp,
+        region,
+        &id,
+        events::REPLICATION_GROUP,
+        &format!("Replication group {id} created"),
+    )
+    .await;
+    tracing::info!(region, replication_group = %id, members = count, "replication group creating");
+    let out = render_one(cp, &g).await?;
+    schedule(cp, region, &id);
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn member_record(
+    region: &str,
+    rg: &str,
+    id: &CacheClusterId,
+    g: &GroupSpec,
+    az: &str,
+    ip: String,
+    port: u16,
+    created_ms: i64,
+) -> ClusterRecord {
+    ClusterRecord {
+        region: region.to_string(),
+        id: id.clone(),
+        replication_group_id: Some(rg.to_string()),
+        status: status::CREATING.to_string(),
+        created_ms,
+        spec: ClusterSpec {
+            engine: g.engine,
+            engine_version: g.engine_version.clone(),
+            family: g.family.clone(),
+            node_type: g.node_type.clone(),
+            num_nodes: 1,
+            port: g.port,
+            preferred_availability_zone: az.to_string(),
+            az_mode: "single-az".into(),
+            parameter_group_name: g.parameter_group_name.clone(),
+            subnet_group_name: g.subnet_group_name.clone(),
+            security_group_ids: g.security_group_ids.clone(),
+            cache_security_group_names: Vec::new(),
+            maintenance_window: g.maintenance_window.clone(),
+            snapshot_window: Some(g.snapshot_window.clone()),
+            snapshot_retention_limit: g.snapshot_retention_limit,
+            auto_minor_version_upgrade: g.auto_minor_version_upgrade,
+            notification_topic_arn: None,
+            notification_topic_status: None,
+            network_type: "ipv4".into(),
+            ip_discovery: "ipv4".into(),
+            transit_encryption_enabled: false,
+            at_rest_encryption_enabled: g.at_rest_encryption_enabled,
+            auth_token_enabled: false,
+            config_version: 1,
+            last_node_number: 1,
+            pending: PendingModifiedValues::default(),
+            pending_reboot_nodes: Vec::new(),
+        },
+        nodes: vec![NodeRecord {
+            id: CacheNodeId::new(1),
+            status: status::CREATING.to_string(),
+            bind_ip: ip,
+            port,
+            availability_zone: az.to_string(),
+            created_ms,
+        }],
+    }
+}
+
+pub(crate) async fn describe(cp: &Inner, region: &str, p: &Params) -> Result<String, ApiError> {
+    let groups = match p.str("ReplicationGroupId") {
+        Some(raw) => vec![find(cp, region, raw).await?],
+        None => cp.store.replication_groups(region).await?,
+    };
+    let (page, marker) = paginate(groups, p, |g| g.id.clone())?;
+    let mut w = XmlWriter::new();
+    w.open("ReplicationGroups");
+    for g in &page {
+        let ms = members(cp, g).await?;
+        let eps = endpoints(cp, g).await?;
+        w.element("ReplicationGroup", |w| write_group(cp, w, g, &ms, &eps));
+    }
+    w.close("ReplicationGroups");
+    w.opt_text("Marker", marker.as_deref());
+    Ok(w.finish())
+}
+
+struct Endpoints {
+    primary: Option<(String, u16)>,
+    reader: Option<(String, u16)>,
+}
+
+async fn endpoints(cp: &Inner, g: &GroupRecord) -> Result<Endpoints, ApiError> {
+    Ok(Endpoints {
+        primary: cp
+            .store
+            .endpoint(&g.region, &g.id, Kind::Primary.as_str())
+            .await?,
+        reader: cp
+            .store
+            .endpoint(&g.region, &g.id, Kind::Reader.as_str())
+            .await?,
+    })
+}
+
+async fn render_one(cp: &Inner, g: &GroupRecord) -> Result<String, ApiError> {
+    let ms = members(cp, g).await?;
+    let eps = endpoints(cp, g).await?;
+    let mut w = XmlWriter::new();
+    w.element("ReplicationGroup", |w| write_group(cp, w, g, &ms, &eps));
+    Ok(w.finish())
+}
+
+fn write_group(
+    cp: &Inner,
+    w: &mut XmlWriter,
+    g: &GroupRecord,
+    members: &[ClusterRecord],
+    eps: &Endpoints,
+) {
+    let s = &g.spec;
+    let endpoint = |w: &mut XmlWriter, tag: &str, ep: &Option<(String, u16)>| {
+        if let Some((ip, port)) = ep {
+            w.element(tag, |w| {
+                w.text("Address", &cp.nodes.advertised(ip))
+                    .int("Port", i64::from(*port));
+            });
+        }
+    };
+    // The primary first: Terraform reads the first member as the primary.
+    let mut ordered: Vec<&ClusterRecord> = members.iter().collect();
+    ordered.sort_by_key(|c| c.id.as_str() != s.primary);
+    let node_group_status = if g.status == status::CREATING
+        || g.status == status::DELETING
+        || g.status == status::MODIFYING
+    {
+        g.status.as_str()
+    } else {
+        status::AVAILABLE
+    };
+    w.text("ReplicationGroupId", &g.id)
+        .text("Description", &s.description)
+        .text("Status", &g.status)
+        .element("PendingModifiedValues", |_| {})
+        .string_list("MemberClusters", "ClusterId", s.members.iter())
+        .list("NodeGroups", "NodeGroup", [()], |w, ()| {
+            w.text("NodeGroupId", NODE_GROUP_ID)
+                .text("Status", node_group_status);
+            endpoint(w, "PrimaryEndpoint", &eps.primary);
+            endpoint(w, "ReaderEndpoint", &eps.reader);
+            w.list("NodeGroupMembers", "NodeGroupMember", &ordered, |w, c| {
+                w.text("CacheClusterId", c.id.as_str())
+                    .text("CacheNodeId", "0001");
+                if let Some(n) = c.nodes.first() {
+                    w.element("ReadEndpoint", |w| {
+                        w.text("Address", &cp.nodes.advertised(&n.bind_ip))
+                            .int("Port", i64::from(n.port));
+                    });
+                }
+                w.text(
+                    "PreferredAvailabilityZone",
+                    &c.spec.preferred_availability_zone,
+                )
+                .text(
+                    "CurrentRole",
+                    if c.id.as_str() == s.primary {
+                        "primary"
+                    } else {
+                        "replica"
+                    },
+                );
+            });
+        });
+    w.opt_text(
+        "SnapshottingClusterId",
+        s.snapshotting_cluster_id.as_deref(),
+    )
+    .text(
+        "AutomaticFailover",
+        if s.automatic_failover {
+            "enabled"
+        } else {
+            "disabled"
+        },
+    )
+    .text("MultiAZ", if s.multi_az { "enabled" } else { "disabled" })
+    .int("SnapshotRetentionLimit", s.snapshot_retention_limit)
+    .text("SnapshotWindow", &s.snapshot_window)
+    .bool("ClusterEnabled", false)
+    .text("CacheNodeType", &s.node_type)
+    .bool("AuthTokenEnabled", false)
+    .bool("TransitEncryptionEnabled", false)
+    .bool("AtRestEncryptionEnabled", s.at_rest_encryption_enabled)
+    .text("ARN", &cp.arn(&g.region, "replicationgroup", &g.id))
+    .string_list("UserGroupIds", "member", Vec::<String>::new())
+    .string_list(
+        "LogDeliveryConfigurations",
+        "LogDeliveryConfiguration",
+        Vec::<String>::new(),
+    )
+    .text(
+        "ReplicationGroupCreateTime",
+        &crate::timestamp(g.created_ms),
+    )
+    .text("DataTiering", "disabled")
+    .bool("AutoMinorVersionUpgrade", s.auto_minor_version_upgrade)
+    .text("NetworkType", "ipv4")
+    .text("IpDiscovery", "ipv4")
+    .text("ClusterMode", "disabled")
+    .text("Engine", s.engine.as_str());
+}
+
+pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<String, ApiError> {
+    let raw = p.required("ReplicationGroupId")?;
+    let _guard = cp.lock.lock().await;
+    let mut g = find(cp, region, raw).await?;
+    if g.status != status::AVAILABLE {
+        return Err(ApiError::InvalidReplicationGroupState(format!(
+            "Replication group {} is not in available state (current state: {}).",
+            g.id, g.status
+        )));
+    }
+    let before = serde_json::to_string(&g.spec)?;
+    let mut ms = members(cp, &g).await?;
+    let s = &mut g.spec;
+    if let Some(d) = p.str("ReplicationGroupDescription") {
+        s.description = d.to_string();
+    }
+    if let Some(af) = p.bool("AutomaticFailoverEnabled")? {
+        if af && s.members.len() < 2 {
+            return Err(ApiError::InvalidParameterCombination(
+                "Automatic failover needs at least one replica.".into(),
+            ));
+        }
+        s.automatic_failover = af;
+        if !af {
+            s.multi_az = false;
+        }
+    }
+    if let Some(maz) = p.bool("MultiAZEnabled")? {
+        if maz && !s.automatic_failover {
+            return Err(ApiError::InvalidParameterCombination(
+                "Multi-AZ requires automatic failover to be enabled.".into(),
+            ));
+        }
+        s.multi_az = maz;
+    }
+    if let Some(t) = p.str("CacheNodeType") {
+        s.node_type = catalog::node_type(t)?.name.to_string();
+    }
+    if let Some(v) = p.str("EngineVersion") {
+        let v = catalog::resolve_version(s.engine, Some(v))?;
+        s.engine_version = v.version.to_string();
+        s.family = v.family.to_string();
+    }
+    if let Some(pg) = p.str("CacheParameterGroupName") {
+        s.parameter_group_name =
+            parameter_groups::for_cluster(cp, region, Some(pg), &s.family).await?;
+    }
+    if let Some(ids) = p.list("SecurityGroupIds", "SecurityGroupId")? {
+        s.security_group_ids = ids;
+    }
+    if let Some(w) = p.str("PreferredMaintenanceWindow") {
+        s.maintenance_window = clusters::maintenance_window(w)?;
+    }
+    if let Some(w) = p.str("SnapshotWindow") {
+        s.snapshot_window = clusters::time_window(w)?;
+    }
+    if let Some(n) = p.int("SnapshotRetentionLimit")? {
+        s.snapshot_retention_limit = n;
+    }
+    if let Some(c) = p.str("SnapshottingClusterId") {
+        if !s.members.iter().any(|m| m == c) {
+            return Err(ApiError::InvalidParameterValue(format!(
+                "{c} is not a member of replication group {}.",
+                g.id
+            )));
+        }
+        s.snapshotting_cluster_id = Some(c.to_string());
+    }
+    if let Some(b) = p.bool("AutoMinorVersionUpgrade")? {
+        s.auto_minor_version_upgrade = b;
+    }
+    let mut new_primary = None;
+    if let Some(pc) = p.str("PrimaryClusterId") {
+        let pc = pc.to_ascii_lowercase();
+        if !s.members.contains(&pc) {
+            return Err(ApiError::InvalidParameterValue(format!(
+                "{pc} is not a member of replication group {}.",
+                g.id
+            )));
+        }
+        if pc != s.primary {
+            new_primary = Some(pc);
+        }
+    }
+    clusters::reject_unsupported(s.engine, p)?;
+    if serde_json::to_string(&g.spec)? == before && new_primary.is_none() {
+        // Terraform treats exactly this as success.
+        return Err(ApiError::InvalidParameterCombination(
+            "No modifications were requested.".into(),
+        ));
+    }
+    // Members follow the group's recorded settings.
+    for c in &mut ms {
+        c.spec.node_type = g.spec.node_type.clone();
+        c.spec.engine_version = g.spec.engine_version.clone();
+        c.spec.family = g.spec.family.clone();
+        c.spec.parameter_group_name = g.spec.parameter_group_name.clone();
+        c.spec.security_group_ids = g.spec.security_group_ids.clone();
+        c.spec.maintenance_window = g.spec.maintenance_window.clone();
+        c.spec.snapshot_window = Some(g.spec.snapshot_window.clone());
+        c.spec.snapshot_retention_limit = g.spec.snapshot_retention_limit;
+        c.spec.auto_minor_version_upgrade = g.spec.auto_minor_version_upgrade;
+    }
+    g.status = status::MODIFYING.to_string();
+    cp.store.put_replication_group(&g, &ms).await?;
+    let out = render_one(cp, &g).await?;
+    match new_primary {
+        Some(target) => schedule_failover(cp, region, &g.id, Some(target), false),
+        None => schedule(cp, region, &g.id),
+    }
+    Ok(out)
+}
+
+pub(crate) async fn delete(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<String, ApiError> {
+    let raw = p.required("ReplicationGroupId")?;
+    let retain = p.bool("RetainPrimaryCluster")?.unwrap_or(false);
+    if p.str("FinalSnapshotIdentifier").is_some() {
+        return Err(ApiError::InvalidParameterValue(
+            "FinalSnapshotIdentifier: snapshots are not implemented by elastilite yet.".into(),
+        ));
+    }
+    let _guard = cp.lock.lock().await;
+    let mut g = find(cp, region, raw).await?;
+    if g.status != status::AVAILABLE {
+        return Err(ApiError::InvalidReplicationGroupState(format!(
+            "Replication group {} is not in available state (current state: {}).",
+            g.id, g.status
+        )));
+    }
+    let mut ms = members(cp, &g).await?;
+    g.status = status::DELETING.to_string();
+    g.spec.retain_on_delete = retain.then(|| g.spec.primary.clone());
+    for c in &mut ms {
+        if Some(c.id.as_str()) != g.spec.retain_on_delete.as_deref() {
+            c.status = status::DELETING.to_string();
+        }
+    }
+    cp.store.put_replication_group(&g, &ms).await?;
+    tracing::info!(region, replication_group = %g.id, "replication group deleting");
+    let out = render_one(cp, &g).await?;
+    schedule(cp, region, &g.id);
+    Ok(out)
+}
+
+/// IncreaseReplicaCount (cluster mode disabled: `NewReplicaCount`, or one
+/// `ReplicaConfiguration` entry for node group 0001).
+pub(crate) async fn increase_replicas(
+    cp: &Arc<Inner>,
+    region: &str,
+    p: &Params,
+) -> Result<String, ApiError> {
+    change_replicas(cp, region, p, true).await
+}
+
+pub(crate) async fn decrease_replicas(
+    cp: &Arc<Inner>,
+    region: &str,
+    p: &Params,
+) -> Result<String, ApiError> {
+    change_replicas(cp, region, p, false).await
+}
+
+async fn change_replicas(
+    cp: &Arc<Inner>,
+    region: &str,
+    p: &Params,
+    increase: bool,
+) -> Result<String, ApiError> {
+    let raw = p.required("ReplicationGroupId")?;
+    if p.bool("ApplyImmediately")? != Some(true) {
+        return Err(ApiError::InvalidParameterValue(
+            "ApplyImmediately must be true: replica count changes are applied immediately.".into(),
+        ));
+    }
+    let configured = match p.struct_list("ReplicaConfiguration", "ConfigureShard")? {
+        Some(shards) => {
+            let mut count = None;
+            for s in shards {
+                if s.str("NodeGroupId").is_some_and(|n| n != NODE_GROUP_ID) {
+                    return Err(ApiError::NodeGroupNotFound(
+                        s.str("NodeGroupId").unwrap_or_default().to_string(),
+                    ));
+                }
+                count = s.int("NewReplicaCount")?;
+            }
+            count
+        }
+        None => None,
+    };
+    let wanted = p.int("NewReplicaCount")?.or(configured);
+    let to_remove = p.list("ReplicasToRemove", "member")?.unwrap_or_default();
+    let _guard = cp.lock.lock().await;
+    let mut g = find(cp, region, raw).await?;
+    if g.status != status::AVAILABLE {
+        return Err(ApiError::InvalidReplicationGroupState(format!(
+            "Replication group {} is not in available state (current state: {}).",
+            g.id, g.status
+        )));
+    }
+    let mut ms = members(cp, &g).await?;
+    let replicas = ms.len() as i64 - 1;
+    let min = i64::from(g.spec.automatic_failover);
+    let mut changed: Vec<ClusterRecord> = Vec::new();
+    if increase {
+        let target = wanted.ok_or_else(|| ApiError::MissingParameter("NewReplicaCount".into()))?;
+        if target <= replicas || target > (MAX_MEMBERS as i64 - 1) {
+            return Err(ApiError::InvalidParameterValue(format!(
+                "NewReplicaCount must be greater than the current {replicas} and at most {}.",
+                MAX_MEMBERS - 1
+            )));
+        }
+        let add = (target - replicas) as u16;
+        let group = subnet_groups::find(cp, region, &g.spec.subnet_group_name).await?;
+        let zones = subnet_groups::zones(&group);
+        let mut new_ids = Vec::new();
+        for i in 1..=add {
+            let mid = member_id(&g.id, g.spec.last_member_number + i)?;
+            if cp.store.cluster(region, &mid).await?.is_some() {
+                return Err(ApiError::CacheClusterAlreadyExists(mid.to_string()));
+            }
+            new_ids.push(mid);
+        }
+        let keys: Vec<NodeKey> = new_ids
+            .iter()
+            .map(|m| node_key(region, m, CacheNodeId::new(1)))
+            .collect();
+        let used = cp.store.used_endpoints().await?;
+        let addrs = cp.nodes.reserve(&keys, g.spec.port, &used)?;
+        let created = now_ms();
+        for (i, (mid, (ip, port))) in new_ids.iter().zip(addrs).enumerate() {
+            let az = zones
+                .get((ms.len() + i) % zones.len().max(1))
+                .cloned()
+                .unwrap_or_else(|| format!("{region}a"));
+            changed.push(member_record(
+                region, &g.id, mid, &g.spec, &az, ip, port, created,
+            ));
+            g.spec.members.push(mid.to_string());
+        }
+        g.spec.last_member_number += add;
+    } else {
+        let remove: Vec<String> = if !to_remove.is_empty() {
+            to_remove.iter().map(|s| s.to_ascii_lowercase()).collect()
+        } else {
+            let target =
+                wanted.ok_or_else(|| ApiError::MissingParameter("NewReplicaCount".into()))?;
+            if target >= replicas || target < 0 {
+                return Err(ApiError::InvalidParameterValue(format!(
+                    "NewReplicaCount must be less than the current {replicas}."
+                )));
+            }
+            // The newest replicas go first.
+            g.spec
+                .members
+                .iter()
+                .rev()
+                .filter(|m| **m != g.spec.primary)
+                .take((replicas - target) as usize)
+                .cloned()
+                .collect()
+        };
+        for r in &remove {
+            if *r == g.spec.primary {
+                return Err(ApiError::InvalidParameterValue(format!(
+                    "{r} is the primary of replication group {}; it cannot be removed.",
+                    g.id
+                )));
+            }
+            if !g.spec.members.contains(r) {
+                return Err(ApiError::InvalidParameterValue(format!(
+                    "{r} is not a member of replication group {}.",
+                    g.id
+                )));
+            }
+        }
+        if replicas - (remove.len() as i64) < min {
+            return Err(ApiError::InvalidParameterValue(
+                "A replication group with automatic failover needs at least one replica.".into(),
+            ));
+        }
+        for c in ms
+            .iter_mut()
+            .filter(|c| remove.iter().any(|r| r == c.id.as_str()))
+        {
+            c.status = status::DELETING.to_string();
+            changed.push(c.clone());
+        }
+    }
+    g.status = status::MODIFYING.to_string();
+    cp.store.put_replication_group(&g, &changed).await?;
+    tracing::info!(region, replication_group = %g.id, increase, "replica count changing");
+    let out = render_one(cp, &g).await?;
+    schedule(cp, region, &g.id);
+    Ok(out)
+}
+
+/// CreateCacheCluster with `ReplicationGroupId`: one more replica, named by the caller.
+pub(crate) async fn add_member_cluster(
+    cp: &Arc<Inner>,
+    region: &str,
+    p: &Params,
+    rg: &str,
+) -> Result<String, ApiError> {
+    let id = CacheClusterId::parse(p.required("CacheClusterId")?)?;
+    let _guard = cp.lock.lock().await;
+    let mut g = find(cp, region, rg).await?;
+    if g.status != status::AVAILABLE {
+        return Err(ApiError::InvalidReplicationGroupState(format!(
+            "Replication group {} is not in available state (current state: {}).",
+            g.id, g.status
+        )));
+    }
+    if g.spec.members.len() >= MAX_MEMBERS {
+        return Err(ApiError::NodeQuotaForClusterExceeded(format!(
+            "A replication group can have at most {MAX_MEMBERS} cache clusters."
+        )));
+    }
+    if cp.store.cluster(region, &id).await?.is_some() {
+        return Err(ApiError::CacheClusterAlreadyExists(id.to_string()));
+    }
+    let az = p
+        .str("PreferredAvailabilityZone")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{region}a"));
+    let keys = vec![node_key(region, &id, CacheNodeId::new(1))];
+    let used = cp.store.used_endpoints().await?;
+    let (ip, port) = cp
+        .nodes
+        .reserve(&keys, g.spec.port, &used)?
+        .pop()
+        .ok_or_else(|| ApiError::Internal("endpoint reservation came back empty".into()))?;
+    let c = member_record(region, &g.id, &id, &g.spec, &az, ip, port, now_ms());
+    g.spec.members.push(id.to_string());
+    g.status = status::MODIFYING.to_string();
+    cp.store
+        .put_replication_group(&g, std::slice::from_ref(&c))
+        .await?;
+    let out = clusters::render_one(cp, &c, true);
+    schedule(cp, region, &g.id);
+    Ok(out)
+}
+
+/// DeleteCacheCluster on a member: replicas leave the group; the primary cannot.
+pub(crate) async fn remove_member_cluster(
+    cp: &Arc<Inner>,
+    c: &mut ClusterRecord,
+    rg: &str,
+) -> Result<String, ApiError> {
+    let mut g = find(cp, &c.region, rg).await?;
+    if g.spec.primary == c.id.as_str() {
+        return Err(ApiError::InvalidCacheClusterState(format!(
+            "Cache cluster {} is serving as primary for replication group {rg} and cannot be deleted.",
+            c.id
+        )));
+    }
+    if g.status != status::AVAILABLE {
+        return Err(ApiError::InvalidReplicationGroupState(format!(
+            "Replication group {rg} is not in available state (current state: {}).",
+            g.status
+        )));
+    }
+    if g.spec.automatic_failover && g.spec.members.len() <= 2 {
+        return Err(ApiError::InvalidCacheClusterState(format!(
+            "Cache cluster {} is the only replica of replication group {rg}, which has automatic failover enabled.",
+            c.id
+        )));
+    }
+    c.status = status::DELETING.to_string();
+    for n in &mut c.nodes {
+        n.status = status::DELETING.to_string();
+    }
+    g.status = status::MODIFYING.to_string();
+    cp.store
+        .put_replication_group(&g, std::slice::from_ref(c))
+        .await?;
+    let out = clusters::render_one(cp, c, false);
+    schedule(cp, &c.region, &g.id);
+    Ok(out)
+}
+
+pub(crate) async fn test_failover(
+    cp: &Arc<Inner>,
+    region: &str,
+    p: &Params,
+) -> Result<String, ApiError> {
+    let raw = p.required("ReplicationGroupId")?;
+    let ng = p.required("NodeGroupId")?;
+    let _guard = cp.lock.lock().await;
+    let g = find(cp, region, raw).await?;
+    if ng != NODE_GROUP_ID {
+        return Err(ApiError::NodeGroupNotFound(ng.to_string()));
+    }
+    if g.status != status::AVAILABLE {
+        return Err(ApiError::InvalidReplicationGroupState(format!(
+            "Replication group {} is not in available state (current state: {}).",
+            g.id, g.status
+        )));
+    }
+    if !g.spec.automatic_failover || g.spec.members.len() < 2 {
+        return Err(ApiError::InvalidReplicationGroupState(format!(
+            "Replication group {} must have automatic failover enabled and at least one replica to test failover.",
+            g.id
+        )));
+    }
+    events::record(
+        cp,
+        region,
+        &g.id,
+        events::REPLICATION_GROUP,
+        &format!("Test Failover API called for node group {ng}"),
+    )
+    .await;
+    let out = render_one(cp, &g).await?;
+    schedule_failover(cp, region, &g.id, None, true);
+    Ok(out)
+}
+
+fn schedule(cp: &Arc<Inner>, region: &str, id: &str) {
+    let cp = Arc::clone(cp);
+    let region = region.to_string();
+    let id = id.to_string();
+    tokio::spawn(async move {
+        tokio::time::sleep(cp.config.provision_delay).await;
+        let _guard = cp.lock.lock().await;
+        if let Err(e) = finish_locked(&cp, &region, &id).await {
+            tracing::error!(region, replication_group = %id, error = %e, "could not finish replication group operation");
+        }
+    });
+}
+
+/// Bring a group from an in-flight status to its end state (also at start-up):
+/// members started or removed, roles set, endpoints pointing at the right nodes.
+pub(crate) async fn finish_locked(cp: &Arc<Inner>, region: &str, id: &str) -> Result<(), ApiError> {
+    let Some(mut g) = cp.store.replication_group(region, id).await? else {
+        return Ok(());
+    };
+    let ms = members(cp, &g).await?;
+    if g.status == status::DELETING {
+        let mut gone = Vec::new();
+        for c in &ms {
+            if Some(c.id.as_str()) == g.spec.retain_on_delete.as_deref() {
+                continue;
+            }
+            for n in &c.nodes {
+                cp.nodes.stop(&node_key(region, &c.id, n.id));
+            }
+            gone.push((c.id.clone(), cp.arn(region, "cluster", c.id.as_str())));
+        }
+        for kind in [Kind::Primary, Kind::Reader] {
+            cp.nodes.stop_proxy(&endpoint_key(region, id, kind));
+        }
+        if let Some(kept) = &g.spec.retain_on_delete {
+            if let Some(mut c) = ms.into_iter().find(|c| c.id.as_str() == kept) {
+                c.replication_group_id = None;
+                cp.store.update_cluster(&c).await?;
+                cp.store
+                    .put_replication_group(&g, std::slice::from_ref(&c))
+                    .await?;
+                cp.nodes
+                    .set_role(&node_key(region, &c.id, CacheNodeId::new(1)), Role::Primary);
+            }
+        }
+        cp.store
+            .delete_replication_group(region, id, &cp.arn(region, "replicationgroup", id), &gone)
+            .await?;
+        events::record(
+            cp,
+            region,
+            id,
+            events::REPLICATION_GROUP,
+            &format!("Replication group {id} deleted"),
+        )
+        .await;
+        tracing::info!(region, replication_group = %id, "replication group deleted");
+        return Ok(());
+    }
+    for c in &ms {
+        let t = match c.status.as_str() {
+            status::DELETING => Transition::Delete,
+            status::CREATING => Transition::Provision,
+            _ => Transition::Modify,
+        };
+        clusters::finish_locked(cp, region, &c.id, t).await?;
+    }
+    let ms = members(cp, &g).await?;
+    g.spec
+        .members
+        .retain(|m| ms.iter().any(|c| c.id.as_str() == m));
+    if !g.spec.members.contains(&g.spec.primary) {
+        g.spec.primary = g.spec.members.first().cloned().unwrap_or_default();
+    }
+    apply_topology(cp, &g, &ms).await?;
+    g.status = status::AVAILABLE.to_string();
+    cp.store.put_replication_group(&g, &[]).await?;
+    tracing::info!(region, replication_group = %id, primary = %g.spec.primary, members = g.spec.members.len(), "replication group available");
+    Ok(())
+}
+
+fn node_addr(c: &ClusterRecord) -> Option<SocketAddr> {
+    let n = c.nodes.first()?;
+    Some(SocketAddr::new(n.bind_ip.parse().ok()?, n.port))
+}
+
+/// Roles on the nodes and targets on the endpoints, from the group's record.
+async fn apply_topology(cp: &Inner, g: &GroupRecord, ms: &[ClusterRecord]) -> Result<(), ApiError> {
+    let primary = ms.iter().find(|c| c.id.as_str() == g.spec.primary);
+    let primary_addr = primary.and_then(node_addr);
+    let mut replicas = Vec::new();
+    for c in ms {
+        let key = node_key(&g.region, &c.id, CacheNodeId::new(1));
+        if Some(c.id.as_str()) == primary.map(|p| p.id.as_str()) {
+            cp.nodes.set_role(&key, Role::Primary);
+        } else if let Some(pa) = primary_addr {
+            cp.nodes.set_role(&key, Role::ReplicaOf(pa));
+            replicas.extend(node_addr(c));
+        }
+    }
+    let targets = Targets {
+        primary: primary_addr,
+        replicas,
+    };
+    for kind in [Kind::Primary, Kind::Reader] {
+        if let Some((ip, port)) = cp.store.endpoint(&g.region, &g.id, kind.as_str()).await? {
+            cp.nodes
+                .start_proxy(
+                    &endpoint_key(&g.region, &g.id, kind),
+                    &ip,
+                    port,
+                    kind,
+                    targets.clone(),
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A member's node was stopped by fault injection. A primary failure in a group
+/// with automatic failover promotes a replica, as AWS does; otherwise the group
+/// stays degraded until the node comes back.
+pub(crate) async fn on_node_down(cp: &Arc<Inner>, region: &str, rg: &str, member: &str) {
+    let Ok(Some(g)) = cp.store.replication_group(region, rg).await else {
+        return;
+    };
+    if g.spec.primary != member {
+        return;
+    }
+    if g.spec.automatic_failover && g.spec.members.len() > 1 {
+        events::record(cp, region, rg, events::REPLICATION_GROUP, &format!("Primary node {member} failed; failing over")).await;
+        schedule_failover(cp, region, rg, None, false);
+    } else {
+        tracing::warn!(region, replication_group = rg, "primary down and automatic failover disabled: group degraded");
+    }
+}
+
+/// A stopped member came back: it rejoins as a replica of the current primary.
+pub(crate) async fn on_node_up(cp: &Arc<Inner>, region: &str, rg: &str) {
+    let Ok(Some(g)) = cp.store.replication_group(region, rg).await else {
+        return;
+    };
+    if let Ok(ms) = members(cp, &g).await {
+        if let Err(e) = apply_topology(cp, &g, &ms).await {
+            tracing::warn!(region, replication_group = rg, error = %e, "could not restore topology");
+        }
+    }
+}
+
+/// Promote a replica (`target`, or the one with the most data) after the
+/// configured delay.
+fn schedule_failover(cp: &Arc<Inner>, region: &str, id: &str, target: Option<String>, test: bool) {
+    let cp = Arc::clone(cp);
+    let region = region.to_string();
+    let id = id.to_string();
+    tokio::spawn(async move {
+        tokio::time::sleep(cp.config.provision_delay).await;
+        let _guard = cp.lock.lock().await;
+        if let Err(e) = failover_locked(&cp, &region, &id, target, test).await {
+            tracing::error!(region, replication_group = %id, error = %e, "failover failed");
+        }
+    });
+}
+
+pub(crate) async fn failover_locked(
+    cp: &Arc<Inner>,
+    region: &str,
+    id: &str,
+    target: Option<String>,
+    test: bool,
+) -> Result<(), ApiError> {
+    let Some(mut g) = cp.store.replication_group(region, id).await? else {
+        return Ok(());
+    };
+    let ms = members(cp, &g).await?;
+    let old = g.spec.primary.clone();
+    let new = match target {
+        Some(t) => t,
+        None => ms
+            .iter()
+            .filter(|c| c.id.as_str() != old)
+            .max_by_key(|c| {
+                cp.nodes
+                    .replication_offset(&node_key(region, &c.id, CacheNodeId::new(1)))
+            })
+            .map(|c| c.id.to_string())
+            .ok_or_else(|| {
+                ApiError::InvalidReplicationGroupState(format!(
+                    "Replication group {id} has no replica."
+                ))
+            })?,
+    };
+    g.spec.primary = new.clone();
+    // The old primary restarts as a replica: its clients' connections drop, as
+    // they do on AWS.
+    if let Some(c) = ms.iter().find(|c| c.id.as_str() == old) {
+        let key = node_key(region, &c.id, CacheNodeId::new(1));
+        cp.nodes.stop(&key);
+        events::record(
+            cp,
+            region,
+            &old,
+            events::CACHE_CLUSTER,
+            "Recovering cache nodes 0001",
+        )
+        .await;
+        let params = parameter_groups::effective(cp, region, &c.spec.parameter_group_name).await?;
+        if let Some(n) = c.nodes.first() {
+            cp.nodes
+                .start(&key, &n.bind_ip, n.port, &c.spec, &params)
+                .await?;
+        }
+        events::record(
+            cp,
+            region,
+            &old,
+            events::CACHE_CLUSTER,
+            "Finished recovery for cache nodes 0001",
+        )
+        .await;
+    }
+    apply_topology(cp, &g, &ms).await?;
+    g.status = status::AVAILABLE.to_string();
+    cp.store.put_replication_group(&g, &[]).await?;
+    let message = format!("Failover from master node {old} to replica node {new} completed");
+    events::record(cp, region, id, events::REPLICATION_GROUP, &message).await;
+    if test {
+        events::record(
+            cp,
+            region,
+            id,
+            events::REPLICATION_GROUP,
+            &format!("Failover to replica node {new} completed"),
+        )
+        .await;
+    }
+    tracing::info!(region, replication_group = %id, from = %old, to = %new, "failover completed");
+    Ok(())
+}

@@ -1,0 +1,384 @@
+//! Protocol robustness, pipelining, blocking, transactions, eviction, shutdown.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[global_allocator]
+static ALLOC: redis_engine::CountingAlloc = redis_engine::CountingAlloc;
+
+fn node() -> (redis_engine::NodeHandle, u16) {
+    start_node(redis_engine::Config::default())
+}
+
+fn read_to_eof(c: &mut Conn) -> Vec<u8> {
+    let mut v = Vec::new();
+    let _ = c.s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = c.s.read_to_end(&mut v);
+    v
+}
+
+#[test]
+fn pipeline_10k() {
+    let (h, port) = node();
+    let mut c = Conn::connect(port);
+    let mut wire = Vec::new();
+    for i in 0..10_000 {
+        wire.extend(encode(&[
+            b"SET".to_vec(),
+            format!("key:{i}").into_bytes(),
+            format!("v{i}").into_bytes(),
+        ]));
+        wire.extend(encode(&[b"GET".to_vec(), format!("key:{i}").into_bytes()]));
+    }
+    c.send_raw(&wire);
+    for i in 0..10_000 {
+        assert_eq!(c.read_reply().unwrap().0, b"+OK\r\n");
+        let v = format!("v{i}");
+        assert_eq!(
+            c.read_reply().unwrap().0,
+            format!("${}\r\n{}\r\n", v.len(), v).into_bytes()
+        );
+    }
+    assert_eq!(c.cmd(&["DBSIZE"]).0, b":10000\r\n");
+    h.shutdown();
+}
+
+#[test]
+fn malformed_frames_close_only_their_connection() {
+    let (h, port) = node();
+    let mut good = Conn::connect(port);
+    good.cmd(&["SET", "k", "v"]);
+    for (bad, err) in [
+        (
+            &b"*1\r\n$x\r\n"[..],
+            &b"-ERR Protocol error: invalid bulk length\r\n"[..],
+        ),
+        (
+            b"*1\r\n$2147483648\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n+OK\r\n",
+            b"-ERR Protocol error: expected '$', got '+'\r\n",
+        ),
+        (
+            b"*abc\r\n",
+            b"-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"SET \"a\r\n",
+            b"-ERR Protocol error: unbalanced quotes in request\r\n",
+        ),
+    ] {
+        let mut c = Conn::connect(port);
+        c.send_raw(bad);
+        assert_eq!(read_to_eof(&mut c), err);
+        assert_eq!(good.cmd(&["GET", "k"]).0, b"$1\r\nv\r\n");
+    }
+    // Half-sent request: the node keeps serving others.
+    let mut half = Conn::connect(port);
+    half.send_raw(b"*2\r\n$3\r\nGET\r\n$10\r\nabc");
+    assert_eq!(good.cmd(&["PING"]).0, b"+PONG\r\n");
+    half.send_raw(b"defghij\r\n");
+    assert_eq!(half.read_reply().unwrap().0, b"$-1\r\n");
+    // Inline commands work.
+    let mut t = Conn::connect(port);
+    t.send_raw(b"PING\r\nGET k\r\n");
+    assert_eq!(t.read_reply().unwrap().0, b"+PONG\r\n");
+    assert_eq!(t.read_reply().unwrap().0, b"$1\r\nv\r\n");
+    h.shutdown();
+}
+
+#[test]
+fn client_that_never_reads_does_not_block_others() {
+    let (h, port) = node();
+    let mut c = Conn::connect(port);
+    c.cmd(&["SET", "big", &"x".repeat(1 << 20)]);
+    let mut lazy = Conn::connect(port);
+    let one = encode(&[b"GET".to_vec(), b"big".to_vec()]);
+    lazy.s
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .ok();
+    let mut sent = 0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        match lazy.s.write(&one) {
+            Ok(_) => sent += 1,
+            Err(_) => break,
+        }
+        if sent > 5000 {
+            break;
+        }
+    }
+    let t = Instant::now();
+    assert_eq!(c.cmd(&["PING"]).0, b"+PONG\r\n");
+    assert!(t.elapsed() < Duration::from_secs(1));
+    h.shutdown();
+}
+
+#[test]
+fn blocking_pops_wake_in_order_and_time_out() {
+    let (h, port) = node();
+    let mut a = Conn::connect(port);
+    let mut b = Conn::connect(port);
+    let mut p = Conn::connect(port);
+    a.send(&[b"BLPOP".to_vec(), b"q".to_vec(), b"0".to_vec()]);
+    std::thread::sleep(Duration::from_millis(50));
+    b.send(&[b"BLPOP".to_vec(), b"q".to_vec(), b"0".to_vec()]);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(p.cmd(&["RPUSH", "q", "1", "2"]).0, b":2\r\n");
+    assert_eq!(a.read_reply().unwrap().0, b"*2\r\n$1\r\nq\r\n$1\r\n1\r\n");
+    assert_eq!(b.read_reply().unwrap().0, b"*2\r\n$1\r\nq\r\n$1\r\n2\r\n");
+    assert_eq!(p.cmd(&["EXISTS", "q"]).0, b":0\r\n");
+    // Timeout.
+    let t = Instant::now();
+    assert_eq!(a.cmd(&["BRPOP", "none", "0.2"]).0, b"*-1\r\n");
+    assert!(t.elapsed() >= Duration::from_millis(190));
+    // BLMOVE chain wakes a client blocked on the destination.
+    b.send(&[b"BLPOP".to_vec(), b"dst".to_vec(), b"0".to_vec()]);
+    std::thread::sleep(Duration::from_millis(50));
+    a.send(&[
+        b"BLMOVE".to_vec(),
+        b"src".to_vec(),
+        b"dst".to_vec(),
+        b"LEFT".to_vec(),
+        b"RIGHT".to_vec(),
+        b"0".to_vec(),
+    ]);
+    std::thread::sleep(Duration::from_millis(50));
+    p.cmd(&["LPUSH", "src", "v"]);
+    assert_eq!(a.read_reply().unwrap().0, b"$1\r\nv\r\n");
+    assert_eq!(b.read_reply().unwrap().0, b"*2\r\n$3\r\ndst\r\n$1\r\nv\r\n");
+    // BZPOPMIN.
+    a.send(&[b"BZPOPMIN".to_vec(), b"z".to_vec(), b"0".to_vec()]);
+    std::thread::sleep(Duration::from_millis(50));
+    p.cmd(&["ZADD", "z", "1.5", "m"]);
+    assert_eq!(
+        a.read_reply().unwrap().0,
+        b"*3\r\n$1\r\nz\r\n$1\r\nm\r\n$3\r\n1.5\r\n"
+    );
+    h.shutdown();
+}
+
+#[test]
+fn watch_aborts_exec() {
+    let (h, port) = node();
+    let mut a = Conn::connect(port);
+    let mut b = Conn::connect(port);
+    a.cmd(&["WATCH", "k"]);
+    b.cmd(&["SET", "k", "1"]);
+    a.cmd(&["MULTI"]);
+    a.cmd(&["INCR", "k"]);
+    assert_eq!(a.cmd(&["EXEC"]).0, b"*-1\r\n");
+    a.cmd(&["WATCH", "k"]);
+    a.cmd(&["MULTI"]);
+    a.cmd(&["INCR", "k"]);
+    assert_eq!(a.cmd(&["EXEC"]).0, b"*1\r\n:2\r\n");
+    h.shutdown();
+}
+
+#[test]
+fn expiry_is_ms_exact_and_active() {
+    let (h, port) = node();
+    let mut c = Conn::connect(port);
+    c.cmd(&["SET", "a", "1", "PX", "100"]);
+    assert_eq!(c.cmd(&["GET", "a"]).0, b"$1\r\n1\r\n");
+    std::thread::sleep(Duration::from_millis(110));
+    assert_eq!(c.cmd(&["GET", "a"]).0, b"$-1\r\n");
+    // Active expiry reclaims keys nobody reads.
+    for i in 0..200 {
+        c.cmd(&["SET", &format!("e{i}"), "v", "PX", "50"]);
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(c.cmd(&["DBSIZE"]).0, b":0\r\n");
+    h.shutdown();
+}
+
+#[test]
+fn restricted_commands_are_refused_unless_allowed() {
+    let (h, port) = node();
+    let mut c = Conn::connect(port);
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "maxmemory"]).0,
+        b"-ERR unknown command 'CONFIG', with args beginning with: 'GET' 'maxmemory' \r\n"
+    );
+    assert!(c
+        .cmd(&["DEBUG", "SLEEP", "0"])
+        .0
+        .starts_with(b"-ERR unknown command 'DEBUG'"));
+    assert!(c
+        .cmd(&["SAVE"])
+        .0
+        .starts_with(b"-ERR unknown command 'SAVE'"));
+    h.shutdown();
+    let (h, port) = start_node(redis_engine::Config {
+        allow_restricted_commands: true,
+        ..Default::default()
+    });
+    let mut c = Conn::connect(port);
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "maxmemory"]).0,
+        b"*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n"
+    );
+    h.shutdown();
+}
+
+#[test]
+fn maxmemory_noeviction_and_lru() {
+    let (h, port) = start_node(redis_engine::Config {
+        maxmemory: 4 << 20,
+        ..Default::default()
+    });
+    let mut c = Conn::connect(port);
+    let val = "x".repeat(1000);
+    let mut oom = false;
+    for i in 0..20_000 {
+        let (raw, _) = c.cmd(&["SET", &format!("k{i}"), &val]);
+        if raw.starts_with(b"-OOM") {
+            assert_eq!(
+                raw,
+                b"-OOM command not allowed when used memory > 'maxmemory'.\r\n"
+            );
+            oom = true;
+            break;
+        }
+    }
+    assert!(oom, "noeviction must refuse writes over maxmemory");
+    // Reads and deletes still work.
+    assert_eq!(c.cmd(&["GET", "k0"]).0.len(), 1000 + 9);
+    // Switch policy at run time: writes succeed by evicting.
+    h.set_maxmemory_policy("allkeys-lru").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    for i in 0..2000 {
+        let (raw, _) = c.cmd(&["SET", &format!("n{i}"), &val]);
+        assert_eq!(raw, b"+OK\r\n");
+    }
+    let (_, info) = c.cmd(&["INFO", "stats"]);
+    let RVal::Bulk(Some(info)) = info else {
+        panic!()
+    };
+    let info = String::from_utf8(info).unwrap();
+    let ev: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("evicted_keys:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(ev > 0, "{info}");
+    assert!(h.set_maxmemory_policy("bogus").is_err());
+    h.shutdown();
+}
+
+#[test]
+fn shutdown_closes_clients_and_frees_the_address() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let h = redis_engine::spawn(l, Default::default()).unwrap();
+    let mut c = Conn::connect(addr.port());
+    assert_eq!(c.cmd(&["PING"]).0, b"+PONG\r\n");
+    let mut blocked = Conn::connect(addr.port());
+    blocked.send(&[b"BLPOP".to_vec(), b"x".to_vec(), b"0".to_vec()]);
+    std::thread::sleep(Duration::from_millis(50));
+    let t = Instant::now();
+    h.shutdown();
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert!(read_to_eof(&mut c).is_empty());
+    assert!(read_to_eof(&mut blocked).is_empty());
+    // Same address again, immediately.
+    let sock = socket_reuse(addr);
+    let h2 = redis_engine::spawn(sock, Default::default()).unwrap();
+    let mut c = Conn::connect(addr.port());
+    assert_eq!(c.cmd(&["PING"]).0, b"+PONG\r\n");
+    h2.shutdown();
+}
+
+fn socket_reuse(addr: std::net::SocketAddr) -> std::net::TcpListener {
+    // SO_REUSEADDR as the control plane sets it (std sets it on Unix by default).
+    std::net::TcpListener::bind(addr).expect("rebind")
+}
+
+#[test]
+fn pubsub_resp3_push_and_publish_to_self() {
+    let (h, port) = node();
+    let mut s = Conn::connect(port);
+    s.cmd(&["HELLO", "3"]);
+    assert_eq!(
+        s.cmd(&["SUBSCRIBE", "ch"]).0,
+        b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
+    );
+    // RESP3 clients may run commands while subscribed.
+    assert_eq!(
+        s.cmd(&["PUBLISH", "ch", "hi"]).0,
+        b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n"
+    );
+    assert_eq!(s.read_reply().unwrap().0, b":1\r\n");
+    let mut p = Conn::connect(port);
+    assert_eq!(p.cmd(&["PUBLISH", "ch", "x"]).0, b":1\r\n");
+    assert_eq!(
+        s.read_reply().unwrap().0,
+        b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nx\r\n"
+    );
+    h.shutdown();
+}
+
+#[test]
+fn auth_and_client_kill() {
+    let (h, port) = start_node(redis_engine::Config {
+        password: Some("secret".into()),
+        ..Default::default()
+    });
+    let mut c = Conn::connect(port);
+    assert_eq!(
+        c.cmd(&["GET", "a"]).0,
+        b"-NOAUTH Authentication required.\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["AUTH", "wrong"]).0,
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    assert_eq!(c.cmd(&["AUTH", "secret"]).0, b"+OK\r\n");
+    assert_eq!(c.cmd(&["CLIENT", "SETNAME", "victim"]).0, b"+OK\r\n");
+    let (_, id) = c.cmd(&["CLIENT", "ID"]);
+    let RVal::Int(id) = id else { panic!() };
+    let mut k = Conn::connect(port);
+    k.cmd(&["HELLO", "3", "AUTH", "default", "secret"]);
+    assert_eq!(
+        k.cmd(&["CLIENT", "KILL", "ID", &id.to_string()]).0,
+        b":1\r\n"
+    );
+    assert!(read_to_eof(&mut c).is_empty());
+    h.shutdown();
+}
+
+#[test]
+fn redis_py_seed_programs() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/seed_check.py");
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import redis"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("SKIP: python3 with redis-py not available");
+        return;
+    }
+    let (h, port) = node();
+    for proto in ["2", "3"] {
+        let out = std::process::Command::new("python3")
+            .args([script, &port.to_string(), proto])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    h.shutdown();
+}

@@ -1,0 +1,64 @@
+//! The emulator's own JSON endpoints under `/_elastilite/` (described in
+//! `openapi/admin.yaml`): health, the node list, fault injection and reset.
+
+use crate::http::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use control_plane::{ApiError, Fault};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/_elastilite/health", get(health))
+        .route("/_elastilite/nodes", get(nodes))
+        .route("/_elastilite/nodes/{region}/{cluster}/{node}/{action}", post(fault))
+        .route("/_elastilite/reset", post(reset))
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "data_dir": state.control_plane.data_dir().display().to_string(),
+    }))
+    .into_response()
+}
+
+async fn nodes(State(state): State<AppState>) -> Response {
+    match state.control_plane.nodes().await {
+        Ok(n) => Json(n).into_response(),
+        Err(e) => error(&e),
+    }
+}
+
+async fn fault(State(state): State<AppState>, Path((region, cluster, node, action)): Path<(String, String, String, String)>) -> Response {
+    let fault = match action.as_str() {
+        "stop" => Fault::Stop,
+        "start" => Fault::Start,
+        other => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"code": "InvalidAction", "message": format!("unknown fault {other}; use stop or start")})),
+            )
+                .into_response()
+        }
+    };
+    match state.control_plane.inject(&region, &cluster, &node, fault).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error(&e),
+    }
+}
+
+async fn reset(State(state): State<AppState>) -> Response {
+    match state.control_plane.reset().await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error(&e),
+    }
+}
+
+fn error(e: &ApiError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, Json(serde_json::json!({"code": e.code(), "message": e.to_string()}))).into_response()
+}
