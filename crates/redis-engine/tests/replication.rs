@@ -888,3 +888,118 @@ fn lag_under_redis_benchmark() {
     );
     let _ = C::new(pa);
 }
+
+/// Commands whose effect depends on chance, time or blocking are propagated in a
+/// deterministic form: both our replica and a real redis-server replica end up identical.
+#[test]
+fn nondeterministic_commands_replicate_deterministically() {
+    let a = node(false);
+    let b = node(false);
+    let (pa, pb) = (a.local_addr().port(), b.local_addr().port());
+    b.replicate_from(a.local_addr());
+    wait_until("link up", Duration::from_secs(10), || link_up(pb));
+    let real = real_redis(&["--replicaof", "127.0.0.1", &pa.to_string()]);
+    if let Some(r) = &real {
+        wait_until("real replica link up", Duration::from_secs(15), || {
+            link_up(r.port)
+        });
+    }
+    let nrep = if real.is_some() { "2" } else { "1" };
+    let mut ca = C::new(pa);
+    // Blocked clients, served later by writes from another client.
+    let mut blocked = Vec::new();
+    for cmd in [
+        vec!["BLPOP", "bl", "10"],
+        vec!["BLMOVE", "bsrc", "bdst", "LEFT", "RIGHT", "10"],
+        vec!["BZPOPMIN", "bz", "10"],
+        vec!["BLMPOP", "10", "2", "nope", "bm", "RIGHT", "COUNT", "2"],
+        vec!["BRPOPLPUSH", "brp", "brpdst", "10"],
+    ] {
+        let mut c = C::new(pa);
+        let a: Vec<&[u8]> = cmd.iter().map(|s| s.as_bytes()).collect();
+        c.send(&a);
+        blocked.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let mut members = vec!["SADD", "s"];
+    let nums: Vec<String> = (0..200).map(|i| i.to_string()).collect();
+    members.extend(nums.iter().map(|s| s.as_str()));
+    let script: Vec<Vec<&str>> = vec![
+        members,
+        vec!["SPOP", "s"],
+        vec!["SPOP", "s", "10"],
+        vec!["RPUSH", "l", "a", "b", "c", "d"],
+        vec!["LMPOP", "1", "l", "LEFT", "COUNT", "2"],
+        vec!["ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d"],
+        vec!["ZMPOP", "1", "z", "MIN", "COUNT", "2"],
+        vec!["BZPOPMAX", "z", "1"],
+        vec!["HSET", "h", "f", "1.5"],
+        vec!["HINCRBYFLOAT", "h", "f", "0.1"],
+        vec!["SET", "f", "10.5"],
+        vec!["INCRBYFLOAT", "f", "0.1"],
+        vec!["SET", "e", "v"],
+        vec!["EXPIRE", "e", "100"],
+        vec!["GETEX", "e", "PX", "500000"],
+        vec!["SET", "g", "v", "EX", "100"],
+        vec!["GETEX", "g", "PERSIST"],
+        vec!["SET", "p", "v"],
+        vec!["EXPIRE", "p", "-1"],
+        vec!["SETEX", "sx", "100", "v"],
+        vec!["PSETEX", "px", "100000", "v"],
+        vec!["SET", "kt", "v", "EX", "100"],
+        vec!["SET", "kt", "w", "KEEPTTL"],
+        vec!["SET", "nx", "v", "NX", "EX", "50"],
+        vec!["SET", "nx", "w", "NX", "EX", "60"],
+        vec!["EXPIREAT", "nx", "1"],
+        vec!["MULTI"],
+        vec!["SPOP", "s", "3"],
+        vec!["INCRBYFLOAT", "f", "1"],
+        vec!["SELECT", "5"],
+        vec!["SET", "in5", "x", "PX", "100000"],
+        vec!["SELECT", "0"],
+        vec!["EXEC"],
+        vec!["RPUSH", "bl", "x", "y"],
+        vec!["RPUSH", "bsrc", "1", "2"],
+        vec!["ZADD", "bz", "5", "m", "6", "n"],
+        vec!["RPUSH", "bm", "1", "2", "3"],
+        vec!["LPUSH", "brp", "q"],
+        vec!["SRANDMEMBER", "s", "5"],
+        vec!["ZRANDMEMBER", "z"],
+    ];
+    for cmd in &script {
+        let r = ca.cmd(cmd);
+        assert!(!matches!(r, V::Err(_)), "{cmd:?}: {r:?}");
+    }
+    for mut c in blocked {
+        let r = c.read();
+        assert!(matches!(r, V::Arr(Some(_)) | V::Bulk(Some(_))), "{r:?}");
+    }
+    assert_eq!(
+        ca.cmd(&["WAIT", nrep, "3000"]),
+        V::Int(nrep.parse().unwrap())
+    );
+    let mut cb = C::new(pb);
+    wait_until("offsets equal", Duration::from_secs(5), || {
+        a.replication_offset() == b.replication_offset()
+    });
+    for db in [0, 5] {
+        let da = dump(&mut ca, db);
+        assert_eq!(da, dump(&mut cb, db), "our replica, db {db}");
+        if let Some(r) = &real {
+            let mut cr = C::new(r.port);
+            wait_until("real caught up", Duration::from_secs(5), || {
+                C::new(r.port).field("replication", "slave_repl_offset")
+                    == a.replication_offset().to_string()
+            });
+            assert_eq!(da, dump(&mut cr, db), "real replica, db {db}");
+        }
+    }
+    assert_eq!(cb.cmd(&["EXISTS", "p"]), V::Int(0));
+    assert_eq!(
+        cb.cmd(&["LRANGE", "bl", "0", "-1"]).arr(),
+        vec![V::Bulk(Some(b"y".to_vec()))]
+    );
+    assert_eq!(cb.cmd(&["SCARD", "s"]).int(), 200 - 1 - 10 - 3);
+    a.shutdown();
+    b.shutdown();
+}
