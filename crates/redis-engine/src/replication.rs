@@ -108,6 +108,9 @@ pub struct Link {
     pub down_since: Instant,
     pub read_offset: u64,
     pub ack_requested: bool,
+    /// The db the primary's stream was at when the link dropped (a partial resync continues
+    /// the stream without a new SELECT, like Redis's cached master client).
+    pub master_db: usize,
 }
 
 /// A replica connected to this node.
@@ -572,6 +575,10 @@ pub fn replicate_from(node: &mut Node, primary: SocketAddr) {
         }
     }
     stop_link(node);
+    let master_db = match &node.repl.link {
+        Some(l) => l.master_db,
+        None => node.repl.stream_db.unwrap_or(0),
+    };
     flush_deletes(node);
     node.ks.deleted.clear();
     // Our replicas must resync with us (they may PSYNC partially).
@@ -595,6 +602,7 @@ pub fn replicate_from(node: &mut Node, primary: SocketAddr) {
         down_since: now,
         read_offset: node.repl.offset,
         ack_requested: false,
+        master_db,
     });
     if let Some(rc) = node.repl.me.upgrade() {
         let h = tokio::task::spawn_local(link_task(rc, primary));
@@ -640,6 +648,12 @@ fn stop_link(node: &mut Node) {
     let mc = l.master_client.take();
     l.state = LinkState::Connect;
     if let Some(id) = mc {
+        if let Some(c) = node.clients.get(&id) {
+            let db = c.db.get();
+            if let Some(l) = node.repl.link.as_mut() {
+                l.master_db = db;
+            }
+        }
         drop_master_client(node, id);
     }
 }
@@ -1260,10 +1274,14 @@ async fn link_task(node: Rc<RefCell<Node>>, primary: SocketAddr) {
         let mut n = node.borrow_mut();
         let n = &mut *n;
         n.ks.expire_mode = ExpireMode::Hide;
+        let db = mc.and_then(|id| n.clients.get(&id)).map(|c| c.db.get());
         if let Some(l) = n.repl.link.as_mut() {
             l.state = LinkState::Connect;
             l.master_client = None;
             l.down_since = Instant::now();
+            if let Some(db) = db {
+                l.master_db = db;
+            }
         }
         if let Some(id) = mc {
             drop_master_client(n, id);
@@ -1449,9 +1467,8 @@ async fn link_once(
         if r.backlog.is_none() {
             r.backlog = Some(Backlog::new(cap, r.offset));
         }
-        // The stream continues in the db the primary had selected; it will SELECT if needed,
-        // but a primary that was us may not: start from its announced db (0).
-        stream_db = 0;
+        // The stream continues in the db it was at when our link dropped.
+        stream_db = n.repl.link.as_ref().map(|l| l.master_db).unwrap_or(0);
     } else {
         return Err(format!("PSYNC: {reply:.120}"));
     }

@@ -520,6 +520,7 @@ fn brief_disconnect_resyncs_partially() {
     b.replicate_from(a.local_addr());
     wait_until("link up", Duration::from_secs(10), || link_up(pb));
     let mut ca = C::new(pa);
+    ca.cmd(&["SELECT", "3"]);
     ca.cmd(&["SET", "a", "1"]);
     assert_eq!(ca.cmd(&["WAIT", "1", "1000"]), V::Int(1));
     // Kill the replica's connection on the primary.
@@ -542,7 +543,10 @@ fn brief_disconnect_resyncs_partially() {
     });
     assert_eq!(ca.cmd(&["WAIT", "1", "2000"]), V::Int(1));
     let mut cb = C::new(pb);
+    // The stream continued in db 3 without a new SELECT.
+    cb.cmd(&["SELECT", "3"]);
     assert_eq!(cb.cmd(&["GET", "b"]).text(), "2");
+    assert_eq!(cb.cmd(&["GET", "a"]).text(), "1");
     assert_eq!(ca.field("stats", "sync_full"), "1");
     a.shutdown();
     b.shutdown();
