@@ -1007,3 +1007,170 @@ fn nondeterministic_commands_replicate_deterministically() {
     a.shutdown();
     b.shutdown();
 }
+
+/// Read a `$<len>\r\n<payload>` RDB transfer from a raw connection.
+fn read_rdb_payload(c: &mut C) -> Vec<u8> {
+    loop {
+        if let Some(nl) = c.buf.windows(2).position(|w| w == b"\r\n") {
+            let head = String::from_utf8_lossy(&c.buf[..nl]).to_string();
+            let len: usize = head.trim_start_matches('$').parse().unwrap();
+            while c.buf.len() < nl + 2 + len {
+                let mut tmp = [0u8; 65536];
+                let n = c.s.read(&mut tmp).unwrap();
+                assert!(n > 0);
+                c.buf.extend_from_slice(&tmp[..n]);
+            }
+            let data = c.buf[nl + 2..nl + 2 + len].to_vec();
+            c.buf.drain(..nl + 2 + len);
+            return data;
+        }
+        let mut tmp = [0u8; 65536];
+        let n = c.s.read(&mut tmp).unwrap();
+        assert!(n > 0);
+        c.buf.extend_from_slice(&tmp[..n]);
+    }
+}
+
+/// SYNC and PSYNC are served even though REPLICAOF is restricted; the snapshot is a valid RDB
+/// holding every key with its expiry, followed by the command stream.
+#[test]
+fn sync_and_psync_served_to_raw_clients() {
+    let a = node(false);
+    let pa = a.local_addr().port();
+    let mut ca = C::new(pa);
+    ca.cmd(&["SET", "s", "v", "PXAT", "99999999999999"]);
+    ca.cmd(&["RPUSH", "l", "1", "2"]);
+    ca.cmd(&["SELECT", "2"]);
+    ca.cmd(&["HSET", "h", "f", "v"]);
+    let mut raw = C::new(pa);
+    assert_eq!(
+        raw.cmd(&["REPLCONF", "listening-port", "4321"]),
+        V::Simple("OK".into())
+    );
+    raw.send(&[b"PSYNC", b"?", b"-1"]);
+    let line = raw.read();
+    let V::Simple(l) = line else {
+        panic!("{line:?}")
+    };
+    assert!(l.starts_with("FULLRESYNC "), "{l}");
+    let rdb_bytes = read_rdb_payload(&mut raw);
+    let entries = rdb::read_file(&rdb_bytes[..]).unwrap();
+    let mut got: Vec<(u64, String, Option<i64>)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.db,
+                String::from_utf8_lossy(&e.key).into_owned(),
+                e.expire_at_ms,
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (0, "l".into(), None),
+            (0, "s".into(), Some(99999999999999)),
+            (2, "h".into(), None)
+        ]
+    );
+    // The stream follows: a write in db 2 arrives with a SELECT.
+    ca.cmd(&["SET", "after", "1"]);
+    let V::Arr(Some(sel)) = raw.read() else {
+        panic!()
+    };
+    assert_eq!(
+        sel,
+        vec![
+            V::Bulk(Some(b"SELECT".to_vec())),
+            V::Bulk(Some(b"2".to_vec()))
+        ]
+    );
+    let V::Arr(Some(set)) = raw.read() else {
+        panic!()
+    };
+    assert_eq!(set[0], V::Bulk(Some(b"SET".to_vec())));
+    assert!(ca
+        .info("replication")
+        .contains("slave0:ip=127.0.0.1,port=4321,state=wait_bgsave"));
+    raw.send(&[
+        b"REPLCONF",
+        b"ACK",
+        a.replication_offset().to_string().as_bytes(),
+    ]);
+    wait_until("online", Duration::from_secs(5), || {
+        C::new(pa).info("replication").contains("state=online")
+    });
+    // Old SYNC: just the payload.
+    let mut old = C::new(pa);
+    old.send(&[b"SYNC"]);
+    let entries = rdb::read_file(&read_rdb_payload(&mut old)[..]).unwrap();
+    assert_eq!(entries.len(), 4);
+    a.shutdown();
+}
+
+/// Random bytes after a valid full sync never panic the replica; the link is closed and retried.
+#[test]
+fn garbage_stream_never_panics_the_replica() {
+    let fake = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = fake.local_addr().unwrap();
+    let b = node(false);
+    b.replicate_from(addr);
+    let mut empty = rdb::Writer::new(Vec::new()).unwrap();
+    empty.select_db(0, 1, 0).unwrap();
+    empty.write_string_entry(b"seed", b"1", None).unwrap();
+    let empty = empty.finish().unwrap();
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    for round in 0..8 {
+        let (mut s, _) = fake.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut answered = 0;
+        while !String::from_utf8_lossy(&got).contains("PSYNC") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+            let cmds = String::from_utf8_lossy(&got).matches('*').count();
+            while answered < cmds && !String::from_utf8_lossy(&got).contains("PSYNC") {
+                s.write_all(b"+OK\r\n").unwrap();
+                answered += 1;
+            }
+        }
+        let mut out = b"+FULLRESYNC 0123456789012345678901234567890123456789 0\r\n".to_vec();
+        out.extend_from_slice(format!("${}\r\n", empty.len()).as_bytes());
+        out.extend_from_slice(&empty);
+        // Half valid-looking commands with random arguments, half raw noise.
+        for _ in 0..200 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if round % 2 == 0 {
+                let cmds = [
+                    "SET", "DEL", "SELECT", "INCR", "RPUSH", "EXPIRE", "MULTI", "EXEC", "REPLCONF",
+                    "PING",
+                ];
+                let c = cmds[(seed % cmds.len() as u64) as usize];
+                let arg = (seed >> 20) % 1000;
+                out.extend_from_slice(
+                    format!(
+                        "*3\r\n${}\r\n{c}\r\n$1\r\nk\r\n${}\r\n{arg}\r\n",
+                        c.len(),
+                        arg.to_string().len()
+                    )
+                    .as_bytes(),
+                );
+            } else {
+                out.extend_from_slice(&seed.to_le_bytes());
+            }
+        }
+        let _ = s.write_all(&out);
+        std::thread::sleep(Duration::from_millis(20));
+        drop(s);
+        assert_eq!(
+            C::new(b.local_addr().port()).cmd(&["PING"]),
+            V::Simple("PONG".into())
+        );
+    }
+    b.shutdown();
+}
