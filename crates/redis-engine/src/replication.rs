@@ -1246,6 +1246,14 @@ async fn cron(node: Rc<RefCell<Node>>) {
                 }
             }
         }
+        // CONFIG SET repl-backlog-size applies to the live backlog.
+        let cap = backlog_size(&n.settings).max(16 * 1024);
+        if let Some(b) = n.repl.backlog.as_mut() {
+            if b.cap != cap {
+                b.cap = cap;
+                b.push(&[]);
+            }
+        }
         if n.repl.ports.len() > 1000 {
             let clients = &n.clients;
             n.repl.ports.retain(|id, _| clients.contains_key(id));

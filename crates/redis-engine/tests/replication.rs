@@ -843,8 +843,48 @@ fn lag_under_redis_benchmark() {
     let pb = b.local_addr().port();
     b.replicate_from(a.local_addr());
     wait_until("link up", Duration::from_secs(10), || link_up(pb));
+    // Baseline: the same benchmark against a node without replicas.
+    let solo = node(false);
+    let st = Command::new("redis-benchmark")
+        .args([
+            "-p",
+            &solo.local_addr().port().to_string(),
+            "-t",
+            "set",
+            "-n",
+            "200000",
+            "-c",
+            "50",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    let solo_out = String::from_utf8_lossy(&st.stdout).to_string();
+    println!(
+        "without replica: {}",
+        solo_out.rsplit('\r').next().unwrap_or("").trim()
+    );
+    solo.shutdown();
     let (a2, b2) = (a.clone(), b.clone());
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Time lag: write a probe on the primary, time until the replica shows it.
+    let d3 = done.clone();
+    let prober = std::thread::spawn(move || {
+        let mut ca = C::new(pa);
+        let mut cb = C::new(pb);
+        let mut lat = Vec::new();
+        let mut i = 0u64;
+        while !d3.load(std::sync::atomic::Ordering::Relaxed) {
+            i += 1;
+            let v = i.to_string();
+            let t = Instant::now();
+            ca.cmd(&["SET", "lagprobe", &v]);
+            while cb.cmd(&["GET", "lagprobe"]) != V::Bulk(Some(v.clone().into_bytes())) {}
+            lat.push(t.elapsed());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        lat
+    });
     let d2 = done.clone();
     let poll = std::thread::spawn(move || {
         let mut lags = Vec::new();
@@ -872,6 +912,10 @@ fn lag_under_redis_benchmark() {
         .output()
         .unwrap();
     let bench_time = t.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut probe = prober.join().unwrap();
+    probe.sort();
+    done.store(false, std::sync::atomic::Ordering::Relaxed);
     let t = Instant::now();
     wait_until("caught up", Duration::from_secs(30), || {
         a.replication_offset() == b.replication_offset()
@@ -880,7 +924,21 @@ fn lag_under_redis_benchmark() {
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut lags = poll.join().unwrap();
     lags.sort();
-    println!("{}", String::from_utf8_lossy(&st.stdout).trim());
+    println!(
+        "with replica: {}",
+        String::from_utf8_lossy(&st.stdout)
+            .rsplit('\r')
+            .next()
+            .unwrap_or("")
+            .trim()
+    );
+    println!(
+        "write-to-visible-on-replica lag during the benchmark: p50 {:?} p99 {:?} max {:?} ({} probes)",
+        probe[probe.len() / 2],
+        probe[(probe.len() * 99 / 100).min(probe.len() - 1)],
+        probe.last().unwrap(),
+        probe.len()
+    );
     println!(
         "benchmark {:?}; replica lag in bytes: p50 {} p99 {} max {} ({} samples); caught up {:?} after the benchmark",
         bench_time,
@@ -1172,5 +1230,23 @@ fn garbage_stream_never_panics_the_replica() {
             V::Simple("PONG".into())
         );
     }
+    b.shutdown();
+}
+
+/// PUBLISH on the primary reaches subscribers connected to the replica (Redis propagates it).
+#[test]
+fn publish_reaches_replica_subscribers() {
+    let a = node(false);
+    let b = node(false);
+    let (pa, pb) = (a.local_addr().port(), b.local_addr().port());
+    b.replicate_from(a.local_addr());
+    wait_until("link up", Duration::from_secs(10), || link_up(pb));
+    let mut sub = C::new(pb);
+    sub.cmd(&["SUBSCRIBE", "news"]);
+    let mut ca = C::new(pa);
+    assert_eq!(ca.cmd(&["PUBLISH", "news", "hello"]), V::Int(0));
+    let msg = sub.read().arr();
+    assert_eq!(msg[2].text(), "hello");
+    a.shutdown();
     b.shutdown();
 }
