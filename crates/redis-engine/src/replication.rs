@@ -132,6 +132,9 @@ struct Waiter {
 
 #[derive(Default, Clone, Copy)]
 pub struct Stats {
+    /// How long the last snapshot blocked the node (Redis's latest_fork_usec), and how many.
+    pub snapshot_usec: u64,
+    pub snapshots: u64,
     pub sync_full: u64,
     pub sync_partial_ok: u64,
     pub sync_partial_err: u64,
@@ -684,6 +687,15 @@ pub fn info_stats(node: &Node) -> String {
     )
 }
 
+/// `latest_fork_usec` / `total_forks`: our snapshots block the node instead of forking.
+pub fn info_fork_stats(node: &Node) -> String {
+    let s = node.repl.stats;
+    format!(
+        "latest_fork_usec:{}\r\ntotal_forks:{}\r\n",
+        s.snapshot_usec, s.snapshots
+    )
+}
+
 pub fn info_section(node: &Node) -> String {
     let r = &node.repl;
     let mut s = String::new();
@@ -1092,6 +1104,7 @@ fn serve_sync(ctx: &mut Ctx<'_>, psync: Option<(String, i64)>) -> CmdResult {
         node.repl.stream_db = None;
         0
     };
+    let t0 = Instant::now();
     let rdb = make_rdb(node, stream_db).map_err(|e| err(format!("snapshot failed: {e}")))?;
     if psync.is_some() {
         ctx.out.extend_from_slice(
@@ -1102,6 +1115,9 @@ fn serve_sync(ctx: &mut Ctx<'_>, psync: Option<(String, i64)>) -> CmdResult {
     push_int(ctx.out, rdb.len() as i64);
     ctx.out.extend_from_slice(b"\r\n");
     ctx.out.extend_from_slice(&rdb);
+    drop(rdb);
+    node.repl.stats.snapshot_usec = t0.elapsed().as_micros() as u64;
+    node.repl.stats.snapshots += 1;
     let o = node.repl.offset;
     add_peer(node, ctx.client.id, ip, port, 0);
     let _ = o;

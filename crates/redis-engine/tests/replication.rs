@@ -813,6 +813,8 @@ fn full_sync_1m_keys() {
     lat.sort();
     let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
     assert_eq!(C::new(pb).cmd(&["DBSIZE"]).int(), 1_000_000);
+    let stall = C::new(pa).field("stats", "latest_fork_usec");
+    println!("primary blocked by the snapshot (latest_fork_usec): {stall} us");
     println!(
         "full sync of 1M keys: {:?}; primary GET latency during sync: p50 {:?} p99 {:?} max {:?} ({} samples)",
         took,
