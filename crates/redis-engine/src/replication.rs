@@ -121,6 +121,9 @@ pub struct Peer {
     pub ack: u64,
     pub last_ack: Instant,
     pub online: bool,
+    /// Output-buffer allowance for the snapshot queued to this replica (the limit is on the
+    /// stream, as Redis's client-output-buffer-limit replica).
+    pub allow: usize,
 }
 
 struct Waiter {
@@ -362,7 +365,7 @@ fn feed_raw(node: &mut Node, bytes: &[u8]) {
             match c.out.try_borrow_mut() {
                 Ok(mut out) => {
                     out.extend_from_slice(bytes);
-                    if out.len() > REPLICA_OUT_LIMIT {
+                    if out.len() > REPLICA_OUT_LIMIT + p.allow {
                         c.killed.set(true);
                     }
                 }
@@ -826,7 +829,13 @@ fn role(ctx: &mut Ctx<'_>) -> CmdResult {
             r.bulk(l.primary.ip().to_string().as_bytes());
             r.int(l.primary.port() as i64);
             r.bulk(l.state.name().as_bytes());
-            r.int(node.repl.offset as i64);
+            // Redis answers -1 while there is no live link.
+            let off = if l.state == LinkState::Connected {
+                node.repl.offset as i64
+            } else {
+                -1
+            };
+            r.int(off);
         }
         None => {
             let peers: Vec<&Peer> = node
@@ -1073,7 +1082,7 @@ fn serve_sync(ctx: &mut Ctx<'_>, psync: Option<(String, i64)>) -> CmdResult {
                 ctx.out
                     .extend_from_slice(format!("+CONTINUE {}\r\n", node.repl.replid).as_bytes());
                 ctx.out.extend_from_slice(&data);
-                add_peer(node, ctx.client.id, ip, port, *off as u64 - 1);
+                add_peer(node, ctx.client.id, ip, port, *off as u64 - 1, data.len());
                 return Ok(());
             }
         }
@@ -1115,20 +1124,20 @@ fn serve_sync(ctx: &mut Ctx<'_>, psync: Option<(String, i64)>) -> CmdResult {
     push_int(ctx.out, rdb.len() as i64);
     ctx.out.extend_from_slice(b"\r\n");
     ctx.out.extend_from_slice(&rdb);
+    let allow = rdb.len();
     drop(rdb);
     node.repl.stats.snapshot_usec = t0.elapsed().as_micros() as u64;
     node.repl.stats.snapshots += 1;
-    let o = node.repl.offset;
-    add_peer(node, ctx.client.id, ip, port, 0);
-    let _ = o;
+    add_peer(node, ctx.client.id, ip, port, 0, allow);
     if !node.repl.is_replica() {
         node.ks.log_deletes = true;
     }
     Ok(())
 }
 
-fn add_peer(node: &mut Node, client_id: u64, ip: String, port: u16, ack: u64) {
+fn add_peer(node: &mut Node, client_id: u64, ip: String, port: u16, ack: u64, allow: usize) {
     node.repl.replicas.push(Peer {
+        allow,
         client_id,
         ip,
         port,
