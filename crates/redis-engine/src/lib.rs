@@ -330,12 +330,12 @@ async fn background(
             _ = tick.tick() => {
                 let mut n = node.borrow_mut();
                 // Replicas never expire or evict on their own: their primary sends DELs.
-                if !n.repl.is_replica() {
+                if replication::may_expire(&n) {
                     n.ks.active_expire(10_000);
                 }
                 // Evict in the background too, so memory drops without writes.
                 let max = n.settings.maxmemory;
-                if max > 0 && !n.repl.is_replica() {
+                if max > 0 && replication::may_expire(&n) {
                     let mut guard = 0;
                     while n.used_memory() > max && guard < 10_000 && n.ks.evict_one() {
                         guard += 1;
@@ -346,6 +346,8 @@ async fn background(
             c = ctl.recv(), if ctl_open => {
                 let Some(c) = c else { ctl_open = false; continue };
                 let mut n = node.borrow_mut();
+                // A snapshot in progress must not see the change.
+                replication::barrier(&mut n);
                 match c {
                     Control::SetParam(k, v) => {
                         if let Err(e) = apply_param(&mut n, &k, &v) {

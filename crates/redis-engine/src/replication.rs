@@ -150,6 +150,7 @@ pub struct Repl {
     pub offset: u64,
     pub second_offset: i64,
     pub backlog: Option<Backlog>,
+    pub snap: Option<Box<Snapshot>>,
     pub link: Option<Link>,
     pub replicas: Vec<Peer>,
     /// listening-port announced by connections before PSYNC.
@@ -175,6 +176,7 @@ impl Default for Repl {
             offset: 0,
             second_offset: -1,
             backlog: None,
+            snap: None,
             link: None,
             replicas: Vec::new(),
             ports: HashMap::new(),
@@ -232,11 +234,25 @@ pub fn init(node: &Rc<RefCell<Node>>, shared: Arc<AtomicU64>) {
 // Hooks called from the command path.
 
 /// Replicas refuse writes from everyone but their primary.
-pub fn refuse_write(node: &Node, client: &Client) -> bool {
-    node.repl.is_replica() && !node.repl.is_master_client(client.id)
+/// Before a write command: replicas refuse writes from everyone but their primary; a
+/// snapshot in progress is completed first (it must not see the write).
+pub fn refuse_write(node: &mut Node, client: &Client) -> bool {
+    if node.repl.is_replica() && !node.repl.is_master_client(client.id) {
+        return true;
+    }
+    barrier(node);
+    false
+}
+
+/// Active expiry and eviction run only on primaries with no snapshot in progress.
+pub fn may_expire(node: &Node) -> bool {
+    !node.repl.is_replica() && node.repl.snap.is_none()
 }
 
 pub fn before_call(node: &mut Node, def: &CmdDef) {
+    if node.repl.snap.is_some() && def.flags.split_whitespace().any(|f| f == "write") {
+        barrier(node);
+    }
     if def.name == "exec" && node.repl.multi == 0 {
         node.repl.multi = 1;
     }
@@ -354,6 +370,7 @@ fn feed_cmd(node: &mut Node, db: Option<usize>, parts: &[&[u8]]) {
 
 /// Append stream bytes to the backlog and every replica's output buffer.
 fn feed_raw(node: &mut Node, bytes: &[u8]) {
+    barrier(node);
     let r = &mut node.repl;
     if let Some(b) = r.backlog.as_mut() {
         b.push(bytes);
@@ -580,6 +597,7 @@ pub fn replicate_from(node: &mut Node, primary: SocketAddr) {
             return;
         }
     }
+    abort_snapshot(node);
     stop_link(node);
     let master_db = match &node.repl.link {
         Some(l) => l.master_db,
@@ -623,6 +641,7 @@ pub fn promote(node: &mut Node) {
     if !node.repl.is_replica() {
         return;
     }
+    abort_snapshot(node);
     stop_link(node);
     node.repl.link = None;
     let r = &mut node.repl;
@@ -1113,21 +1132,14 @@ fn serve_sync(ctx: &mut Ctx<'_>, psync: Option<(String, i64)>) -> CmdResult {
         node.repl.stream_db = None;
         0
     };
-    let t0 = Instant::now();
-    let rdb = make_rdb(node, stream_db).map_err(|e| err(format!("snapshot failed: {e}")))?;
+    start_snapshot(node, ctx.client.id, stream_db)
+        .map_err(|e| err(format!("snapshot failed: {e}")))?;
     if psync.is_some() {
         ctx.out.extend_from_slice(
             format!("+FULLRESYNC {} {}\r\n", node.repl.replid, node.repl.offset).as_bytes(),
         );
     }
-    ctx.out.push(b'$');
-    push_int(ctx.out, rdb.len() as i64);
-    ctx.out.extend_from_slice(b"\r\n");
-    ctx.out.extend_from_slice(&rdb);
-    let allow = rdb.len();
-    drop(rdb);
-    node.repl.stats.snapshot_usec = t0.elapsed().as_micros() as u64;
-    node.repl.stats.snapshots += 1;
+    let allow = 0;
     add_peer(node, ctx.client.id, ip, port, 0, allow);
     if !node.repl.is_replica() {
         node.ks.log_deletes = true;
@@ -1150,8 +1162,26 @@ fn add_peer(node: &mut Node, client_id: u64, ip: String, port: u16, ack: u64, al
     }
 }
 
-/// Serialize the whole keyspace (point in time) as an RDB file.
-pub fn make_rdb(node: &Node, stream_db: usize) -> std::io::Result<Vec<u8>> {
+/// An RDB snapshot being serialized in chunks between client batches.
+///
+/// Point in time without fork: while it is in progress nothing may change the keyspace, so
+/// every write (and anything else that would append to the replication stream) first
+/// finishes it synchronously ([`barrier`]); lazy expiry only hides keys and active
+/// expiry/eviction pause. Reads run between chunks, so a read-mostly primary keeps serving
+/// during a full sync; the first write pays for the rest of the snapshot.
+pub struct Snapshot {
+    w: rdb::Writer<Vec<u8>>,
+    db: usize,
+    idx: usize,
+    waiting: Vec<u64>,
+    prev_mode: ExpireMode,
+    busy: Duration,
+}
+
+/// Keys serialized per chunk.
+const SNAPSHOT_CHUNK: usize = 4096;
+
+fn rdb_writer(node: &Node, stream_db: usize) -> std::io::Result<rdb::Writer<Vec<u8>>> {
     let opts = rdb::WriterOptions {
         compress: false,
         used_mem: 0,
@@ -1162,14 +1192,28 @@ pub fn make_rdb(node: &Node, stream_db: usize) -> std::io::Result<Vec<u8>> {
         ],
         ..Default::default()
     };
-    let mut w = rdb::Writer::with_options(Vec::with_capacity(1 << 16), &opts)?;
-    for (i, d) in node.ks.dbs.iter().enumerate() {
-        if d.map.is_empty() {
-            continue;
+    rdb::Writer::with_options(Vec::with_capacity(1 << 16), &opts)
+}
+
+/// Serialize up to `max` keys from (db, idx) on; returns true when the keyspace is done.
+fn write_keys(
+    node: &Node,
+    w: &mut rdb::Writer<Vec<u8>>,
+    db: &mut usize,
+    idx: &mut usize,
+    max: usize,
+) -> std::io::Result<bool> {
+    let mut n = 0;
+    while *db < node.ks.dbs.len() {
+        let d = &node.ks.dbs[*db];
+        if *idx == 0 && !d.map.is_empty() {
+            w.select_db(*db as u64, d.map.len() as u64, d.expires.len() as u64)?;
         }
-        w.select_db(i as u64, d.map.len() as u64, d.expires.len() as u64)?;
         let has_exp = !d.expires.is_empty();
-        for (k, e) in d.map.iter() {
+        while let Some((k, e)) = d.map.get_index(*idx) {
+            if n >= max {
+                return Ok(false);
+            }
             let exp = if has_exp {
                 d.expires.get(k).map(|&t| t as i64)
             } else {
@@ -1186,9 +1230,153 @@ pub fn make_rdb(node: &Node, stream_db: usize) -> std::io::Result<Vec<u8>> {
                     w.write_zset_entry(k, z.dict.iter().map(|(m, s)| (&**m, *s)), exp)?
                 }
             }
+            *idx += 1;
+            n += 1;
+        }
+        *db += 1;
+        *idx = 0;
+    }
+    Ok(true)
+}
+
+/// Serialize the whole keyspace (point in time) as an RDB file, in one go.
+pub fn make_rdb(node: &Node, stream_db: usize) -> std::io::Result<Vec<u8>> {
+    let mut w = rdb_writer(node, stream_db)?;
+    let (mut db, mut idx) = (0, 0);
+    write_keys(node, &mut w, &mut db, &mut idx, usize::MAX)?;
+    w.finish()
+}
+
+/// Start (or join) a chunked snapshot for replica `client_id`.
+fn start_snapshot(node: &mut Node, client_id: u64, stream_db: usize) -> std::io::Result<()> {
+    if let Some(s) = node.repl.snap.as_mut() {
+        s.waiting.push(client_id);
+        return Ok(());
+    }
+    let w = rdb_writer(node, stream_db)?;
+    let prev_mode = node.ks.expire_mode;
+    if prev_mode == ExpireMode::Normal {
+        node.ks.expire_mode = ExpireMode::Hide;
+    }
+    node.repl.snap = Some(Box::new(Snapshot {
+        w,
+        db: 0,
+        idx: 0,
+        waiting: vec![client_id],
+        prev_mode,
+        busy: Duration::ZERO,
+    }));
+    node.repl.stats.snapshots += 1;
+    if let Some(rc) = node.repl.me.upgrade() {
+        tokio::task::spawn_local(snapshot_driver(rc));
+    }
+    Ok(())
+}
+
+async fn snapshot_driver(node: Rc<RefCell<Node>>) {
+    loop {
+        tokio::task::yield_now().await;
+        let mut n = node.borrow_mut();
+        let n = &mut *n;
+        let Some(mut snap) = n.repl.snap.take() else {
+            return;
+        };
+        let clients = &n.clients;
+        snap.waiting
+            .retain(|id| clients.get(id).is_some_and(|c| !c.killed.get()));
+        if snap.waiting.is_empty() {
+            n.ks.expire_mode = snap.prev_mode;
+            return;
+        }
+        let t = Instant::now();
+        let r = write_keys(n, &mut snap.w, &mut snap.db, &mut snap.idx, SNAPSHOT_CHUNK);
+        snap.busy = snap.busy.max(t.elapsed());
+        match r {
+            Ok(false) => n.repl.snap = Some(snap),
+            Ok(true) => {
+                n.repl.snap = Some(snap);
+                finish_snapshot(n);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("snapshot: {e}");
+                n.repl.snap = Some(snap);
+                abort_snapshot(n);
+                return;
+            }
         }
     }
-    w.finish()
+}
+
+/// Complete an in-progress snapshot now and queue it to its replicas.
+pub fn barrier(node: &mut Node) {
+    if node.repl.snap.is_some() {
+        finish_snapshot(node);
+    }
+}
+
+fn finish_snapshot(node: &mut Node) {
+    let Some(snap) = node.repl.snap.take() else {
+        return;
+    };
+    let Snapshot {
+        mut w,
+        mut db,
+        mut idx,
+        waiting,
+        prev_mode,
+        mut busy,
+    } = *snap;
+    let t = Instant::now();
+    let done = write_keys(node, &mut w, &mut db, &mut idx, usize::MAX);
+    node.ks.expire_mode = prev_mode;
+    let rdb = match done.and_then(|_| w.finish()) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!("snapshot: {e}");
+            for id in waiting {
+                if let Some(c) = node.clients.get(&id) {
+                    c.killed.set(true);
+                    c.notify.notify_one();
+                }
+            }
+            return;
+        }
+    };
+    busy = busy.max(t.elapsed());
+    node.repl.stats.snapshot_usec = busy.as_micros() as u64;
+    let mut head = vec![b'$'];
+    push_int(&mut head, rdb.len() as i64);
+    head.extend_from_slice(b"\r\n");
+    for id in waiting {
+        let Some(c) = node.clients.get(&id) else {
+            continue;
+        };
+        match c.out.try_borrow_mut() {
+            Ok(mut o) => {
+                o.extend_from_slice(&head);
+                o.extend_from_slice(&rdb);
+            }
+            Err(_) => c.killed.set(true),
+        }
+        c.notify.notify_one();
+        if let Some(p) = node.repl.replicas.iter_mut().find(|p| p.client_id == id) {
+            p.allow = rdb.len();
+        }
+    }
+}
+
+/// Drop an in-progress snapshot (role change, resync from upstream): its replicas reconnect.
+fn abort_snapshot(node: &mut Node) {
+    if let Some(snap) = node.repl.snap.take() {
+        node.ks.expire_mode = snap.prev_mode;
+        for id in snap.waiting {
+            if let Some(c) = node.clients.get(&id) {
+                c.killed.set(true);
+                c.notify.notify_one();
+            }
+        }
+    }
 }
 
 /// Replace the keyspace with an RDB's contents. Returns the stream db from its aux fields.
@@ -1472,6 +1660,7 @@ async fn link_once(
         let data = io.rdb(node).await?;
         let mut n = node.borrow_mut();
         let n = &mut *n;
+        abort_snapshot(n);
         stream_db = load_rdb(n, &data)?;
         let cap = backlog_size(&n.settings);
         let r = &mut n.repl;
