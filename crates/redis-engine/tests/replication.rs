@@ -771,6 +771,38 @@ fn interop_real_redis_replica_of_ours() {
 // ---------------------------------------------------------------------------
 // Measurements (run with `cargo test --release -p redis-engine --test replication -- --ignored --nocapture`).
 
+fn percentiles(mut lat: Vec<Duration>) -> String {
+    lat.sort();
+    let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+    format!(
+        "p50 {:?} p99 {:?} max {:?} ({} samples)",
+        p(0.5),
+        p(0.99),
+        lat[lat.len() - 1],
+        lat.len()
+    )
+}
+
+/// A client sending `cmd` every `every` until `stop`, recording latencies.
+fn probe(
+    port: u16,
+    cmd: &'static [&'static str],
+    every: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Duration>> {
+    std::thread::spawn(move || {
+        let mut c = C::new(port);
+        let mut lat = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let t = Instant::now();
+            c.cmd(cmd);
+            lat.push(t.elapsed());
+            std::thread::sleep(every);
+        }
+        lat
+    })
+}
+
 #[test]
 #[ignore]
 fn full_sync_1m_keys() {
@@ -786,66 +818,50 @@ fn full_sync_1m_keys() {
         ]);
     }
     ca.pipeline(&cmds);
-    // A client measuring the primary's latency during the sync.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let st = stop.clone();
-    let prober = std::thread::spawn(move || {
-        let mut c = C::new(pa);
-        let mut lat = Vec::new();
-        while !st.load(std::sync::atomic::Ordering::Relaxed) {
-            let t = Instant::now();
-            c.cmd(&["GET", "key:00000001"]);
-            lat.push(t.elapsed());
-            std::thread::sleep(Duration::from_millis(1));
+    for with_writes in [false, true] {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = probe(
+            pa,
+            &["GET", "key:00000001"],
+            Duration::from_millis(1),
+            stop.clone(),
+        );
+        let writer = with_writes.then(|| {
+            probe(
+                pa,
+                &["SET", "key:00000002", "w"],
+                Duration::from_millis(5),
+                stop.clone(),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let b = node(false);
+        let pb = b.local_addr().port();
+        let t = Instant::now();
+        b.replicate_from(a.local_addr());
+        wait_until("synced", Duration::from_secs(120), || link_up(pb));
+        let took = t.elapsed();
+        std::thread::sleep(Duration::from_millis(100));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(C::new(pb).cmd(&["DBSIZE"]).int(), 1_000_000);
+        let stall = C::new(pa).field("stats", "latest_fork_usec");
+        println!(
+            "full sync of 1M keys ({}): {took:?}; longest block by the snapshot (latest_fork_usec) {stall} us",
+            if with_writes { "with a SET every 5 ms" } else { "read-only load" }
+        );
+        println!(
+            "  primary GET latency during sync: {}",
+            percentiles(reader.join().unwrap())
+        );
+        if let Some(w) = writer {
+            println!(
+                "  primary SET latency during sync: {}",
+                percentiles(w.join().unwrap())
+            );
         }
-        lat
-    });
-    // And one writing (a write completes an in-progress snapshot before it runs).
-    let st2 = stop.clone();
-    let writer = std::thread::spawn(move || {
-        let mut c = C::new(pa);
-        let mut lat = Vec::new();
-        while !st2.load(std::sync::atomic::Ordering::Relaxed) {
-            let t = Instant::now();
-            c.cmd(&["SET", "w", "1"]);
-            lat.push(t.elapsed());
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        lat
-    });
-    std::thread::sleep(Duration::from_millis(100));
-    let b = node(false);
-    let pb = b.local_addr().port();
-    let t = Instant::now();
-    b.replicate_from(a.local_addr());
-    wait_until("synced", Duration::from_secs(120), || link_up(pb));
-    let took = t.elapsed();
-    std::thread::sleep(Duration::from_millis(100));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut wlat = writer.join().unwrap();
-    wlat.sort();
-    println!(
-        "primary SET latency during sync (one SET every 5 ms): p50 {:?} p99 {:?} max {:?}",
-        wlat[wlat.len() / 2],
-        wlat[(wlat.len() * 99 / 100).min(wlat.len() - 1)],
-        wlat.last().unwrap()
-    );
-    let mut lat = prober.join().unwrap();
-    lat.sort();
-    let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
-    assert_eq!(C::new(pb).cmd(&["DBSIZE"]).int(), 1_000_000);
-    let stall = C::new(pa).field("stats", "latest_fork_usec");
-    println!("longest block by the snapshot (latest_fork_usec): {stall} us");
-    println!(
-        "full sync of 1M keys: {:?}; primary GET latency during sync: p50 {:?} p99 {:?} max {:?} ({} samples)",
-        took,
-        p(0.5),
-        p(0.99),
-        lat.last().unwrap(),
-        lat.len()
-    );
+        b.shutdown();
+    }
     a.shutdown();
-    b.shutdown();
 }
 
 #[test]
