@@ -15,6 +15,7 @@ pub fn routes() -> Router<AppState> {
         .route("/_elastilite/nodes", get(nodes))
         .route("/_elastilite/nodes/{region}/{cluster}/{node}/{action}", post(fault))
         .route("/_elastilite/reset", post(reset))
+        .route("/_elastilite/snapshots/run-window", post(run_window))
 }
 
 async fn health(State(state): State<AppState>) -> Response {
@@ -47,6 +48,14 @@ async fn fault(State(state): State<AppState>, Path((region, cluster, node, actio
     };
     match state.control_plane.inject(&region, &cluster, &node, fault).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error(&e),
+    }
+}
+
+/// Run the automatic-backup window now instead of waiting for it.
+async fn run_window(State(state): State<AppState>) -> Response {
+    match state.control_plane.run_snapshot_window().await {
+        Ok(names) => Json(serde_json::json!({ "snapshots": names })).into_response(),
         Err(e) => error(&e),
     }
 }

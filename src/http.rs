@@ -4,7 +4,9 @@
 use aws_query::{error_document, success_document, CredentialScope, Params};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use std::collections::HashMap;
+use std::sync::Arc;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -18,6 +20,8 @@ const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 pub struct AppState {
     pub control_plane: ControlPlane,
     pub default_region: String,
+    /// Strict mode: the access keys whose signatures are accepted.
+    pub credentials: Option<Arc<HashMap<String, String>>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -30,8 +34,14 @@ pub fn router(state: AppState) -> Router {
 
 
 
-async fn api(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn api(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
+    if let Some(creds) = &state.credentials {
+        if let Err(e) = verify_signature(creds, &method, &uri, &headers, &body) {
+            tracing::info!(code = e.code(), message = %e, "request refused");
+            return error_response(NAMESPACE, &request_id, e.status(), true, e.code(), &e.to_string());
+        }
+    }
     let params = Params::from_query_and_body(uri.query().unwrap_or(""), &body);
     let scope = headers
         .get(header::AUTHORIZATION)
@@ -115,6 +125,34 @@ async fn api(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: 
             api_error(&request_id, &e)
         }
     }
+}
+
+fn verify_signature(
+    creds: &HashMap<String, String>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), sigv4::AuthError> {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let req = sigv4::Request {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or(""),
+        headers: &headers,
+        body,
+    };
+    let v = sigv4::verify(&req, creds, std::time::SystemTime::now())?;
+    if v.service != "elasticache" && v.service != "sts" {
+        return Err(sigv4::AuthError::IncompleteSignature(format!(
+            "Credential should be scoped to correct service: 'elasticache', not '{}'",
+            v.service
+        )));
+    }
+    Ok(())
 }
 
 fn api_error(request_id: &str, e: &ApiError) -> Response {

@@ -22,6 +22,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let config = settings.control_plane_config()?;
+        settings.credential_map()?;
         let listener = TcpListener::bind(&settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
@@ -43,9 +44,11 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
+        let credentials = self.settings.credential_map()?;
         let app = http::router(http::AppState {
             control_plane: self.control_plane.clone(),
             default_region: self.settings.default_region.clone(),
+            credentials: self.settings.require_signatures.then(|| std::sync::Arc::new(credentials)),
         });
         tracing::info!(%addr, data_dir = %self.settings.data_dir().display(), "elastilite API listening");
         axum::serve(self.listener, app)

@@ -61,6 +61,24 @@ pub struct Settings {
     #[arg(long, env = "ELASTILITE_ADVERTISE_HOST")]
     pub advertise_host: Option<String>,
 
+    /// Keep Redis data across restarts: saved on shutdown and every
+    /// --persist-interval-secs, loaded at start.
+    #[arg(long, env = "ELASTILITE_PERSIST_DATA")]
+    pub persist_data: bool,
+
+    /// How often persisted data is saved (the most a crash can lose).
+    #[arg(long, env = "ELASTILITE_PERSIST_INTERVAL_SECS", default_value_t = 60)]
+    pub persist_interval_secs: u64,
+
+    /// Verify SigV4 signatures of API requests against --credentials and refuse
+    /// others, as AWS does (off by default, like every local emulator).
+    #[arg(long, env = "ELASTILITE_REQUIRE_SIGNATURES")]
+    pub require_signatures: bool,
+
+    /// Access keys accepted in strict mode: `KEYID:SECRET`, comma-separated.
+    #[arg(long, env = "ELASTILITE_CREDENTIALS", value_delimiter = ',')]
+    pub credentials: Vec<String>,
+
     /// Let Redis nodes run the commands ElastiCache refuses (CONFIG SET, DEBUG, …).
     #[arg(long, env = "ELASTILITE_ALLOW_RESTRICTED_COMMANDS")]
     pub allow_restricted_commands: bool,
@@ -78,6 +96,22 @@ impl Settings {
             Some(h) => PathBuf::from(h).join(".local/share/elastilite"),
             None => PathBuf::from("elastilite-data"),
         }
+    }
+
+    /// The access keys of strict mode, keyed by id.
+    pub fn credential_map(&self) -> anyhow::Result<std::collections::HashMap<String, String>> {
+        let mut out = std::collections::HashMap::new();
+        for c in &self.credentials {
+            let (id, secret) = c
+                .split_once(':')
+                .filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
+                .ok_or_else(|| anyhow::anyhow!("--credentials wants KEYID:SECRET, got {c:?}"))?;
+            out.insert(id.to_string(), secret.to_string());
+        }
+        if self.require_signatures && out.is_empty() {
+            anyhow::bail!("--require-signatures needs at least one --credentials KEYID:SECRET");
+        }
+        Ok(out)
     }
 
     pub fn control_plane_config(&self) -> anyhow::Result<control_plane::Config> {
@@ -109,6 +143,7 @@ impl Settings {
                 advertise_host: self.advertise_host.clone(),
             },
             allow_restricted_commands: self.allow_restricted_commands,
+            persist_interval: self.persist_data.then(|| Duration::from_secs(self.persist_interval_secs.max(1))),
         })
     }
 }

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -149,3 +150,52 @@ def test_reboot_really_restarts_nodes(server):
     # A reboot of a node without persistence loses its data, as on ElastiCache.
     r2 = redis.Redis(host=ep["Address"], port=ep["Port"])
     assert r2.get("k") is None
+
+
+def config_get_cluster(host, port):
+    with socket.create_connection((host, port), timeout=5) as s:
+        s.sendall(b"config get cluster\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    header, body = data.split(b"\r\n", 1)
+    assert header.startswith(b"CONFIG cluster 0 ")
+    length = int(header.split()[-1])
+    payload = body[:length]
+    assert body[length:] == b"\r\nEND\r\n"
+    version, nodes = payload.decode().split("\n")[:2]
+    return int(version), sorted(tuple(n.split("|")) for n in nodes.split())
+
+
+def test_memcached_auto_discovery_follows_the_cluster(server):
+    """The exchange ElastiCache cluster clients make with the configuration endpoint."""
+    ec = server.client()
+    ec.create_cache_cluster(CacheClusterId="disco", Engine="memcached", NumCacheNodes=2)
+    cc = wait_available(ec, "disco")
+    cfg = cc["ConfigurationEndpoint"]
+    version, nodes = config_get_cluster(cfg["Address"], cfg["Port"])
+    expected = sorted((n["Endpoint"]["Address"], n["Endpoint"]["Address"], str(n["Endpoint"]["Port"]))
+                      for n in cc["CacheNodes"])
+    assert nodes == expected
+    ec.modify_cache_cluster(CacheClusterId="disco", NumCacheNodes=3, ApplyImmediately=True)
+    cc = wait_available(ec, "disco")
+    for n in cc["CacheNodes"]:  # every node answers, with the new membership
+        v2, nodes2 = config_get_cluster(n["Endpoint"]["Address"], n["Endpoint"]["Port"])
+        assert v2 == version + 1 and len(nodes2) == 3
+
+
+def test_node_type_modifications_and_service_updates(server):
+    ec = server.client()
+    ec.create_cache_cluster(CacheClusterId="sizes", Engine="redis", CacheNodeType="cache.m5.large")
+    wait_available(ec, "sizes")
+    mods = ec.list_allowed_node_type_modifications(CacheClusterId="sizes")
+    assert "cache.r5.large" in mods["ScaleUpModifications"]
+    assert "cache.t3.micro" in mods["ScaleDownModifications"]
+    assert "cache.m5.large" not in mods["ScaleUpModifications"] + mods["ScaleDownModifications"]
+    assert ec.describe_service_updates()["ServiceUpdates"] == []
+    assert ec.describe_update_actions()["UpdateActions"] == []
+    with pytest.raises(ec.exceptions.ServiceUpdateNotFoundFault):
+        ec.batch_apply_update_action(ServiceUpdateName="elasticache-20260101-001", CacheClusterIds=["sizes"])

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::ids::{Arn, CacheClusterId, CacheNodeId};
 use crate::model::{status, ClusterRecord, ClusterSpec, NodeRecord, PendingModifiedValues};
 use crate::nodes::NodeKey;
-use crate::{now_ms, paginate, parameter_groups, replication_groups, subnet_groups, Inner};
+use crate::{now_ms, paginate, parameter_groups, replication_groups, snapshots, subnet_groups, Inner};
 use aws_query::{Params, XmlWriter};
 use std::sync::Arc;
 
@@ -82,7 +82,7 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         parameter_groups::for_cluster(cp, region, p.str("CacheParameterGroupName"), version.family)
             .await?;
     let subnet_group_name = subnet_group.name.clone();
-    reject_unsupported(engine, p)?;
+    reject_unsupported(p)?;
     let maintenance_window = match p.str("PreferredMaintenanceWindow") {
         Some(w) => maintenance_window(w)?,
         None => DEFAULT_MAINTENANCE_WINDOW.to_string(),
@@ -132,6 +132,7 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         last_node_number: num,
         pending: PendingModifiedValues::default(),
         pending_reboot_nodes: Vec::new(),
+        restore_from: snapshots::restore_source(cp, region, p, engine).await?,
     };
 
     let _guard = cp.lock.lock().await;
@@ -370,7 +371,7 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         }
         spec.az_mode = m.to_string();
     }
-    reject_unsupported(spec.engine, p)?;
+    reject_unsupported(p)?;
     if let Some(g) = new_group {
         // The new group's values: immediate ones now, the rest at the next reboot.
         let before = parameter_groups::effective(cp, region, &c.spec.parameter_group_name).await?;
@@ -428,6 +429,8 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             }
         }
         c.spec.num_nodes = n;
+        // Auto-discovery clients see a new membership version.
+        c.spec.config_version += 1;
     } else {
         // Recorded changes take effect at once; the brief `modifying` is what
         // clients see on AWS too.
@@ -459,15 +462,13 @@ pub(crate) async fn delete(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             c.status
         )));
     }
-    if p.str("FinalSnapshotIdentifier").is_some() {
+    if let Some(name) = p.str("FinalSnapshotIdentifier") {
         if c.spec.engine == Engine::Memcached {
             return Err(ApiError::InvalidParameterCombination(
                 "FinalSnapshotIdentifier is not supported for memcached clusters.".into(),
             ));
         }
-        return Err(ApiError::InvalidParameterValue(
-            "FinalSnapshotIdentifier: snapshots are not implemented by elastilite yet.".into(),
-        ));
+        snapshots::final_snapshot(cp, region, name, Some(&c), None).await?;
     }
     c.status = status::DELETING.to_string();
     for n in &mut c.nodes {
@@ -583,7 +584,6 @@ pub(crate) async fn finish_locked(
         tracing::info!(region, cluster = %id, "cache cluster deleted");
         return Ok(());
     }
-    let before = c.nodes.len();
     // Removed nodes go first so their endpoints are free.
     for n in c.nodes.iter().filter(|n| n.status == status::DELETING) {
         cp.nodes.stop(&node_key(region, id, n.id));
@@ -605,14 +605,18 @@ pub(crate) async fn finish_locked(
         }
         n.status = status::AVAILABLE.to_string();
     }
-    let membership_changed = c.nodes.len() != before || t == Transition::Provision;
-    if membership_changed && c.spec.engine == Engine::Memcached {
-        if t != Transition::Provision {
-            c.spec.config_version += 1;
-        }
-    }
+
     if c.spec.engine == Engine::Memcached {
         publish_discovery(cp, &c);
+    }
+    if let Some(file) = c.spec.restore_from.clone() {
+        // Still `creating` until the data is in.
+        cp.store.update_cluster(&c).await?;
+        snapshots::spawn_restore(cp, region, id, file);
+        return match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
     }
     c.status = status::AVAILABLE.to_string();
     cp.store.update_cluster(&c).await?;
@@ -828,22 +832,8 @@ pub(crate) fn node_zones(
 
 /// Settings whose behaviour is not built yet are refused rather than recorded and
 /// silently not enforced.
-pub(crate) fn reject_unsupported(engine: Engine, p: &Params) -> Result<(), ApiError> {
-    if let Some(s) = p.str("SnapshotName") {
-        if engine == Engine::Memcached {
-            return Err(ApiError::InvalidParameterCombination(
-                "Snapshots are not supported for memcached clusters.".into(),
-            ));
-        }
-        return Err(ApiError::SnapshotNotFound(s.to_string()));
-    }
-    if p.list("SnapshotArns", "SnapshotArn")?
-        .is_some_and(|l| !l.is_empty())
-    {
-        return Err(ApiError::InvalidParameterValue(
-            "SnapshotArns: restoring from RDB files is not implemented by elastilite yet.".into(),
-        ));
-    }
+pub(crate) fn reject_unsupported(p: &Params) -> Result<(), ApiError> {
+
     if p.bool("TransitEncryptionEnabled")? == Some(true) {
         return Err(ApiError::InvalidParameterValue(
             "TransitEncryptionEnabled: in-transit encryption is not implemented by elastilite yet."

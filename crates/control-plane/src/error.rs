@@ -40,6 +40,14 @@ pub enum ApiError {
     NodeGroupNotFound(String),
     #[error("Snapshot not found: {0}")]
     SnapshotNotFound(String),
+    #[error("Snapshot {0} already exists.")]
+    SnapshotAlreadyExists(String),
+    #[error("{0}")]
+    SnapshotQuotaExceeded(String),
+    #[error("{0}")]
+    InvalidSnapshotState(String),
+    #[error("{0}")]
+    SnapshotFeatureNotSupported(String),
     #[error("Cache subnet group {0} already exists.")]
     CacheSubnetGroupAlreadyExists(String),
     #[error("{0}")]
@@ -58,6 +66,8 @@ pub enum ApiError {
     CacheParameterGroupQuotaExceeded(String),
     #[error("{0}")]
     InvalidCacheParameterGroupState(String),
+    #[error("Service update not found: {0}")]
+    ServiceUpdateNotFound(String),
     #[error("{0}")]
     InvalidArn(String),
     #[error("{0}")]
@@ -92,6 +102,10 @@ impl ApiError {
             InvalidReplicationGroupState(_) => "InvalidReplicationGroupState",
             NodeGroupNotFound(_) => "NodeGroupNotFoundFault",
             SnapshotNotFound(_) => "SnapshotNotFoundFault",
+            SnapshotAlreadyExists(_) => "SnapshotAlreadyExistsFault",
+            SnapshotQuotaExceeded(_) => "SnapshotQuotaExceededFault",
+            InvalidSnapshotState(_) => "InvalidSnapshotState",
+            SnapshotFeatureNotSupported(_) => "SnapshotFeatureNotSupportedFault",
             CacheSubnetGroupAlreadyExists(_) => "CacheSubnetGroupAlreadyExists",
             CacheSubnetGroupInUse(_) => "CacheSubnetGroupInUse",
             CacheSubnetGroupQuotaExceeded(_) => "CacheSubnetGroupQuotaExceeded",
@@ -101,6 +115,7 @@ impl ApiError {
             CacheParameterGroupAlreadyExists(_) => "CacheParameterGroupAlreadyExists",
             CacheParameterGroupQuotaExceeded(_) => "CacheParameterGroupQuotaExceeded",
             InvalidCacheParameterGroupState(_) => "InvalidCacheParameterGroupState",
+            ServiceUpdateNotFound(_) => "ServiceUpdateNotFoundFault",
             InvalidArn(_) => "InvalidARN",
             TagQuotaPerResourceExceeded(_) => "TagQuotaPerResourceExceeded",
             TagNotFound(_) => "TagNotFound",
@@ -117,6 +132,7 @@ impl ApiError {
             | CacheParameterGroupNotFound(_)
             | ReplicationGroupNotFound(_)
             | NodeGroupNotFound(_)
+            | ServiceUpdateNotFound(_)
             | SnapshotNotFound(_)
             | TagNotFound(_) => 404,
             Internal(_) => 500,

@@ -11,11 +11,15 @@ mod engine_versions;
 mod error;
 mod events;
 mod ids;
+mod misc;
 mod model;
 mod nodes;
 mod parameter_groups;
+mod persist;
 mod proxy;
+pub mod rdb_io;
 mod replication_groups;
+mod snapshots;
 mod store;
 mod subnet_groups;
 mod tags;
@@ -45,6 +49,8 @@ pub struct Config {
     pub network: NodeNetwork,
     /// Let nodes run the commands ElastiCache refuses (a plain Redis).
     pub allow_restricted_commands: bool,
+    /// Keep Redis data across restarts, saving at this interval (and on shutdown).
+    pub persist_interval: Option<Duration>,
 }
 
 /// Start-up failures.
@@ -114,11 +120,12 @@ impl ControlPlane {
                 tracing::error!(region = %g.region, replication_group = %g.id, error = %e, "could not restore replication group");
             }
         }
-        tracing::info!(
-            clusters = count,
-            replication_groups = groups.len(),
-            "state restored"
-        );
+        tracing::info!(clusters = count, replication_groups = groups.len(), "state restored");
+        if let Some(interval) = inner.config.persist_interval {
+            let loaded = persist::load_all(&inner).await;
+            tracing::info!(nodes = loaded, "persisted data loaded");
+            persist::spawn_periodic(&inner, interval);
+        }
         Ok(ControlPlane { inner })
     }
 
@@ -146,6 +153,14 @@ impl ControlPlane {
             "DecreaseReplicaCount" => replication_groups::decrease_replicas(cp, region, p).await?,
             "TestFailover" => replication_groups::test_failover(cp, region, p).await?,
             "DescribeEvents" => events::describe(cp, region, p).await?,
+            "ListAllowedNodeTypeModifications" => misc::allowed_node_type_modifications(cp, region, p).await?,
+            "DescribeServiceUpdates" => misc::describe_service_updates(p)?,
+            "DescribeUpdateActions" => misc::describe_update_actions(p)?,
+            "BatchApplyUpdateAction" | "BatchStopUpdateAction" => misc::batch_update_action(p)?,
+            "CreateSnapshot" => snapshots::create(cp, region, p).await?,
+            "DescribeSnapshots" => snapshots::describe(cp, region, p).await?,
+            "CopySnapshot" => snapshots::copy(cp, region, p).await?,
+            "DeleteSnapshot" => snapshots::delete(cp, region, p).await?,
             "CreateCacheParameterGroup" => parameter_groups::create(cp, region, p).await?,
             "DescribeCacheParameterGroups" => {
                 parameter_groups::describe_groups(cp, region, p).await?
@@ -187,6 +202,11 @@ impl ControlPlane {
         admin::inject(&self.inner, region, cluster, node, fault).await
     }
 
+    /// Take the automatic snapshots now, as the backup window would (admin API).
+    pub async fn run_snapshot_window(&self) -> Result<Vec<String>, ApiError> {
+        snapshots::run_automatic(&self.inner).await
+    }
+
     /// Forget all state and stop every node (admin API).
     pub async fn reset(&self) -> Result<(), ApiError> {
         admin::reset(&self.inner).await
@@ -202,6 +222,11 @@ impl ControlPlane {
 
     /// Stop every node and close the database.
     pub async fn shutdown(&self) {
+        if self.inner.config.persist_interval.is_some() {
+            let _guard = self.inner.lock.lock().await;
+            let saved = persist::save_all(&self.inner).await;
+            tracing::info!(nodes = saved, "node data persisted");
+        }
         self.inner.nodes.stop_all();
         self.inner.store.close().await;
     }
@@ -231,10 +256,21 @@ pub(crate) fn paginate<T>(
     p: &Params,
     key: impl Fn(&T) -> String,
 ) -> Result<(Vec<T>, Option<String>), ApiError> {
-    let max = p.int("MaxRecords")?.unwrap_or(100);
-    if !(20..=100).contains(&max) {
+    paginate_with(items, p, 100, 100, key)
+}
+
+/// [`paginate`] with an operation's own default and maximum page size.
+pub(crate) fn paginate_with<T>(
+    items: Vec<T>,
+    p: &Params,
+    default: i64,
+    limit: i64,
+    key: impl Fn(&T) -> String,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let max = p.int("MaxRecords")?.unwrap_or(default);
+    if !(20..=limit).contains(&max) {
         return Err(ApiError::InvalidParameterValue(format!(
-            "MaxRecords must be between 20 and 100, got {max}."
+            "MaxRecords must be between 20 and {limit}, got {max}."
         )));
     }
     let start = match p.str("Marker").filter(|m| !m.is_empty()) {

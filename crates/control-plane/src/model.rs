@@ -76,6 +76,9 @@ pub struct ClusterSpec {
     /// Nodes that must reboot before their parameter group's values are in force.
     #[serde(default)]
     pub pending_reboot_nodes: Vec<u16>,
+    /// An RDB file to load once the node has started (restore from a snapshot).
+    #[serde(default)]
+    pub restore_from: Option<std::path::PathBuf>,
 }
 
 /// Changes requested without `ApplyImmediately`, applied in the maintenance window.
@@ -162,4 +165,53 @@ pub struct EventRecord {
     pub source_type: String,
     pub message: String,
     pub date_ms: i64,
+}
+
+/// A snapshot: the settings of what it was taken from, and one RDB file per node
+/// group.
+#[derive(Debug, Clone)]
+pub struct SnapshotRecord {
+    pub region: String,
+    pub name: String,
+    pub status: String,
+    /// `manual` or `automated`.
+    pub source: String,
+    pub created_ms: i64,
+    pub spec: SnapshotSpec,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotSpec {
+    pub cache_cluster_id: Option<String>,
+    pub replication_group_id: Option<String>,
+    pub replication_group_description: Option<String>,
+    pub engine: Engine,
+    pub engine_version: String,
+    pub node_type: String,
+    pub num_cache_nodes: u16,
+    pub preferred_availability_zone: String,
+    pub cache_cluster_create_time_ms: i64,
+    pub maintenance_window: String,
+    pub port: u16,
+    pub parameter_group_name: String,
+    pub subnet_group_name: String,
+    pub auto_minor_version_upgrade: bool,
+    pub snapshot_retention_limit: i64,
+    pub snapshot_window: String,
+    pub automatic_failover: bool,
+    pub kms_key_id: Option<String>,
+    pub nodes: Vec<NodeSnapshot>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeSnapshot {
+    pub cache_cluster_id: String,
+    pub node_group_id: String,
+    pub cache_node_id: String,
+    pub cache_node_create_time_ms: i64,
+    pub snapshot_create_time_ms: i64,
+    /// Bytes of the RDB file.
+    pub size: u64,
+    /// File name under the snapshot directory.
+    pub file: String,
 }

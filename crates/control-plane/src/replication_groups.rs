@@ -13,7 +13,7 @@ use crate::model::{
 };
 use crate::nodes::{NodeKey, Role};
 use crate::proxy::{Kind, Targets};
-use crate::{events, now_ms, paginate, parameter_groups, subnet_groups, Inner};
+use crate::{events, now_ms, paginate, parameter_groups, snapshots, subnet_groups, Inner};
 use aws_query::{Params, XmlWriter};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +64,7 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             "Replication groups are only supported for the redis and valkey engines.".into(),
         ));
     }
+    let restore_from = snapshots::restore_source(cp, region, p, engine).await?;
     let cluster_mode = p.str("ClusterMode").unwrap_or("disabled");
     let shards = p.int("NumNodeGroups")?.unwrap_or(1);
     if cluster_mode != "disabled"
@@ -75,7 +76,7 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             "Cluster mode enabled replication groups are not implemented by elastilite yet.".into(),
         ));
     }
-    clusters::reject_unsupported(engine, p)?;
+    clusters::reject_unsupported(p)?;
     for unsupported in ["UserGroupIds", "GlobalReplicationGroupId"] {
         if p.has(unsupported) {
             return Err(ApiError::InvalidParameterValue(format!(
@@ -254,6 +255,9 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     if let Some(mut c) = adopted {
         c.replication_group_id = Some(id.clone());
         member_records.insert(0, c);
+    } else if let Some(first) = member_records.first_mut() {
+        // The primary loads the snapshot; replicas copy it through replication.
+        first.spec.restore_from = restore_from;
     }
     let g = GroupRecord {
         region: region.to_string(),
@@ -337,6 +341,7 @@ fn member_record(
             last_node_number: 1,
             pending: PendingModifiedValues::default(),
             pending_reboot_nodes: Vec::new(),
+            restore_from: None,
         },
         nodes: vec![NodeRecord {
             id: CacheNodeId::new(1),
@@ -576,7 +581,7 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             new_primary = Some(pc);
         }
     }
-    clusters::reject_unsupported(s.engine, p)?;
+    clusters::reject_unsupported(p)?;
     if serde_json::to_string(&g.spec)? == before && new_primary.is_none() {
         // Terraform treats exactly this as success.
         return Err(ApiError::InvalidParameterCombination(
@@ -608,11 +613,6 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
 pub(crate) async fn delete(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<String, ApiError> {
     let raw = p.required("ReplicationGroupId")?;
     let retain = p.bool("RetainPrimaryCluster")?.unwrap_or(false);
-    if p.str("FinalSnapshotIdentifier").is_some() {
-        return Err(ApiError::InvalidParameterValue(
-            "FinalSnapshotIdentifier: snapshots are not implemented by elastilite yet.".into(),
-        ));
-    }
     let _guard = cp.lock.lock().await;
     let mut g = find(cp, region, raw).await?;
     if g.status != status::AVAILABLE {
@@ -620,6 +620,9 @@ pub(crate) async fn delete(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             "Replication group {} is not in available state (current state: {}).",
             g.id, g.status
         )));
+    }
+    if let Some(name) = p.str("FinalSnapshotIdentifier") {
+        snapshots::final_snapshot(cp, region, name, None, Some(&g.id)).await?;
     }
     let mut ms = members(cp, &g).await?;
     g.status = status::DELETING.to_string();
@@ -977,9 +980,11 @@ pub(crate) async fn finish_locked(cp: &Arc<Inner>, region: &str, id: &str) -> Re
         clusters::finish_locked(cp, region, &c.id, t).await?;
     }
     let ms = members(cp, &g).await?;
-    g.spec
-        .members
-        .retain(|m| ms.iter().any(|c| c.id.as_str() == m));
+    if ms.iter().any(|c| c.spec.restore_from.is_some()) {
+        // The primary is still loading its snapshot; it finishes the group after.
+        return Ok(());
+    }
+    g.spec.members.retain(|m| ms.iter().any(|c| c.id.as_str() == m));
     if !g.spec.members.contains(&g.spec.primary) {
         g.spec.primary = g.spec.members.first().cloned().unwrap_or_default();
     }

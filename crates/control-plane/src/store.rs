@@ -5,7 +5,7 @@
 use crate::error::ApiError;
 use crate::ids::{CacheClusterId, CacheNodeId};
 use crate::model::{
-    ClusterRecord, ClusterSpec, EventRecord, GroupRecord, NodeRecord, ParameterGroupRecord,
+    ClusterRecord, ClusterSpec, EventRecord, GroupRecord, NodeRecord, ParameterGroupRecord, SnapshotRecord,
     SubnetGroupRecord,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "replication_groups",
         include_str!("../../../migrations/0003_replication_groups.sql"),
+    ),
+    (
+        4,
+        "snapshots",
+        include_str!("../../../migrations/0004_snapshots.sql"),
     ),
 ];
 
@@ -635,6 +640,51 @@ impl Store {
         Ok(())
     }
 
+    pub async fn snapshot(&self, region: &str, name: &str) -> Result<Option<SnapshotRecord>, ApiError> {
+        let row = sqlx::query("SELECT * FROM snapshots WHERE region = ? AND name = ?")
+            .bind(region)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(snapshot_from_row).transpose()
+    }
+
+    pub async fn snapshots(&self, region: &str) -> Result<Vec<SnapshotRecord>, ApiError> {
+        let rows = sqlx::query("SELECT * FROM snapshots WHERE region = ? ORDER BY name")
+            .bind(region)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(snapshot_from_row).collect()
+    }
+
+    pub async fn put_snapshot(&self, s: &SnapshotRecord) -> Result<(), ApiError> {
+        sqlx::query(
+            "INSERT INTO snapshots (region, name, status, source, created_ms, spec) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (region, name) DO UPDATE SET status = excluded.status, spec = excluded.spec",
+        )
+        .bind(&s.region)
+        .bind(&s.name)
+        .bind(&s.status)
+        .bind(&s.source)
+        .bind(s.created_ms)
+        .bind(serde_json::to_string(&s.spec)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_snapshot(&self, region: &str, name: &str, arn: &str) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM snapshots WHERE region = ? AND name = ?")
+            .bind(region)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM tags WHERE arn = ?").bind(arn).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Delete every row of every resource table (the admin reset).
     pub async fn reset(&self) -> Result<(), ApiError> {
         let mut tx = self.pool.begin().await?;
@@ -648,6 +698,7 @@ impl Store {
             "cache_subnet_groups",
             "tags",
             "events",
+            "snapshots",
         ] {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}"))).execute(&mut *tx).await?;
         }
@@ -721,6 +772,18 @@ async fn upsert_cluster(
         insert_node(&mut *tx, &c.region, &c.id, n).await?;
     }
     Ok(())
+}
+
+fn snapshot_from_row(r: &SqliteRow) -> Result<SnapshotRecord, ApiError> {
+    let spec: String = r.try_get("spec")?;
+    Ok(SnapshotRecord {
+        region: r.try_get("region")?,
+        name: r.try_get("name")?,
+        status: r.try_get("status")?,
+        source: r.try_get("source")?,
+        created_ms: r.try_get("created_ms")?,
+        spec: serde_json::from_str(&spec)?,
+    })
 }
 
 fn subnet_group_from_row(r: &SqliteRow) -> Result<SubnetGroupRecord, ApiError> {

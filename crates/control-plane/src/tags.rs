@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use crate::ids::Arn;
-use crate::{clusters, parameter_groups, replication_groups, subnet_groups, Inner};
+use crate::{clusters, parameter_groups, replication_groups, snapshots, subnet_groups, Inner};
 use aws_query::{Params, XmlWriter};
 
 /// ElastiCache's limit of tags per resource.
@@ -106,7 +106,10 @@ async fn resource(cp: &Inner, region: &str, p: &Params) -> Result<String, ApiErr
                 &g.name,
             ))
         }
-        "snapshot" => Err(ApiError::SnapshotNotFound(arn.name)),
+        "snapshot" => {
+            let s = snapshots::find(cp, region, &arn.name).await?;
+            Ok(Arn::format(region, &cp.config.account_id, "snapshot", &s.name))
+        }
         other => Err(ApiError::InvalidArn(format!(
             "{raw}: unknown resource type {other}"
         ))),

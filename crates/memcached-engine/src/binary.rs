@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use crate::node::{ConnState, Node, Outcome};
 use crate::stats;
-use crate::store::{AllocError, Comm, Delta, StoreResult, KEY_MAX_LENGTH};
+use crate::store::{AllocError, Comm, Delta, Store, StoreResult, KEY_MAX_LENGTH};
 use crate::util::push_u64;
 
 pub const REQ_MAGIC: u8 = 0x80;
@@ -101,7 +101,15 @@ fn write_header(
     out.extend_from_slice(&cas.to_be_bytes());
 }
 
-fn write_error(out: &mut Vec<u8>, h: &Header, status: u16) {
+/// An error reply. memcached transmits everything pending at an error (conn_mwrite), which
+/// releases the item references held by earlier replies of the batch.
+fn write_error(st: &mut Store, out: &mut Vec<u8>, h: &Header, status: u16) {
+    write_error_swallow(out, h, status);
+    st.flush_point(out.len());
+}
+
+/// An error reply after which memcached swallows the body (conn_swallow): no write-back yet.
+fn write_error_swallow(out: &mut Vec<u8>, h: &Header, status: u16) {
     let msg: &[u8] = match status {
         ST_ENOMEM => b"Out of memory",
         ST_UNKNOWN => b"Unknown command",
@@ -159,7 +167,7 @@ fn base_cmd(opcode: u8) -> u8 {
 
 /// EINVAL then close (memcached's handle_binary_protocol_error).
 fn protocol_error(out: &mut Vec<u8>, h: &Header) -> Outcome {
-    write_error(out, h, ST_EINVAL);
+    write_error_swallow(out, h, ST_EINVAL);
     Outcome::Close
 }
 
@@ -168,7 +176,7 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
         return Outcome::NeedMore;
     }
     if buf[0] != REQ_MAGIC {
-        return Outcome::Close;
+        return Outcome::Abort;
     }
     let h = parse_header(buf);
     let keylen = h.keylen as usize;
@@ -192,6 +200,9 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
         op::STAT => extlen == 0 && bodylen == keylen,
         op::TOUCH | op::GAT | op::GATK => extlen == 4 && keylen != 0 && bodylen == keylen + 4,
         op::CONFIG_GET => extlen == 0 && bodylen == keylen,
+        // SASL (not enabled): framing is still checked, then "Unknown command"
+        0x20 if !(extlen == 0 && keylen == 0 && bodylen == 0) => false,
+        0x21 | 0x22 if !(extlen == 0 && keylen != 0) => false,
         _ => {
             // unknown: error, then (like memcached 1.6.18, which has already read the key and
             // extras) swallow `bodylen` further bytes.
@@ -199,8 +210,18 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
             if buf.len() < head {
                 return Outcome::NeedMore;
             }
-            write_error(out, &h, ST_UNKNOWN);
-            conn.swallow = bodylen;
+            // SASL auth/step (no SASL here) swallow only their value.
+            let swallow = if matches!(h.opcode, 0x21 | 0x22) {
+                bodylen.saturating_sub(extlen + keylen)
+            } else {
+                bodylen
+            };
+            if swallow > 0 {
+                write_error_swallow(out, &h, ST_UNKNOWN);
+            } else {
+                write_error(&mut node.store, out, &h, ST_UNKNOWN);
+            }
+            conn.swallow = swallow;
             return Outcome::Consumed(head);
         }
     };
@@ -249,7 +270,11 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                     ST_ENOMEM
                 }
             };
-            write_error(out, &h, st);
+            if vlen > 0 {
+                write_error_swallow(out, &h, st);
+            } else {
+                write_error(&mut node.store, out, &h, st);
+            }
             if cmd == op::SET {
                 if let Some(idx) = node.store.lookup(key, false) {
                     node.store.unlink(idx);
@@ -280,15 +305,15 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                     write_header(out, h.opcode, 0, 0, ST_OK, 0, h.opaque, cas);
                 }
             }
-            StoreResult::Exists => write_error(out, &h, ST_EEXISTS),
-            StoreResult::NotFound => write_error(out, &h, ST_ENOENT),
+            StoreResult::Exists => write_error(&mut node.store, out, &h, ST_EEXISTS),
+            StoreResult::NotFound => write_error(&mut node.store, out, &h, ST_ENOENT),
             StoreResult::NotStored => {
                 let st = match cmd {
                     op::ADD => ST_EEXISTS,
                     op::REPLACE => ST_ENOENT,
                     _ => ST_NOT_STORED,
                 };
-                write_error(out, &h, st)
+                write_error(&mut node.store, out, &h, st)
             }
         }
         return Outcome::Consumed(HEADER + bodylen);
@@ -301,7 +326,11 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
     let ext = &buf[HEADER..HEADER + extlen];
     let key = &buf[HEADER + extlen..HEADER + extlen + keylen];
     match cmd {
-        op::NOOP => write_header(out, h.opcode, 0, 0, ST_OK, 0, h.opaque, 0),
+        op::NOOP => {
+            // memcached flushes pending replies at a noop (releasing item references).
+            write_header(out, h.opcode, 0, 0, ST_OK, 0, h.opaque, 0);
+            node.store.flush_point(out.len());
+        }
         op::VERSION => {
             let v = node.version.as_bytes();
             write_header(out, h.opcode, 0, 0, ST_OK, v.len(), h.opaque, 0);
@@ -344,9 +373,10 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                         st.stats.get_hits += 1;
                     }
                     st.bump(idx);
-                    let it = st.item(idx);
                     let with_key = matches!(cmd, op::GETK | op::GATK);
                     let with_value = cmd != op::TOUCH;
+                    st.pin(idx);
+                    let it = st.item(idx);
                     let kl = if with_key { keylen } else { 0 };
                     let vl = if with_value { it.value().len() } else { 0 };
                     write_header(out, h.opcode, kl, 4, ST_OK, 4 + kl + vl, h.opaque, it.cas);
@@ -369,7 +399,7 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                             write_header(out, h.opcode, keylen, 0, ST_ENOENT, keylen, h.opaque, 0);
                             out.extend_from_slice(key);
                         } else {
-                            write_error(out, &h, ST_ENOENT);
+                            write_error(st, out, &h, ST_ENOENT);
                         }
                     }
                 }
@@ -386,12 +416,12 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                             write_header(out, h.opcode, 0, 0, ST_OK, 0, h.opaque, 0);
                         }
                     } else {
-                        write_error(out, &h, ST_EEXISTS);
+                        write_error(st, out, &h, ST_EEXISTS);
                     }
                 }
                 None => {
                     st.stats.delete_misses += 1;
-                    write_error(out, &h, ST_ENOENT);
+                    write_error(st, out, &h, ST_ENOENT);
                 }
             }
         }
@@ -410,14 +440,14 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                         out.extend_from_slice(&v.to_be_bytes());
                     }
                 }
-                Delta::NonNumeric => write_error(out, &h, ST_DELTA_BADVAL),
-                Delta::CasMismatch => write_error(out, &h, ST_EEXISTS),
+                Delta::NonNumeric => write_error(st, out, &h, ST_DELTA_BADVAL),
+                Delta::CasMismatch => write_error(st, out, &h, ST_EEXISTS),
                 Delta::NotFound => {
                     if exp != 0xffff_ffff {
                         let mut vb = Vec::new();
                         push_u64(&mut vb, initial);
                         if st.alloc(keylen, 0, vb.len()).is_err() {
-                            write_error(out, &h, ST_ENOMEM);
+                            write_error(st, out, &h, ST_ENOMEM);
                             return Outcome::Consumed(consumed);
                         }
                         let rt = st.realtime(exp as i64);
@@ -428,7 +458,7 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                                     out.extend_from_slice(&initial.to_be_bytes());
                                 }
                             }
-                            _ => write_error(out, &h, ST_NOT_STORED),
+                            _ => write_error(st, out, &h, ST_NOT_STORED),
                         }
                     } else {
                         if incr {
@@ -436,7 +466,7 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                         } else {
                             st.stats.decr_misses += 1;
                         }
-                        write_error(out, &h, ST_ENOENT);
+                        write_error(st, out, &h, ST_ENOENT);
                     }
                 }
             }
@@ -459,7 +489,7 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                 }
                 write_header(out, h.opcode, 0, 0, ST_OK, 0, h.opaque, 0);
             }
-            None => write_error(out, &h, ST_ENOENT),
+            None => write_error(&mut node.store, out, &h, ST_ENOENT),
         },
         op::CONFIG_GET => {
             if key == b"cluster" {
@@ -468,10 +498,10 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                 out.extend_from_slice(&0u32.to_be_bytes());
                 out.extend_from_slice(&payload);
             } else {
-                write_error(out, &h, ST_ENOENT);
+                write_error(&mut node.store, out, &h, ST_ENOENT);
             }
         }
-        _ => write_error(out, &h, ST_UNKNOWN),
+        _ => write_error(&mut node.store, out, &h, ST_UNKNOWN),
     }
     Outcome::Consumed(consumed)
 }

@@ -67,6 +67,9 @@ pub enum Outcome {
     NeedMore,
     /// Close after flushing the output produced so far.
     Close,
+    /// Close at once: output memcached would not have written yet (after `store.out_mark`) is
+    /// dropped (invalid binary magic, an over-long text line).
+    Abort,
 }
 
 impl Node {
@@ -90,6 +93,7 @@ impl Node {
         let mut out = Vec::new();
         let mut pos = 0;
         self.store.tick();
+        self.store.out_mark = 0;
         loop {
             if conn.swallow > 0 {
                 let k = conn.swallow.min(input.len() - pos);
@@ -120,9 +124,18 @@ impl Node {
                     pos += k
                 }
                 Outcome::NeedMore => break,
-                Outcome::Close => return (out, true),
+                Outcome::Close => {
+                    self.store.pinned.clear();
+                    return (out, true);
+                }
+                Outcome::Abort => {
+                    out.truncate(self.store.out_mark);
+                    self.store.pinned.clear();
+                    return (out, true);
+                }
             }
         }
+        self.store.pinned.clear();
         (out, false)
     }
 }

@@ -174,12 +174,19 @@ async fn serve(node: Rc<RefCell<Node>>, mut stream: TcpStream, id: u64) {
                         close = true;
                         break;
                     }
+                    Outcome::Abort => {
+                        out.truncate(nd.store.out_mark);
+                        close = true;
+                        break;
+                    }
                 }
                 if out.len() >= OUT_HIGH_WATER {
                     need_read = false;
                     break;
                 }
             }
+            nd.store.pinned.clear();
+            nd.store.out_mark = 0;
             nd.store.stats.bytes_read += (start - before) as u64;
             nd.store.stats.bytes_written += out.len() as u64;
             let now = nd.store.now;

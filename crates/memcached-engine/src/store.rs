@@ -166,6 +166,15 @@ pub struct Store {
     pub now: u32,
     pub started: u32,
     crawl_cursor: usize,
+    /// Items referenced by replies of the current batch that are not written yet, as (slot,
+    /// cas). memcached holds a reference on those (mg, binary get family), which makes a
+    /// following incr/decr build a new item instead of updating in place.
+    pub pinned: Vec<(u32, u64)>,
+    /// Whether the last successful `add_delta` updated the item in place.
+    pub last_delta_in_place: bool,
+    /// Length of the connection's pending output that memcached would already have written
+    /// (it writes at `mn`, binary noop and binary errors); an abort drops the rest.
+    pub out_mark: usize,
 }
 
 #[inline]
@@ -192,6 +201,9 @@ impl Store {
             now,
             started: now,
             crawl_cursor: 0,
+            pinned: Vec::new(),
+            last_delta_in_place: false,
+            out_mark: 0,
         }
     }
 
@@ -276,6 +288,20 @@ impl Store {
             return None;
         }
         Some(idx)
+    }
+
+    /// memcached writes all pending replies here: item references are released.
+    #[inline]
+    pub fn flush_point(&mut self, out_len: usize) {
+        self.pinned.clear();
+        self.out_mark = out_len;
+    }
+
+    /// Mark an item as referenced by a not-yet-written reply (see `pinned`).
+    #[inline]
+    pub fn pin(&mut self, idx: u32) {
+        let cas = self.items[idx as usize].cas;
+        self.pinned.push((idx, cas));
     }
 
     /// A fetch that updates LRU position and the fetched bit.
@@ -535,7 +561,6 @@ impl Store {
                         if total > self.settings.max_item_size.load(Ordering::Relaxed) {
                             return StoreResult::NotStored;
                         }
-                        let old_item_iflags = old_iflags & F_KEY_BINARY;
                         let old_data = std::mem::take(&mut self.items[o as usize].data);
                         let old_val = &old_data[key.len()..];
                         // restore for accounting in unlink
@@ -549,14 +574,8 @@ impl Store {
                         data.extend_from_slice(parts[1]);
                         self.items[o as usize].data = old_data;
                         self.unlink(o);
-                        let i = self.link(
-                            key,
-                            &[&data],
-                            old_flags,
-                            old_exptime,
-                            base_iflags | old_item_iflags,
-                            None,
-                        );
+                        // memcached builds a fresh item: the binary-key mark is not carried.
+                        let i = self.link(key, &[&data], old_flags, old_exptime, 0, None);
                         StoreResult::Stored(self.item(i).cas)
                     }
                     Comm::Set | Comm::Replace => {
@@ -615,7 +634,7 @@ impl Store {
             value.saturating_sub(delta)
         };
         let cur_len = it.value().len();
-        let (flags, exptime, iflags) = (it.flags, it.exptime, it.iflags & F_KEY_BINARY);
+        let (flags, exptime) = (it.flags, it.exptime);
         if incr {
             self.stats.incr_hits += 1;
         } else {
@@ -623,7 +642,9 @@ impl Store {
         }
         let mut buf = Vec::with_capacity(20);
         crate::util::push_u64(&mut buf, nv);
-        if buf.len() <= cur_len {
+        let cas_now = it.cas;
+        let pinned = self.pinned.iter().any(|&(i, c)| i == idx && c == cas_now);
+        if buf.len() <= cur_len && !pinned {
             // in place, padded with spaces, new CAS
             let cas = self.next_cas();
             let now = self.now;
@@ -638,28 +659,30 @@ impl Store {
             it.time = now;
             self.touch_lru(idx);
             *item = Some(idx);
+            self.last_delta_in_place = true;
         } else {
             self.unlink(idx);
-            let i = self.link(key, &[&buf], flags, exptime, iflags, None);
+            // a fresh item, as in memcached: the binary-key mark is not carried over
+            let i = self.link(key, &[&buf], flags, exptime, 0, None);
             *item = Some(i);
+            self.last_delta_in_place = false;
         }
         Delta::Ok(nv)
     }
 
     /// flush_all: delay <= 0 flushes now.
     pub fn flush_all(&mut self, delay: i64) {
-        // memcached: oldest_live = new_oldest - 1; oldest_cas = get_cas_id() when it is already
-        // in effect (that consumes a CAS id).
-        if delay > 0 {
-            let t = self.realtime(delay);
-            let ol = t.saturating_sub(1);
-            if ol <= self.now {
-                self.next_cas();
-                self.clear();
-            } else {
-                self.oldest_live = ol;
-            }
+        // memcached (with CAS): oldest_live = new_oldest - 1, where new_oldest is now or the
+        // delayed time; when that is already reached, oldest_cas = get_cas_id() flushes every
+        // existing item (a CAS id is consumed). Items whose last-update second is <= oldest_live
+        // stay invisible, which for `flush_all 1` includes items stored later in this second.
+        let new_oldest = if delay > 0 {
+            self.realtime(delay)
         } else {
+            self.now
+        };
+        self.oldest_live = new_oldest.saturating_sub(1);
+        if self.oldest_live <= self.now {
             self.next_cas();
             self.clear();
         }

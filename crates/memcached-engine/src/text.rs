@@ -102,10 +102,10 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
             }
             let rest = &buf[p..];
             if p > 100 || !(rest.starts_with(b"get ") || rest.starts_with(b"gets ")) {
-                return Outcome::Close;
+                return Outcome::Abort;
             }
             if buf.len() > MAX_GET_LINE {
-                return Outcome::Close;
+                return Outcome::Abort;
             }
         }
         return Outcome::NeedMore;
@@ -136,7 +136,9 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
             }
             b's' => meta_set(node, conn, &t, buf, line_end, out),
             b'n' => {
+                // mn forces a write-back in memcached (releasing item references).
                 out.extend_from_slice(b"MN\r\n");
+                node.store.flush_point(out.len());
                 Outcome::Consumed(line_end)
             }
             b'd' => {
@@ -296,6 +298,11 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
             } else {
                 let noreply = set_noreply_maybe(&t);
                 match safe_strtoul32(t.get(1)) {
+                    Some(mb) if mb > 1_000_000_000 => out_str(
+                        out,
+                        noreply,
+                        b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes",
+                    ),
                     Some(mb) if mb >= 8 => {
                         node.store
                             .settings
@@ -308,7 +315,7 @@ pub fn process(node: &mut Node, conn: &mut ConnState, buf: &[u8], out: &mut Vec<
                         noreply,
                         b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m",
                     ),
-                    None => out_str(out, noreply, b"CLIENT_ERROR bad command line format"),
+                    None => out_str(out, noreply, b"ERROR"),
                 }
             }
             Outcome::Consumed(line_end)
@@ -358,6 +365,9 @@ fn process_get(node: &mut Node, t: &Tokens, return_cas: bool, touch: bool, out: 
         }
         first_key = 2;
     }
+    // memcached releases the item references of earlier replies here (observable through
+    // whether a later incr/decr updates in place).
+    node.store.pinned.clear();
     let mut toks = Tokens {
         toks: t.toks,
         n: t.n,
@@ -839,6 +849,7 @@ fn meta_get(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
         (it.iflags & F_FETCHED != 0, it.time)
     };
     let vlen = st.item(idx).value().len();
+    st.pin(idx);
     if of.value {
         out.extend_from_slice(b"VA ");
         push_u64(out, vlen as u64);
@@ -981,6 +992,12 @@ fn meta_set(
         Ok(k) => k,
         Err(e) => return fail(out, conn, e.as_bytes()),
     };
+    if t.toks[3..t.n]
+        .iter()
+        .any(|tok| tok[0] == b'O' && tok.len() > MFLAG_MAX_OPAQUE_LENGTH)
+    {
+        return fail(out, conn, b"CLIENT_ERROR opaque token too long");
+    }
     let mut comm = match of.mode {
         0 | b'S' => Comm::Set,
         b'E' => Comm::Add,
@@ -1051,11 +1068,7 @@ fn meta_set(
         StoreResult::NotStored => b"NS",
     };
     out.extend_from_slice(code);
-    let stored_binary = node
-        .store
-        .lookup(&key, false)
-        .map(|i| node.store.item(i).iflags & F_KEY_BINARY != 0)
-        .unwrap_or(of.key_binary);
+    let stored_binary = of.key_binary;
     for i in 3..t.n {
         let tok = t.toks[i];
         match tok[0] {
@@ -1099,6 +1112,10 @@ fn meta_delete(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
         let tok = t.toks[i];
         match tok[0] {
             b'O' => {
+                if tok.len() > MFLAG_MAX_OPAQUE_LENGTH {
+                    out_str(out, false, b"CLIENT_ERROR opaque token too long");
+                    return;
+                }
                 flags_out.push(b' ');
                 flags_out.extend_from_slice(tok);
             }
@@ -1211,8 +1228,8 @@ fn meta_arith(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
                     );
                     return;
                 }
-                let kb = if of.key_binary { F_KEY_BINARY } else { 0 };
-                item = Some(st.link(&key, &[&buf], 0, 0, kb, None));
+                // memcached's vivified item carries no binary-key mark
+                item = Some(st.link(&key, &[&buf], 0, 0, 0, None));
                 value = of.initial;
                 created = true;
             } else {
@@ -1232,6 +1249,11 @@ fn meta_arith(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
         if let Some(c) = of.explicit_cas {
             st.item_mut(idx).cas = c;
         }
+        // When the value could not be updated in place, memcached hands the loop below the old,
+        // unlinked item: T then changes only that copy (and what `t` prints), not the stored
+        // item.
+        let in_place = created || st.last_delta_in_place;
+        let mut shadow_exptime = st.item(idx).exptime;
         let mut vbuf = Vec::new();
         push_u64(&mut vbuf, value);
         if of.value {
@@ -1249,11 +1271,26 @@ fn meta_arith(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
                 }
                 b't' => {
                     head.extend_from_slice(b" t");
-                    push_ttl(&mut head, st.item(idx).exptime, now, started);
+                    let e = if in_place {
+                        st.item(idx).exptime
+                    } else {
+                        shadow_exptime
+                    };
+                    push_ttl(&mut head, e, now, started);
                 }
-                b'T' => st.item_mut(idx).exptime = of.exptime,
+                b'T' => {
+                    if in_place {
+                        st.item_mut(idx).exptime = of.exptime;
+                    } else {
+                        shadow_exptime = of.exptime;
+                    }
+                }
                 b'N' if created => st.item_mut(idx).exptime = of.autoviv_exptime,
                 b'O' => {
+                    if tok.len() > MFLAG_MAX_OPAQUE_LENGTH {
+                        out_str(out, false, b"CLIENT_ERROR opaque token too long");
+                        return;
+                    }
                     head.push(b' ');
                     head.extend_from_slice(tok);
                 }
@@ -1270,6 +1307,10 @@ fn meta_arith(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
             let tok = t.toks[i];
             match tok[0] {
                 b'O' => {
+                    if tok.len() > MFLAG_MAX_OPAQUE_LENGTH {
+                        out_str(out, false, b"CLIENT_ERROR opaque token too long");
+                        return;
+                    }
                     head.push(b' ');
                     head.extend_from_slice(tok);
                 }
@@ -1286,7 +1327,7 @@ fn meta_arith(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
 
 fn meta_debug(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
     if t.ntokens() < 3 {
-        out_str(out, false, b"ERROR");
+        out_str(out, false, b"CLIENT_ERROR bad command line format");
         return;
     }
     let mut key = t.get(1).to_vec();
@@ -1299,7 +1340,7 @@ fn meta_debug(node: &mut Node, t: &Tokens, out: &mut Vec<u8>) {
         match base64_decode(&key) {
             Some(k) => key = k,
             None => {
-                out_str(out, false, b"CLIENT_ERROR error decoding key");
+                out_str(out, false, b"CLIENT_ERROR bad command line format");
                 return;
             }
         }

@@ -74,6 +74,13 @@ impl Pair {
         self.reset();
         let a = norm_bin_stats(bin_exchange(self.real_addr, case));
         let b = norm_bin_stats(bin_exchange(self.ours.local_addr(), case));
+        if a != b {
+            if let Ok(dir) = std::env::var("DIFF_DUMP") {
+                let _ = std::fs::write(format!("{dir}/diffcase.bin"), case);
+                let _ = std::fs::write(format!("{dir}/diff-a.bin"), a.concat());
+                let _ = std::fs::write(format!("{dir}/diff-b.bin"), b.concat());
+            }
+        }
         assert_eq!(
             a,
             b,
@@ -118,6 +125,14 @@ fn hand_written_text() -> Vec<Vec<u8>> {
         b"incr a 1\r\nset a 0 0 20\r\n18446744073709551615\r\nincr a 1\r\nget a\r\nset b 0 0 21\r\n118446744073709551615\r\nincr b 1\r\n".to_vec(),
         b"set a 0 0 0\r\n\r\nincr a 1\r\nget a\r\n".to_vec(),
         b"set a 0 0 1\r\n1\r\nincr a 99999\r\nget a\r\ngets a\r\n".to_vec(),
+        // an item referenced by an unsent mg reply is not updated in place by decr
+        b"set a 0 0 2\r\n10\r\nget a\r\ndecr a 1\r\nget a\r\n".to_vec(),
+        b"set a 0 0 2\r\n10\r\nmg a v\r\ndecr a 1\r\nget a\r\n".to_vec(),
+        b"set a 0 0 2\r\n10\r\nmg a\r\ndecr a 1\r\nget a\r\n".to_vec(),
+        b"set a 0 0 2\r\n10\r\nmg a\r\nma a MD v\r\nget a\r\n".to_vec(),
+        b"set a 0 0 2\r\n10\r\nmg a v\r\nget zz\r\ndecr a 1\r\nget a\r\n".to_vec(),
+        b"set a 0 0 2\r\n10\r\nmg a v\r\nmg zz v\r\nversion\r\ndecr a 1\r\nget a\r\n".to_vec(),
+        b"set a 0 0 2\r\n10\r\nmg a v\r\nmn\r\ndecr a 1\r\nget a\r\n".to_vec(),
         b"delete a 0\r\ndelete a noreply\r\ndelete a 1\r\ndelete a 0 noreply\r\ndelete a x y\r\n".to_vec(),
         b"touch a 10\r\ntouch a x\r\nset a 0 0 1\r\nx\r\ntouch a 10\r\ngat 10 a b\r\ngats x a\r\ngat\r\ngat 10\r\n".to_vec(),
         b"set a 0 0 1\r\nx\r\ntouch a -1\r\nget a\r\nset a 0 0 1\r\nx\r\ngat -1 a\r\nget a\r\n".to_vec(),
@@ -133,6 +148,10 @@ fn hand_written_text() -> Vec<Vec<u8>> {
         b"get a  b\r\n  get a\r\nget a \r\n".to_vec(),
         b"shutdown\r\ncache_memlimit\r\nmisbehave\r\n".to_vec(),
         b"quit\r\nget a\r\n".to_vec(),
+        b"version\r\nquit\r\n".to_vec(),
+        // an over-long line closes the connection; replies not yet written are dropped
+        [b"version\r\n".to_vec(), vec![b'x'; 3000]].concat(),
+        [b"mn\r\nversion\r\n".to_vec(), vec![b'x'; 3000]].concat(),
         b"set a 0 0 1\r\nx\r\nstats\r\n".to_vec(),
         b"stats settings\r\n".to_vec(),
         // (memcached dumps only its COLD LRU segment, so a fresh item is not listed there; ours
@@ -208,6 +227,11 @@ fn hand_written_text() -> Vec<Vec<u8>> {
         b"ms a 1\r\nx\r\nmg a t v\r\nms a 1 T3000000000\r\nx\r\nmg a t v\r\n".to_vec(),
         b"set a 0 0 1\r\nx\r\nmg a s v k O1 c f t\r\nme a\r\n".to_vec(),
         b"mg \x80\r\nmg a\x80 v\r\n".to_vec(),
+        format!("ms a 1 O{0}\r\nx\r\nmd a O{0}\r\nma a O{0}\r\n", "1".repeat(40)).into_bytes(),
+        format!("set a 0 0 1\r\nx\r\nmd a O{0}\r\nma a O{0}\r\n", "1".repeat(40)).into_bytes(),
+        b"ms YWJj 1 b\r\nx\r\nms YWJj 1 b MA k\r\ny\r\nmg abc k v\r\nms YWJj 1 b ME k\r\nz\r\n".to_vec(),
+        b"ms YWJj 1 b I k c\r\nx\r\nmd YWJj b k q\r\nmd YWJj b k\r\nma YWJj b k N0 J3 v\r\n".to_vec(),
+        b"ms YWJj 1 b\r\n9\r\nma YWJj b D99 v k\r\nmg abc k v\r\nma YWJj b k v\r\nmg abc k v\r\n".to_vec(),
         {
             let mut s = b"ms a 2000000 T0\r\n".to_vec();
             s.extend(std::iter::repeat_n(b'x', 2000000));
@@ -233,6 +257,21 @@ fn text_and_meta_hand_written() {
     }
 }
 
+/// Generated sequences per test: env `DIFF_ITER` (default 300); seed offset: env `DIFF_SEED`.
+fn iterations() -> usize {
+    std::env::var("DIFF_ITER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
+fn seed(base: u64) -> u64 {
+    base ^ std::env::var("DIFF_SEED")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
 const KEYS: &[&str] = &["a", "b", "c", "key:1", "YWJj"];
 const VALUES: &[&str] = &[
     "0",
@@ -256,6 +295,80 @@ fn gen_text(r: &mut Rng) -> Vec<u8> {
         let e = r.pick(EXPS);
         let flags = r.pick(&["0", "1", "4294967295", "12"]);
         let nr = if r.below(5) == 0 { " noreply" } else { "" };
+        if r.below(8) == 0 {
+            // malformed / unusual lines: random command with random arguments. (No flush_all:
+            // a delayed flush_all after an immediate one makes memcached's lazily flushed items
+            // visible again, a quirk we do not reproduce; see README.)
+            let c = *r.pick(&[
+                "get",
+                "gets",
+                "gat",
+                "gats",
+                "set",
+                "add",
+                "cas",
+                "incr",
+                "decr",
+                "delete",
+                "touch",
+                "verbosity",
+                "version",
+                "mg",
+                "ms",
+                "md",
+                "ma",
+                "mn",
+                "me",
+                "stats",
+                "GET",
+                "sett",
+                "",
+                " ",
+                "cache_memlimit",
+            ]);
+            let mut line = c.to_string();
+            for _ in 0..r.below(8) {
+                line.push(' ');
+                line.push_str(r.pick::<&str>(&[
+                    "a",
+                    "b",
+                    "0",
+                    "1",
+                    "2",
+                    "-1",
+                    "noreply",
+                    "x",
+                    "4294967296",
+                    "v",
+                    "q",
+                    "k",
+                    "O1",
+                    "T-1",
+                    "N0",
+                    "C1",
+                    "MX",
+                    "b",
+                    "99999999999999999999",
+                    "+1",
+                    "\t1",
+                    "",
+                    "E1",
+                    "F1",
+                    "D1",
+                    "J1",
+                    "s",
+                    "t",
+                    "c",
+                    "f",
+                ]));
+            }
+            line.push_str("\r\n");
+            if r.below(2) == 0 {
+                line.push_str("ab\r\n");
+            }
+            s.extend_from_slice(line.as_bytes());
+            continue;
+        }
         let cmd = match r.below(17) {
             0..=2 => {
                 let c = r.pick(&["set", "add", "replace", "append", "prepend"]);
@@ -337,8 +450,8 @@ fn gen_text(r: &mut Rng) -> Vec<u8> {
 #[test]
 fn text_and_meta_generated() {
     let Some(p) = pair() else { return };
-    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
-    for _ in 0..300 {
+    let mut r = Rng(seed(0x9E37_79B9_7F4A_7C15));
+    for _ in 0..iterations() {
         let case = gen_text(&mut r);
         p.text(&case);
     }
@@ -501,6 +614,50 @@ fn hand_written_binary() -> Vec<Vec<u8>> {
         ]
         .concat(),
     );
+    // invalid magic: close, dropping replies memcached had not written yet
+    v.push(
+        [
+            b(0x0c, b"zz", b"", b"", 1, 0),
+            b"\x81".to_vec(),
+            vec![0; 23],
+        ]
+        .concat(),
+    );
+    v.push(
+        [
+            b(0x00, b"zz", b"", b"", 1, 0),
+            b"\x81".to_vec(),
+            vec![0; 23],
+        ]
+        .concat(),
+    );
+    v.push(
+        [
+            b(0x0c, b"zz", b"", b"", 1, 0),
+            b(0x0a, b"", b"", b"", 2, 0),
+            b(0x0c, b"yy", b"", b"", 3, 0),
+            b"\x81".to_vec(),
+            vec![0; 23],
+        ]
+        .concat(),
+    );
+    // unknown opcodes and SASL without SASL
+    v.push([b(0x29, b"k", b"", b"", 2, 0), b(0x0a, b"", b"", b"", 3, 0)].concat());
+    v.push(
+        [
+            b(0x29, b"", b"", b"abc", 2, 0),
+            b(0x0a, b"", b"", b"", 3, 0),
+        ]
+        .concat(),
+    );
+    v.push([b(0x20, b"", b"", b"", 2, 0), b(0x0a, b"", b"", b"", 3, 0)].concat());
+    v.push(
+        [
+            b(0x21, b"PLAIN", b"", b"\0a\0b", 2, 0),
+            b(0x0a, b"", b"", b"", 3, 0),
+        ]
+        .concat(),
+    );
     v.push(b(0x10, b"nope", b"", b"", 1, 0));
     v.push(b(0x10, b"settings_nope", b"", b"", 1, 0));
     v.push(b(0x10, b"reset", b"", b"", 1, 0));
@@ -548,6 +705,10 @@ fn gen_binary(r: &mut Rng) -> Vec<u8> {
         let opaque = i as u32;
         let cas = if r.below(4) == 0 { r.below(30) } else { 0 };
         let exp = *r.pick(&[0u32, 0, 1000, 4102444800, 0xffff_ffff]);
+        // (No random framing here: memcached's handling of malformed binary frames has
+        // corner cases we do not reproduce, e.g. a quiet opcode with bad framing closes
+        // without the EINVAL reply; see README. Framing errors are covered by hand-written
+        // cases and the never-panic fuzzing.)
         let pkt = match r.below(12) {
             0..=2 => bin_request(
                 *r.pick(&[0x01, 0x02, 0x03, 0x11, 0x12, 0x13]),
@@ -586,8 +747,8 @@ fn gen_binary(r: &mut Rng) -> Vec<u8> {
 #[test]
 fn binary_generated() {
     let Some(p) = pair() else { return };
-    let mut r = Rng(0x1234_5678_9ABC_DEF1);
-    for _ in 0..300 {
+    let mut r = Rng(seed(0x1234_5678_9ABC_DEF1));
+    for _ in 0..iterations() {
         let case = gen_binary(&mut r);
         p.binary(&case);
     }

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsConnector;
 
-const WAIT: Duration = Duration::from_secs(5);
+const WAIT: Duration = Duration::from_secs(10);
 
 /// A backend that echoes everything it reads.
 async fn echo_backend() -> SocketAddr {
@@ -242,13 +242,13 @@ async fn a_silent_client_times_out_alone() {
     let mut c = tls_client(s.ca.ca_pem(), s.addr).await.unwrap();
     assert!(echoes(&mut c, b"not blocked").await);
     let mut buf = [0u8; 16];
-    let r = tokio::time::timeout(Duration::from_secs(15), silent.read(&mut buf))
+    let r = tokio::time::timeout(Duration::from_secs(30), silent.read(&mut buf))
         .await
         .expect("the silent client was never closed");
     assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
     let waited = started.elapsed();
     assert!(
-        waited >= Duration::from_secs(9) && waited < Duration::from_secs(14),
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(25),
         "closed after {waited:?}"
     );
     assert!(echoes(&mut c, b"still fine").await);

@@ -39,6 +39,7 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
             let n = &mut *n;
             let mut out = client.out.borrow_mut();
             let max_bulk = n.settings.proto_max_bulk_len;
+            client.last_cmd_at.set(std::time::Instant::now());
             let mut pos = 0;
             loop {
                 match parse_command(&inbuf[pos..], max_bulk, &mut ranges, &mut scratch) {
@@ -53,7 +54,6 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
                             buf: base,
                             ranges: &ranges,
                         };
-                        client.last_cmd_at.set(std::time::Instant::now());
                         cmd::execute(n, &client, args, &mut out);
                         pos += consumed;
                         if client.blocked.borrow().is_some()

@@ -4,6 +4,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use indexmap::{IndexMap, IndexSet};
 
+use crate::keymap::KeyMap;
+
 pub type Hasher = foldhash::fast::RandomState;
 pub type Blob = Box<[u8]>;
 pub type HMap = IndexMap<Blob, Blob, Hasher>;
@@ -132,8 +134,8 @@ pub struct Entry {
 
 #[derive(Default)]
 pub struct Db {
-    pub map: IndexMap<Blob, Entry, Hasher>,
-    pub expires: IndexMap<Blob, u64, Hasher>,
+    pub map: KeyMap<Entry>,
+    pub expires: KeyMap<u64>,
     pub avg_ttl: u64,
 }
 
@@ -405,7 +407,7 @@ impl Keyspace {
         let d = &mut self.dbs[db];
         let i = match d.map.get_index_of(key) {
             Some(i) => i,
-            None => d.map.insert_full(key.into(), Entry { val: make(), lru }).0,
+            None => d.map.insert_full(key, Entry { val: make(), lru }).0,
         };
         &mut d.map[i]
     }
@@ -434,7 +436,7 @@ impl Keyspace {
             e.val = val;
             e.lru = lru;
         } else {
-            d.map.insert(key.into(), Entry { val, lru });
+            d.map.insert(key, Entry { val, lru });
         }
         if !keep_ttl && !d.expires.is_empty() {
             d.expires.swap_remove(key);
@@ -478,9 +480,8 @@ impl Keyspace {
 
     pub fn set_expire(&mut self, db: usize, key: &[u8], at: u64) {
         let d = &mut self.dbs[db];
-        if let Some((k, _)) = d.map.get_key_value(key) {
-            let k = k.clone();
-            d.expires.insert(k, at);
+        if d.map.contains_key(key) {
+            d.expires.insert(key, at);
         }
     }
 
@@ -531,10 +532,10 @@ impl Keyspace {
                     if t <= now {
                         let k = k.clone();
                         d.expires.swap_remove_index(i);
-                        d.map.swap_remove(&k);
+                        d.map.swap_remove(&k[..]);
                         expired += 1;
                         if self.log_deletes {
-                            self.deleted.push((db, k));
+                            self.deleted.push((db, k[..].into()));
                         }
                     }
                 }
@@ -600,7 +601,7 @@ impl Keyspace {
                     (k, score)
                 };
                 if best.as_ref().map(|b| score > b.2).unwrap_or(true) {
-                    best = Some((db, key.clone(), score));
+                    best = Some((db, Blob::from(&key[..]), score));
                 }
             }
         }

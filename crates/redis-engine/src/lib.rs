@@ -12,6 +12,8 @@ mod alloc;
 pub mod cmd;
 mod conn;
 pub mod db;
+pub mod hll;
+pub mod keymap;
 pub mod node;
 pub mod replication;
 pub mod resp;

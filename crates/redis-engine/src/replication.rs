@@ -1423,9 +1423,9 @@ pub fn load_rdb(node: &mut Node, data: &[u8]) -> Result<usize, String> {
         };
         let d = &mut node.ks.dbs[db];
         if let Some(t) = e.expire_at_ms {
-            d.expires.insert(key.clone(), t.max(0) as u64);
+            d.expires.insert(&key, t.max(0) as u64);
         }
-        d.map.insert(key, crate::db::Entry { val, lru });
+        d.map.insert(&key, crate::db::Entry { val, lru });
     }
     node.touch_all_watched(None);
     Ok(stream_db.min(ndb.saturating_sub(1)))

@@ -882,3 +882,73 @@ fn random_differential_resp2() {
 fn random_differential_resp3() {
     random_sequences(true);
 }
+
+/// Values DUMPed by redis-server RESTORE here and the other way round.
+#[test]
+fn dump_restore_interop() {
+    let Some(redis) = start_redis() else { return };
+    let (node, port) = start_node(redis_engine::Config::default());
+    let mut r = Conn::connect(redis.port);
+    let mut o = Conn::connect(port);
+    let setup = [
+        "SET s hello",
+        "SET i 12345",
+        "RPUSH l a b c 1 2",
+        "SADD st x y z",
+        "SADD si 3 1 2",
+        "HSET h f1 v1 f2 v2",
+        "ZADD z 1.5 a 2 b -3 c",
+    ];
+    let reads = [
+        ("s", "GET s"),
+        ("i", "GET i"),
+        ("l", "LRANGE l 0 -1"),
+        ("st", "SMEMBERS st"),
+        ("si", "SMEMBERS si"),
+        ("h", "HGETALL h"),
+        ("z", "ZRANGE z 0 -1 WITHSCORES"),
+    ];
+    for line in setup {
+        let a = split(line);
+        r.send(&a);
+        r.read_reply();
+        o.send(&a);
+        o.read_reply();
+    }
+    for (from, to, label) in [(0, 1, "redis->ours"), (1, 0, "ours->redis")] {
+        for (key, read) in reads {
+            let (src, dst) = if from == 0 {
+                (&mut r, &mut o)
+            } else {
+                (&mut o, &mut r)
+            };
+            let (_, payload) = src.cmd(&["DUMP", key]);
+            let RVal::Bulk(Some(payload)) = payload else {
+                panic!("{label} DUMP {key}")
+            };
+            dst.send(&[
+                b"RESTORE".to_vec(),
+                b"copy".to_vec(),
+                b"0".to_vec(),
+                payload,
+                b"REPLACE".to_vec(),
+            ]);
+            assert_eq!(
+                dst.read_reply().unwrap().0,
+                b"+OK\r\n",
+                "{label} RESTORE {key}"
+            );
+            let cmd_src: Vec<String> = read.split(' ').map(String::from).collect();
+            let mut cmd_dst = cmd_src.clone();
+            cmd_dst[1] = "copy".into();
+            let s: Vec<&str> = cmd_src.iter().map(|x| x.as_str()).collect();
+            let d: Vec<&str> = cmd_dst.iter().map(|x| x.as_str()).collect();
+            let name = s[0].to_lowercase();
+            let vs = normalize(&name, src.cmd(&s).1);
+            let vd = normalize(&name, dst.cmd(&d).1);
+            assert_eq!(vs, vd, "{label} {key}");
+        }
+        let _ = to;
+    }
+    node.shutdown();
+}

@@ -382,3 +382,56 @@ fn redis_py_seed_programs() {
     }
     h.shutdown();
 }
+
+#[test]
+fn scan_returns_every_key_present_throughout() {
+    let (h, port) = node();
+    let mut c = Conn::connect(port);
+    let mut wire = Vec::new();
+    for i in 0..2000 {
+        wire.extend(encode(&[
+            b"SET".to_vec(),
+            format!("k{i}").into_bytes(),
+            b"v".to_vec(),
+        ]));
+    }
+    c.send_raw(&wire);
+    for _ in 0..2000 {
+        c.read_reply();
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = "0".to_string();
+    let mut step = 0;
+    loop {
+        let (_, v) = c.cmd(&["SCAN", &cursor, "COUNT", "37"]);
+        let RVal::Array(_, Some(items)) = v else {
+            panic!()
+        };
+        let RVal::Bulk(Some(cur)) = &items[0] else {
+            panic!()
+        };
+        let RVal::Array(_, Some(keys)) = &items[1] else {
+            panic!()
+        };
+        for k in keys {
+            if let RVal::Bulk(Some(k)) = k {
+                seen.insert(String::from_utf8(k.clone()).unwrap());
+            }
+        }
+        // Meanwhile delete odd keys with index >= 1000 and add new ones.
+        c.cmd(&["DEL", &format!("k{}", 1001 + 2 * step)]);
+        c.cmd(&["SET", &format!("new{step}"), "v"]);
+        step += 1;
+        cursor = String::from_utf8(cur.clone()).unwrap();
+        if cursor == "0" {
+            break;
+        }
+    }
+    for i in 0..1000 {
+        assert!(seen.contains(&format!("k{i}")), "k{i} missing");
+    }
+    for i in (1000..2000).step_by(2) {
+        assert!(seen.contains(&format!("k{i}")), "k{i} missing");
+    }
+    h.shutdown();
+}

@@ -358,7 +358,7 @@ fn keys(ctx: &mut Ctx<'_>) -> CmdResult {
     let pat = ctx.arg(1);
     let all = pat == b"*";
     let ks = &ctx.node.ks;
-    let list: Vec<&Blob> = ks.dbs[db]
+    let list: Vec<&crate::keymap::Key> = ks.dbs[db]
         .map
         .keys()
         .filter(|k| (all || glob_match(pat, k, false)) && live(ks, db, k))
@@ -460,7 +460,7 @@ fn scan(ctx: &mut Ctx<'_>) -> CmdResult {
         if !live(ks, db, k) {
             continue;
         }
-        found.push(k.clone());
+        found.push(Blob::from(&k[..]));
     }
     let resp3 = ctx.client.resp3.get();
     let mut r = Reply {

@@ -27,6 +27,7 @@ macro_rules! typed_create {
 
 pub mod bitmaps;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod pubsub;
@@ -115,6 +116,8 @@ pub const F_RESTRICTED: u32 = 4096;
 pub struct CmdInfo {
     pub def: &'static CmdDef,
     pub flags: u32,
+    /// Dense index (per-node call counters).
+    pub idx: usize,
 }
 
 fn parse_flags(s: &str) -> u32 {
@@ -140,10 +143,12 @@ fn parse_flags(s: &str) -> u32 {
     f
 }
 
-pub fn table() -> &'static HashMap<&'static str, CmdInfo> {
-    static T: OnceLock<HashMap<&'static str, CmdInfo>> = OnceLock::new();
+pub type Table = HashMap<&'static str, CmdInfo, crate::db::Hasher>;
+
+pub fn table() -> &'static Table {
+    static T: OnceLock<Table> = OnceLock::new();
     T.get_or_init(|| {
-        let mut m = HashMap::new();
+        let mut m = Table::default();
         for defs in [
             server::COMMANDS,
             strings::COMMANDS,
@@ -155,15 +160,19 @@ pub fn table() -> &'static HashMap<&'static str, CmdInfo> {
             pubsub::COMMANDS,
             tx::COMMANDS,
             bitmaps::COMMANDS,
+            hyperloglog::COMMANDS,
             // Last: replaces server.rs's placeholders (ROLE, WAIT, REPLICAOF, PSYNC, ...).
             crate::replication::COMMANDS,
         ] {
             for d in defs {
+                // A later definition replaces an earlier one and keeps its slot.
+                let idx = m.get(d.name).map(|i| i.idx).unwrap_or(m.len());
                 m.insert(
                     d.name,
                     CmdInfo {
                         def: d,
                         flags: parse_flags(d.flags),
+                        idx,
                     },
                 );
             }
@@ -649,6 +658,7 @@ pub fn call(
 ) -> Option<BlockState> {
     let def = info.def;
     node.ks.no_touch = client.no_touch.get() && def.name != "touch";
+    *client.last_cmd.borrow_mut() = std::borrow::Cow::Borrowed(def.name);
     let out_start = out.len();
     crate::replication::before_call(node, def);
     let mut ctx = Ctx {
@@ -693,9 +703,9 @@ pub fn call(
         out.get(out_start..).unwrap_or(&[]),
         res_wrote,
     );
-    let st = node.cmd_stats.entry(def.name).or_insert((0, 0));
-    st.0 += 1;
-    *client.last_cmd.borrow_mut() = def.name.to_string();
+    if let Some(c) = node.cmd_calls.get_mut(info.idx) {
+        *c += 1;
+    }
     node.ks.no_touch = false;
     if let Some(b) = block {
         if in_exec {

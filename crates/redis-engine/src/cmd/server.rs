@@ -540,7 +540,7 @@ fn on_off(ctx: &Ctx<'_>, i: usize) -> Result<bool, Error> {
 
 fn client(ctx: &mut Ctx<'_>) -> CmdResult {
     let sub = String::from_utf8_lossy(ctx.arg(1)).to_ascii_lowercase();
-    *ctx.client.last_cmd.borrow_mut() = format!("client|{sub}");
+    *ctx.client.last_cmd.borrow_mut() = format!("client|{sub}").into();
     let argc = ctx.argc();
     let arity = |n: usize, exact: bool| -> CmdResult {
         if (exact && argc != n) || argc < n {
@@ -1145,9 +1145,13 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
     }
     if all || sections.iter().any(|x| x == "commandstats") {
         let mut body = String::new();
-        let mut v: Vec<_> = node.cmd_stats.iter().collect();
+        let mut v: Vec<(&str, u64)> = table()
+            .values()
+            .map(|i| (i.def.name, node.cmd_calls.get(i.idx).copied().unwrap_or(0)))
+            .filter(|(_, c)| *c > 0)
+            .collect();
         v.sort();
-        for (name, (calls, _)) in v {
+        for (name, calls) in v {
             body.push_str(&format!(
                 "cmdstat_{name}:calls={calls},usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=0\r\n"
             ));
@@ -1449,7 +1453,7 @@ fn config(ctx: &mut Ctx<'_>) -> CmdResult {
         }
         "resetstat" => {
             ctx.node.ks.stats = Default::default();
-            ctx.node.cmd_stats.clear();
+            ctx.node.cmd_calls.iter_mut().for_each(|c| *c = 0);
             ctx.r().ok();
         }
         "rewrite" => ctx.r().ok(),

@@ -1,0 +1,213 @@
+//! Moving a Redis node's data in and out through its own protocol, so snapshots
+//! work the same against our engine and a real redis-server:
+//!
+//! - **capture**: open a replication link (`PSYNC ? -1`) and save the RDB the node
+//!   sends for a full resynchronisation — a point-in-time copy made by the node
+//!   itself, while it keeps serving;
+//! - **restore**: read an RDB file and replay it as pipelined
+//!   `RESTORE key <abs-ms> <payload> REPLACE ABSTTL` commands.
+
+use std::io::{BufReader, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader};
+use tokio::net::TcpStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RdbIoError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("node refused: {0}")]
+    Refused(String),
+    #[error("unexpected reply: {0}")]
+    Protocol(String),
+    #[error("bad RDB file: {0}")]
+    Rdb(String),
+}
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Capture a node's data set into `dest` (written to a temporary file, then
+/// renamed, so a half-written snapshot never appears). Returns its size.
+pub async fn capture(addr: SocketAddr, password: Option<&str>, dest: &Path) -> Result<u64, RdbIoError> {
+    let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| RdbIoError::Protocol("connect timed out".into()))??;
+    let mut r = TokioBufReader::with_capacity(1 << 16, stream);
+    if let Some(pw) = password {
+        send(&mut r, &[b"AUTH", pw.as_bytes()]).await?;
+        expect_ok(&mut r).await?;
+    }
+    send(&mut r, &[b"PSYNC", b"?", b"-1"]).await?;
+    let line = read_line(&mut r).await?;
+    if !line.starts_with("+FULLRESYNC") {
+        return Err(RdbIoError::Refused(line));
+    }
+    // The node may send bare newlines as keep-alives while it prepares the RDB.
+    let header = loop {
+        let l = read_line(&mut r).await?;
+        if !l.is_empty() {
+            break l;
+        }
+    };
+    let len: u64 = header
+        .strip_prefix('$')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| RdbIoError::Protocol(format!("expected the RDB length, got {header:?}")))?;
+    let tmp = dest.with_extension("rdb.partial");
+    let mut file = tokio::fs::File::create(&tmp).await?;
+    let mut left = len;
+    let mut buf = vec![0u8; 1 << 16];
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = tokio::time::timeout(TIMEOUT, r.read(&mut buf[..want]))
+            .await
+            .map_err(|_| RdbIoError::Protocol("the node stopped sending the RDB".into()))??;
+        if n == 0 {
+            return Err(RdbIoError::Protocol("connection closed inside the RDB".into()));
+        }
+        file.write_all(&buf[..n]).await?;
+        left -= n as u64;
+    }
+    file.sync_all().await?;
+    drop(file);
+    tokio::fs::rename(&tmp, dest).await?;
+    Ok(len)
+}
+
+/// Load an RDB file into a node. Keys already expired are skipped, as a server
+/// loading the file would. Returns how many keys were restored.
+pub async fn restore(addr: SocketAddr, password: Option<&str>, src: &Path) -> Result<u64, RdbIoError> {
+    let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| RdbIoError::Protocol("connect timed out".into()))??;
+    stream.set_nodelay(true)?;
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = TokioBufReader::with_capacity(1 << 16, rd);
+    if let Some(pw) = password {
+        wr.write_all(&encode(&[b"AUTH", pw.as_bytes()])).await?;
+        expect_ok(&mut rd).await?;
+    }
+    // The file is decoded on a blocking thread and sent over in batches.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Batch, RdbIoError>>(4);
+    let path = src.to_path_buf();
+    let reader = tokio::task::spawn_blocking(move || {
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e.into()));
+                return;
+            }
+        };
+        let mut entries = match rdb::FileReader::new(BufReader::with_capacity(1 << 16, file)) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(RdbIoError::Rdb(e.to_string())));
+                return;
+            }
+        };
+        let now = crate::now_ms();
+        let mut db = 0u64;
+        let mut batch = Batch { bytes: encode(&[b"SELECT", b"0"]), replies: 1, keys: 0 };
+        loop {
+            match entries.next_entry() {
+                Ok(Some(e)) => {
+                    if e.expire_at_ms.is_some_and(|t| t <= now) {
+                        continue;
+                    }
+                    if e.db != db {
+                        db = e.db;
+                        batch.bytes.extend_from_slice(&encode(&[b"SELECT", db.to_string().as_bytes()]));
+                        batch.replies += 1;
+                    }
+                    let payload = rdb::dump(&e.value);
+                    let ttl = e.expire_at_ms.unwrap_or(0).to_string();
+                    batch.bytes.extend_from_slice(&encode(&[
+                        b"RESTORE",
+                        &e.key,
+                        ttl.as_bytes(),
+                        &payload,
+                        b"REPLACE",
+                        b"ABSTTL",
+                    ]));
+                    batch.replies += 1;
+                    batch.keys += 1;
+                    if batch.bytes.len() >= 1 << 20 && tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(RdbIoError::Rdb(e.to_string())));
+                    return;
+                }
+            }
+        }
+        let _ = tx.blocking_send(Ok(batch));
+    });
+    let mut restored = 0u64;
+    while let Some(item) = rx.recv().await {
+        let batch = item?;
+        wr.write_all(&batch.bytes).await?;
+        for _ in 0..batch.replies {
+            let reply = read_line(&mut rd).await?;
+            if reply != "+OK" {
+                return Err(RdbIoError::Refused(reply));
+            }
+        }
+        restored += batch.keys;
+    }
+    let _ = reader.await;
+    Ok(restored)
+}
+
+/// Pipelined commands, how many replies they produce and how many keys they restore.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    replies: u64,
+    keys: u64,
+}
+
+fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + args.iter().map(|a| a.len() + 16).sum::<usize>());
+    let _ = write!(out, "*{}\r\n", args.len());
+    for a in args {
+        let _ = write!(out, "${}\r\n", a.len());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+async fn send<S: tokio::io::AsyncWrite + tokio::io::AsyncRead + Unpin>(
+    s: &mut TokioBufReader<S>,
+    args: &[&[u8]],
+) -> Result<(), RdbIoError> {
+    s.get_mut().write_all(&encode(args)).await?;
+    Ok(())
+}
+
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Result<String, RdbIoError> {
+    let mut line = Vec::new();
+    let n = tokio::time::timeout(TIMEOUT, r.read_until(b'\n', &mut line))
+        .await
+        .map_err(|_| RdbIoError::Protocol("no reply from the node".into()))??;
+    if n == 0 {
+        return Err(RdbIoError::Protocol("connection closed".into()));
+    }
+    while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        line.pop();
+    }
+    Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+async fn expect_ok<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Result<(), RdbIoError> {
+    let l = read_line(r).await?;
+    if l == "+OK" {
+        Ok(())
+    } else {
+        Err(RdbIoError::Refused(l))
+    }
+}

@@ -1,0 +1,628 @@
+//! Snapshots with real data. A snapshot is one RDB file per node group under
+//! `<data-dir>/snapshots/<region>/`, captured from the node through the
+//! replication protocol (the node makes a point-in-time copy and keeps serving)
+//! and restored by replaying it into a new cluster's primary. The files are
+//! ordinary RDB files: redis-server loads them, and RDB files redis-server wrote
+//! can seed a cluster here (`SnapshotArns`).
+
+use crate::catalog::Engine;
+use crate::error::ApiError;
+use crate::ids::CacheClusterId;
+use crate::model::{status, ClusterRecord, NodeSnapshot, SnapshotRecord, SnapshotSpec};
+use crate::{events, now_ms, paginate_with, rdb_io, replication_groups, Inner};
+use aws_query::{Params, XmlWriter};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub const MANUAL: &str = "manual";
+pub const AUTOMATED: &str = "automated";
+const MAX_SNAPSHOTS: usize = 1000;
+pub const CREATING: &str = "creating";
+pub const AVAILABLE: &str = "available";
+const DELETING: &str = "deleting";
+
+pub(crate) fn dir(cp: &Inner, region: &str) -> PathBuf {
+    cp.config.data_dir.join("snapshots").join(region)
+}
+
+fn file_path(cp: &Inner, region: &str, file: &str) -> PathBuf {
+    dir(cp, region).join(file)
+}
+
+fn validate_name(raw: &str) -> Result<String, ApiError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 255
+        && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if !ok {
+        return Err(ApiError::InvalidParameterValue(format!(
+            "Invalid snapshot name {raw}: use 1-255 letters, digits, hyphens, periods or underscores."
+        )));
+    }
+    Ok(raw.to_string())
+}
+
+pub(crate) async fn find(cp: &Inner, region: &str, name: &str) -> Result<SnapshotRecord, ApiError> {
+    cp.store
+        .snapshot(region, name)
+        .await?
+        .ok_or_else(|| ApiError::SnapshotNotFound(name.to_string()))
+}
+
+/// The node whose data a snapshot of a cluster or group is taken from.
+struct Source {
+    clusters: Vec<ClusterRecord>,
+    spec: SnapshotSpec,
+    node: SocketAddr,
+}
+
+async fn source(cp: &Inner, region: &str, p: &Params) -> Result<Source, ApiError> {
+    match (p.str("CacheClusterId"), p.str("ReplicationGroupId")) {
+        (Some(_), Some(_)) => Err(ApiError::InvalidParameterCombination(
+            "Specify either CacheClusterId or ReplicationGroupId, not both.".into(),
+        )),
+        (None, None) => Err(ApiError::InvalidParameterCombination(
+            "Specify CacheClusterId or ReplicationGroupId.".into(),
+        )),
+        (Some(raw), None) => {
+            let id = CacheClusterId::parse(raw).map_err(|_| ApiError::CacheClusterNotFound(raw.to_string()))?;
+            let c = cp
+                .store
+                .cluster(region, &id)
+                .await?
+                .ok_or_else(|| ApiError::CacheClusterNotFound(raw.to_string()))?;
+            cluster_source(c, None).await
+        }
+        (None, Some(raw)) => group_source(cp, region, raw).await,
+    }
+}
+
+async fn group_source(cp: &Inner, region: &str, raw: &str) -> Result<Source, ApiError> {
+    let g = replication_groups::find(cp, region, raw).await?;
+    if g.status != status::AVAILABLE {
+        return Err(ApiError::InvalidReplicationGroupState(format!(
+            "Replication group {} is not in available state (current state: {}).",
+            g.id, g.status
+        )));
+    }
+    let primary = CacheClusterId::parse(&g.spec.primary)?;
+    let c = cp
+        .store
+        .cluster(region, &primary)
+        .await?
+        .ok_or_else(|| ApiError::CacheClusterNotFound(g.spec.primary.clone()))?;
+    let mut s = cluster_source(c, Some(&g)).await?;
+    s.spec.replication_group_id = Some(g.id.clone());
+    s.spec.replication_group_description = Some(g.spec.description.clone());
+    s.spec.cache_cluster_id = None;
+    s.spec.automatic_failover = g.spec.automatic_failover;
+    s.spec.num_cache_nodes = g.spec.members.len() as u16;
+    Ok(s)
+}
+
+async fn cluster_source(c: ClusterRecord, g: Option<&crate::model::GroupRecord>) -> Result<Source, ApiError> {
+    if c.spec.engine == Engine::Memcached {
+        return Err(ApiError::SnapshotFeatureNotSupported(
+            "Snapshots are not supported for memcached clusters.".into(),
+        ));
+    }
+    if c.status != status::AVAILABLE {
+        return Err(ApiError::InvalidCacheClusterState(format!(
+            "Cache cluster {} is not in available state (current state: {}).",
+            c.id, c.status
+        )));
+    }
+    let n = c
+        .nodes
+        .first()
+        .ok_or_else(|| ApiError::InvalidCacheClusterState(format!("Cache cluster {} has no node.", c.id)))?;
+    let node = SocketAddr::new(
+        n.bind_ip
+            .parse()
+            .map_err(|_| ApiError::Internal(format!("stored address {} is not an IP", n.bind_ip)))?,
+        n.port,
+    );
+    let s = &c.spec;
+    let spec = SnapshotSpec {
+        cache_cluster_id: Some(c.id.to_string()),
+        replication_group_id: None,
+        replication_group_description: None,
+        engine: s.engine,
+        engine_version: s.engine_version.clone(),
+        node_type: s.node_type.clone(),
+        num_cache_nodes: s.num_nodes,
+        preferred_availability_zone: s.preferred_availability_zone.clone(),
+        cache_cluster_create_time_ms: c.created_ms,
+        maintenance_window: s.maintenance_window.clone(),
+        port: s.port,
+        parameter_group_name: s.parameter_group_name.clone(),
+        subnet_group_name: s.subnet_group_name.clone(),
+        auto_minor_version_upgrade: s.auto_minor_version_upgrade,
+        snapshot_retention_limit: g.map_or(s.snapshot_retention_limit, |g| g.spec.snapshot_retention_limit),
+        snapshot_window: g.map_or_else(
+            || s.snapshot_window.clone().unwrap_or_default(),
+            |g| g.spec.snapshot_window.clone(),
+        ),
+        automatic_failover: false,
+        kms_key_id: None,
+        nodes: vec![NodeSnapshot {
+            cache_cluster_id: c.id.to_string(),
+            node_group_id: replication_groups::NODE_GROUP_ID.to_string(),
+            cache_node_id: n.id.to_string(),
+            cache_node_create_time_ms: n.created_ms,
+            snapshot_create_time_ms: 0,
+            size: 0,
+            file: String::new(),
+        }],
+    };
+    Ok(Source {
+        clusters: vec![c],
+        spec,
+        node,
+    })
+}
+
+pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<String, ApiError> {
+    let name = validate_name(p.required("SnapshotName")?)?;
+    let tags = p.tags("Tags")?.unwrap_or_default();
+    let _guard = cp.lock.lock().await;
+    let mut src = source(cp, region, p).await?;
+    src.spec.kms_key_id = p.str("KmsKeyId").map(str::to_string);
+    take(cp, region, &name, MANUAL, src, &tags).await
+}
+
+/// Record a snapshot as `creating`, mark its source `snapshotting`, and capture it
+/// in the background. The caller holds the lock.
+async fn take(
+    cp: &Arc<Inner>,
+    region: &str,
+    name: &str,
+    kind: &str,
+    mut src: Source,
+    tags: &[(String, String)],
+) -> Result<String, ApiError> {
+    if cp.store.snapshot(region, name).await?.is_some() {
+        return Err(ApiError::SnapshotAlreadyExists(name.to_string()));
+    }
+    if cp.store.snapshots(region).await?.len() >= MAX_SNAPSHOTS {
+        return Err(ApiError::SnapshotQuotaExceeded(format!(
+            "A region can have at most {MAX_SNAPSHOTS} snapshots."
+        )));
+    }
+    for node in &mut src.spec.nodes {
+        node.file = format!("{name}-{}.rdb", node.node_group_id);
+    }
+    let snap = SnapshotRecord {
+        region: region.to_string(),
+        name: name.to_string(),
+        status: CREATING.to_string(),
+        source: kind.to_string(),
+        created_ms: now_ms(),
+        spec: src.spec,
+    };
+    cp.store.put_snapshot(&snap).await?;
+    cp.store.put_tags(&cp.arn(region, "snapshot", name), tags).await?;
+    set_source_status(cp, region, &snap, &src.clusters, "snapshotting").await?;
+    let out = render_one(cp, &snap, true);
+    let cp = Arc::clone(cp);
+    let region = region.to_string();
+    let node = src.node;
+    let clusters = src.clusters;
+    tokio::spawn(async move {
+        let result = capture(&cp, &region, snap, node).await;
+        let _guard = cp.lock.lock().await;
+        if let Ok(Some(s)) = cp.store.snapshot(&region, &result.0).await {
+            let _ = set_source_status(&cp, &region, &s, &clusters, status::AVAILABLE).await;
+        }
+        if let Err(e) = result.1 {
+            tracing::error!(region, snapshot = %result.0, error = %e, "snapshot failed");
+        }
+    });
+    Ok(out)
+}
+
+/// Capture the data and mark the snapshot available (or remove it on failure).
+async fn capture(cp: &Arc<Inner>, region: &str, mut snap: SnapshotRecord, node: SocketAddr) -> (String, Result<(), ApiError>) {
+    let name = snap.name.clone();
+    let started = std::time::Instant::now();
+    let result = async {
+        tokio::fs::create_dir_all(dir(cp, region))
+            .await
+            .map_err(|e| ApiError::Internal(format!("snapshot directory: {e}")))?;
+        let file = snap.spec.nodes.first().map(|n| n.file.clone()).unwrap_or_default();
+        let size = rdb_io::capture(node, None, &file_path(cp, region, &file))
+            .await
+            .map_err(|e| ApiError::Internal(format!("capture from {node}: {e}")))?;
+        let _guard = cp.lock.lock().await;
+        for n in &mut snap.spec.nodes {
+            n.size = size;
+            n.snapshot_create_time_ms = now_ms();
+        }
+        snap.status = AVAILABLE.to_string();
+        cp.store.put_snapshot(&snap).await?;
+        tracing::info!(region, snapshot = %snap.name, bytes = size, elapsed_ms = started.elapsed().as_millis() as u64, "snapshot available");
+        Ok::<(), ApiError>(())
+    }
+    .await;
+    if result.is_err() {
+        let _guard = cp.lock.lock().await;
+        let _ = cp.store.delete_snapshot(region, &name, &cp.arn(region, "snapshot", &name)).await;
+    }
+    (name, result)
+}
+
+async fn set_source_status(
+    cp: &Inner,
+    region: &str,
+    snap: &SnapshotRecord,
+    clusters: &[ClusterRecord],
+    new_status: &str,
+) -> Result<(), ApiError> {
+    for c in clusters {
+        if let Some(mut fresh) = cp.store.cluster(region, &c.id).await? {
+            if fresh.status == status::AVAILABLE || fresh.status == "snapshotting" {
+                fresh.status = new_status.to_string();
+                cp.store.update_cluster(&fresh).await?;
+            }
+        }
+    }
+    if let Some(rg) = &snap.spec.replication_group_id {
+        if let Some(mut g) = cp.store.replication_group(region, rg).await? {
+            if g.status == status::AVAILABLE || g.status == "snapshotting" {
+                g.status = new_status.to_string();
+                g.spec.snapshotting_cluster_id = (new_status == "snapshotting").then(|| {
+                    clusters.first().map(|c| c.id.to_string()).unwrap_or_default()
+                }).or(g.spec.snapshotting_cluster_id.clone());
+                cp.store.put_replication_group(&g, &[]).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn describe(cp: &Inner, region: &str, p: &Params) -> Result<String, ApiError> {
+    let show_config = p.bool("ShowNodeGroupConfig")?.unwrap_or(false);
+    let snaps = match p.str("SnapshotName") {
+        Some(n) => vec![find(cp, region, n).await?],
+        None => cp.store.snapshots(region).await?,
+    };
+    let cluster = p.str("CacheClusterId").map(str::to_ascii_lowercase);
+    let group = p.str("ReplicationGroupId").map(str::to_ascii_lowercase);
+    let source = p.str("SnapshotSource");
+    if let Some(s) = source {
+        if s != MANUAL && s != AUTOMATED {
+            return Err(ApiError::InvalidParameterValue(format!(
+                "Invalid SnapshotSource {s}: use manual or automated."
+            )));
+        }
+    }
+    let snaps: Vec<_> = snaps
+        .into_iter()
+        .filter(|s| cluster.as_deref().is_none_or(|c| {
+            s.spec.cache_cluster_id.as_deref() == Some(c) || s.spec.nodes.iter().any(|n| n.cache_cluster_id == c)
+        }))
+        .filter(|s| group.as_deref().is_none_or(|g| s.spec.replication_group_id.as_deref() == Some(g)))
+        .filter(|s| source.is_none_or(|src| s.source == src))
+        .collect();
+    // DescribeSnapshots pages by 20–50, default 50.
+    let (page, marker) = paginate_with(snaps, p, 50, 50, |s| s.name.clone())?;
+    let mut w = XmlWriter::new();
+    w.opt_text("Marker", marker.as_deref());
+    w.list("Snapshots", "Snapshot", &page, |w, s| write_snapshot(cp, w, s, show_config));
+    Ok(w.finish())
+}
+
+pub(crate) async fn copy(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<String, ApiError> {
+    let src_name = p.required("SourceSnapshotName")?;
+    let target = validate_name(p.required("TargetSnapshotName")?)?;
+    if p.str("TargetBucket").is_some() {
+        return Err(ApiError::InvalidParameterValue(
+            "TargetBucket: exporting to S3 is not available locally; the snapshot's RDB files are under the data directory.".into(),
+        ));
+    }
+    let tags = p.tags("Tags")?.unwrap_or_default();
+    let _guard = cp.lock.lock().await;
+    let src = find(cp, region, src_name).await?;
+    if src.status != AVAILABLE {
+        return Err(ApiError::InvalidSnapshotState(format!(
+            "Snapshot {src_name} is not available (current state: {}).",
+            src.status
+        )));
+    }
+    if cp.store.snapshot(region, &target).await?.is_some() {
+        return Err(ApiError::SnapshotAlreadyExists(target));
+    }
+    let mut copy = src.clone();
+    copy.name = target.clone();
+    copy.source = MANUAL.to_string();
+    copy.created_ms = now_ms();
+    for n in &mut copy.spec.nodes {
+        let new_file = format!("{target}-{}.rdb", n.node_group_id);
+        tokio::fs::copy(file_path(cp, region, &n.file), file_path(cp, region, &new_file))
+            .await
+            .map_err(|e| ApiError::Internal(format!("copying snapshot file: {e}")))?;
+        n.file = new_file;
+    }
+    if let Some(k) = p.str("KmsKeyId") {
+        copy.spec.kms_key_id = Some(k.to_string());
+    }
+    cp.store.put_snapshot(&copy).await?;
+    cp.store.put_tags(&cp.arn(region, "snapshot", &target), &tags).await?;
+    Ok(render_one(cp, &copy, false))
+}
+
+pub(crate) async fn delete(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<String, ApiError> {
+    let name = p.required("SnapshotName")?;
+    let _guard = cp.lock.lock().await;
+    let mut s = find(cp, region, name).await?;
+    if s.status != AVAILABLE {
+        return Err(ApiError::InvalidSnapshotState(format!(
+            "Snapshot {name} is not available (current state: {}).",
+            s.status
+        )));
+    }
+    remove(cp, &s).await?;
+    s.status = DELETING.to_string();
+    Ok(render_one(cp, &s, false))
+}
+
+async fn remove(cp: &Inner, s: &SnapshotRecord) -> Result<(), ApiError> {
+    for n in &s.spec.nodes {
+        let _ = tokio::fs::remove_file(file_path(cp, &s.region, &n.file)).await;
+    }
+    cp.store
+        .delete_snapshot(&s.region, &s.name, &cp.arn(&s.region, "snapshot", &s.name))
+        .await
+}
+
+/// `FinalSnapshotIdentifier` of a delete: capture now, synchronously, before the
+/// nodes go. The caller holds the lock.
+pub(crate) async fn final_snapshot(cp: &Arc<Inner>, region: &str, name: &str, cluster: Option<&ClusterRecord>, group: Option<&str>) -> Result<(), ApiError> {
+    let name = validate_name(name)?;
+    if cp.store.snapshot(region, &name).await?.is_some() {
+        return Err(ApiError::SnapshotAlreadyExists(name));
+    }
+    let src = match (cluster, group) {
+        (_, Some(rg)) => group_source(cp, region, rg).await?,
+        (Some(c), None) => cluster_source(c.clone(), None).await?,
+        (None, None) => return Err(ApiError::Internal("final snapshot of nothing".into())),
+    };
+    let mut spec = src.spec;
+    for node in &mut spec.nodes {
+        node.file = format!("{name}-{}.rdb", node.node_group_id);
+    }
+    let snap = SnapshotRecord {
+        region: region.to_string(),
+        name: name.clone(),
+        status: CREATING.to_string(),
+        source: MANUAL.to_string(),
+        created_ms: now_ms(),
+        spec,
+    };
+    cp.store.put_snapshot(&snap).await?;
+    tokio::fs::create_dir_all(dir(cp, region))
+        .await
+        .map_err(|e| ApiError::Internal(format!("snapshot directory: {e}")))?;
+    let file = snap.spec.nodes.first().map(|n| n.file.clone()).unwrap_or_default();
+    match rdb_io::capture(src.node, None, &file_path(cp, region, &file)).await {
+        Ok(size) => {
+            let mut snap = snap;
+            for n in &mut snap.spec.nodes {
+                n.size = size;
+                n.snapshot_create_time_ms = now_ms();
+            }
+            snap.status = AVAILABLE.to_string();
+            cp.store.put_snapshot(&snap).await?;
+            Ok(())
+        }
+        Err(e) => {
+            remove(cp, &snap).await?;
+            Err(ApiError::Internal(format!("final snapshot failed: {e}")))
+        }
+    }
+}
+
+/// Where a new cluster's data comes from: a snapshot by name, or RDB files named
+/// by `SnapshotArns`. Local forms accepted for an ARN: an absolute path,
+/// `file:///abs/path.rdb`, or `arn:aws:s3:::bucket/key.rdb`, which means
+/// `<data-dir>/s3/bucket/key.rdb`.
+pub(crate) async fn restore_source(cp: &Inner, region: &str, p: &Params, engine: Engine) -> Result<Option<PathBuf>, ApiError> {
+    let by_name = p.str("SnapshotName");
+    let arns = p.list("SnapshotArns", "SnapshotArn")?.filter(|l| !l.is_empty());
+    if by_name.is_none() && arns.is_none() {
+        return Ok(None);
+    }
+    if engine == Engine::Memcached {
+        return Err(ApiError::InvalidParameterCombination(
+            "Restoring from a snapshot is not supported for memcached clusters.".into(),
+        ));
+    }
+    if let Some(name) = by_name {
+        let s = find(cp, region, name).await?;
+        if s.status != AVAILABLE {
+            return Err(ApiError::InvalidSnapshotState(format!(
+                "Snapshot {name} is not available (current state: {}).",
+                s.status
+            )));
+        }
+        let file = s.spec.nodes.first().map(|n| n.file.clone()).unwrap_or_default();
+        return Ok(Some(file_path(cp, region, &file)));
+    }
+    let arns = arns.unwrap_or_default();
+    if arns.len() != 1 {
+        return Err(ApiError::InvalidParameterValue(
+            "Exactly one SnapshotArn is needed for a cluster-mode-disabled cluster.".into(),
+        ));
+    }
+    let arn = &arns[0];
+    let path = if let Some(rest) = arn.strip_prefix("arn:aws:s3:::") {
+        cp.config.data_dir.join("s3").join(rest)
+    } else if let Some(rest) = arn.strip_prefix("file://") {
+        PathBuf::from(rest)
+    } else {
+        PathBuf::from(arn)
+    };
+    if !path.is_absolute() || !path.is_file() {
+        return Err(ApiError::InvalidParameterValue(format!(
+            "SnapshotArn {arn}: no RDB file at {}.",
+            path.display()
+        )));
+    }
+    Ok(Some(path))
+}
+
+/// Load `file` into a freshly started node.
+pub(crate) async fn load(node: SocketAddr, file: &std::path::Path) -> Result<u64, ApiError> {
+    rdb_io::restore(node, None, file)
+        .await
+        .map_err(|e| ApiError::Internal(format!("restore into {node}: {e}")))
+}
+
+/// Take today's automatic snapshot of every cluster and group with a retention
+/// limit, and remove automatic snapshots beyond it (ElastiCache's backup window,
+/// run now: the admin API calls this, and so does the daily scheduler).
+pub(crate) async fn run_automatic(cp: &Arc<Inner>) -> Result<Vec<String>, ApiError> {
+    let _guard = cp.lock.lock().await;
+    let mut taken = Vec::new();
+    let stamp = crate::timestamp(now_ms());
+    let stamp = stamp.get(..19).unwrap_or(&stamp).replace([':', 'T'], "-");
+    for c in cp.store.all_clusters().await? {
+        if c.replication_group_id.is_some() || c.spec.snapshot_retention_limit <= 0 || c.spec.engine == Engine::Memcached {
+            continue;
+        }
+        let name = format!("automatic.{}-{stamp}", c.id);
+        let region = c.region.clone();
+        let limit = c.spec.snapshot_retention_limit;
+        let id = c.id.to_string();
+        if let Ok(src) = cluster_source(c, None).await {
+            if take(cp, &region, &name, AUTOMATED, src, &[]).await.is_ok() {
+                taken.push(name);
+            }
+        }
+        prune(cp, &region, |s| s.spec.cache_cluster_id.as_deref() == Some(id.as_str()), limit).await?;
+    }
+    for g in cp.store.all_replication_groups().await? {
+        if g.spec.snapshot_retention_limit <= 0 {
+            continue;
+        }
+        let name = format!("automatic.{}-{stamp}", g.id);
+        if let Ok(src) = group_source(cp, &g.region, &g.id).await {
+            if take(cp, &g.region, &name, AUTOMATED, src, &[]).await.is_ok() {
+                taken.push(name);
+            }
+        }
+        let id = g.id.clone();
+        prune(cp, &g.region, |s| s.spec.replication_group_id.as_deref() == Some(id.as_str()), g.spec.snapshot_retention_limit).await?;
+    }
+    Ok(taken)
+}
+
+/// Keep the newest `keep` automated snapshots matching `of` (one a day is taken,
+/// so this is the retention limit in days).
+async fn prune(cp: &Inner, region: &str, of: impl Fn(&SnapshotRecord) -> bool, keep: i64) -> Result<(), ApiError> {
+    let mut autos: Vec<_> = cp
+        .store
+        .snapshots(region)
+        .await?
+        .into_iter()
+        .filter(|s| s.source == AUTOMATED && of(s))
+        .collect();
+    autos.sort_by_key(|s| std::cmp::Reverse(s.created_ms));
+    for old in autos.into_iter().skip(usize::try_from(keep).unwrap_or(0)) {
+        if old.status == AVAILABLE {
+            remove(cp, &old).await?;
+        }
+    }
+    Ok(())
+}
+
+fn render_one(cp: &Inner, s: &SnapshotRecord, show_config: bool) -> String {
+    let mut w = XmlWriter::new();
+    w.element("Snapshot", |w| write_snapshot(cp, w, s, show_config));
+    w.finish()
+}
+
+fn write_snapshot(cp: &Inner, w: &mut XmlWriter, s: &SnapshotRecord, show_config: bool) {
+    let sp = &s.spec;
+    w.text("SnapshotName", &s.name)
+        .opt_text("ReplicationGroupId", sp.replication_group_id.as_deref())
+        .opt_text("ReplicationGroupDescription", sp.replication_group_description.as_deref())
+        .opt_text("CacheClusterId", sp.cache_cluster_id.as_deref())
+        .text("SnapshotStatus", &s.status)
+        .text("SnapshotSource", &s.source)
+        .text("CacheNodeType", &sp.node_type)
+        .text("Engine", sp.engine.as_str())
+        .text("EngineVersion", &sp.engine_version)
+        .int("NumCacheNodes", i64::from(sp.num_cache_nodes))
+        .text("PreferredAvailabilityZone", &sp.preferred_availability_zone)
+        .text("CacheClusterCreateTime", &crate::timestamp(sp.cache_cluster_create_time_ms))
+        .text("PreferredMaintenanceWindow", &sp.maintenance_window)
+        .int("Port", i64::from(sp.port))
+        .text("CacheParameterGroupName", &sp.parameter_group_name)
+        .text("CacheSubnetGroupName", &sp.subnet_group_name)
+        .bool("AutoMinorVersionUpgrade", sp.auto_minor_version_upgrade)
+        .int("SnapshotRetentionLimit", sp.snapshot_retention_limit)
+        .text("SnapshotWindow", &sp.snapshot_window)
+        .int("NumNodeGroups", 1)
+        .text("AutomaticFailover", if sp.automatic_failover { "enabled" } else { "disabled" })
+        .list("NodeSnapshots", "NodeSnapshot", &sp.nodes, |w, n| {
+            w.text("CacheClusterId", &n.cache_cluster_id)
+                .text("NodeGroupId", &n.node_group_id)
+                .text("CacheNodeId", &n.cache_node_id);
+            if show_config {
+                w.element("NodeGroupConfiguration", |w| {
+                    w.text("NodeGroupId", &n.node_group_id)
+                        .text("Slots", "0-16383")
+                        .int("ReplicaCount", i64::from(sp.num_cache_nodes.saturating_sub(1)))
+                        .text("PrimaryAvailabilityZone", &sp.preferred_availability_zone);
+                });
+            }
+            w.text("CacheSize", &format!("{} MB", n.size.div_ceil(1024 * 1024)))
+                .text("CacheNodeCreateTime", &crate::timestamp(n.cache_node_create_time_ms));
+            if n.snapshot_create_time_ms > 0 {
+                w.text("SnapshotCreateTime", &crate::timestamp(n.snapshot_create_time_ms));
+            }
+        })
+        .opt_text("KmsKeyId", sp.kms_key_id.as_deref())
+        .text("ARN", &cp.arn(&s.region, "snapshot", &s.name))
+        .text("DataTiering", "disabled");
+}
+
+/// Load a snapshot into a started cluster's node and make the cluster available;
+/// on failure the cluster is `restore-failed`, as on AWS.
+pub(crate) fn spawn_restore(cp: &Arc<Inner>, region: &str, id: &CacheClusterId, file: PathBuf) {
+    let cp = Arc::clone(cp);
+    let region = region.to_string();
+    let id = id.clone();
+    tokio::spawn(async move {
+        let node = match cp.store.cluster(&region, &id).await {
+            Ok(Some(c)) => c.nodes.first().and_then(|n| Some(SocketAddr::new(n.bind_ip.parse().ok()?, n.port))),
+            _ => None,
+        };
+        let started = std::time::Instant::now();
+        let result = match node {
+            Some(addr) => load(addr, &file).await,
+            None => Err(ApiError::Internal("cluster has no node".into())),
+        };
+        let _guard = cp.lock.lock().await;
+        let Ok(Some(mut c)) = cp.store.cluster(&region, &id).await else {
+            return;
+        };
+        match result {
+            Ok(keys) => {
+                tracing::info!(region, cluster = %id, keys, elapsed_ms = started.elapsed().as_millis() as u64, "restored from snapshot");
+                c.status = status::AVAILABLE.to_string();
+            }
+            Err(e) => {
+                tracing::error!(region, cluster = %id, error = %e, "restore failed");
+                events::record(&cp, &region, id.as_str(), events::CACHE_CLUSTER, &format!("Restore from snapshot failed: {e}")).await;
+                c.status = "restore-failed".to_string();
+            }
+        }
+        c.spec.restore_from = None;
+        let _ = cp.store.update_cluster(&c).await;
+        if let Some(rg) = c.replication_group_id.clone() {
+            let _ = replication_groups::finish_locked(&cp, &region, &rg).await;
+        }
+    });
+}

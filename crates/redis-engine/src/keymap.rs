@@ -1,0 +1,214 @@
+//! The keyspace's hash map: a dense `Vec` of (key, value) slots indexed by a swiss table
+//! of `u32` positions. Dense slots give O(1) random sampling (eviction, RANDOMKEY,
+//! active expiry) and stable cursor iteration (SCAN); keys up to 22 bytes are stored
+//! inline. About 56 + 5·(8/7) bytes per entry plus the value's own allocation.
+
+use std::hash::BuildHasher;
+use std::ops::Deref;
+
+use hashbrown::HashTable;
+
+use crate::db::Hasher;
+
+/// A key: inline up to 22 bytes, else boxed.
+#[derive(Clone)]
+pub enum Key {
+    Inline(u8, [u8; 22]),
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    pub fn new(b: &[u8]) -> Key {
+        if b.len() <= 22 {
+            let mut d = [0u8; 22];
+            d[..b.len()].copy_from_slice(b);
+            Key::Inline(b.len() as u8, d)
+        } else {
+            Key::Heap(b.into())
+        }
+    }
+}
+
+impl Deref for Key {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            Key::Inline(n, d) => &d[..*n as usize],
+            Key::Heap(b) => b,
+        }
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
+}
+
+struct Slot<V> {
+    key: Key,
+    val: V,
+}
+
+pub struct KeyMap<V> {
+    table: HashTable<u32>,
+    entries: Vec<Slot<V>>,
+    hasher: Hasher,
+}
+
+impl<V> Default for KeyMap<V> {
+    fn default() -> Self {
+        KeyMap {
+            table: HashTable::new(),
+            entries: Vec::new(),
+            hasher: Hasher::default(),
+        }
+    }
+}
+
+impl<V> KeyMap<V> {
+    #[inline]
+    fn hash(&self, k: &[u8]) -> u64 {
+        self.hasher.hash_one(k)
+    }
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+    #[inline]
+    pub fn get_index_of(&self, k: &[u8]) -> Option<usize> {
+        let h = self.hash(k);
+        let entries = &self.entries;
+        self.table
+            .find(h, |&i| &*entries[i as usize].key == k)
+            .map(|&i| i as usize)
+    }
+    #[inline]
+    pub fn contains_key(&self, k: &[u8]) -> bool {
+        self.get_index_of(k).is_some()
+    }
+    #[inline]
+    pub fn get(&self, k: &[u8]) -> Option<&V> {
+        self.get_index_of(k).map(|i| &self.entries[i].val)
+    }
+    #[inline]
+    pub fn get_mut(&mut self, k: &[u8]) -> Option<&mut V> {
+        let i = self.get_index_of(k)?;
+        Some(&mut self.entries[i].val)
+    }
+    pub fn get_key_value(&self, k: &[u8]) -> Option<(&Key, &V)> {
+        self.get_index_of(k)
+            .map(|i| (&self.entries[i].key, &self.entries[i].val))
+    }
+    pub fn get_index(&self, i: usize) -> Option<(&Key, &V)> {
+        self.entries.get(i).map(|s| (&s.key, &s.val))
+    }
+    pub fn get_index_mut(&mut self, i: usize) -> Option<&mut V> {
+        self.entries.get_mut(i).map(|s| &mut s.val)
+    }
+    /// Insert or replace; returns the slot index and the old value.
+    pub fn insert_full(&mut self, k: &[u8], v: V) -> (usize, Option<V>) {
+        let h = self.hash(k);
+        let KeyMap {
+            table,
+            entries,
+            hasher,
+        } = self;
+        if let Some(&i) = table.find(h, |&i| &*entries[i as usize].key == k) {
+            let old = std::mem::replace(&mut entries[i as usize].val, v);
+            return (i as usize, Some(old));
+        }
+        let i = entries.len();
+        entries.push(Slot {
+            key: Key::new(k),
+            val: v,
+        });
+        let entries = &*entries;
+        table.insert_unique(h, i as u32, |&j| hasher.hash_one(&*entries[j as usize].key));
+        (i, None)
+    }
+    pub fn insert(&mut self, k: &[u8], v: V) -> Option<V> {
+        self.insert_full(k, v).1
+    }
+    /// Remove the slot at `i`, moving the last slot into its place.
+    pub fn swap_remove_index(&mut self, i: usize) -> Option<(Key, V)> {
+        if i >= self.entries.len() {
+            return None;
+        }
+        let h = self.hash(&self.entries[i].key);
+        match self.table.find_entry(h, |&j| j as usize == i) {
+            Ok(e) => {
+                e.remove();
+            }
+            Err(_) => return None,
+        }
+        let last = self.entries.len() - 1;
+        if i != last {
+            let hl = self.hash(&self.entries[last].key);
+            if let Some(slot) = self.table.find_mut(hl, |&j| j as usize == last) {
+                *slot = i as u32;
+            }
+        }
+        let s = self.entries.swap_remove(i);
+        Some((s.key, s.val))
+    }
+    pub fn swap_remove(&mut self, k: &[u8]) -> Option<V> {
+        let i = self.get_index_of(k)?;
+        self.swap_remove_index(i).map(|(_, v)| v)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &V)> {
+        self.entries.iter().map(|s| (&s.key, &s.val))
+    }
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.entries.iter().map(|s| &s.key)
+    }
+}
+
+impl<V> std::ops::Index<usize> for KeyMap<V> {
+    type Output = V;
+    fn index(&self, i: usize) -> &V {
+        &self.entries[i].val
+    }
+}
+
+impl<V> std::ops::IndexMut<usize> for KeyMap<V> {
+    fn index_mut(&mut self, i: usize) -> &mut V {
+        &mut self.entries[i].val
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(std::mem::size_of::<Key>(), 24);
+    }
+
+    proptest! {
+        #[test]
+        fn behaves_like_a_hashmap(ops in proptest::collection::vec((0u8..3, 0u16..64, any::<u32>()), 0..400)) {
+            let mut m: KeyMap<u32> = KeyMap::default();
+            let mut r: std::collections::HashMap<Vec<u8>, u32> = Default::default();
+            for (op, k, v) in ops {
+                let key = if k % 7 == 0 { format!("a-long-key-over-22-bytes-{k}") } else { format!("k{k}") }.into_bytes();
+                match op {
+                    0 => prop_assert_eq!(m.insert(&key, v), r.insert(key.clone(), v)),
+                    1 => prop_assert_eq!(m.swap_remove(&key), r.remove(&key)),
+                    _ => prop_assert_eq!(m.get(&key), r.get(&key)),
+                }
+                prop_assert_eq!(m.len(), r.len());
+            }
+            for (k, v) in m.iter() {
+                prop_assert_eq!(r.get(&k[..]), Some(v));
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+"""Issue 7 end to end: snapshots hold real data, restore into new clusters,
+final snapshots on delete, RDB files that redis-server loads and writes."""
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+import redis
+
+from conftest import wait_available
+
+# Capture uses the node's replication protocol (PSYNC) and restore uses RESTORE:
+# until the engine has both, every test here must fail — and flips red when they land.
+pytestmark = pytest.mark.xfail(strict=True, reason="the redis engine does not serve PSYNC and RESTORE yet")
+
+
+
+def wait_snapshot(ec, name):
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        s = ec.describe_snapshots(SnapshotName=name)["Snapshots"][0]
+        if s["SnapshotStatus"] == "available":
+            return s
+        time.sleep(0.05)
+    raise AssertionError(f"snapshot {name} never became available")
+
+
+def load_types(r, n):
+    pipe = r.pipeline(transaction=False)
+    for i in range(n):
+        pipe.set(f"s:{i}", f"v{i}")
+        pipe.hset(f"h:{i % 100}", f"f{i}", i)
+        pipe.rpush(f"l:{i % 100}", i)
+        pipe.sadd(f"set:{i % 100}", i)
+        pipe.zadd(f"z:{i % 100}", {f"m{i}": i / 3})
+    for i in range(0, n, 10):
+        pipe.pexpire(f"s:{i}", 3_600_000)
+    pipe.execute()
+
+
+def dump_all(r):
+    out = {}
+    for k in r.scan_iter(count=1000):
+        t = r.type(k)
+        if t == b"string":
+            out[k] = r.get(k)
+        elif t == b"hash":
+            out[k] = r.hgetall(k)
+        elif t == b"list":
+            out[k] = r.lrange(k, 0, -1)
+        elif t == b"set":
+            out[k] = sorted(r.smembers(k))
+        elif t == b"zset":
+            out[k] = r.zrange(k, 0, -1, withscores=True)
+        ttl = r.pttl(k)
+        out[(k, "ttl")] = ttl > 0
+    return out
+
+
+def endpoint(cc):
+    ep = cc["CacheNodes"][0]["Endpoint"]
+    return ep["Address"], ep["Port"]
+
+
+def test_snapshot_and_restore_keep_every_key_and_ttl(server):
+    ec = server.client()
+    ec.create_cache_cluster(CacheClusterId="src", Engine="redis")
+    r = redis.Redis(*endpoint(wait_available(ec, "src")))
+    load_types(r, 20_000)
+    before = dump_all(r)
+
+    snap = ec.create_snapshot(SnapshotName="snap-1", CacheClusterId="src")["Snapshot"]
+    assert snap["SnapshotStatus"] == "creating" and snap["SnapshotSource"] == "manual"
+    snap = wait_snapshot(ec, "snap-1")
+    assert snap["CacheClusterId"] == "src" and snap["NodeSnapshots"][0]["CacheNodeId"] == "0001"
+    assert wait_available(ec, "src")["CacheClusterStatus"] == "available"
+    with pytest.raises(ec.exceptions.SnapshotAlreadyExistsFault):
+        ec.create_snapshot(SnapshotName="snap-1", CacheClusterId="src")
+
+    ec.create_cache_cluster(CacheClusterId="restored", Engine="redis", SnapshotName="snap-1")
+    r2 = redis.Redis(*endpoint(wait_available(ec, "restored")))
+    assert dump_all(r2) == before
+
+    ec.copy_snapshot(SourceSnapshotName="snap-1", TargetSnapshotName="snap-copy")
+    names = [s["SnapshotName"] for s in ec.describe_snapshots(CacheClusterId="src")["Snapshots"]]
+    assert names == ["snap-1", "snap-copy"]
+    assert ec.delete_snapshot(SnapshotName="snap-copy")["Snapshot"]["SnapshotStatus"] == "deleting"
+    with pytest.raises(ec.exceptions.SnapshotNotFoundFault):
+        ec.describe_snapshots(SnapshotName="snap-copy")
+
+
+def test_snapshot_files_load_into_redis_server_and_back(server):
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is required in CI")
+        pytest.skip("redis-server not installed")
+    ec = server.client()
+    ec.create_cache_cluster(CacheClusterId="interop", Engine="redis")
+    r = redis.Redis(*endpoint(wait_available(ec, "interop")))
+    load_types(r, 2_000)
+    before = dump_all(r)
+    ec.create_snapshot(SnapshotName="for-redis", CacheClusterId="interop")
+    wait_snapshot(ec, "for-redis")
+    rdb = os.path.join(server.data_dir, "snapshots", "us-east-1", "for-redis-0001.rdb")
+    assert open(rdb, "rb").read(5) == b"REDIS"
+
+    work = tempfile.mkdtemp()
+    shutil.copy(rdb, os.path.join(work, "dump.rdb"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    real = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", work,
+                             "--dbfilename", "dump.rdb", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        rr = redis.Redis(port=port)
+        deadline = time.time() + 10
+        while True:
+            try:
+                if rr.ping():
+                    break
+            except redis.exceptions.ConnectionError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        assert dump_all(rr) == before, "redis-server loads our snapshot"
+        rr.set("written-by-redis-server", "yes")
+        rr.save()
+        # An RDB written by redis-server seeds a new cluster (SnapshotArns).
+        ec.create_cache_cluster(CacheClusterId="seeded", Engine="redis",
+                                SnapshotArns=[f"file://{os.path.join(work, 'dump.rdb')}"])
+        seeded = redis.Redis(*endpoint(wait_available(ec, "seeded")))
+        assert seeded.get("written-by-redis-server") == b"yes"
+        assert seeded.dbsize() == rr.dbsize()
+    finally:
+        real.terminate()
+        real.wait()
+
+
+def test_final_snapshot_on_delete_and_memcached_refusal(server):
+    ec = server.client()
+    ec.create_replication_group(ReplicationGroupId="final", ReplicationGroupDescription="d", NumCacheClusters=2)
+    ec.get_waiter("replication_group_available").wait(ReplicationGroupId="final",
+                                                      WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    g = ec.describe_replication_groups(ReplicationGroupId="final")["ReplicationGroups"][0]
+    ep = g["NodeGroups"][0]["PrimaryEndpoint"]
+    redis.Redis(host=ep["Address"], port=ep["Port"]).set("survives", "the delete")
+    ec.delete_replication_group(ReplicationGroupId="final", FinalSnapshotIdentifier="final-snap")
+    ec.get_waiter("replication_group_deleted").wait(ReplicationGroupId="final",
+                                                    WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    s = ec.describe_snapshots(SnapshotName="final-snap")["Snapshots"][0]
+    assert s["ReplicationGroupId"] == "final" and s["SnapshotStatus"] == "available"
+    ec.create_replication_group(ReplicationGroupId="again", ReplicationGroupDescription="d",
+                                NumCacheClusters=1, SnapshotName="final-snap")
+    ec.get_waiter("replication_group_available").wait(ReplicationGroupId="again",
+                                                      WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    g = ec.describe_replication_groups(ReplicationGroupId="again")["ReplicationGroups"][0]
+    ep = g["NodeGroups"][0]["PrimaryEndpoint"]
+    assert redis.Redis(host=ep["Address"], port=ep["Port"]).get("survives") == b"the delete"
+
+    ec.create_cache_cluster(CacheClusterId="mc", Engine="memcached")
+    wait_available(ec, "mc")
+    with pytest.raises(ec.exceptions.SnapshotFeatureNotSupportedFault):
+        ec.create_snapshot(SnapshotName="nope", CacheClusterId="mc")
+
+
+def test_automatic_snapshots_follow_the_retention_limit(server):
+    ec = server.client()
+    ec.create_cache_cluster(CacheClusterId="daily", Engine="redis", SnapshotRetentionLimit=2)
+    wait_available(ec, "daily")
+    for _ in range(3):
+        req = urllib.request.Request(server.endpoint + "/_elastilite/snapshots/run-window", method="POST")
+        urllib.request.urlopen(req, timeout=30).read()
+        for s in ec.describe_snapshots(SnapshotSource="automated")["Snapshots"]:
+            wait_snapshot(ec, s["SnapshotName"])
+        time.sleep(1.1)
+    autos = ec.describe_snapshots(CacheClusterId="daily", SnapshotSource="automated")["Snapshots"]
+    assert len(autos) == 2 and all(s["SnapshotName"].startswith("automatic.daily-") for s in autos)
+
+
+def test_persist_data_survives_restarts_and_crashes():
+    from conftest import Server
+    s = Server("--persist-data", "--persist-interval-secs", "1")
+    try:
+        ec = s.client()
+        ec.create_cache_cluster(CacheClusterId="keeps", Engine="redis")
+        r = redis.Redis(*endpoint(wait_available(ec, "keeps")))
+        r.set("clean", "shutdown")
+        s.stop()
+        s.start()
+        r = redis.Redis(*endpoint(wait_available(s.client(), "keeps")))
+        assert r.get("clean") == b"shutdown"
+        r.set("crash", "safe")
+        time.sleep(2.5)  # two persistence intervals
+        s.proc.kill()
+        s.proc.wait()
+        s.start()
+        r = redis.Redis(*endpoint(wait_available(s.client(), "keeps")))
+        assert r.get("crash") == b"safe"
+    finally:
+        s.stop()
