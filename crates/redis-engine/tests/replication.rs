@@ -1349,3 +1349,32 @@ fn writes_during_a_chunked_full_sync() {
     b.shutdown();
     c2.shutdown();
 }
+
+/// Nodes of a group share the AUTH token: a replica authenticates to its primary with its own.
+#[test]
+fn replication_with_auth_token() {
+    let cfg = Config {
+        password: Some("s3cret-token".into()),
+        ..Default::default()
+    };
+    let a = spawn(TcpListener::bind("127.0.0.1:0").unwrap(), cfg.clone()).unwrap();
+    let b = spawn(TcpListener::bind("127.0.0.1:0").unwrap(), cfg).unwrap();
+    let (pa, pb) = (a.local_addr().port(), b.local_addr().port());
+    b.replicate_from(a.local_addr());
+    let authed = |p: u16| {
+        let mut c = C::new(p);
+        assert_eq!(c.cmd(&["AUTH", "s3cret-token"]), V::Simple("OK".into()));
+        c
+    };
+    wait_until("link up", Duration::from_secs(10), || {
+        authed(pb)
+            .info("replication")
+            .contains("master_link_status:up")
+    });
+    let mut ca = authed(pa);
+    ca.cmd(&["SET", "k", "v"]);
+    assert_eq!(ca.cmd(&["WAIT", "1", "2000"]), V::Int(1));
+    assert_eq!(authed(pb).cmd(&["GET", "k"]).text(), "v");
+    a.shutdown();
+    b.shutdown();
+}
