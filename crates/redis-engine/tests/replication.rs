@@ -1378,3 +1378,50 @@ fn replication_with_auth_token() {
     a.shutdown();
     b.shutdown();
 }
+
+/// Failover while a client writes with `WAIT 1`: every acknowledged write is on the new
+/// primary, and the demoted node refuses writes.
+#[test]
+fn failover_keeps_every_acknowledged_write() {
+    let a = node(false);
+    let b = node(false);
+    let (pa, pb) = (a.local_addr().port(), b.local_addr().port());
+    b.replicate_from(a.local_addr());
+    wait_until("link up", Duration::from_secs(10), || link_up(pb));
+    let writer = std::thread::spawn(move || {
+        let mut c = C::new(pa);
+        let mut acked = Vec::new();
+        for i in 0..100_000u32 {
+            let k = format!("w:{i}");
+            match c.cmd(&["SET", &k, &i.to_string()]) {
+                V::Simple(_) => {}
+                V::Err(e) => {
+                    assert!(e.starts_with("READONLY"), "{e}");
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+            if c.cmd(&["WAIT", "1", "100"]) == V::Int(1) {
+                acked.push(k);
+            }
+        }
+        acked
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    b.promote();
+    a.replicate_from(b.local_addr());
+    let acked = writer.join().unwrap();
+    assert!(acked.len() > 10, "only {} writes acknowledged", acked.len());
+    let mut cb = C::new(pb);
+    for k in &acked {
+        assert!(
+            matches!(cb.cmd(&["GET", k]), V::Bulk(Some(_))),
+            "acknowledged {k} lost"
+        );
+    }
+    wait_until("old primary follows", Duration::from_secs(10), || {
+        link_up(pa)
+    });
+    a.shutdown();
+    b.shutdown();
+}
