@@ -567,7 +567,19 @@ fn rewrite(node: &mut Node, name: &str, db: usize, args: &Args<'_>, reply: &[u8]
             let (Some(R::Bulk(k)), Some(R::Arr(items))) = (it.next(), it.next()) else {
                 return;
             };
-            let left = has_opt(args, 2, &["left", "min"]);
+            // The direction follows the keys: [timeout] numkeys key... LEFT|RIGHT|MIN|MAX.
+            let nk_at = if name.starts_with('b') { 2 } else { 1 };
+            let nk = if args.len() > nk_at {
+                crate::cmd::parse_int_opt(args.get(nk_at))
+                    .unwrap_or(0)
+                    .max(0) as usize
+            } else {
+                0
+            };
+            let dir_at = nk_at + 1 + nk;
+            let left = dir_at < args.len()
+                && (args.get(dir_at).eq_ignore_ascii_case(b"left")
+                    || args.get(dir_at).eq_ignore_ascii_case(b"min"));
             let op: &[u8] = match (name.contains('z'), left) {
                 (false, true) => b"LPOP",
                 (false, false) => b"RPOP",

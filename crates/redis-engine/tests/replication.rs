@@ -1031,6 +1031,8 @@ fn nondeterministic_commands_replicate_deterministically() {
         vec!["SPOP", "s", "10"],
         vec!["RPUSH", "l", "a", "b", "c", "d"],
         vec!["LMPOP", "1", "l", "LEFT", "COUNT", "2"],
+        vec!["RPUSH", "left", "1", "2", "3"],
+        vec!["LMPOP", "2", "nope", "left", "RIGHT"],
         vec!["ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d"],
         vec!["ZMPOP", "1", "z", "MIN", "COUNT", "2"],
         vec!["BZPOPMAX", "z", "1"],
