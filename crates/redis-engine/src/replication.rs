@@ -1462,6 +1462,15 @@ async fn cron(node: Rc<RefCell<Node>>) {
             release_waiters(n, false);
         }
         if !n.repl.replicas.is_empty() {
+            // repl-timeout: an online replica silent for too long is disconnected.
+            for p in &n.repl.replicas {
+                if p.online && p.last_ack.elapsed() > REPL_TIMEOUT {
+                    if let Some(c) = n.clients.get(&p.client_id) {
+                        c.killed.set(true);
+                        c.notify.notify_one();
+                    }
+                }
+            }
             let clients = &n.clients;
             n.repl
                 .replicas
