@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 RUNS=${RUNS:-3}
+ONLY_MEM=${ONLY_MEM:-0}
 N=${N:-200000}
 NP=${NP:-1000000}
 KEYS=${KEYS:-1000000}
@@ -56,6 +57,7 @@ one() { # server pid port testname args n
   echo "$line" | tr -d '"' | awk -F, -v who="$who" -v name="$name" -v b="$before" -v a="$after" -v n="$n" -v t="$TICK" \
     '{printf "%s|%s|%s|%s|%s|%.2f\n", name, who, $2, $5, $7, (a-b)/t*1e6/n}' >>"$RES"
 }
+if [ "$ONLY_MEM" = 1 ]; then RUNS=0; fi
 for run in $(seq "$RUNS"); do
   for t in "${TESTS[@]}"; do
     IFS='|' read -r name args n <<<"$t"
@@ -68,7 +70,7 @@ for run in $(seq "$RUNS"); do
   echo "run $run/$RUNS done" >&2
 done
 
-python3 - "$RES" "$RUNS" <<'PY'
+[ "$RUNS" -gt 0 ] && python3 - "$RES" "$RUNS" <<'PY'
 import sys, statistics
 rows = [l.strip().split("|") for l in open(sys.argv[1]) if l.strip()]
 tests = []
@@ -98,9 +100,19 @@ for i in range(n):
     out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$100\r\n%s\r\n" % (len(k), k, v))
 PY
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+# Fresh processes for the memory measurement (freed benchmark data would skew the baseline).
+kill "$RPID" "$OPID" 2>/dev/null || true
+wait "$RPID" "$OPID" 2>/dev/null || true
+redis-server --bind 127.0.0.1 --port "$RP" --save '' --appendonly no --dir "$WORK" --logfile "$WORK/redis.log" &
+RPID=$!
+"$OURS_BIN" --port "$OP" 2>"$WORK/ours.log" &
+OPID=$!
+for p in "$RP" "$OP"; do
+  for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.05; done
+done
 echo
-echo "| server | RSS before (KiB) | RSS after $KEYS keys (KiB) | bytes/key (RSS delta) | dbsize |"
-echo "|---|---|---|---|---|"
+echo "| server | RSS before (KiB) | RSS after $KEYS keys (KiB) | bytes/key (RSS delta) | bytes/key (total RSS) | dbsize |"
+echo "|---|---|---|---|---|---|"
 for who in redis ours; do
   if [ $who = redis ]; then pid=$RPID; port=$RP; else pid=$OPID; port=$OP; fi
   b=$(rss "$pid")
@@ -108,5 +120,5 @@ for who in redis ours; do
   sleep 1
   a=$(rss "$pid")
   d=$(redis-cli -p "$port" dbsize)
-  echo "| $who | $b | $a | $(( (a - b) * 1024 / KEYS )) | $d |"
+  echo "| $who | $b | $a | $(( (a - b) * 1024 / KEYS )) | $(( a * 1024 / KEYS )) | $d |"
 done

@@ -305,8 +305,14 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>) -> CmdResult {
     Ok(())
 }
 
+/// Cap on negative-count random replies (elements with repetition).
+pub const MAX_RAND_REPEAT: usize = 16 << 20;
+
 /// Shared by HRANDFIELD/SRANDMEMBER/ZRANDMEMBER: pick indices per Redis's count rules.
 pub fn rand_indices(rng: &mut crate::db::Rng, len: usize, count: i64) -> Vec<usize> {
+    if len == 0 {
+        return Vec::new();
+    }
     if count >= 0 {
         let c = (count as usize).min(len);
         if c == len {
@@ -321,7 +327,8 @@ pub fn rand_indices(rng: &mut crate::db::Rng, len: usize, count: i64) -> Vec<usi
         idx.truncate(c);
         idx
     } else {
-        let c = count.unsigned_abs() as usize;
+        // Bounded (Redis would stream an unbounded reply until the output limit kills it).
+        let c = (count.unsigned_abs() as usize).min(MAX_RAND_REPEAT);
         (0..c).map(|_| rng.below(len)).collect()
     }
 }

@@ -215,7 +215,8 @@ pub fn key_indexes(def: &CmdDef, args: &Args<'_>) -> Vec<usize> {
             }
             if idx < args.len() {
                 if let Some(n) = parse_int_opt(args.get(idx)) {
-                    for i in 0..n.max(0) as usize {
+                    let n = (n.max(0) as usize).min(args.len());
+                    for i in 0..n {
                         if idx + 1 + i < args.len() {
                             v.push(idx + 1 + i);
                         }
@@ -671,7 +672,7 @@ pub fn call(
         block: None,
         no_dirty: false,
     };
-    let res = (def.handler)(&mut ctx);
+    let res = run_handler(def, &mut ctx);
     let block = ctx.block.take();
     let no_dirty = ctx.no_dirty;
     let res_wrote = res.is_ok() && info.flags & F_WRITE != 0 && !no_dirty && block.is_none();
@@ -717,6 +718,20 @@ pub fn call(
     None
 }
 
+/// Run a handler; a bug that panics answers an error instead of taking the node down.
+fn run_handler(def: &'static CmdDef, ctx: &mut Ctx<'_>) -> CmdResult {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (def.handler)(ctx))) {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::error!("redis-engine: command '{}' panicked", def.name);
+            Err(err(format!(
+                "internal error while executing '{}'",
+                def.name
+            )))
+        }
+    }
+}
+
 /// Serve clients blocked on keys that became ready, FIFO per key.
 pub fn serve_blocked(node: &mut Node) {
     let mut guard = 0;
@@ -752,7 +767,7 @@ pub fn serve_blocked(node: &mut Node) {
                     block: None,
                     no_dirty: false,
                 };
-                let res = (info.def.handler)(&mut ctx);
+                let res = run_handler(info.def, &mut ctx);
                 let again = ctx.block.take();
                 node.current_client = prev;
                 c.db.set(saved_db);

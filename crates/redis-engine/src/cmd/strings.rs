@@ -703,7 +703,7 @@ fn lcs(ctx: &mut Ctx<'_>) -> CmdResult {
             "If you want both the length and indexes, please just use IDX.",
         ));
     }
-    if (a.len() as u64) * (b.len() as u64) > 1 << 31 {
+    if (a.len() as u64 + 1) * (b.len() as u64 + 1) * 4 > MAX_STR as u64 {
         return Err(err(
             "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
         ));
