@@ -589,6 +589,19 @@ fn rewrite(node: &mut Node, name: &str, db: usize, args: &Args<'_>, reply: &[u8]
             let n = items.len().to_string();
             propagate(node, Some(db), &[op, &k, n.as_bytes()]);
         }
+        // RESTORE key ttl payload ...: a relative TTL becomes absolute (ABSTTL), as Redis does.
+        "restore" if args.len() > 3 && args.get(2) != b"0" && !has_opt(args, 4, &["absttl"]) => {
+            match node.ks.ttl(db, key) {
+                Some(t) => {
+                    let t = t.to_string();
+                    let mut parts: Vec<&[u8]> = args.iter().collect();
+                    parts[2] = t.as_bytes();
+                    parts.push(b"ABSTTL");
+                    propagate(node, Some(db), &parts);
+                }
+                None => propagate(node, Some(db), &[b"DEL", key]),
+            }
+        }
         "publish" => propagate_args_nodb(node, args),
         _ => propagate_args(node, db, args),
     }

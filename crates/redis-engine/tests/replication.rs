@@ -1073,6 +1073,14 @@ fn nondeterministic_commands_replicate_deterministically() {
         let r = ca.cmd(cmd);
         assert!(!matches!(r, V::Err(_)), "{cmd:?}: {r:?}");
     }
+    // RESTORE with a relative TTL (when the engine has DUMP/RESTORE).
+    if supports(&mut ca, "restore") {
+        let V::Bulk(Some(payload)) = ca.cmd(&["DUMP", "f"]) else {
+            panic!("DUMP")
+        };
+        ca.send(&[b"RESTORE", b"restored", b"100000", &payload]);
+        assert_eq!(ca.read(), V::Simple("OK".into()));
+    }
     for mut c in blocked {
         let r = c.read();
         assert!(matches!(r, V::Arr(Some(_)) | V::Bulk(Some(_))), "{r:?}");
