@@ -422,7 +422,7 @@ fn parse_reply(b: &[u8], pos: &mut usize, depth: u32) -> Option<R> {
             if n < 0 {
                 return Some(R::Other);
             }
-            let end = *pos + n as usize;
+            let end = pos.checked_add(usize::try_from(n).ok()?)?;
             let v = b.get(*pos..end)?.to_vec();
             *pos = end + 2;
             Some(R::Bulk(v))
@@ -1607,14 +1607,19 @@ impl LinkIo {
             if mark.len() != 40 {
                 return Err("bad EOF mark".into());
             }
+            let finder = memchr::memmem::Finder::new(&mark);
+            // Only the bytes not searched yet (plus a mark's length of overlap) are scanned.
+            let mut searched = 0usize;
             loop {
-                if self.buf.len() >= 40 {
-                    // Fast path: look for the mark at the end of what we have.
-                    if let Some(pos) = memchr::memmem::find(&self.buf, &mark) {
-                        let data = self.buf.split_to(pos).to_vec();
-                        self.buf.advance(40);
-                        return Ok(data);
-                    }
+                let from = searched.saturating_sub(mark.len() - 1);
+                if let Some(pos) = finder.find(&self.buf[from..]) {
+                    let data = self.buf.split_to(from + pos).to_vec();
+                    self.buf.advance(mark.len());
+                    return Ok(data);
+                }
+                searched = self.buf.len();
+                if searched > (16usize << 30) {
+                    return Err("RDB too large".into());
                 }
                 self.note_read(node);
                 self.fill().await?;

@@ -663,8 +663,17 @@ fn real_redis(extra: &[&str]) -> Option<Real> {
 
 #[test]
 fn interop_our_replica_of_real_redis() {
-    let Some(real) = real_redis(&[]) else { return };
+    let Some(real) = real_redis(&["--enable-debug-command", "yes"]) else {
+        return;
+    };
     let mut cr = C::new(real.port);
+    // A bigger data set in db 9: redis-server 7 sends it diskless (`$EOF:<mark>` framing).
+    cr.cmd(&["SELECT", "9"]);
+    assert_eq!(
+        cr.cmd(&["DEBUG", "POPULATE", "200000", "pop", "16"]),
+        V::Simple("OK".into())
+    );
+    cr.cmd(&["SELECT", "0"]);
     // Collections before the sync arrive through the RDB (every type); after it, through the stream.
     run_workload(&mut cr, 2_000, "rdb");
     cr.cmd(&["HSET", "h", "f", "v"]);
@@ -689,6 +698,13 @@ fn interop_our_replica_of_real_redis() {
     });
     assert_same(&mut cr, &mut cb);
     assert_eq!(cr.field("replication", "connected_slaves"), "1");
+    cr.cmd(&["SELECT", "9"]);
+    let sample = cr.cmd(&["GET", "pop:123456"]);
+    cr.cmd(&["SELECT", "0"]);
+    cb.cmd(&["SELECT", "9"]);
+    assert_eq!(cb.cmd(&["DBSIZE"]).int(), 200_000);
+    assert_eq!(cb.cmd(&["GET", "pop:123456"]), sample);
+    cb.cmd(&["SELECT", "0"]);
     // Chained: a second real redis-server replicating from our replica gets every type
     // (through our RDB writer) and the proxied stream; compare the two real servers fully.
     let Some(real2) = real_redis(&["--replicaof", "127.0.0.1", &pb.to_string()]) else {
