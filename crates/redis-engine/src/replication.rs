@@ -1315,7 +1315,9 @@ async fn snapshot_driver(node: Rc<RefCell<Node>>) {
         snap.waiting
             .retain(|id| clients.get(id).is_some_and(|c| !c.killed.get()));
         if snap.waiting.is_empty() {
-            n.ks.expire_mode = snap.prev_mode;
+            if snap.prev_mode == ExpireMode::Normal {
+                n.ks.expire_mode = ExpireMode::Normal;
+            }
             return;
         }
         let t = Instant::now();
@@ -1359,7 +1361,10 @@ fn finish_snapshot(node: &mut Node) {
     } = *snap;
     let t = Instant::now();
     let done = write_keys(node, &mut w, &mut db, &mut idx, usize::MAX);
-    node.ks.expire_mode = prev_mode;
+    // Only a primary had its mode changed (replicas hide or keep expired keys anyway).
+    if prev_mode == ExpireMode::Normal {
+        node.ks.expire_mode = ExpireMode::Normal;
+    }
     let rdb = match done.and_then(|_| w.finish()) {
         Ok(b) => b,
         Err(e) => {
@@ -1399,7 +1404,9 @@ fn finish_snapshot(node: &mut Node) {
 /// Drop an in-progress snapshot (role change, resync from upstream): its replicas reconnect.
 fn abort_snapshot(node: &mut Node) {
     if let Some(snap) = node.repl.snap.take() {
-        node.ks.expire_mode = snap.prev_mode;
+        if snap.prev_mode == ExpireMode::Normal {
+            node.ks.expire_mode = ExpireMode::Normal;
+        }
         for id in snap.waiting {
             if let Some(c) = node.clients.get(&id) {
                 c.killed.set(true);
