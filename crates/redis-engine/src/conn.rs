@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::cmd;
@@ -150,11 +150,28 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
                 if inbuf.capacity() - inbuf.len() < 4096 {
                     inbuf.reserve(16 * 1024);
                 }
+                let spare = inbuf.capacity() - inbuf.len();
                 tokio::select! {
-                    r = stream.read_buf(&mut inbuf) => {
-                        match r {
-                            Ok(0) | Err(_) => break,
-                            Ok(_) => {}
+                    r = stream.readable() => {
+                        if r.is_err() {
+                            break;
+                        }
+                        match stream.try_read_buf(&mut inbuf) {
+                            Ok(0) => break,
+                            Ok(n) => {
+                                if n < spare {
+                                    // A short read drained the socket. Clear tokio's readiness now
+                                    // instead of paying a read() that returns EAGAIN next time.
+                                    // Safe on a current_thread runtime: the I/O driver cannot run
+                                    // between the read above and this clear, so an edge for data
+                                    // arriving meanwhile is still delivered later.
+                                    let _ = stream.try_io(tokio::io::Interest::READABLE, || {
+                                        Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+                                    });
+                                }
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                            Err(_) => break,
                         }
                     }
                     _ = client.notify.notified() => {}

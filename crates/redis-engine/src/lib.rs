@@ -263,7 +263,12 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
                 tokio::task::spawn_local(background(node.clone(), ctl_rx));
                 tokio::select! {
                     _ = accept_loop(node.clone(), listener) => {}
-                    _ = stop_rx => {}
+                    _ = async {
+                        // A dropped handle (sender gone) does not stop the node.
+                        if stop_rx.await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    } => {}
                 }
                 // Kill every client; the LocalSet drop below closes their sockets.
                 for c in node.borrow().clients.values() {

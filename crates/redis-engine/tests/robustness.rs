@@ -435,3 +435,12 @@ fn scan_returns_every_key_present_throughout() {
     }
     h.shutdown();
 }
+
+#[test]
+fn dropping_the_handle_keeps_the_node_running() {
+    let (h, port) = node();
+    drop(h);
+    std::thread::sleep(Duration::from_millis(50));
+    let mut c = Conn::connect(port);
+    assert_eq!(c.cmd(&["PING"]).0, b"+PONG\r\n");
+}
