@@ -14,6 +14,21 @@ fn node() -> (redis_engine::NodeHandle, u16) {
     start_node(redis_engine::Config::default())
 }
 
+/// Wait until the node reports `n` blocked clients.
+fn wait_blocked(c: &mut Conn, n: usize) {
+    let want = format!("blocked_clients:{n}\r\n");
+    for _ in 0..500 {
+        let (_, v) = c.cmd(&["INFO", "clients"]);
+        if let RVal::Bulk(Some(b)) = v {
+            if String::from_utf8_lossy(&b).contains(&want) {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("never saw {n} blocked clients");
+}
+
 fn read_to_eof(c: &mut Conn) -> Vec<u8> {
     let mut v = Vec::new();
     let _ = c.s.set_read_timeout(Some(Duration::from_secs(5)));
@@ -127,9 +142,9 @@ fn blocking_pops_wake_in_order_and_time_out() {
     let mut b = Conn::connect(port);
     let mut p = Conn::connect(port);
     a.send(&[b"BLPOP".to_vec(), b"q".to_vec(), b"0".to_vec()]);
-    std::thread::sleep(Duration::from_millis(50));
+    wait_blocked(&mut p, 1);
     b.send(&[b"BLPOP".to_vec(), b"q".to_vec(), b"0".to_vec()]);
-    std::thread::sleep(Duration::from_millis(50));
+    wait_blocked(&mut p, 2);
     assert_eq!(p.cmd(&["RPUSH", "q", "1", "2"]).0, b":2\r\n");
     assert_eq!(a.read_reply().unwrap().0, b"*2\r\n$1\r\nq\r\n$1\r\n1\r\n");
     assert_eq!(b.read_reply().unwrap().0, b"*2\r\n$1\r\nq\r\n$1\r\n2\r\n");
@@ -140,7 +155,7 @@ fn blocking_pops_wake_in_order_and_time_out() {
     assert!(t.elapsed() >= Duration::from_millis(190));
     // BLMOVE chain wakes a client blocked on the destination.
     b.send(&[b"BLPOP".to_vec(), b"dst".to_vec(), b"0".to_vec()]);
-    std::thread::sleep(Duration::from_millis(50));
+    wait_blocked(&mut p, 1);
     a.send(&[
         b"BLMOVE".to_vec(),
         b"src".to_vec(),
@@ -149,13 +164,13 @@ fn blocking_pops_wake_in_order_and_time_out() {
         b"RIGHT".to_vec(),
         b"0".to_vec(),
     ]);
-    std::thread::sleep(Duration::from_millis(50));
+    wait_blocked(&mut p, 2);
     p.cmd(&["LPUSH", "src", "v"]);
     assert_eq!(a.read_reply().unwrap().0, b"$1\r\nv\r\n");
     assert_eq!(b.read_reply().unwrap().0, b"*2\r\n$3\r\ndst\r\n$1\r\nv\r\n");
     // BZPOPMIN.
     a.send(&[b"BZPOPMIN".to_vec(), b"z".to_vec(), b"0".to_vec()]);
-    std::thread::sleep(Duration::from_millis(50));
+    wait_blocked(&mut p, 1);
     p.cmd(&["ZADD", "z", "1.5", "m"]);
     assert_eq!(
         a.read_reply().unwrap().0,
@@ -193,8 +208,20 @@ fn expiry_is_ms_exact_and_active() {
     for i in 0..200 {
         c.cmd(&["SET", &format!("e{i}"), "v", "PX", "50"]);
     }
-    std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(c.cmd(&["DBSIZE"]).0, b":0\r\n");
+    let t = Instant::now();
+    while c.cmd(&["DBSIZE"]).0 != b":0\r\n" {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "active expiry did not reclaim keys"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The keys were reclaimed without being read.
+    let (_, info) = c.cmd(&["INFO", "stats"]);
+    let RVal::Bulk(Some(info)) = info else {
+        panic!()
+    };
+    assert!(String::from_utf8_lossy(&info).contains("expired_keys:201\r\n"));
     h.shutdown();
 }
 
