@@ -643,6 +643,23 @@ pub fn replicate_from(node: &mut Node, primary: SocketAddr) {
         }
     }
     release_waiters(node, true);
+    // Clients blocked on keys would otherwise be served by the primary's stream and change
+    // the replica's data: Redis unblocks them with an error.
+    let blocked: Vec<Rc<Client>> = node
+        .clients
+        .values()
+        .filter(|c| c.blocked.borrow().is_some())
+        .cloned()
+        .collect();
+    for c in blocked {
+        node.unblock(&c);
+        if let Ok(mut o) = c.out.try_borrow_mut() {
+            crate::resp::Reply { out: &mut o, resp3: c.resp3.get() }.error(
+                "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
+            );
+        }
+        c.notify.notify_one();
+    }
     node.repl.multi = 0;
     node.ks.expire_mode = ExpireMode::Hide;
     node.ks.log_deletes = false;

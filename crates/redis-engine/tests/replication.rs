@@ -1451,3 +1451,33 @@ fn failover_keeps_every_acknowledged_write() {
     a.shutdown();
     b.shutdown();
 }
+
+/// A client blocked on a key when its node becomes a replica is unblocked with an error
+/// (otherwise the primary's stream would serve it and change the replica's data).
+#[test]
+fn blocked_clients_are_unblocked_when_demoted() {
+    let a = node(false);
+    let b = node(false);
+    let (pa, pb) = (a.local_addr().port(), b.local_addr().port());
+    let mut blocked = C::new(pa);
+    blocked.send(&[b"BLPOP", b"q", b"0"]);
+    let mut waiter = C::new(pa);
+    waiter.cmd(&["SET", "x", "1"]);
+    std::thread::sleep(Duration::from_millis(50));
+    a.replicate_from(b.local_addr());
+    match blocked.read() {
+        V::Err(e) => assert!(e.starts_with("UNBLOCKED"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    wait_until("link up", Duration::from_secs(10), || link_up(pa));
+    let mut cb = C::new(pb);
+    cb.cmd(&["RPUSH", "q", "1"]);
+    assert_eq!(cb.cmd(&["WAIT", "1", "2000"]), V::Int(1));
+    assert_eq!(
+        C::new(pa).cmd(&["LLEN", "q"]),
+        V::Int(1),
+        "the replica's copy was not popped"
+    );
+    a.shutdown();
+    b.shutdown();
+}
