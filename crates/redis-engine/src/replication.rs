@@ -37,7 +37,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::cmd::server::cmd;
-use crate::cmd::{err, CmdDef, CmdResult, Ctx, Error, Keys};
+use crate::cmd::{err, CmdDef, CmdInfo, CmdResult, Ctx, Error, Keys, F_WRITE};
 use crate::db::{Blob, ExpireMode, Value};
 use crate::node::{BlockState, Client, Node};
 use crate::resp::{parse_command, push_int, Args, Parsed};
@@ -239,14 +239,35 @@ pub fn init(node: &Rc<RefCell<Node>>, shared: Arc<AtomicU64>) {
 // Hooks called from the command path.
 
 /// Replicas refuse writes from everyone but their primary.
-/// Before a write command: replicas refuse writes from everyone but their primary; a
-/// snapshot in progress is completed first (it must not see the write).
-pub fn refuse_write(node: &mut Node, client: &Client) -> bool {
-    if node.repl.is_replica() && !node.repl.is_master_client(client.id) {
-        return true;
+/// Before a write command (or EXEC): replicas refuse writes from everyone but their primary
+/// (an EXEC holding writes is discarded, as Redis does); a snapshot in progress is completed
+/// first (it must not see the write). Returns the error line to reply with.
+pub fn refuse_write(node: &mut Node, client: &Client, info: &CmdInfo) -> Option<&'static str> {
+    let write = info.flags & F_WRITE != 0;
+    if !write && info.def.name != "exec" {
+        return None;
     }
-    barrier(node);
-    false
+    if node.repl.is_replica() && !node.repl.is_master_client(client.id) {
+        if write {
+            return Some("READONLY You can't write against a read only replica.");
+        }
+        let queued_write = client.multi.borrow().as_ref().is_some_and(|q| {
+            q.iter().any(|c| {
+                crate::cmd::lookup(c.args().get(0)).is_some_and(|i| i.flags & F_WRITE != 0)
+            })
+        });
+        if queued_write {
+            *client.multi.borrow_mut() = None;
+            client.multi_error.set(false);
+            node.unwatch_all(client);
+            return Some("EXECABORT Transaction discarded because of: READONLY You can't write against a read only replica.");
+        }
+        return None;
+    }
+    if write {
+        barrier(node);
+    }
+    None
 }
 
 /// Active expiry and eviction run only on primaries with no snapshot in progress.

@@ -1461,6 +1461,10 @@ fn blocked_clients_are_unblocked_when_demoted() {
     let (pa, pb) = (a.local_addr().port(), b.local_addr().port());
     let mut blocked = C::new(pa);
     blocked.send(&[b"BLPOP", b"q", b"0"]);
+    // And a transaction queued while the node was still a primary.
+    let mut tx = C::new(pa);
+    tx.cmd(&["MULTI"]);
+    assert_eq!(tx.cmd(&["SET", "from-tx", "1"]), V::Simple("QUEUED".into()));
     let mut waiter = C::new(pa);
     waiter.cmd(&["SET", "x", "1"]);
     std::thread::sleep(Duration::from_millis(50));
@@ -1470,6 +1474,11 @@ fn blocked_clients_are_unblocked_when_demoted() {
         other => panic!("{other:?}"),
     }
     wait_until("link up", Duration::from_secs(10), || link_up(pa));
+    match tx.cmd(&["EXEC"]) {
+        V::Err(e) => assert!(e.starts_with("EXECABORT") && e.contains("READONLY"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(C::new(pa).cmd(&["EXISTS", "from-tx"]), V::Int(0));
     let mut cb = C::new(pb);
     cb.cmd(&["RPUSH", "q", "1"]);
     assert_eq!(cb.cmd(&["WAIT", "1", "2000"]), V::Int(1));

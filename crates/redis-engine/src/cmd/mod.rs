@@ -556,15 +556,11 @@ pub fn execute(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
         write_err(out, resp3, "NOAUTH Authentication required.");
         return;
     }
-    if info.flags & F_WRITE != 0 && crate::replication::refuse_write(node, client) {
+    if let Some(e) = crate::replication::refuse_write(node, client, info) {
         if client.multi.borrow().is_some() {
             client.multi_error.set(true);
         }
-        write_err(
-            out,
-            resp3,
-            "READONLY You can't write against a read only replica.",
-        );
+        write_err(out, resp3, e);
         return;
     }
     if !resp3 && client.in_pubsub() {
