@@ -2,6 +2,12 @@ use clap::Parser;
 use elastilite::{Application, Settings};
 use tracing_subscriber::EnvFilter;
 
+// Counts bytes per thread, and every Redis node owns one thread: this is how a
+// node knows its `used_memory` for INFO, maxmemory and eviction without walking
+// its keyspace.
+#[global_allocator]
+static ALLOC: redis_engine::CountingAlloc = redis_engine::CountingAlloc;
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()

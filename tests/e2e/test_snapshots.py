@@ -30,35 +30,47 @@ def wait_snapshot(ec, name):
 
 
 def load_types(r, n):
+    """n keys: 60 % strings (a tenth with TTLs), the rest hashes, lists, sets and sorted sets."""
     pipe = r.pipeline(transaction=False)
     for i in range(n):
-        pipe.set(f"s:{i}", f"v{i}")
-        pipe.hset(f"h:{i % 100}", f"f{i}", i)
-        pipe.rpush(f"l:{i % 100}", i)
-        pipe.sadd(f"set:{i % 100}", i)
-        pipe.zadd(f"z:{i % 100}", {f"m{i}": i / 3})
-    for i in range(0, n, 10):
-        pipe.pexpire(f"s:{i}", 3_600_000)
+        kind = i % 10
+        if kind < 6:
+            pipe.set(f"s:{i}", f"v{i}")
+            if kind == 0:
+                pipe.pexpire(f"s:{i}", 3_600_000)
+        elif kind == 6:
+            pipe.hset(f"h:{i}", mapping={"a": i, "b": "x"})
+        elif kind == 7:
+            pipe.rpush(f"l:{i}", i, i + 1, "z")
+        elif kind == 8:
+            pipe.sadd(f"set:{i}", i, "m")
+        else:
+            pipe.zadd(f"z:{i}", {"a": i / 3, "b": -1})
+        if len(pipe) >= 2000:
+            pipe.execute()
     pipe.execute()
 
 
 def dump_all(r):
-    out = {}
-    for k in r.scan_iter(count=1000):
-        t = r.type(k)
-        if t == b"string":
-            out[k] = r.get(k)
-        elif t == b"hash":
-            out[k] = r.hgetall(k)
-        elif t == b"list":
-            out[k] = r.lrange(k, 0, -1)
-        elif t == b"set":
-            out[k] = sorted(r.smembers(k))
-        elif t == b"zset":
-            out[k] = r.zrange(k, 0, -1, withscores=True)
-        ttl = r.pttl(k)
-        out[(k, "ttl")] = ttl > 0
-    return out
+    """Every key's type, value and whether it has a TTL, read with pipelines."""
+    keys = sorted(r.scan_iter(count=5000))
+    readers = {b"string": lambda p, k: p.get(k), b"hash": lambda p, k: p.hgetall(k),
+               b"list": lambda p, k: p.lrange(k, 0, -1), b"set": lambda p, k: p.smembers(k),
+               b"zset": lambda p, k: p.zrange(k, 0, -1, withscores=True)}
+    meta, values = [], []
+    for i in range(0, len(keys), 2000):
+        chunk = keys[i:i + 2000]
+        pipe = r.pipeline(transaction=False)
+        for k in chunk:
+            pipe.type(k)
+            pipe.pttl(k)
+        m = pipe.execute()
+        for k, t in zip(chunk, m[0::2]):
+            readers[t](pipe, k)
+        values.extend(pipe.execute())
+        meta.extend(m)
+    return {k: (t, v if not isinstance(v, set) else sorted(v), ttl > 0)
+            for k, t, ttl, v in zip(keys, meta[0::2], meta[1::2], values)}
 
 
 def endpoint(cc):
@@ -70,8 +82,9 @@ def test_snapshot_and_restore_keep_every_key_and_ttl(server):
     ec = server.client()
     ec.create_cache_cluster(CacheClusterId="src", Engine="redis")
     r = redis.Redis(*endpoint(wait_available(ec, "src")))
-    load_types(r, 20_000)
+    load_types(r, 100_000)
     before = dump_all(r)
+    assert len(before) == 100_000
 
     snap = ec.create_snapshot(SnapshotName="snap-1", CacheClusterId="src")["Snapshot"]
     assert snap["SnapshotStatus"] == "creating" and snap["SnapshotSource"] == "manual"

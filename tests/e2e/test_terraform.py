@@ -623,10 +623,6 @@ def test_replay_subnet_group_calls_as_terraform_makes_them(server):
     assert error_code(e) == "CacheSubnetGroupNotFoundFault"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gap: ModifyCacheCluster AZMode=single-az is accepted and ignored - the cluster keeps "
-    "PreferredAvailabilityZone='Multiple', so Terraform (az_mode is read from it) plans "
-    "az_mode \"cross-az\" -> \"single-az\" forever"))
 def test_replay_az_mode_change_to_single_az(server):
     """resourceClusterUpdate sends AZMode when az_mode changes, together with
     NumCacheNodes/CacheNodeIdsToRemove when the node count changes; the read maps
@@ -664,10 +660,6 @@ def test_replay_az_mode_change_to_single_az(server):
     assert cc["PreferredAvailabilityZone"] == cc["CacheNodes"][0]["CustomerAvailabilityZone"], cc
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gap: LogDeliveryConfigurations sent to CreateCacheCluster/ModifyCacheCluster are "
-    "accepted and dropped (Describe returns an empty list), so Terraform plans to add "
-    "log_delivery_configuration on every run"))
 def test_replay_log_delivery_configuration(server):
     """expandLogDeliveryConfigurationRequests on create/update; the read flattens
     DestinationType, DestinationDetails.{CloudWatchLogsDetails.LogGroup |

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::ids::{Arn, CacheClusterId, CacheNodeId};
 use crate::model::{status, ClusterRecord, ClusterSpec, NodeRecord, PendingModifiedValues};
 use crate::nodes::NodeKey;
-use crate::{now_ms, paginate, parameter_groups, replication_groups, snapshots, subnet_groups, Inner};
+use crate::{now_ms, paginate, parameter_groups, replication_groups, snapshots, subnet_groups, Inner, log_delivery};
 use aws_query::{Params, XmlWriter};
 use std::sync::Arc;
 
@@ -133,6 +133,11 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         pending: PendingModifiedValues::default(),
         pending_reboot_nodes: Vec::new(),
         restore_from: snapshots::restore_source(cp, region, p, engine).await?,
+        log_delivery: {
+            let mut l = Vec::new();
+            log_delivery::apply(&mut l, p)?;
+            l
+        },
     };
 
     let _guard = cp.lock.lock().await;
@@ -363,11 +368,40 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     if let Some(s) = p.str("NotificationTopicStatus") {
         spec.notification_topic_status = Some(s.to_string());
     }
+    log_delivery::apply(&mut spec.log_delivery, p)?;
     if let Some(m) = p.str("AZMode") {
         if m != "single-az" && m != "cross-az" {
-            return Err(ApiError::InvalidParameterValue(format!(
-                "Invalid value for AZMode: {m}"
-            )));
+            return Err(ApiError::InvalidParameterValue(format!("Invalid value for AZMode: {m}")));
+        }
+        if m == "cross-az" && spec.engine.is_redis_like() {
+            return Err(ApiError::InvalidParameterCombination(
+                "AZMode cross-az is only supported for the memcached engine.".into(),
+            ));
+        }
+        if m == "single-az" {
+            // ElastiCache: single-az is refused while nodes are in different zones.
+            let removed: Vec<CacheNodeId> = match &node_change {
+                Some((_, r)) => r.clone(),
+                None => Vec::new(),
+            };
+            let mut zones: Vec<&str> = c
+                .nodes
+                .iter()
+                .filter(|n| !removed.contains(&n.id))
+                .map(|n| n.availability_zone.as_str())
+                .collect();
+            zones.sort_unstable();
+            zones.dedup();
+            if zones.len() > 1 {
+                return Err(ApiError::InvalidParameterCombination(
+                    "AZMode single-az cannot be specified while the cluster has nodes in different availability zones.".into(),
+                ));
+            }
+            if let Some(z) = zones.first() {
+                spec.preferred_availability_zone = z.to_string();
+            }
+        } else {
+            spec.preferred_availability_zone = "Multiple".to_string();
         }
         spec.az_mode = m.to_string();
     }
@@ -771,12 +805,9 @@ fn write_cluster(cp: &Inner, w: &mut XmlWriter, c: &ClusterRecord, show_nodes: b
         .bool("AtRestEncryptionEnabled", s.at_rest_encryption_enabled)
         .text("ARN", &cp.arn(&c.region, "cluster", c.id.as_str()))
         .bool("ReplicationGroupLogDeliveryEnabled", false)
-        .string_list(
-            "LogDeliveryConfigurations",
-            "LogDeliveryConfiguration",
-            Vec::<String>::new(),
-        )
-        .text("NetworkType", &s.network_type)
+        ;
+    log_delivery::write(w, &s.log_delivery);
+    w.text("NetworkType", &s.network_type)
         .text("IpDiscovery", &s.ip_discovery);
 }
 

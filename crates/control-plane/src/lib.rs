@@ -11,6 +11,7 @@ mod engine_versions;
 mod error;
 mod events;
 mod ids;
+mod log_delivery;
 mod misc;
 mod model;
 mod nodes;

@@ -79,6 +79,8 @@ pub struct ClusterSpec {
     /// An RDB file to load once the node has started (restore from a snapshot).
     #[serde(default)]
     pub restore_from: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub log_delivery: Vec<crate::log_delivery::LogDelivery>,
 }
 
 /// Changes requested without `ApplyImmediately`, applied in the maintenance window.
@@ -156,6 +158,8 @@ pub struct GroupSpec {
     /// Set while deleting with `RetainPrimaryCluster`.
     #[serde(default)]
     pub retain_on_delete: Option<String>,
+    #[serde(default)]
+    pub log_delivery: Vec<crate::log_delivery::LogDelivery>,
 }
 
 #[derive(Debug, Clone)]

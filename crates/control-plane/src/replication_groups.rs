@@ -182,6 +182,11 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         last_member_number: 0,
         at_rest_encryption_enabled: p.bool("AtRestEncryptionEnabled")?.unwrap_or(false),
         retain_on_delete: None,
+        log_delivery: {
+            let mut l = Vec::new();
+            crate::log_delivery::apply(&mut l, p)?;
+            l
+        },
     };
     let mut adopted = None;
     if let Some(pid) = &adopt {
@@ -342,6 +347,7 @@ fn member_record(
             pending: PendingModifiedValues::default(),
             pending_reboot_nodes: Vec::new(),
             restore_from: None,
+            log_delivery: g.log_delivery.clone(),
         },
         nodes: vec![NodeRecord {
             id: CacheNodeId::new(1),
@@ -480,12 +486,9 @@ fn write_group(
     .bool("AtRestEncryptionEnabled", s.at_rest_encryption_enabled)
     .text("ARN", &cp.arn(&g.region, "replicationgroup", &g.id))
     .string_list("UserGroupIds", "member", Vec::<String>::new())
-    .string_list(
-        "LogDeliveryConfigurations",
-        "LogDeliveryConfiguration",
-        Vec::<String>::new(),
-    )
-    .text(
+    ;
+    crate::log_delivery::write(w, &s.log_delivery);
+    w.text(
         "ReplicationGroupCreateTime",
         &crate::timestamp(g.created_ms),
     )
@@ -568,6 +571,7 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     if let Some(b) = p.bool("AutoMinorVersionUpgrade")? {
         s.auto_minor_version_upgrade = b;
     }
+    crate::log_delivery::apply(&mut s.log_delivery, p)?;
     let mut new_primary = None;
     if let Some(pc) = p.str("PrimaryClusterId") {
         let pc = pc.to_ascii_lowercase();

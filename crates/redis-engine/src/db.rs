@@ -244,11 +244,8 @@ pub enum ExpireMode {
 
 pub struct Keyspace {
     pub dbs: Vec<Db>,
-    /// Replication hooks (see `replication.rs`).
+    /// Replication hook (see `replication.rs`): how lazy expiry behaves.
     pub expire_mode: ExpireMode,
-    pub log_deletes: bool,
-    /// Keys removed by expiry/eviction, to propagate as DEL.
-    pub deleted: Vec<(usize, Blob)>,
     pub stats: Stats,
     pub now: u64,
     pub policy: Policy,
@@ -257,6 +254,10 @@ pub struct Keyspace {
     pub rng: Rng,
     /// Set while executing a NO-TOUCH client's command.
     pub no_touch: bool,
+    /// When set (a write hook is installed, or replication has replicas), keys removed by
+    /// expiry or eviction are logged in `deleted` so they can be propagated as DELs, as Redis does.
+    pub log_deletes: bool,
+    pub deleted: Vec<(usize, Blob)>,
 }
 
 const LFU_INIT_VAL: u32 = 5;
@@ -266,8 +267,6 @@ impl Keyspace {
         Keyspace {
             dbs: (0..n).map(|_| Db::default()).collect(),
             expire_mode: ExpireMode::Normal,
-            log_deletes: false,
-            deleted: Vec::new(),
             stats: Stats::default(),
             now: now_ms(),
             policy: Policy::NoEviction,
@@ -275,6 +274,8 @@ impl Keyspace {
             lfu_decay_time: 1,
             rng: Rng::new(),
             no_touch: false,
+            log_deletes: false,
+            deleted: Vec::new(),
         }
     }
 
@@ -535,7 +536,7 @@ impl Keyspace {
                         d.map.swap_remove(&k[..]);
                         expired += 1;
                         if self.log_deletes {
-                            self.deleted.push((db, k[..].into()));
+                            self.deleted.push((db, Blob::from(&k[..])));
                         }
                     }
                 }

@@ -340,6 +340,7 @@ async fn background(
                 if replication::may_expire(&n) {
                     n.ks.active_expire(10_000);
                 }
+                n.flush_deleted();
                 // Evict in the background too, so memory drops without writes.
                 let max = n.settings.maxmemory;
                 if max > 0 && replication::may_expire(&n) {
@@ -347,8 +348,8 @@ async fn background(
                     while n.used_memory() > max && guard < 10_000 && n.ks.evict_one() {
                         guard += 1;
                     }
+                    n.flush_deleted();
                 }
-                replication::flush_deletes(&mut n);
             }
             c = ctl.recv(), if ctl_open => {
                 let Some(c) = c else { ctl_open = false; continue };

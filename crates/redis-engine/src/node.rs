@@ -203,6 +203,29 @@ impl Node {
         }
     }
 
+    /// Install the hook called after every executed write command (replication, AOF).
+    /// Keys removed by expiry or eviction are passed to it as `DEL key`, before the
+    /// command that caused their removal.
+    pub fn set_write_hook(&mut self, hook: Option<WriteHook>) {
+        self.ks.log_deletes = hook.is_some() || crate::replication::wants_deletes(self);
+        self.write_hook = hook;
+    }
+
+    /// Propagate logged expiry/eviction deletions to the write hook.
+    pub fn flush_deleted(&mut self) {
+        if self.ks.deleted.is_empty() {
+            return;
+        }
+        let list = std::mem::take(&mut self.ks.deleted);
+        if let Some(h) = self.write_hook.as_mut() {
+            for (db, key) in &list {
+                let cmd = crate::resp::OwnedCmd::from_parts(&[b"DEL", key]);
+                h(*db, &cmd.args());
+            }
+        }
+        crate::replication::propagate_deletes(self, &list);
+    }
+
     /// Mark a key as modified: WATCH invalidation and wake-ups of blocked clients.
     pub fn touch_key(&mut self, db: usize, key: &[u8]) {
         if !self.watched.is_empty() {

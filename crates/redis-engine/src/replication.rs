@@ -335,18 +335,25 @@ pub fn after_blocked(
     client.woff.set(node.repl.offset);
 }
 
-/// Send DELs for keys removed by expiry/eviction.
+/// Send DELs for keys removed by expiry/eviction (the log is shared with the write hook:
+/// `Node::flush_deleted` drains it and calls [`propagate_deletes`]).
 pub fn flush_deletes(node: &mut Node) {
-    if node.ks.deleted.is_empty() {
-        return;
-    }
-    let dels = std::mem::take(&mut node.ks.deleted);
-    if node.repl.backlog.is_none() || node.repl.is_replica() {
+    node.flush_deleted();
+}
+
+/// Whether expiry/eviction deletions must be logged for replication.
+pub fn wants_deletes(node: &Node) -> bool {
+    node.repl.backlog.is_some() && !node.repl.is_replica()
+}
+
+/// Propagate logged expiry/eviction deletions as DEL.
+pub fn propagate_deletes(node: &mut Node, list: &[(usize, Blob)]) {
+    if list.is_empty() || !wants_deletes(node) {
         return;
     }
     let saved = node.repl.multi;
-    for (db, k) in dels {
-        propagate(node, Some(db), &[b"DEL", &k]);
+    for (db, k) in list {
+        propagate(node, Some(*db), &[b"DEL", k]);
     }
     node.repl.multi = saved;
 }
@@ -683,7 +690,7 @@ pub fn replicate_from(node: &mut Node, primary: SocketAddr) {
     }
     node.repl.multi = 0;
     node.ks.expire_mode = ExpireMode::Hide;
-    node.ks.log_deletes = false;
+    node.ks.log_deletes = node.write_hook.is_some();
     let now = Instant::now();
     node.repl.link = Some(Link {
         primary,

@@ -616,8 +616,10 @@ pub fn execute(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
             resp3,
             "OOM command not allowed when used memory > 'maxmemory'.",
         );
+        node.flush_deleted();
         return;
     }
+    node.flush_deleted();
     call(node, client, info, args, out, false);
     if !node.ready.is_empty() {
         serve_blocked(node);
@@ -672,6 +674,7 @@ pub fn call(
     let block = ctx.block.take();
     let no_dirty = ctx.no_dirty;
     let res_wrote = res.is_ok() && info.flags & F_WRITE != 0 && !no_dirty && block.is_none();
+    node.flush_deleted();
     match res {
         Err(e) => {
             let resp3 = client.resp3.get();
@@ -833,4 +836,79 @@ pub fn parse_timeout(s: &[u8]) -> Result<Option<std::time::Instant>, Error> {
 
 pub fn blob(b: &[u8]) -> Blob {
     b.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::Settings;
+    use std::cell::RefCell;
+
+    fn node() -> Node {
+        Node::new(
+            Settings {
+                maxmemory: 0,
+                policy: crate::db::Policy::NoEviction,
+                maxmemory_samples: 5,
+                requirepass: None,
+                proto_max_bulk_len: 512 << 20,
+                allow_restricted: false,
+                version: "7.1.0".into(),
+                flavor: "redis".into(),
+                timeout: 0,
+                maxclients: 100,
+                pubsub_hard_limit: 0,
+                extra: Default::default(),
+            },
+            0,
+        )
+    }
+
+    fn run(n: &mut Node, c: &Rc<Client>, args: &[&str]) -> Vec<u8> {
+        let parts: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let cmd = crate::resp::OwnedCmd::from_parts(&parts);
+        let mut out = Vec::new();
+        execute(n, c, cmd.args(), &mut out);
+        out
+    }
+
+    #[test]
+    fn write_hook_sees_writes_then_expiry_dels() {
+        let mut n = node();
+        let log: Rc<RefCell<Vec<String>>> = Rc::default();
+        let l2 = log.clone();
+        n.set_write_hook(Some(Box::new(move |db, args| {
+            let words: Vec<String> = args
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            l2.borrow_mut().push(format!("{db}:{}", words.join(" ")));
+        })));
+        let c = Rc::new(Client::new(1, "a".into(), "b".into(), 0));
+        c.authed.set(true);
+        n.clients.insert(1, c.clone());
+        assert_eq!(run(&mut n, &c, &["SET", "a", "1"]), b"+OK\r\n");
+        run(&mut n, &c, &["GET", "a"]);
+        run(&mut n, &c, &["DEL", "nokey"]);
+        run(&mut n, &c, &["SET", "b", "1", "PX", "1"]);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(run(&mut n, &c, &["GET", "b"]), b"$-1\r\n");
+        run(&mut n, &c, &["SELECT", "2"]);
+        run(&mut n, &c, &["LPUSH", "l", "x"]);
+        assert_eq!(
+            *log.borrow(),
+            vec!["0:SET a 1", "0:SET b 1 PX 1", "0:DEL b", "2:LPUSH l x"]
+        );
+    }
+
+    #[test]
+    fn glob() {
+        assert!(glob_match(b"h?llo", b"hello", false));
+        assert!(glob_match(b"h*o", b"hello", false));
+        assert!(glob_match(b"h[ae]llo", b"hallo", false));
+        assert!(!glob_match(b"h[^e]llo", b"hello", false));
+        assert!(glob_match(b"h[a-f]llo", b"hello", false));
+        assert!(glob_match(b"h\\*", b"h*", false));
+        assert!(!glob_match(b"a*b", b"acd", false));
+    }
 }
