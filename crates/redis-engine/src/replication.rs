@@ -1540,7 +1540,11 @@ async fn cron(node: Rc<RefCell<Node>>) {
             n.repl
                 .replicas
                 .retain(|p| clients.get(&p.client_id).is_some_and(|c| !c.killed.get()));
-            if !n.repl.is_replica() && n.repl.last_ping.elapsed() >= PING_PERIOD {
+            // (Not while a snapshot is being serialized: stream bytes would complete it.)
+            if !n.repl.is_replica()
+                && n.repl.snap.is_none()
+                && n.repl.last_ping.elapsed() >= PING_PERIOD
+            {
                 n.repl.last_ping = Instant::now();
                 if !n.repl.replicas.is_empty() {
                     let saved = n.repl.multi;
