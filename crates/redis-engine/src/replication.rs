@@ -980,7 +980,11 @@ fn wait(ctx: &mut Ctx<'_>) -> CmdResult {
         return Ok(());
     }
     // Ask replicas for an ACK now (once per offset).
-    if ctx.node.repl.getack_at != ctx.node.repl.offset && !ctx.node.repl.replicas.is_empty() {
+    // (Not while a snapshot is being serialized: the periodic ACKs answer then.)
+    if ctx.node.repl.getack_at != ctx.node.repl.offset
+        && !ctx.node.repl.replicas.is_empty()
+        && ctx.node.repl.snap.is_none()
+    {
         let saved = ctx.node.repl.multi;
         ctx.node.repl.multi = 0;
         feed_cmd(ctx.node, None, &[b"REPLCONF", b"GETACK", b"*"]);
