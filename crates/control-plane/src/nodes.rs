@@ -421,20 +421,34 @@ impl Supervisor {
         }
     }
 
-    /// Make a Redis node a primary or a replica of another node.
-    // The engine's replication is not wired in yet; roles are recorded by the
-    // control plane and this is where they will reach the node.
+    /// Make a Redis node a primary (keeping its data) or a replica of another
+    /// node (full sync, then the primary's write stream).
     pub fn set_role(&self, key: &NodeKey, role: Role) {
         let running = lock(&self.running);
-        if let Some(Node { engine: Running::Redis(_h), .. }) = running.get(key) {
-            tracing::debug!(region = %key.region, cluster = %key.cluster, ?role, "replication role");
+        if let Some(Node { engine: Running::Redis(h), .. }) = running.get(key) {
+            match role {
+                Role::Primary => h.promote(),
+                Role::ReplicaOf(primary) => h.replicate_from(primary),
+            }
         }
     }
 
-    /// How much of the replication stream a node has applied (for choosing the
-    /// replica to promote); 0 when unknown.
-    pub fn replication_offset(&self, _key: &NodeKey) -> u64 {
-        0
+    /// Where a node's engine itself listens (behind its TLS front, if any): the
+    /// address replicas and snapshots connect to.
+    pub fn engine_addr(&self, key: &NodeKey) -> Option<SocketAddr> {
+        match &lock(&self.running).get(key)?.engine {
+            Running::Redis(h) => Some(h.local_addr()),
+            Running::Memcached(h) => Some(h.local_addr()),
+        }
+    }
+
+    /// How much of the replication stream a node has (for choosing the replica to
+    /// promote); 0 for a node that is not running.
+    pub fn replication_offset(&self, key: &NodeKey) -> u64 {
+        match lock(&self.running).get(key) {
+            Some(Node { engine: Running::Redis(h), .. }) => h.replication_offset(),
+            _ => 0,
+        }
     }
 
     pub fn stop_all(&self) {

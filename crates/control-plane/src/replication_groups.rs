@@ -1084,12 +1084,14 @@ fn node_addr(c: &ClusterRecord) -> Option<SocketAddr> {
 async fn apply_topology(cp: &Inner, g: &GroupRecord, ms: &[ClusterRecord]) -> Result<(), ApiError> {
     let primary = ms.iter().find(|c| c.id.as_str() == g.spec.primary);
     let primary_addr = primary.and_then(node_addr);
+    // Replicas talk to the primary's engine directly, not through its TLS front.
+    let primary_engine = primary.and_then(|p| cp.nodes.engine_addr(&node_key(&g.region, &p.id, CacheNodeId::new(1))));
     let mut replicas = Vec::new();
     for c in ms {
         let key = node_key(&g.region, &c.id, CacheNodeId::new(1));
         if Some(c.id.as_str()) == primary.map(|p| p.id.as_str()) {
             cp.nodes.set_role(&key, Role::Primary);
-        } else if let Some(pa) = primary_addr {
+        } else if let Some(pa) = primary_engine {
             cp.nodes.set_role(&key, Role::ReplicaOf(pa));
             replicas.extend(node_addr(c));
         }
