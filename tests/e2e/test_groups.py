@@ -221,3 +221,21 @@ def test_keyspace_notifications_from_the_parameter_group(server):
         msg = p.get_message(timeout=1)
     assert msg is not None, "no keyspace notification"
     assert msg["channel"] == b"__keyevent@0__:set" and msg["data"] == b"watched"
+
+
+def test_node_type_change_changes_the_memory_limit_and_keeps_data(server):
+    ec = server.client()
+    ec.create_cache_cluster(CacheClusterId="grow", Engine="redis", CacheNodeType="cache.t3.micro")
+    host, port = endpoint(wait_available(ec, "grow"))
+    r = redis.Redis(host=host, port=port)
+    r.set("kept", "yes")
+    small = r.info("memory")["maxmemory"]
+    assert small == 512 * 1024 * 1024 // 100 * 75
+    ec.modify_cache_cluster(CacheClusterId="grow", CacheNodeType="cache.m5.large", ApplyImmediately=True)
+    cc = wait_available(ec, "grow")
+    assert cc["CacheNodeType"] == "cache.m5.large"
+    deadline = time.time() + 5
+    while r.info("memory")["maxmemory"] == small and time.time() < deadline:
+        time.sleep(0.05)
+    assert r.info("memory")["maxmemory"] == 6533 * 1024 * 1024 // 100 * 75
+    assert r.get("kept") == b"yes"

@@ -315,3 +315,30 @@ def test_failover_loses_no_acknowledged_write(server):
         old.set("x", 1)
     print(f"failover took {failover_seconds:.3f}s; {len(acknowledged)} acknowledged writes, none lost; "
           f"client errors during failover: {len(errors)}")
+
+
+def test_adopt_an_existing_cluster_and_switch_the_primary(server):
+    ec = server.client()
+    ec.create_cache_cluster(CacheClusterId="solo", Engine="redis", CacheNodeType="cache.t3.small")
+    ep = wait_available(ec, "solo")["CacheNodes"][0]["Endpoint"]
+    redis.Redis(host=ep["Address"], port=ep["Port"]).set("from-solo", "1")
+    ec.create_replication_group(ReplicationGroupId="adopt", ReplicationGroupDescription="d",
+                                PrimaryClusterId="solo", NumCacheClusters=2)
+    g = wait_group(ec, "adopt")
+    assert g["MemberClusters"] == ["solo", "adopt-001"]
+    assert roles(ec, "adopt") == {"solo": "primary", "adopt-001": "replica"}
+    assert g["CacheNodeType"] == "cache.t3.small"
+    pe = g["NodeGroups"][0]["PrimaryEndpoint"]
+    primary = redis.Redis(host=pe["Address"], port=pe["Port"])
+    assert primary.get("from-solo") == b"1"
+    assert primary.wait(1, 5000) == 1
+    assert member_clients(g)["adopt-001"].get("from-solo") == b"1"
+
+    ec.modify_replication_group(ReplicationGroupId="adopt", PrimaryClusterId="adopt-001", ApplyImmediately=True)
+    deadline = time.time() + 20
+    while roles(ec, "adopt")["adopt-001"] != "primary" and time.time() < deadline:
+        time.sleep(0.05)
+    assert roles(ec, "adopt") == {"solo": "replica", "adopt-001": "primary"}
+    primary = redis.Redis(host=pe["Address"], port=pe["Port"], socket_timeout=5)
+    assert primary.set("after-switch", "2")
+    assert primary.wait(1, 5000) == 1

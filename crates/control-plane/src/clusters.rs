@@ -305,9 +305,11 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             }
         }
     }
+    let mut node_type_changed = false;
     if let Some(t) = p.str("CacheNodeType") {
         let t = catalog::node_type(t)?;
         if apply_now {
+            node_type_changed = t.name != spec.node_type;
             spec.node_type = t.name.to_string();
         } else if t.name != spec.node_type {
             spec.pending.node_type = Some(t.name.to_string());
@@ -472,6 +474,12 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         // Recorded changes take effect at once; the brief `modifying` is what
         // clients see on AWS too.
         c.status = status::MODIFYING.to_string();
+    }
+    if node_type_changed {
+        let params = parameter_groups::effective(cp, region, &c.spec.parameter_group_name).await?;
+        for n in &c.nodes {
+            cp.nodes.apply_node_type(&node_key(region, &id, n.id), &c.spec, &params);
+        }
     }
     cp.store.update_cluster(&c).await?;
     tracing::info!(region, cluster = %id, "cache cluster modifying");

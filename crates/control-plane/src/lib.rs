@@ -122,6 +122,10 @@ impl ControlPlane {
                 tracing::error!(region = %c.region, cluster = %c.id, error = %e, "could not restore cluster");
             }
         }
+        let interrupted = snapshots::reconcile(&inner).await?;
+        if interrupted > 0 {
+            tracing::warn!(snapshots = interrupted, "removed snapshots interrupted by the last stop");
+        }
         let groups = inner.store.all_replication_groups().await?;
         for g in &groups {
             let _guard = inner.lock.lock().await;

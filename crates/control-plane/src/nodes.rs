@@ -389,6 +389,16 @@ impl Supervisor {
         }
     }
 
+    /// A node type change: the node's memory limit follows, its data stays.
+    pub fn apply_node_type(&self, key: &NodeKey, spec: &ClusterSpec, params: &BTreeMap<String, String>) {
+        let memory = node_memory(spec);
+        match lock(&self.running).get(key).map(|n| &n.engine) {
+            Some(Running::Redis(h)) => h.set_maxmemory(redis_maxmemory(memory, params)),
+            Some(Running::Memcached(h)) => h.set_memory_limit(memcached_memory(memory, params)),
+            None => {}
+        }
+    }
+
     /// Change the AUTH token of a running Redis node (None removes it).
     pub fn set_password(&self, key: &NodeKey, password: Option<String>) {
         if let Some(Node { engine: Running::Redis(h), .. }) = lock(&self.running).get(key) {

@@ -471,6 +471,24 @@ pub(crate) async fn restore_source(cp: &Inner, region: &str, p: &Params, engine:
     Ok(Some(path))
 }
 
+/// At start-up: a snapshot still `creating` was interrupted by a crash; it is
+/// removed (with any partial file), as a failed snapshot is on AWS.
+pub(crate) async fn reconcile(cp: &Inner) -> Result<usize, ApiError> {
+    let mut removed = 0;
+    for s in cp.store.all_snapshots().await? {
+        if s.status == AVAILABLE {
+            continue;
+        }
+        for n in &s.spec.nodes {
+            let _ = tokio::fs::remove_file(file_path(cp, &s.region, &n.file).with_extension("rdb.partial")).await;
+        }
+        remove(cp, &s).await?;
+        events::record(cp, &s.region, &s.name, events::CACHE_CLUSTER, "Snapshot failed: interrupted by a restart").await;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
 /// Load `file` into a freshly started node.
 pub(crate) async fn load(node: SocketAddr, file: &std::path::Path) -> Result<u64, ApiError> {
     rdb_io::restore(node, None, file)

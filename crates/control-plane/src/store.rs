@@ -657,6 +657,11 @@ impl Store {
         rows.iter().map(snapshot_from_row).collect()
     }
 
+    pub async fn all_snapshots(&self) -> Result<Vec<SnapshotRecord>, ApiError> {
+        let rows = sqlx::query("SELECT * FROM snapshots ORDER BY region, name").fetch_all(&self.pool).await?;
+        rows.iter().map(snapshot_from_row).collect()
+    }
+
     pub async fn put_snapshot(&self, s: &SnapshotRecord) -> Result<(), ApiError> {
         sqlx::query(
             "INSERT INTO snapshots (region, name, status, source, created_ms, spec) VALUES (?, ?, ?, ?, ?, ?) \
