@@ -13,6 +13,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/_elastilite/health", get(health))
         .route("/_elastilite/nodes", get(nodes))
+        .route("/_elastilite/ca.pem", get(ca_pem))
         .route("/_elastilite/nodes/{region}/{cluster}/{node}/{action}", post(fault))
         .route("/_elastilite/reset", post(reset))
         .route("/_elastilite/snapshots/run-window", post(run_window))
@@ -23,8 +24,17 @@ async fn health(State(state): State<AppState>) -> Response {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "data_dir": state.control_plane.data_dir().display().to_string(),
+        "ca_pem": state.control_plane.ca_pem_path().display().to_string(),
     }))
     .into_response()
+}
+
+/// The certificate authority TLS nodes' certificates are signed by.
+async fn ca_pem(State(state): State<AppState>) -> Response {
+    match std::fs::read_to_string(state.control_plane.ca_pem_path()) {
+        Ok(pem) => ([(axum::http::header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response(),
+        Err(e) => error(&ApiError::Internal(format!("reading the CA certificate: {e}"))),
+    }
 }
 
 async fn nodes(State(state): State<AppState>) -> Response {

@@ -217,3 +217,101 @@ def test_admin_reset_forgets_everything_quickly(server):
         admin(server, "POST", "/_elastilite/reset")
         timings.append(time.time() - t)
     assert sorted(timings)[len(timings) // 2] < 0.05, timings
+
+
+def member_clients(g):
+    return {m["CacheClusterId"]: redis.Redis(host=m["ReadEndpoint"]["Address"], port=m["ReadEndpoint"]["Port"],
+                                             socket_timeout=5)
+            for m in g["NodeGroups"][0]["NodeGroupMembers"]}
+
+
+def test_every_replica_has_the_data_and_refuses_writes(server):
+    ec = server.client()
+    ec.create_replication_group(ReplicationGroupId="data", ReplicationGroupDescription="d", NumCacheClusters=3)
+    g = wait_group(ec, "data")
+    ep = g["NodeGroups"][0]["PrimaryEndpoint"]
+    primary = redis.Redis(host=ep["Address"], port=ep["Port"], socket_timeout=5)
+    pipe = primary.pipeline(transaction=False)
+    for i in range(2000):
+        pipe.set(f"k:{i}", i)
+        pipe.hset(f"h:{i % 50}", f"f{i}", i)
+    pipe.execute()
+    primary.pexpire("k:1", 3_600_000)
+    assert primary.wait(2, 5000) == 2
+    info = primary.info("replication")
+    assert info["role"] == "master" and info["connected_slaves"] == 2
+    for cid, c in member_clients(g).items():
+        assert c.get("k:1999") == b"1999" and c.hget("h:7", "f7") == b"7", cid
+        assert 0 < c.pttl("k:1") <= 3_600_000
+        if cid != "data-001":
+            assert c.info("replication")["role"] == "slave"
+            with pytest.raises(redis.exceptions.ReadOnlyError):
+                c.set("x", 1)
+    rd = g["NodeGroups"][0]["ReaderEndpoint"]
+    reader = redis.Redis(host=rd["Address"], port=rd["Port"], socket_timeout=5)
+    assert reader.get("k:5") == b"5"
+    with pytest.raises(redis.exceptions.ReadOnlyError):
+        reader.set("x", 1)
+    # A replica added later gets the data too.
+    ec.increase_replica_count(ReplicationGroupId="data", NewReplicaCount=3, ApplyImmediately=True)
+    g = wait_group(ec, "data")
+    assert primary.wait(3, 5000) == 3
+    assert member_clients(g)["data-004"].get("k:42") == b"42"
+
+
+def test_failover_loses_no_acknowledged_write(server):
+    import threading
+    ec = server.client()
+    ec.create_replication_group(ReplicationGroupId="safe", ReplicationGroupDescription="d", NumCacheClusters=3,
+                                AutomaticFailoverEnabled=True)
+    g = wait_group(ec, "safe")
+    ep = g["NodeGroups"][0]["PrimaryEndpoint"]
+    acknowledged, errors, stop = [], [], threading.Event()
+
+    def writer():
+        client = redis.Redis(host=ep["Address"], port=ep["Port"], socket_timeout=2)
+        i = 0
+        while not stop.is_set():
+            try:
+                client.set(f"w:{i}", i)
+                if client.wait(1, 1000) >= 1:
+                    acknowledged.append(i)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                    redis.exceptions.ReadOnlyError) as e:
+                errors.append(type(e).__name__)
+                time.sleep(0.02)
+                client = redis.Redis(host=ep["Address"], port=ep["Port"], socket_timeout=2)
+            i += 1
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    time.sleep(0.5)
+    started = time.time()
+    ec.test_failover(ReplicationGroupId="safe", NodeGroupId="0001")
+    while roles(ec, "safe")["safe-001"] == "primary" and time.time() - started < 20:
+        time.sleep(0.02)
+    failover_seconds = time.time() - started
+    before = len(acknowledged)
+    deadline = time.time() + 10
+    while len(acknowledged) < before + 50 and time.time() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    t.join(10)
+    assert len(acknowledged) >= before + 50, "the primary endpoint serves writes again after the failover"
+    new_primary = redis.Redis(host=ep["Address"], port=ep["Port"], socket_timeout=5)
+    assert new_primary.info("replication")["role"] == "master"
+    pipe = new_primary.pipeline(transaction=False)
+    for i in acknowledged:
+        pipe.get(f"w:{i}")
+    values = pipe.execute()
+    lost = [i for i, v in zip(acknowledged, values) if v != str(i).encode()]
+    assert lost == [], f"{len(lost)} acknowledged writes lost"
+    old = member_clients(ec.describe_replication_groups(ReplicationGroupId="safe")["ReplicationGroups"][0])["safe-001"]
+    deadline = time.time() + 10
+    while old.info("replication").get("master_link_status") != "up" and time.time() < deadline:
+        time.sleep(0.05)
+    assert old.info("replication")["role"] == "slave"
+    with pytest.raises(redis.exceptions.ReadOnlyError):
+        old.set("x", 1)
+    print(f"failover took {failover_seconds:.3f}s; {len(acknowledged)} acknowledged writes, none lost; "
+          f"client errors during failover: {len(errors)}")

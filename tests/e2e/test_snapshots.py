@@ -13,9 +13,6 @@ import redis
 
 from conftest import wait_available
 
-# Capture uses the node's replication protocol (PSYNC) and restore uses RESTORE:
-# until the engine has both, every test here must fail — and flips red when they land.
-pytestmark = pytest.mark.xfail(strict=True, reason="the redis engine does not serve PSYNC and RESTORE yet")
 
 
 

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::ids::{Arn, CacheClusterId, CacheNodeId};
 use crate::model::{status, ClusterRecord, ClusterSpec, NodeRecord, PendingModifiedValues};
 use crate::nodes::NodeKey;
-use crate::{now_ms, paginate, parameter_groups, replication_groups, snapshots, subnet_groups, Inner, log_delivery};
+use crate::{now_ms, paginate, parameter_groups, replication_groups, snapshots, subnet_groups, Inner, log_delivery, security};
 use aws_query::{Params, XmlWriter};
 use std::sync::Arc;
 
@@ -82,7 +82,6 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         parameter_groups::for_cluster(cp, region, p.str("CacheParameterGroupName"), version.family)
             .await?;
     let subnet_group_name = subnet_group.name.clone();
-    reject_unsupported(p)?;
     let maintenance_window = match p.str("PreferredMaintenanceWindow") {
         Some(w) => maintenance_window(w)?,
         None => DEFAULT_MAINTENANCE_WINDOW.to_string(),
@@ -95,6 +94,8 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     };
     let tags = p.tags("Tags")?.unwrap_or_default();
     check_tag_count(tags.len())?;
+    let (transit, transit_mode) = security::transit(p)?;
+    let auth_token = p.str("AuthToken").map(|t| security::auth_token(t, transit)).transpose()?;
 
     let spec = ClusterSpec {
         engine,
@@ -125,9 +126,12 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         notification_topic_status: p.str("NotificationTopicArn").map(|_| "active".to_string()),
         network_type: p.str("NetworkType").unwrap_or("ipv4").to_string(),
         ip_discovery: p.str("IpDiscovery").unwrap_or("ipv4").to_string(),
-        transit_encryption_enabled: false,
+        transit_encryption_enabled: transit,
         at_rest_encryption_enabled: false,
-        auth_token_enabled: false,
+        auth_token_enabled: auth_token.is_some(),
+        transit_encryption_mode: transit_mode,
+        auth_token_last_modified_ms: auth_token.as_ref().map(|_| now_ms()),
+        auth_token,
         config_version: 1,
         last_node_number: num,
         pending: PendingModifiedValues::default(),
@@ -405,7 +409,6 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         }
         spec.az_mode = m.to_string();
     }
-    reject_unsupported(p)?;
     if let Some(g) = new_group {
         // The new group's values: immediate ones now, the rest at the next reboot.
         let before = parameter_groups::effective(cp, region, &c.spec.parameter_group_name).await?;
@@ -800,15 +803,19 @@ fn write_cluster(cp: &Inner, w: &mut XmlWriter, c: &ClusterRecord, show_nodes: b
     w.opt_text("ReplicationGroupId", c.replication_group_id.as_deref());
     w.int("SnapshotRetentionLimit", s.snapshot_retention_limit);
     w.opt_text("SnapshotWindow", s.snapshot_window.as_deref());
-    w.bool("AuthTokenEnabled", s.auth_token_enabled)
-        .bool("TransitEncryptionEnabled", s.transit_encryption_enabled)
+    w.bool("AuthTokenEnabled", s.auth_token_enabled);
+    if let Some(ms) = s.auth_token_last_modified_ms {
+        w.text("AuthTokenLastModifiedDate", &crate::timestamp(ms));
+    }
+    w.bool("TransitEncryptionEnabled", s.transit_encryption_enabled)
         .bool("AtRestEncryptionEnabled", s.at_rest_encryption_enabled)
         .text("ARN", &cp.arn(&c.region, "cluster", c.id.as_str()))
         .bool("ReplicationGroupLogDeliveryEnabled", false)
         ;
     log_delivery::write(w, &s.log_delivery);
     w.text("NetworkType", &s.network_type)
-        .text("IpDiscovery", &s.ip_discovery);
+        .text("IpDiscovery", &s.ip_discovery)
+        .opt_text("TransitEncryptionMode", s.transit_encryption_mode.as_deref());
 }
 
 /// Availability zones for `count` new nodes. Without explicit zones, single-AZ
@@ -861,24 +868,6 @@ pub(crate) fn node_zones(
     Ok(zones)
 }
 
-/// Settings whose behaviour is not built yet are refused rather than recorded and
-/// silently not enforced.
-pub(crate) fn reject_unsupported(p: &Params) -> Result<(), ApiError> {
-
-    if p.bool("TransitEncryptionEnabled")? == Some(true) {
-        return Err(ApiError::InvalidParameterValue(
-            "TransitEncryptionEnabled: in-transit encryption is not implemented by elastilite yet."
-                .into(),
-        ));
-    }
-    if p.str("AuthToken").is_some() {
-        return Err(ApiError::InvalidParameterCombination(
-            "AuthToken requires TransitEncryptionEnabled, which elastilite does not implement yet."
-                .into(),
-        ));
-    }
-    Ok(())
-}
 
 pub(crate) fn check_tag_count(n: usize) -> Result<(), ApiError> {
     if n > crate::tags::MAX_TAGS {

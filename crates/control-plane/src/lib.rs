@@ -20,6 +20,7 @@ mod persist;
 mod proxy;
 pub mod rdb_io;
 mod replication_groups;
+mod security;
 mod snapshots;
 mod store;
 mod subnet_groups;
@@ -63,6 +64,8 @@ pub enum OpenError {
     Database(#[from] sqlx::Error),
     #[error("cannot restore state: {0}")]
     Restore(#[from] ApiError),
+    #[error("certificate authority: {0}")]
+    Tls(String),
 }
 
 #[derive(Clone)]
@@ -71,6 +74,7 @@ pub struct ControlPlane {
 }
 
 pub(crate) struct Inner {
+    pub(crate) ca_pem_path: PathBuf,
     pub(crate) config: Config,
     pub(crate) store: Store,
     pub(crate) nodes: nodes::Supervisor,
@@ -92,9 +96,13 @@ impl ControlPlane {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| OpenError::DataDir(config.data_dir.clone(), e))?;
         let store = Store::open(&config.data_dir.join("elastilite.db")).await?;
-        let nodes =
-            nodes::Supervisor::new(config.network.clone(), config.allow_restricted_commands);
+        let (authority, created) = node_tls::Authority::load_or_create(&config.data_dir)
+            .map_err(|e| OpenError::Tls(e.to_string()))?;
+        tracing::info!(ca = %authority.ca_pem_path().display(), created, "certificate authority for in-transit encryption");
+        let ca_pem_path = authority.ca_pem_path().to_path_buf();
+        let nodes = nodes::Supervisor::new(config.network.clone(), config.allow_restricted_commands, Some(authority));
         let inner = Arc::new(Inner {
+            ca_pem_path,
             config,
             store,
             nodes,
@@ -211,6 +219,11 @@ impl ControlPlane {
     /// Forget all state and stop every node (admin API).
     pub async fn reset(&self) -> Result<(), ApiError> {
         admin::reset(&self.inner).await
+    }
+
+    /// The CA certificate clients trust for TLS nodes (`<data-dir>/ca.pem`).
+    pub fn ca_pem_path(&self) -> &std::path::Path {
+        &self.inner.ca_pem_path
     }
 
     pub fn data_dir(&self) -> &std::path::Path {

@@ -81,6 +81,14 @@ pub struct ClusterSpec {
     pub restore_from: Option<std::path::PathBuf>,
     #[serde(default)]
     pub log_delivery: Vec<crate::log_delivery::LogDelivery>,
+    /// `preferred` or `required` when transit encryption is on.
+    #[serde(default)]
+    pub transit_encryption_mode: Option<String>,
+    /// The AUTH token (kept locally in the database, as the node needs it).
+    #[serde(default)]
+    pub auth_token: Option<String>,
+    #[serde(default)]
+    pub auth_token_last_modified_ms: Option<i64>,
 }
 
 /// Changes requested without `ApplyImmediately`, applied in the maintenance window.
@@ -160,6 +168,14 @@ pub struct GroupSpec {
     pub retain_on_delete: Option<String>,
     #[serde(default)]
     pub log_delivery: Vec<crate::log_delivery::LogDelivery>,
+    #[serde(default)]
+    pub transit_encryption_enabled: bool,
+    #[serde(default)]
+    pub transit_encryption_mode: Option<String>,
+    #[serde(default)]
+    pub auth_token: Option<String>,
+    #[serde(default)]
+    pub auth_token_last_modified_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

@@ -10,6 +10,7 @@ use crate::catalog::{self, Engine};
 use crate::error::ApiError;
 use crate::model::ClusterSpec;
 use crate::proxy::{Kind, Proxy, Targets};
+use node_tls::{Authority, Mode, TlsFront};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Mutex;
@@ -57,9 +58,18 @@ enum Running {
     Memcached(memcached_engine::NodeHandle),
 }
 
-impl Running {
+/// A running node and, with in-transit encryption, the TLS front on its endpoint.
+struct Node {
+    engine: Running,
+    tls: Option<TlsFront>,
+}
+
+impl Node {
     fn shutdown(&self) {
-        match self {
+        if let Some(f) = &self.tls {
+            f.stop();
+        }
+        match &self.engine {
             Running::Redis(h) => h.shutdown(),
             Running::Memcached(h) => h.shutdown(),
         }
@@ -71,7 +81,8 @@ impl Running {
 pub struct Supervisor {
     network: NodeNetwork,
     allow_restricted_commands: bool,
-    running: Mutex<HashMap<NodeKey, Running>>,
+    running: Mutex<HashMap<NodeKey, Node>>,
+    authority: Option<Authority>,
     reserved: Mutex<HashMap<NodeKey, TcpListener>>,
     proxies: Mutex<HashMap<NodeKey, Proxy>>,
 }
@@ -84,8 +95,9 @@ pub enum Role {
 }
 
 impl Supervisor {
-    pub fn new(network: NodeNetwork, allow_restricted_commands: bool) -> Supervisor {
+    pub fn new(network: NodeNetwork, allow_restricted_commands: bool, authority: Option<Authority>) -> Supervisor {
         Supervisor {
+            authority,
             network,
             allow_restricted_commands,
             running: Mutex::new(HashMap::new()),
@@ -207,12 +219,34 @@ impl Supervisor {
             Some(l) => l,
             None => bind_with_retry(bind_ip, port).await?,
         };
-        let handle = self.spawn_engine(listener, spec, params).map_err(|e| {
-            ApiError::InsufficientCacheClusterCapacity(format!(
-                "Could not start node on {bind_ip}:{port}: {e}"
-            ))
-        })?;
-        if let Some(old) = lock(&self.running).insert(key.clone(), handle) {
+        let node = if spec.transit_encryption_enabled {
+            // The engine listens privately; the reported endpoint speaks TLS.
+            let private = bind(SocketAddr::new(listener.local_addr().map(|a| a.ip()).map_err(io_err)?, 0)).map_err(io_err)?;
+            let backend = private.local_addr().map_err(io_err)?;
+            let engine = self.spawn_engine(private, spec, params).map_err(io_err)?;
+            let authority = self
+                .authority
+                .as_ref()
+                .ok_or_else(|| ApiError::Internal("no certificate authority".into()))?;
+            let names = vec![bind_ip.to_string(), self.advertised(bind_ip)];
+            let config = authority
+                .server_config(&names)
+                .map_err(|e| ApiError::Internal(format!("node certificate: {e}")))?;
+            listener.set_nonblocking(true).map_err(io_err)?;
+            let mode = if spec.transit_encryption_mode.as_deref() == Some("preferred") {
+                Mode::Preferred
+            } else {
+                Mode::Required
+            };
+            let front = TlsFront::spawn(listener, backend, config, mode).map_err(io_err)?;
+            Node { engine, tls: Some(front) }
+        } else {
+            Node {
+                engine: self.spawn_engine(listener, spec, params).map_err(io_err)?,
+                tls: None,
+            }
+        };
+        if let Some(old) = lock(&self.running).insert(key.clone(), node) {
             old.shutdown();
         }
         tracing::info!(region = %key.region, cluster = %key.cluster, node = key.node, endpoint = %format!("{bind_ip}:{port}"), engine = spec.engine.as_str(), "node started");
@@ -238,6 +272,7 @@ impl Supervisor {
                     version: spec.engine_version.clone(),
                     flavor: spec.engine.as_str().to_string(),
                     allow_restricted_commands: self.allow_restricted_commands,
+                    password: spec.auth_token.clone(),
                     ..Default::default()
                 };
                 let handle = redis_engine::spawn(listener, config)?;
@@ -278,7 +313,7 @@ impl Supervisor {
             return;
         };
         let map: BTreeMap<String, String> = params.iter().cloned().collect();
-        match node {
+        match &node.engine {
             Running::Memcached(h) => {
                 if let Some(v) = param_u64(&map, "max_item_size") {
                     h.set_max_item_size(v);
@@ -312,7 +347,7 @@ impl Supervisor {
     ) {
         let running = lock(&self.running);
         for k in keys {
-            if let Some(Running::Memcached(h)) = running.get(k) {
+        if let Some(Node { engine: Running::Memcached(h), .. }) = running.get(k) {
                 h.set_cluster_config(version, nodes.clone());
             }
         }
@@ -354,20 +389,66 @@ impl Supervisor {
         }
     }
 
-    /// Make a Redis node a primary or a replica of another node.
-    // The engine's replication is not wired in yet; roles are recorded by the
-    // control plane and this is where they will reach the node.
-    pub fn set_role(&self, key: &NodeKey, role: Role) {
-        let running = lock(&self.running);
-        if let Some(Running::Redis(_h)) = running.get(key) {
-            tracing::debug!(region = %key.region, cluster = %key.cluster, ?role, "replication role");
+    /// Change the AUTH token of a running Redis node (None removes it).
+    pub fn set_password(&self, key: &NodeKey, password: Option<String>) {
+        if let Some(Node { engine: Running::Redis(h), .. }) = lock(&self.running).get(key) {
+            h.control(redis_engine::Control::SetPassword(password));
         }
     }
 
-    /// How much of the replication stream a node has applied (for choosing the
-    /// replica to promote); 0 when unknown.
-    pub fn replication_offset(&self, _key: &NodeKey) -> u64 {
-        0
+    /// Give a TLS node a certificate for these names too (a group's members and
+    /// endpoints share one certificate, as on AWS), for new connections.
+    pub fn set_cert_names(&self, key: &NodeKey, names: &[String]) {
+        let Some(authority) = &self.authority else {
+            return;
+        };
+        let running = lock(&self.running);
+        let Some(Node { tls: Some(front), .. }) = running.get(key) else {
+            return;
+        };
+        let mut all: Vec<String> = names.to_vec();
+        all.extend(names.iter().map(|n| self.advertised(n)));
+        match authority.server_config(&all) {
+            Ok(config) => front.set_config(config),
+            Err(e) => tracing::warn!(error = %e, "could not issue a group certificate"),
+        }
+    }
+
+    /// Switch a node's TLS front between `preferred` and `required`.
+    pub fn set_transit_mode(&self, key: &NodeKey, preferred: bool) {
+        if let Some(Node { tls: Some(f), .. }) = lock(&self.running).get(key) {
+            f.set_mode(if preferred { Mode::Preferred } else { Mode::Required });
+        }
+    }
+
+    /// Make a Redis node a primary (keeping its data) or a replica of another
+    /// node (full sync, then the primary's write stream).
+    pub fn set_role(&self, key: &NodeKey, role: Role) {
+        let running = lock(&self.running);
+        if let Some(Node { engine: Running::Redis(h), .. }) = running.get(key) {
+            match role {
+                Role::Primary => h.promote(),
+                Role::ReplicaOf(primary) => h.replicate_from(primary),
+            }
+        }
+    }
+
+    /// Where a node's engine itself listens (behind its TLS front, if any): the
+    /// address replicas and snapshots connect to.
+    pub fn engine_addr(&self, key: &NodeKey) -> Option<SocketAddr> {
+        match &lock(&self.running).get(key)?.engine {
+            Running::Redis(h) => Some(h.local_addr()),
+            Running::Memcached(h) => Some(h.local_addr()),
+        }
+    }
+
+    /// How much of the replication stream a node has (for choosing the replica to
+    /// promote); 0 for a node that is not running.
+    pub fn replication_offset(&self, key: &NodeKey) -> u64 {
+        match lock(&self.running).get(key) {
+            Some(Node { engine: Running::Redis(h), .. }) => h.replication_offset(),
+            _ => 0,
+        }
     }
 
     pub fn stop_all(&self) {
@@ -383,6 +464,10 @@ impl Supervisor {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind; keep serving.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn io_err(e: std::io::Error) -> ApiError {
+    ApiError::InsufficientCacheClusterCapacity(format!("Could not start node: {e}"))
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {

@@ -13,7 +13,7 @@ use crate::model::{
 };
 use crate::nodes::{NodeKey, Role};
 use crate::proxy::{Kind, Targets};
-use crate::{events, now_ms, paginate, parameter_groups, snapshots, subnet_groups, Inner};
+use crate::{events, now_ms, paginate, parameter_groups, security, snapshots, subnet_groups, Inner};
 use aws_query::{Params, XmlWriter};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,7 +76,6 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             "Cluster mode enabled replication groups are not implemented by elastilite yet.".into(),
         ));
     }
-    clusters::reject_unsupported(p)?;
     for unsupported in ["UserGroupIds", "GlobalReplicationGroupId"] {
         if p.has(unsupported) {
             return Err(ApiError::InvalidParameterValue(format!(
@@ -153,6 +152,8 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     };
     let tags = p.tags("Tags")?.unwrap_or_default();
     clusters::check_tag_count(tags.len())?;
+    let (transit, transit_mode) = security::transit(p)?;
+    let auth_token = p.str("AuthToken").map(|t| security::auth_token(t, transit)).transpose()?;
 
     let _guard = cp.lock.lock().await;
     if cp.store.replication_group(region, &id).await?.is_some() {
@@ -187,6 +188,10 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             crate::log_delivery::apply(&mut l, p)?;
             l
         },
+        transit_encryption_enabled: transit,
+        transit_encryption_mode: transit_mode,
+        auth_token_last_modified_ms: auth_token.as_ref().map(|_| now_ms()),
+        auth_token,
     };
     let mut adopted = None;
     if let Some(pid) = &adopt {
@@ -339,9 +344,12 @@ fn member_record(
             notification_topic_status: None,
             network_type: "ipv4".into(),
             ip_discovery: "ipv4".into(),
-            transit_encryption_enabled: false,
+            transit_encryption_enabled: g.transit_encryption_enabled,
             at_rest_encryption_enabled: g.at_rest_encryption_enabled,
-            auth_token_enabled: false,
+            auth_token_enabled: g.auth_token.is_some(),
+            transit_encryption_mode: g.transit_encryption_mode.clone(),
+            auth_token: g.auth_token.clone(),
+            auth_token_last_modified_ms: g.auth_token_last_modified_ms,
             config_version: 1,
             last_node_number: 1,
             pending: PendingModifiedValues::default(),
@@ -481,8 +489,10 @@ fn write_group(
     .text("SnapshotWindow", &s.snapshot_window)
     .bool("ClusterEnabled", false)
     .text("CacheNodeType", &s.node_type)
-    .bool("AuthTokenEnabled", false)
-    .bool("TransitEncryptionEnabled", false)
+        .bool("AuthTokenEnabled", s.auth_token.is_some())
+        .opt_text("AuthTokenLastModifiedDate", s.auth_token_last_modified_ms.map(crate::timestamp).as_deref())
+        .bool("TransitEncryptionEnabled", s.transit_encryption_enabled)
+        .opt_text("TransitEncryptionMode", s.transit_encryption_mode.as_deref())
     .bool("AtRestEncryptionEnabled", s.at_rest_encryption_enabled)
     .text("ARN", &cp.arn(&g.region, "replicationgroup", &g.id))
     .string_list("UserGroupIds", "member", Vec::<String>::new())
@@ -572,6 +582,60 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         s.auto_minor_version_upgrade = b;
     }
     crate::log_delivery::apply(&mut s.log_delivery, p)?;
+    let mut restart_nodes = false;
+    if let Some(enable) = p.bool("TransitEncryptionEnabled")? {
+        if enable != s.transit_encryption_enabled {
+            // AWS turns encryption on in two steps: preferred first, then required.
+            if enable && p.str("TransitEncryptionMode") != Some("preferred") {
+                return Err(ApiError::InvalidParameterCombination(
+                    "To enable in-transit encryption on an existing group, set TransitEncryptionMode to preferred first.".into(),
+                ));
+            }
+            s.transit_encryption_enabled = enable;
+            s.transit_encryption_mode = enable.then(|| "preferred".to_string());
+            restart_nodes = true;
+        }
+    }
+    if let Some(mode) = p.str("TransitEncryptionMode") {
+        if !s.transit_encryption_enabled {
+            return Err(ApiError::InvalidParameterCombination(
+                "TransitEncryptionMode requires TransitEncryptionEnabled.".into(),
+            ));
+        }
+        if mode != "preferred" && mode != "required" {
+            return Err(ApiError::InvalidParameterValue(format!(
+                "Invalid TransitEncryptionMode {mode}: use preferred or required."
+            )));
+        }
+        s.transit_encryption_mode = Some(mode.to_string());
+    }
+    if let Some(token) = p.str("AuthToken") {
+        match p.str("AuthTokenUpdateStrategy").unwrap_or("ROTATE") {
+            "SET" => {
+                s.auth_token = Some(security::auth_token(token, s.transit_encryption_enabled)?);
+                s.auth_token_last_modified_ms = Some(now_ms());
+            }
+            "ROTATE" => {
+                return Err(ApiError::InvalidParameterValue(
+                    "AuthTokenUpdateStrategy ROTATE (two valid tokens at once) is not implemented by elastilite yet; use SET."
+                        .into(),
+                ))
+            }
+            other => {
+                return Err(ApiError::InvalidParameterValue(format!(
+                    "Invalid AuthTokenUpdateStrategy {other} with an AuthToken: use SET or ROTATE."
+                )))
+            }
+        }
+    } else if p.str("AuthTokenUpdateStrategy") == Some("DELETE") {
+        if s.transit_encryption_mode.as_deref() == Some("required") {
+            return Err(ApiError::InvalidParameterCombination(
+                "The AUTH token can only be deleted while TransitEncryptionMode is preferred.".into(),
+            ));
+        }
+        s.auth_token = None;
+        s.auth_token_last_modified_ms = Some(now_ms());
+    }
     let mut new_primary = None;
     if let Some(pc) = p.str("PrimaryClusterId") {
         let pc = pc.to_ascii_lowercase();
@@ -585,15 +649,27 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             new_primary = Some(pc);
         }
     }
-    clusters::reject_unsupported(p)?;
     if serde_json::to_string(&g.spec)? == before && new_primary.is_none() {
         // Terraform treats exactly this as success.
         return Err(ApiError::InvalidParameterCombination(
             "No modifications were requested.".into(),
         ));
     }
-    // Members follow the group's recorded settings.
+    // Members follow the group's recorded settings, and running nodes get the
+    // security changes at once.
     for c in &mut ms {
+        c.spec.transit_encryption_enabled = g.spec.transit_encryption_enabled;
+        c.spec.transit_encryption_mode = g.spec.transit_encryption_mode.clone();
+        c.spec.auth_token = g.spec.auth_token.clone();
+        c.spec.auth_token_enabled = g.spec.auth_token.is_some();
+        c.spec.auth_token_last_modified_ms = g.spec.auth_token_last_modified_ms;
+        let key = node_key(region, &c.id, CacheNodeId::new(1));
+        if restart_nodes {
+            cp.nodes.stop(&key);
+        } else {
+            cp.nodes.set_password(&key, g.spec.auth_token.clone());
+            cp.nodes.set_transit_mode(&key, g.spec.transit_encryption_mode.as_deref() == Some("preferred"));
+        }
         c.spec.node_type = g.spec.node_type.clone();
         c.spec.engine_version = g.spec.engine_version.clone();
         c.spec.family = g.spec.family.clone();
@@ -1008,12 +1084,14 @@ fn node_addr(c: &ClusterRecord) -> Option<SocketAddr> {
 async fn apply_topology(cp: &Inner, g: &GroupRecord, ms: &[ClusterRecord]) -> Result<(), ApiError> {
     let primary = ms.iter().find(|c| c.id.as_str() == g.spec.primary);
     let primary_addr = primary.and_then(node_addr);
+    // Replicas talk to the primary's engine directly, not through its TLS front.
+    let primary_engine = primary.and_then(|p| cp.nodes.engine_addr(&node_key(&g.region, &p.id, CacheNodeId::new(1))));
     let mut replicas = Vec::new();
     for c in ms {
         let key = node_key(&g.region, &c.id, CacheNodeId::new(1));
         if Some(c.id.as_str()) == primary.map(|p| p.id.as_str()) {
             cp.nodes.set_role(&key, Role::Primary);
-        } else if let Some(pa) = primary_addr {
+        } else if let Some(pa) = primary_engine {
             cp.nodes.set_role(&key, Role::ReplicaOf(pa));
             replicas.extend(node_addr(c));
         }
@@ -1022,6 +1100,17 @@ async fn apply_topology(cp: &Inner, g: &GroupRecord, ms: &[ClusterRecord]) -> Re
         primary: primary_addr,
         replicas,
     };
+    // One certificate per group names every member and both endpoints, so TLS
+    // clients verify whichever address they reach a node by.
+    let mut names: Vec<String> = ms.iter().filter_map(|c| c.nodes.first().map(|n| n.bind_ip.clone())).collect();
+    for kind in [Kind::Primary, Kind::Reader] {
+        if let Some((ip, _)) = cp.store.endpoint(&g.region, &g.id, kind.as_str()).await? {
+            names.push(ip);
+        }
+    }
+    for c in ms {
+        cp.nodes.set_cert_names(&node_key(&g.region, &c.id, CacheNodeId::new(1)), &names);
+    }
     for kind in [Kind::Primary, Kind::Reader] {
         if let Some((ip, port)) = cp.store.endpoint(&g.region, &g.id, kind.as_str()).await? {
             cp.nodes

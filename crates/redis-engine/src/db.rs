@@ -230,8 +230,22 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// How lazy expiry behaves (replication: replicas never delete expired keys themselves).
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ExpireMode {
+    /// Primary: delete expired keys (and log them when `log_deletes`).
+    #[default]
+    Normal,
+    /// Replica serving clients: logically expired keys look missing but stay.
+    Hide,
+    /// Replica applying its primary's stream: keys are never expired.
+    Keep,
+}
+
 pub struct Keyspace {
     pub dbs: Vec<Db>,
+    /// Replication hook (see `replication.rs`): how lazy expiry behaves.
+    pub expire_mode: ExpireMode,
     pub stats: Stats,
     pub now: u64,
     pub policy: Policy,
@@ -240,8 +254,8 @@ pub struct Keyspace {
     pub rng: Rng,
     /// Set while executing a NO-TOUCH client's command.
     pub no_touch: bool,
-    /// When set (a write hook is installed), keys removed by expiry or eviction are
-    /// logged in `deleted` so they can be propagated as DELs, as Redis does.
+    /// When set (a write hook is installed, or replication has replicas), keys removed by
+    /// expiry or eviction are logged in `deleted` so they can be propagated as DELs, as Redis does.
     pub log_deletes: bool,
     pub deleted: Vec<(usize, Blob)>,
 }
@@ -252,6 +266,7 @@ impl Keyspace {
     pub fn new(n: usize) -> Keyspace {
         Keyspace {
             dbs: (0..n).map(|_| Db::default()).collect(),
+            expire_mode: ExpireMode::Normal,
             stats: Stats::default(),
             now: now_ms(),
             policy: Policy::NoEviction,
@@ -318,23 +333,36 @@ impl Keyspace {
             return false;
         }
         match d.expires.get(key) {
-            Some(&t) if t <= self.now => {
-                d.expires.swap_remove(key);
-                d.map.swap_remove(key);
-                self.stats.expired_keys += 1;
-                if self.log_deletes {
-                    self.deleted.push((db, key.into()));
+            Some(&t) if t <= self.now => match self.expire_mode {
+                ExpireMode::Hide => true,
+                ExpireMode::Keep => false,
+                ExpireMode::Normal => {
+                    d.expires.swap_remove(key);
+                    d.map.swap_remove(key);
+                    self.stats.expired_keys += 1;
+                    if self.log_deletes {
+                        self.deleted.push((db, key.into()));
+                    }
+                    true
                 }
-                true
-            }
+            },
             _ => false,
         }
+    }
+
+    /// Lazy expiry; true when the key must be treated as missing (expired on a replica).
+    #[inline]
+    fn hidden(&mut self, db: usize, key: &[u8]) -> bool {
+        self.expire_if_needed(db, key) && self.expire_mode == ExpireMode::Hide
     }
 
     /// Lookup for reading: expires, counts hits/misses, updates LRU/LFU.
     #[inline]
     pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
-        self.expire_if_needed(db, key);
+        if self.hidden(db, key) {
+            self.stats.misses += 1;
+            return None;
+        }
         let no_touch = self.no_touch;
         let idx = self.dbs[db].map.get_index_of(key);
         match idx {
@@ -357,7 +385,9 @@ impl Keyspace {
     /// Lookup for writing: expires but does not count hits/misses.
     #[inline]
     pub fn get_w(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
-        self.expire_if_needed(db, key);
+        if self.hidden(db, key) {
+            return None;
+        }
         let i = self.dbs[db].map.get_index_of(key)?;
         let lru = self.dbs[db].map[i].lru;
         let n = self.touch(lru);
@@ -390,13 +420,17 @@ impl Keyspace {
 
     /// Existence check without touching stats or LRU.
     pub fn exists(&mut self, db: usize, key: &[u8]) -> bool {
-        self.expire_if_needed(db, key);
+        if self.hidden(db, key) {
+            return false;
+        }
         self.dbs[db].map.contains_key(key)
     }
 
     /// Peek without side effects other than lazy expiry.
     pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
-        self.expire_if_needed(db, key);
+        if self.hidden(db, key) {
+            return None;
+        }
         self.dbs[db].map.get(key)
     }
 

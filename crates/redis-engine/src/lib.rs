@@ -15,6 +15,7 @@ pub mod db;
 pub mod hll;
 pub mod keymap;
 pub mod node;
+pub mod replication;
 pub mod resp;
 
 use std::cell::RefCell;
@@ -63,6 +64,10 @@ pub enum Control {
     SetParam(String, String),
     SetPassword(Option<String>),
     FlushAll,
+    /// Become a replica of this primary (REPLICAOF host port).
+    ReplicateFrom(SocketAddr),
+    /// Stop replicating, accept writes (REPLICAOF NO ONE).
+    Promote,
 }
 
 /// A running node. Dropping it does not stop the node; call `shutdown`.
@@ -71,6 +76,7 @@ pub struct NodeHandle {
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     ctl: tokio::sync::mpsc::UnboundedSender<Control>,
+    repl_offset: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl NodeHandle {
@@ -109,6 +115,23 @@ impl NodeHandle {
 
     pub fn set_maxmemory(&self, bytes: u64) {
         self.control(Control::SetParam("maxmemory".into(), bytes.to_string()));
+    }
+
+    /// Become a replica of the node at `primary` (like REPLICAOF host port): connect, full
+    /// sync (or partial resync), then apply the primary's write stream in order; reconnects
+    /// and resyncs on its own if the link drops.
+    pub fn replicate_from(&self, primary: SocketAddr) {
+        self.control(Control::ReplicateFrom(primary));
+    }
+
+    /// Stop replicating and accept writes (REPLICAOF NO ONE); keeps the data.
+    pub fn promote(&self) {
+        self.control(Control::Promote);
+    }
+
+    /// master_repl_offset (primary) / processed offset (replica).
+    pub fn replication_offset(&self) -> u64 {
+        self.repl_offset.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -221,6 +244,8 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let repl_offset = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let repl_shared = repl_offset.clone();
     std::thread::Builder::new()
         .name(format!("redis-node-{}", addr.port()))
         .spawn(move || {
@@ -234,6 +259,7 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
                     }
                 };
                 let node = Rc::new(RefCell::new(node::Node::new(settings, addr.port())));
+                replication::init(&node, repl_shared);
                 tokio::task::spawn_local(background(node.clone(), ctl_rx));
                 tokio::select! {
                     _ = accept_loop(node.clone(), listener) => {}
@@ -259,6 +285,7 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
         stop: Mutex::new(Some(stop_tx)),
         done: Mutex::new(Some(done_rx)),
         ctl: ctl_tx,
+        repl_offset,
     })
 }
 
@@ -309,11 +336,14 @@ async fn background(
         tokio::select! {
             _ = tick.tick() => {
                 let mut n = node.borrow_mut();
-                n.ks.active_expire(10_000);
+                // Replicas never expire or evict on their own: their primary sends DELs.
+                if replication::may_expire(&n) {
+                    n.ks.active_expire(10_000);
+                }
                 n.flush_deleted();
                 // Evict in the background too, so memory drops without writes.
                 let max = n.settings.maxmemory;
-                if max > 0 {
+                if max > 0 && replication::may_expire(&n) {
                     let mut guard = 0;
                     while n.used_memory() > max && guard < 10_000 && n.ks.evict_one() {
                         guard += 1;
@@ -324,6 +354,8 @@ async fn background(
             c = ctl.recv(), if ctl_open => {
                 let Some(c) = c else { ctl_open = false; continue };
                 let mut n = node.borrow_mut();
+                // A snapshot in progress must not see the change.
+                replication::barrier(&mut n);
                 match c {
                     Control::SetParam(k, v) => {
                         if let Err(e) = apply_param(&mut n, &k, &v) {
@@ -338,7 +370,10 @@ async fn background(
                             *d = Default::default();
                         }
                         n.touch_all_watched(None);
+                        replication::propagate(&mut n, None, &[b"FLUSHALL"]);
                     }
+                    Control::ReplicateFrom(addr) => replication::replicate_from(&mut n, addr),
+                    Control::Promote => replication::promote(&mut n),
                 }
             }
         }

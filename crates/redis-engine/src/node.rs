@@ -65,6 +65,8 @@ pub struct Client {
     pub psubs: RefCell<IndexSet<Blob, Hasher>>,
     pub blocked: RefCell<Option<BlockState>>,
     pub qbuf: Cell<usize>,
+    /// Replication offset after this client's last propagated write (WAIT).
+    pub woff: Cell<u64>,
 }
 
 impl Client {
@@ -98,6 +100,7 @@ impl Client {
             psubs: RefCell::new(IndexSet::default()),
             blocked: RefCell::new(None),
             qbuf: Cell::new(0),
+            woff: Cell::new(0),
         }
     }
     pub fn sub_count(&self) -> usize {
@@ -137,6 +140,8 @@ pub struct Node {
     pub cmd_calls: Vec<u64>,
     pub pubsub_clients_total: u64,
     pub blocked_count: usize,
+    /// Replication state (see `replication.rs`).
+    pub repl: crate::replication::Repl,
 }
 
 impl Node {
@@ -173,6 +178,7 @@ impl Node {
             cmd_calls: vec![0; crate::cmd::table().len()],
             pubsub_clients_total: 0,
             blocked_count: 0,
+            repl: crate::replication::Repl::default(),
         }
     }
 
@@ -201,7 +207,7 @@ impl Node {
     /// Keys removed by expiry or eviction are passed to it as `DEL key`, before the
     /// command that caused their removal.
     pub fn set_write_hook(&mut self, hook: Option<WriteHook>) {
-        self.ks.log_deletes = hook.is_some();
+        self.ks.log_deletes = hook.is_some() || crate::replication::wants_deletes(self);
         self.write_hook = hook;
     }
 
@@ -212,11 +218,12 @@ impl Node {
         }
         let list = std::mem::take(&mut self.ks.deleted);
         if let Some(h) = self.write_hook.as_mut() {
-            for (db, key) in list {
-                let cmd = crate::resp::OwnedCmd::from_parts(&[b"DEL", &key]);
-                h(db, &cmd.args());
+            for (db, key) in &list {
+                let cmd = crate::resp::OwnedCmd::from_parts(&[b"DEL", key]);
+                h(*db, &cmd.args());
             }
         }
+        crate::replication::propagate_deletes(self, &list);
     }
 
     /// Mark a key as modified: WATCH invalidation and wake-ups of blocked clients.

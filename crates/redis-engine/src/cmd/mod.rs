@@ -161,9 +161,12 @@ pub fn table() -> &'static Table {
             tx::COMMANDS,
             bitmaps::COMMANDS,
             hyperloglog::COMMANDS,
+            // Last: replaces server.rs's placeholders (ROLE, WAIT, REPLICAOF, PSYNC, ...).
+            crate::replication::COMMANDS,
         ] {
             for d in defs {
-                let idx = m.len();
+                // A later definition replaces an earlier one and keeps its slot.
+                let idx = m.get(d.name).map(|i| i.idx).unwrap_or(m.len());
                 m.insert(
                     d.name,
                     CmdInfo {
@@ -553,6 +556,13 @@ pub fn execute(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
         write_err(out, resp3, "NOAUTH Authentication required.");
         return;
     }
+    if let Some(e) = crate::replication::refuse_write(node, client, info) {
+        if client.multi.borrow().is_some() {
+            client.multi_error.set(true);
+        }
+        write_err(out, resp3, e);
+        return;
+    }
     if !resp3 && client.in_pubsub() {
         let allowed = matches!(
             def.name,
@@ -619,7 +629,7 @@ pub fn execute(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
 /// Evict as needed; true when still over the limit.
 fn over_maxmemory(node: &mut Node, client: &Client) -> bool {
     let max = node.settings.maxmemory;
-    if max == 0 {
+    if max == 0 || node.repl.is_replica() {
         return false;
     }
     let _ = client;
@@ -648,6 +658,8 @@ pub fn call(
     let def = info.def;
     node.ks.no_touch = client.no_touch.get() && def.name != "touch";
     *client.last_cmd.borrow_mut() = std::borrow::Cow::Borrowed(def.name);
+    let out_start = out.len();
+    crate::replication::before_call(node, def);
     let mut ctx = Ctx {
         node,
         client,
@@ -661,6 +673,7 @@ pub fn call(
     let res = run_handler(def, &mut ctx);
     let block = ctx.block.take();
     let no_dirty = ctx.no_dirty;
+    let res_wrote = res.is_ok() && info.flags & F_WRITE != 0 && !no_dirty && block.is_none();
     node.flush_deleted();
     match res {
         Err(e) => {
@@ -682,6 +695,14 @@ pub fn call(
             }
         }
     }
+    crate::replication::after_call(
+        node,
+        client,
+        def,
+        &args,
+        out.get(out_start..).unwrap_or(&[]),
+        res_wrote,
+    );
     if let Some(c) = node.cmd_calls.get_mut(info.idx) {
         *c += 1;
     }
@@ -730,6 +751,7 @@ pub fn serve_blocked(node: &mut Node) {
                     break;
                 };
                 let mut out = std::mem::take(&mut *c.out.borrow_mut());
+                let out_start = out.len();
                 let saved_db = c.db.get();
                 c.db.set(st.db);
                 let prev = node.current_client;
@@ -773,6 +795,14 @@ pub fn serve_blocked(node: &mut Node) {
                 if let Some(h) = node.write_hook.as_mut() {
                     h(st.db, &cargs);
                 }
+                crate::replication::after_blocked(
+                    node,
+                    &c,
+                    info.def,
+                    st.db,
+                    &cargs,
+                    out.get(out_start..).unwrap_or(&[]),
+                );
                 {
                     let mut o = c.out.borrow_mut();
                     if o.is_empty() {

@@ -404,6 +404,11 @@ fn hello(ctx: &mut Ctx<'_>) -> CmdResult {
     let version = ctx.node.settings.version.clone();
     let flavor = ctx.node.settings.flavor.clone();
     let proto = if ctx.client.resp3.get() { 3 } else { 2 };
+    let role_name: &[u8] = if ctx.node.repl.is_replica() {
+        b"replica"
+    } else {
+        b"master"
+    };
     let mut r = ctx.r();
     r.map(7);
     r.bulk(b"server");
@@ -421,7 +426,7 @@ fn hello(ctx: &mut Ctx<'_>) -> CmdResult {
     r.bulk(b"mode");
     r.bulk(b"standalone");
     r.bulk(b"role");
-    r.bulk(b"master");
+    r.bulk(role_name);
     r.bulk(b"modules");
     r.array(0);
     Ok(())
@@ -1106,29 +1111,25 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
         sec(
             "Stats",
             format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntotal_active_defrag_time:0\r\ntracking_total_keys:0\r\ntotal_error_replies:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\n{}expired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n{}migrate_cached_sockets:0\r\ntotal_active_defrag_time:0\r\ntracking_total_keys:0\r\ntotal_error_replies:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\n",
                 node.total_connections,
                 node.total_commands,
                 node.net_in,
                 node.net_out,
                 node.rejected_connections,
+                crate::replication::info_stats(node),
                 st.expired_keys,
                 st.evicted_keys,
                 st.hits,
                 st.misses,
                 pubsub_channels,
                 node.patterns.len(),
+                crate::replication::info_fork_stats(node),
             ),
         );
     }
     if want("replication") {
-        sec(
-            "Replication",
-            format!(
-                "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-                node.run_id
-            ),
-        );
+        sec("Replication", crate::replication::info_section(node));
     }
     if want("cpu") {
         let (u, s) = thread_cpu();
