@@ -407,7 +407,12 @@ impl Keyspace {
         let lru = self.new_lru();
         let d = &mut self.dbs[db];
         let i = match d.map.get_index_of(key) {
-            Some(i) => i,
+            Some(i) => {
+                if !self.no_touch {
+                    d.map[i].lru = lru;
+                }
+                i
+            }
             None => d.map.insert_full(key, Entry { val: make(), lru }).0,
         };
         &mut d.map[i]

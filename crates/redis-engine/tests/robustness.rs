@@ -471,3 +471,44 @@ fn dropping_the_handle_keeps_the_node_running() {
     let mut c = Conn::connect(port);
     assert_eq!(c.cmd(&["PING"]).0, b"+PONG\r\n");
 }
+
+/// Replays the kept corpus of malformed and tricky frames (tests/corpus/resp): each on its
+/// own connection; the node must answer or close that connection and keep serving others.
+#[test]
+fn corpus_replay_keeps_node_alive() {
+    let (h, port) = node();
+    let mut good = Conn::connect(port);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/resp");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        let mut c = Conn::connect(port);
+        c.send_raw(&data);
+        c.s.set_read_timeout(Some(Duration::from_millis(200))).ok();
+        let mut sink = [0u8; 4096];
+        while let Ok(k) = c.s.read(&mut sink) {
+            if k == 0 {
+                break;
+            }
+        }
+        assert_eq!(good.cmd(&["PING"]).0, b"+PONG\r\n");
+        n += 1;
+    }
+    assert!(n >= 20);
+    // Random garbage too.
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..50 {
+        let mut data = Vec::new();
+        for _ in 0..(seed % 500) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            data.push(b"*$\r\n0123456789-+:abcPING \"'\\"[(seed % 28) as usize]);
+        }
+        let mut c = Conn::connect(port);
+        c.send_raw(&data);
+        drop(c);
+    }
+    assert_eq!(good.cmd(&["PING"]).0, b"+PONG\r\n");
+    h.shutdown();
+}

@@ -193,6 +193,7 @@ fn pop_generic(ctx: &mut Ctx<'_>, left: bool) -> CmdResult {
         }
         return Ok(());
     };
+    let emptied = l.len() <= count.unwrap_or(1);
     let mut r = Reply {
         out: ctx.out,
         resp3,
@@ -215,7 +216,9 @@ fn pop_generic(ctx: &mut Ctx<'_>, left: bool) -> CmdResult {
             }
         }
     }
-    ctx.node.ks.drop_if_empty(db, key);
+    if emptied {
+        ctx.node.ks.drop_if_empty(db, key);
+    }
     Ok(())
 }
 

@@ -111,7 +111,9 @@ fn sadd(ctx: &mut Ctx<'_>) -> CmdResult {
     let s = typed_create!(ctx.node.ks, db, key, Set);
     let mut n = 0;
     for i in 2..ctx.args.len() {
-        if s.insert(ctx.args.get(i).into()) {
+        let m = ctx.args.get(i);
+        // Look up first: no allocation for members already present.
+        if !s.contains(m) && s.insert(m.into()) {
             n += 1;
         }
     }

@@ -493,9 +493,18 @@ fn incr_by(ctx: &mut Ctx<'_>, by: i64) -> CmdResult {
             Value::Str(s) => {
                 let cur = parse_int_opt(s).ok_or(Error::NotInt)?;
                 let n = cur.checked_add(by).ok_or(Error::Overflow)?;
-                let mut buf = Vec::with_capacity(20);
-                crate::resp::push_int(&mut buf, n);
-                *s = buf.into_boxed_slice();
+                let mut buf = [0u8; 24];
+                let len = {
+                    let mut w = &mut buf[..];
+                    let _ = std::io::Write::write_fmt(&mut w, format_args!("{n}"));
+                    24 - w.len()
+                };
+                if s.len() == len {
+                    // Same width: rewrite in place, no allocation.
+                    s.copy_from_slice(&buf[..len]);
+                } else {
+                    *s = buf[..len].into();
+                }
                 n
             }
             _ => return Err(Error::WrongType),
