@@ -259,53 +259,72 @@ def test_every_replica_has_the_data_and_refuses_writes(server):
     assert member_clients(g)["data-004"].get("k:42") == b"42"
 
 
+class AckedWriter:
+    """Writes through the primary endpoint with WAIT 1 and remembers which writes were
+    acknowledged; reconnects through the same endpoint when its connection drops."""
+
+    def __init__(self, ep):
+        import threading
+        self.ep, self.acknowledged, self.errors = ep, [], []
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def client(self):
+        return redis.Redis(host=self.ep["Address"], port=self.ep["Port"], socket_timeout=2)
+
+    def run(self):
+        client, i = self.client(), 0
+        while not self.stop_flag.is_set():
+            try:
+                client.set(f"w:{i}", i)
+                if client.wait(1, 1000) >= 1:
+                    self.acknowledged.append(i)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                    redis.exceptions.ReadOnlyError) as e:
+                self.errors.append(type(e).__name__)
+                time.sleep(0.02)
+                client = self.client()
+            i += 1
+
+    def wait_for_more(self, n, timeout=10):
+        target = len(self.acknowledged) + n
+        deadline = time.time() + timeout
+        while len(self.acknowledged) < target and time.time() < deadline:
+            time.sleep(0.05)
+        assert len(self.acknowledged) >= target, "the primary endpoint serves acknowledged writes again"
+
+    def stop_and_check(self):
+        self.stop_flag.set()
+        self.thread.join(10)
+        primary = self.client()
+        assert primary.info("replication")["role"] == "master"
+        pipe = primary.pipeline(transaction=False)
+        for i in self.acknowledged:
+            pipe.get(f"w:{i}")
+        lost = [i for i, v in zip(self.acknowledged, pipe.execute()) if v != str(i).encode()]
+        assert lost == [], f"{len(lost)} acknowledged writes lost"
+
+
+def wait_for_new_primary(ec, rg, old, timeout=20):
+    started = time.time()
+    while roles(ec, rg)[old] == "primary" and time.time() - started < timeout:
+        time.sleep(0.02)
+    assert roles(ec, rg)[old] == "replica"
+    return time.time() - started
+
+
 def test_failover_loses_no_acknowledged_write(server):
-    import threading
     ec = server.client()
     ec.create_replication_group(ReplicationGroupId="safe", ReplicationGroupDescription="d", NumCacheClusters=3,
                                 AutomaticFailoverEnabled=True)
     g = wait_group(ec, "safe")
-    ep = g["NodeGroups"][0]["PrimaryEndpoint"]
-    acknowledged, errors, stop = [], [], threading.Event()
-
-    def writer():
-        client = redis.Redis(host=ep["Address"], port=ep["Port"], socket_timeout=2)
-        i = 0
-        while not stop.is_set():
-            try:
-                client.set(f"w:{i}", i)
-                if client.wait(1, 1000) >= 1:
-                    acknowledged.append(i)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                    redis.exceptions.ReadOnlyError) as e:
-                errors.append(type(e).__name__)
-                time.sleep(0.02)
-                client = redis.Redis(host=ep["Address"], port=ep["Port"], socket_timeout=2)
-            i += 1
-
-    t = threading.Thread(target=writer, daemon=True)
-    t.start()
-    time.sleep(0.5)
-    started = time.time()
+    writer = AckedWriter(g["NodeGroups"][0]["PrimaryEndpoint"])
+    writer.wait_for_more(20)
     ec.test_failover(ReplicationGroupId="safe", NodeGroupId="0001")
-    while roles(ec, "safe")["safe-001"] == "primary" and time.time() - started < 20:
-        time.sleep(0.02)
-    failover_seconds = time.time() - started
-    before = len(acknowledged)
-    deadline = time.time() + 10
-    while len(acknowledged) < before + 50 and time.time() < deadline:
-        time.sleep(0.05)
-    stop.set()
-    t.join(10)
-    assert len(acknowledged) >= before + 50, "the primary endpoint serves writes again after the failover"
-    new_primary = redis.Redis(host=ep["Address"], port=ep["Port"], socket_timeout=5)
-    assert new_primary.info("replication")["role"] == "master"
-    pipe = new_primary.pipeline(transaction=False)
-    for i in acknowledged:
-        pipe.get(f"w:{i}")
-    values = pipe.execute()
-    lost = [i for i, v in zip(acknowledged, values) if v != str(i).encode()]
-    assert lost == [], f"{len(lost)} acknowledged writes lost"
+    seconds = wait_for_new_primary(ec, "safe", "safe-001")
+    writer.wait_for_more(50)
+    writer.stop_and_check()
     old = member_clients(ec.describe_replication_groups(ReplicationGroupId="safe")["ReplicationGroups"][0])["safe-001"]
     deadline = time.time() + 10
     while old.info("replication").get("master_link_status") != "up" and time.time() < deadline:
@@ -313,8 +332,41 @@ def test_failover_loses_no_acknowledged_write(server):
     assert old.info("replication")["role"] == "slave"
     with pytest.raises(redis.exceptions.ReadOnlyError):
         old.set("x", 1)
-    print(f"failover took {failover_seconds:.3f}s; {len(acknowledged)} acknowledged writes, none lost; "
-          f"client errors during failover: {len(errors)}")
+    print(f"TestFailover took {seconds:.3f}s; {len(writer.acknowledged)} acknowledged writes, none lost")
+
+
+def test_killing_the_primary_while_writing_loses_no_acknowledged_write(server):
+    ec = server.client()
+    ec.create_replication_group(ReplicationGroupId="kill", ReplicationGroupDescription="d", NumCacheClusters=2,
+                                AutomaticFailoverEnabled=True)
+    g = wait_group(ec, "kill")
+    writer = AckedWriter(g["NodeGroups"][0]["PrimaryEndpoint"])
+    writer.wait_for_more(20)
+    assert admin(server, "POST", "/_elastilite/nodes/us-east-1/kill-001/0001/stop")[0] == 204
+    seconds = wait_for_new_primary(ec, "kill", "kill-001")
+    writer.wait_for_more(50)
+    writer.stop_and_check()
+    print(f"automatic failover took {seconds:.3f}s after the kill")
+
+
+def test_scaling_replicas_while_writing_loses_nothing(server):
+    ec = server.client()
+    ec.create_replication_group(ReplicationGroupId="scale", ReplicationGroupDescription="d", NumCacheClusters=2)
+    g = wait_group(ec, "scale")
+    writer = AckedWriter(g["NodeGroups"][0]["PrimaryEndpoint"])
+    writer.wait_for_more(20)
+    ec.increase_replica_count(ReplicationGroupId="scale", NewReplicaCount=3, ApplyImmediately=True)
+    g = wait_group(ec, "scale")
+    writer.wait_for_more(50)
+    ec.decrease_replica_count(ReplicationGroupId="scale", NewReplicaCount=1, ApplyImmediately=True)
+    g = wait_group(ec, "scale")
+    writer.wait_for_more(50)
+    writer.stop_and_check()
+    newest = member_clients(g)[g["MemberClusters"][-1]]
+    primary = writer.client()
+    assert primary.wait(1, 5000) == 1
+    last = writer.acknowledged[-1]
+    assert newest.get(f"w:{last}") == str(last).encode(), "the remaining replica has every acknowledged write"
 
 
 def test_adopt_an_existing_cluster_and_switch_the_primary(server):
