@@ -14,7 +14,10 @@ pub fn routes() -> Router<AppState> {
         .route("/_elastilite/health", get(health))
         .route("/_elastilite/nodes", get(nodes))
         .route("/_elastilite/ca.pem", get(ca_pem))
-        .route("/_elastilite/nodes/{region}/{cluster}/{node}/{action}", post(fault))
+        .route(
+            "/_elastilite/nodes/{region}/{cluster}/{node}/{action}",
+            post(fault),
+        )
         .route("/_elastilite/reset", post(reset))
         .route("/_elastilite/snapshots/run-window", post(run_window))
 }
@@ -32,8 +35,14 @@ async fn health(State(state): State<AppState>) -> Response {
 /// The certificate authority TLS nodes' certificates are signed by.
 async fn ca_pem(State(state): State<AppState>) -> Response {
     match std::fs::read_to_string(state.control_plane.ca_pem_path()) {
-        Ok(pem) => ([(axum::http::header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response(),
-        Err(e) => error(&ApiError::Internal(format!("reading the CA certificate: {e}"))),
+        Ok(pem) => (
+            [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
+            pem,
+        )
+            .into_response(),
+        Err(e) => error(&ApiError::Internal(format!(
+            "reading the CA certificate: {e}"
+        ))),
     }
 }
 
@@ -44,7 +53,10 @@ async fn nodes(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn fault(State(state): State<AppState>, Path((region, cluster, node, action)): Path<(String, String, String, String)>) -> Response {
+async fn fault(
+    State(state): State<AppState>,
+    Path((region, cluster, node, action)): Path<(String, String, String, String)>,
+) -> Response {
     let fault = match action.as_str() {
         "stop" => Fault::Stop,
         "start" => Fault::Start,
@@ -56,7 +68,11 @@ async fn fault(State(state): State<AppState>, Path((region, cluster, node, actio
                 .into_response()
         }
     };
-    match state.control_plane.inject(&region, &cluster, &node, fault).await {
+    match state
+        .control_plane
+        .inject(&region, &cluster, &node, fault)
+        .await
+    {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error(&e),
     }
@@ -79,5 +95,9 @@ async fn reset(State(state): State<AppState>) -> Response {
 
 fn error(e: &ApiError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    (status, Json(serde_json::json!({"code": e.code(), "message": e.to_string()}))).into_response()
+    (
+        status,
+        Json(serde_json::json!({"code": e.code(), "message": e.to_string()})),
+    )
+        .into_response()
 }

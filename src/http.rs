@@ -5,12 +5,12 @@ use aws_query::{error_document, success_document, CredentialScope, Params};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
-use std::collections::HashMap;
-use std::sync::Arc;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use control_plane::{ApiError, ControlPlane, API_VERSION, NAMESPACE};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -32,14 +32,25 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-
-
-async fn api(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn api(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     if let Some(creds) = &state.credentials {
         if let Err(e) = verify_signature(creds, &method, &uri, &headers, &body) {
             tracing::info!(code = e.code(), message = %e, "request refused");
-            return error_response(NAMESPACE, &request_id, e.status(), true, e.code(), &e.to_string());
+            return error_response(
+                NAMESPACE,
+                &request_id,
+                e.status(),
+                true,
+                e.code(),
+                &e.to_string(),
+            );
         }
     }
     let params = Params::from_query_and_body(uri.query().unwrap_or(""), &body);
@@ -136,7 +147,12 @@ fn verify_signature(
 ) -> Result<(), sigv4::AuthError> {
     let headers: Vec<(String, String)> = headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let req = sigv4::Request {
         method: method.as_str(),

@@ -48,7 +48,10 @@ impl Application {
         let app = http::router(http::AppState {
             control_plane: self.control_plane.clone(),
             default_region: self.settings.default_region.clone(),
-            credentials: self.settings.require_signatures.then(|| std::sync::Arc::new(credentials)),
+            credentials: self
+                .settings
+                .require_signatures
+                .then(|| std::sync::Arc::new(credentials)),
         });
         tracing::info!(%addr, data_dir = %self.settings.data_dir().display(), "elastilite API listening");
         axum::serve(self.listener, app)

@@ -143,7 +143,9 @@ impl Settings {
                 advertise_host: self.advertise_host.clone(),
             },
             allow_restricted_commands: self.allow_restricted_commands,
-            persist_interval: self.persist_data.then(|| Duration::from_secs(self.persist_interval_secs.max(1))),
+            persist_interval: self
+                .persist_data
+                .then(|| Duration::from_secs(self.persist_interval_secs.max(1))),
         })
     }
 }

@@ -211,7 +211,12 @@ async fn sts_get_caller_identity_on_the_same_port() {
 #[tokio::test]
 async fn strict_mode_verifies_sigv4_signatures() {
     use aws_sdk_elasticache::error::ProvideErrorMetadata;
-    let s = Server::start_with_args(&["--require-signatures", "--credentials", "AKIDGOOD:goodsecret,AKID2:other"]).await;
+    let s = Server::start_with_args(&[
+        "--require-signatures",
+        "--credentials",
+        "AKIDGOOD:goodsecret,AKID2:other",
+    ])
+    .await;
     let signed = |key: &str, secret: &str| {
         use aws_sdk_elasticache::config::{Credentials, Region};
         let conf = aws_sdk_elasticache::Config::builder()
@@ -227,18 +232,32 @@ async fn strict_mode_verifies_sigv4_signatures() {
         .send()
         .await
         .expect("a correctly signed request is accepted");
-    let e = signed("AKIDGOOD", "wrong").describe_cache_clusters().send().await.unwrap_err();
+    let e = signed("AKIDGOOD", "wrong")
+        .describe_cache_clusters()
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some("SignatureDoesNotMatch"));
-    let e = signed("AKIDNOBODY", "x").describe_cache_clusters().send().await.unwrap_err();
+    let e = signed("AKIDNOBODY", "x")
+        .describe_cache_clusters()
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some("InvalidClientTokenId"));
     let (st, body) = {
         let r = reqwest::Client::new()
             .post(s.endpoint())
-            .form(&[("Action", "DescribeCacheClusters"), ("Version", "2015-02-02")])
+            .form(&[
+                ("Action", "DescribeCacheClusters"),
+                ("Version", "2015-02-02"),
+            ])
             .send()
             .await
             .unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     };
-    assert_eq!((st, xml_value(&body, "Code")), (403, Some("MissingAuthenticationToken")));
+    assert_eq!(
+        (st, xml_value(&body, "Code")),
+        (403, Some("MissingAuthenticationToken"))
+    );
 }

@@ -39,7 +39,11 @@ pub(crate) async fn nodes(cp: &Inner) -> Result<Vec<NodeInfo>, ApiError> {
     let mut out = Vec::new();
     for c in cp.store.all_clusters().await? {
         let primary = match &c.replication_group_id {
-            Some(rg) => cp.store.replication_group(&c.region, rg).await?.map(|g| g.spec.primary),
+            Some(rg) => cp
+                .store
+                .replication_group(&c.region, rg)
+                .await?
+                .map(|g| g.spec.primary),
             None => None,
         };
         for n in &c.nodes {
@@ -53,17 +57,29 @@ pub(crate) async fn nodes(cp: &Inner) -> Result<Vec<NodeInfo>, ApiError> {
                 status: n.status.clone(),
                 running: cp.nodes.is_running(&node_key(&c.region, &c.id, n.id)),
                 replication_group_id: c.replication_group_id.clone(),
-                role: primary
-                    .as_ref()
-                    .map(|p| if p == c.id.as_str() { "primary" } else { "replica" }.to_string()),
+                role: primary.as_ref().map(|p| {
+                    if p == c.id.as_str() {
+                        "primary"
+                    } else {
+                        "replica"
+                    }
+                    .to_string()
+                }),
             });
         }
     }
     Ok(out)
 }
 
-pub(crate) async fn inject(cp: &Arc<Inner>, region: &str, cluster: &str, node: &str, fault: Fault) -> Result<(), ApiError> {
-    let id = CacheClusterId::parse(cluster).map_err(|_| ApiError::CacheClusterNotFound(cluster.to_string()))?;
+pub(crate) async fn inject(
+    cp: &Arc<Inner>,
+    region: &str,
+    cluster: &str,
+    node: &str,
+    fault: Fault,
+) -> Result<(), ApiError> {
+    let id = CacheClusterId::parse(cluster)
+        .map_err(|_| ApiError::CacheClusterNotFound(cluster.to_string()))?;
     let node_id = CacheNodeId::parse(node)?;
     let _guard = cp.lock.lock().await;
     let c = cp
@@ -71,29 +87,47 @@ pub(crate) async fn inject(cp: &Arc<Inner>, region: &str, cluster: &str, node: &
         .cluster(region, &id)
         .await?
         .ok_or_else(|| ApiError::CacheClusterNotFound(cluster.to_string()))?;
-    let n = c
-        .nodes
-        .iter()
-        .find(|n| n.id == node_id)
-        .ok_or_else(|| ApiError::InvalidParameterValue(format!("Cache node {node} not found in cluster {id}.")))?;
+    let n = c.nodes.iter().find(|n| n.id == node_id).ok_or_else(|| {
+        ApiError::InvalidParameterValue(format!("Cache node {node} not found in cluster {id}."))
+    })?;
     let key = node_key(region, &id, node_id);
     match fault {
         Fault::Stop => {
             cp.nodes.stop(&key);
             tracing::warn!(region, cluster = %id, node = %node_id, "fault injected: node stopped");
-            events::record(cp, region, id.as_str(), events::CACHE_CLUSTER, &format!("Cache node {node_id} failed")).await;
+            events::record(
+                cp,
+                region,
+                id.as_str(),
+                events::CACHE_CLUSTER,
+                &format!("Cache node {node_id} failed"),
+            )
+            .await;
             if let Some(rg) = &c.replication_group_id {
                 replication_groups::on_node_down(cp, region, rg, id.as_str()).await;
             }
         }
         Fault::Start => {
             if c.status == status::DELETING {
-                return Err(ApiError::InvalidCacheClusterState(format!("Cache cluster {id} is being deleted.")));
+                return Err(ApiError::InvalidCacheClusterState(format!(
+                    "Cache cluster {id} is being deleted."
+                )));
             }
-            let params = crate::parameter_groups::effective(cp, region, &c.spec.parameter_group_name).await?;
-            cp.nodes.start(&key, &n.bind_ip, n.port, &c.spec, &params).await?;
+            let params =
+                crate::parameter_groups::effective(cp, region, &c.spec.parameter_group_name)
+                    .await?;
+            cp.nodes
+                .start(&key, &n.bind_ip, n.port, &c.spec, &params)
+                .await?;
             tracing::info!(region, cluster = %id, node = %node_id, "fault cleared: node started");
-            events::record(cp, region, id.as_str(), events::CACHE_CLUSTER, &format!("Cache node {node_id} restarted")).await;
+            events::record(
+                cp,
+                region,
+                id.as_str(),
+                events::CACHE_CLUSTER,
+                &format!("Cache node {node_id} restarted"),
+            )
+            .await;
             if let Some(rg) = &c.replication_group_id {
                 replication_groups::on_node_up(cp, region, rg).await;
             }

@@ -98,17 +98,16 @@ pub const ENGINE_VERSIONS: &[EngineVersion] = &[
 /// Resolve what a client asked for ("7.1", "6.x", "7", "7.0.7", or nothing) to a
 /// full version, as ElastiCache reports `EngineVersion` in `x.y.z` form.
 pub fn resolve_version(engine: Engine, requested: Option<&str>) -> Result<EngineVersion, ApiError> {
-    let candidates = ENGINE_VERSIONS.iter().filter(|v| v.engine == engine);
+    let mut candidates = ENGINE_VERSIONS.iter().filter(|v| v.engine == engine);
     let Some(req) = requested.map(str::trim).filter(|s| !s.is_empty()) else {
         return candidates
-            .last()
+            .next_back()
             .copied()
             .ok_or_else(|| ApiError::Internal("empty engine catalogue".into()));
     };
     let prefix = req.strip_suffix(".x").unwrap_or(req);
     let matched = candidates
-        .filter(|v| v.version == prefix || v.version.starts_with(&format!("{prefix}.")))
-        .last()
+        .rfind(|v| v.version == prefix || v.version.starts_with(&format!("{prefix}.")))
         .copied();
     matched.ok_or_else(|| {
         ApiError::InvalidParameterValue(format!(

@@ -6,7 +6,10 @@ use crate::error::ApiError;
 use crate::ids::{Arn, CacheClusterId, CacheNodeId};
 use crate::model::{status, ClusterRecord, ClusterSpec, NodeRecord, PendingModifiedValues};
 use crate::nodes::NodeKey;
-use crate::{now_ms, paginate, parameter_groups, replication_groups, snapshots, subnet_groups, Inner, log_delivery, security};
+use crate::{
+    log_delivery, now_ms, paginate, parameter_groups, replication_groups, security, snapshots,
+    subnet_groups, Inner,
+};
 use aws_query::{Params, XmlWriter};
 use std::sync::Arc;
 
@@ -95,7 +98,10 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     let tags = p.tags("Tags")?.unwrap_or_default();
     check_tag_count(tags.len())?;
     let (transit, transit_mode) = security::transit(p)?;
-    let auth_token = p.str("AuthToken").map(|t| security::auth_token(t, transit)).transpose()?;
+    let auth_token = p
+        .str("AuthToken")
+        .map(|t| security::auth_token(t, transit))
+        .transpose()?;
 
     let spec = ClusterSpec {
         engine,
@@ -235,12 +241,7 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         .cluster(region, &id)
         .await?
         .ok_or_else(|| ApiError::CacheClusterNotFound(raw.to_string()))?;
-    if c.status != status::AVAILABLE {
-        return Err(ApiError::InvalidCacheClusterState(format!(
-            "Cache cluster {id} is not in available state (current state: {}).",
-            c.status
-        )));
-    }
+    c.require_available()?;
     let spec = &mut c.spec;
     let mut node_change: Option<(u16, Vec<CacheNodeId>)> = None;
 
@@ -377,7 +378,9 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     log_delivery::apply(&mut spec.log_delivery, p)?;
     if let Some(m) = p.str("AZMode") {
         if m != "single-az" && m != "cross-az" {
-            return Err(ApiError::InvalidParameterValue(format!("Invalid value for AZMode: {m}")));
+            return Err(ApiError::InvalidParameterValue(format!(
+                "Invalid value for AZMode: {m}"
+            )));
         }
         if m == "cross-az" && spec.engine.is_redis_like() {
             return Err(ApiError::InvalidParameterCombination(
@@ -422,7 +425,8 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             .collect();
         let (now, later) = parameter_groups::split_by_change_type(&c.spec.family, changed);
         for n in &c.nodes {
-            cp.nodes.set_params(&node_key(region, &id, n.id), &c.spec, &now);
+            cp.nodes
+                .set_params(&node_key(region, &id, n.id), &c.spec, &now);
         }
         if !later.is_empty() {
             c.spec.pending_reboot_nodes = c.nodes.iter().map(|n| n.id.number()).collect();
@@ -478,7 +482,8 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     if node_type_changed {
         let params = parameter_groups::effective(cp, region, &c.spec.parameter_group_name).await?;
         for n in &c.nodes {
-            cp.nodes.apply_node_type(&node_key(region, &id, n.id), &c.spec, &params);
+            cp.nodes
+                .apply_node_type(&node_key(region, &id, n.id), &c.spec, &params);
         }
     }
     cp.store.update_cluster(&c).await?;
@@ -546,12 +551,7 @@ pub(crate) async fn reboot(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         .cluster(region, &id)
         .await?
         .ok_or_else(|| ApiError::CacheClusterNotFound(raw.to_string()))?;
-    if c.status != status::AVAILABLE {
-        return Err(ApiError::InvalidCacheClusterState(format!(
-            "Cache cluster {id} is not in available state (current state: {}).",
-            c.status
-        )));
-    }
+    c.require_available()?;
     for w in &wanted {
         if !c.nodes.iter().any(|n| n.id == *w) {
             return Err(ApiError::InvalidParameterValue(format!(
@@ -818,12 +818,14 @@ fn write_cluster(cp: &Inner, w: &mut XmlWriter, c: &ClusterRecord, show_nodes: b
     w.bool("TransitEncryptionEnabled", s.transit_encryption_enabled)
         .bool("AtRestEncryptionEnabled", s.at_rest_encryption_enabled)
         .text("ARN", &cp.arn(&c.region, "cluster", c.id.as_str()))
-        .bool("ReplicationGroupLogDeliveryEnabled", false)
-        ;
+        .bool("ReplicationGroupLogDeliveryEnabled", false);
     log_delivery::write(w, &s.log_delivery);
     w.text("NetworkType", &s.network_type)
         .text("IpDiscovery", &s.ip_discovery)
-        .opt_text("TransitEncryptionMode", s.transit_encryption_mode.as_deref());
+        .opt_text(
+            "TransitEncryptionMode",
+            s.transit_encryption_mode.as_deref(),
+        );
 }
 
 /// Availability zones for `count` new nodes. Without explicit zones, single-AZ
@@ -875,7 +877,6 @@ pub(crate) fn node_zones(
     }
     Ok(zones)
 }
-
 
 pub(crate) fn check_tag_count(n: usize) -> Result<(), ApiError> {
     if n > crate::tags::MAX_TAGS {
@@ -942,6 +943,49 @@ pub(crate) async fn exists(cp: &Inner, arn: &Arn) -> Result<bool, ApiError> {
     Ok(cp.store.cluster(&arn.region, &id).await?.is_some())
 }
 
+/// Ids of the clusters of a region that use a parameter group.
+pub(crate) async fn using_parameter_group(
+    cp: &Inner,
+    region: &str,
+    group: &str,
+) -> Result<Vec<String>, ApiError> {
+    Ok(cp
+        .store
+        .clusters(region)
+        .await?
+        .into_iter()
+        .filter(|c| c.spec.parameter_group_name == group)
+        .map(|c| c.id.to_string())
+        .collect())
+}
+
+/// A parameter group changed: push `immediate` values to the running nodes of
+/// every cluster using it, and mark them pending a reboot if `needs_reboot`.
+/// The caller holds the control-plane lock.
+pub(crate) async fn apply_parameters(
+    cp: &Inner,
+    region: &str,
+    group: &str,
+    immediate: &[(String, String)],
+    needs_reboot: bool,
+) -> Result<(), ApiError> {
+    for mut c in cp.store.clusters(region).await? {
+        if c.spec.parameter_group_name != group || c.status == status::DELETING {
+            continue;
+        }
+        for n in &c.nodes {
+            cp.nodes
+                .set_params(&node_key(region, &c.id, n.id), &c.spec, immediate);
+        }
+        if needs_reboot {
+            c.spec.pending_reboot_nodes = c.nodes.iter().map(|n| n.id.number()).collect();
+            cp.store.update_cluster(&c).await?;
+        }
+        tracing::info!(region, cluster = %c.id, parameter_group = group, applied = immediate.len(), pending_reboot = needs_reboot, "parameters applied");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -984,46 +1028,4 @@ mod tests {
             vec!["us-east-1b"; 2]
         );
     }
-}
-
-/// Ids of the clusters of a region that use a parameter group.
-pub(crate) async fn using_parameter_group(
-    cp: &Inner,
-    region: &str,
-    group: &str,
-) -> Result<Vec<String>, ApiError> {
-    Ok(cp
-        .store
-        .clusters(region)
-        .await?
-        .into_iter()
-        .filter(|c| c.spec.parameter_group_name == group)
-        .map(|c| c.id.to_string())
-        .collect())
-}
-
-/// A parameter group changed: push `immediate` values to the running nodes of
-/// every cluster using it, and mark them pending a reboot if `needs_reboot`.
-/// The caller holds the control-plane lock.
-pub(crate) async fn apply_parameters(
-    cp: &Inner,
-    region: &str,
-    group: &str,
-    immediate: &[(String, String)],
-    needs_reboot: bool,
-) -> Result<(), ApiError> {
-    for mut c in cp.store.clusters(region).await? {
-        if c.spec.parameter_group_name != group || c.status == status::DELETING {
-            continue;
-        }
-        for n in &c.nodes {
-            cp.nodes.set_params(&node_key(region, &c.id, n.id), &c.spec, immediate);
-        }
-        if needs_reboot {
-            c.spec.pending_reboot_nodes = c.nodes.iter().map(|n| n.id.number()).collect();
-            cp.store.update_cluster(&c).await?;
-        }
-        tracing::info!(region, cluster = %c.id, parameter_group = group, applied = immediate.len(), pending_reboot = needs_reboot, "parameters applied");
-    }
-    Ok(())
 }

@@ -26,8 +26,8 @@ mod store;
 mod subnet_groups;
 mod tags;
 
-pub use catalog::{Engine, ENGINE_VERSIONS, NODE_TYPES};
 pub use admin::{Fault, NodeInfo};
+pub use catalog::{Engine, ENGINE_VERSIONS, NODE_TYPES};
 pub use error::ApiError;
 pub use nodes::{Addressing, NodeNetwork};
 
@@ -100,7 +100,11 @@ impl ControlPlane {
             .map_err(|e| OpenError::Tls(e.to_string()))?;
         tracing::info!(ca = %authority.ca_pem_path().display(), created, "certificate authority for in-transit encryption");
         let ca_pem_path = authority.ca_pem_path().to_path_buf();
-        let nodes = nodes::Supervisor::new(config.network.clone(), config.allow_restricted_commands, Some(authority));
+        let nodes = nodes::Supervisor::new(
+            config.network.clone(),
+            config.allow_restricted_commands,
+            Some(authority),
+        );
         let inner = Arc::new(Inner {
             ca_pem_path,
             config,
@@ -124,7 +128,10 @@ impl ControlPlane {
         }
         let interrupted = snapshots::reconcile(&inner).await?;
         if interrupted > 0 {
-            tracing::warn!(snapshots = interrupted, "removed snapshots interrupted by the last stop");
+            tracing::warn!(
+                snapshots = interrupted,
+                "removed snapshots interrupted by the last stop"
+            );
         }
         let groups = inner.store.all_replication_groups().await?;
         for g in &groups {
@@ -133,7 +140,11 @@ impl ControlPlane {
                 tracing::error!(region = %g.region, replication_group = %g.id, error = %e, "could not restore replication group");
             }
         }
-        tracing::info!(clusters = count, replication_groups = groups.len(), "state restored");
+        tracing::info!(
+            clusters = count,
+            replication_groups = groups.len(),
+            "state restored"
+        );
         if let Some(interval) = inner.config.persist_interval {
             let loaded = persist::load_all(&inner).await;
             tracing::info!(nodes = loaded, "persisted data loaded");
@@ -166,7 +177,9 @@ impl ControlPlane {
             "DecreaseReplicaCount" => replication_groups::decrease_replicas(cp, region, p).await?,
             "TestFailover" => replication_groups::test_failover(cp, region, p).await?,
             "DescribeEvents" => events::describe(cp, region, p).await?,
-            "ListAllowedNodeTypeModifications" => misc::allowed_node_type_modifications(cp, region, p).await?,
+            "ListAllowedNodeTypeModifications" => {
+                misc::allowed_node_type_modifications(cp, region, p).await?
+            }
             "DescribeServiceUpdates" => misc::describe_service_updates(p)?,
             "DescribeUpdateActions" => misc::describe_update_actions(p)?,
             "BatchApplyUpdateAction" | "BatchStopUpdateAction" => misc::batch_update_action(p)?,
@@ -211,7 +224,13 @@ impl ControlPlane {
     }
 
     /// Fault injection on one node (admin API).
-    pub async fn inject(&self, region: &str, cluster: &str, node: &str, fault: Fault) -> Result<(), ApiError> {
+    pub async fn inject(
+        &self,
+        region: &str,
+        cluster: &str,
+        node: &str,
+        fault: Fault,
+    ) -> Result<(), ApiError> {
         admin::inject(&self.inner, region, cluster, node, fault).await
     }
 

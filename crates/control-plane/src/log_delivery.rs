@@ -16,7 +16,11 @@ pub struct LogDelivery {
 
 /// Apply `LogDeliveryConfigurations.LogDeliveryConfigurationRequest.N` to `current`.
 pub fn apply(current: &mut Vec<LogDelivery>, p: &Params) -> Result<(), ApiError> {
-    let Some(requests) = p.struct_list("LogDeliveryConfigurations", "LogDeliveryConfigurationRequest")? else {
+    let Some(requests) = p.struct_list(
+        "LogDeliveryConfigurations",
+        "LogDeliveryConfigurationRequest",
+    )?
+    else {
         return Ok(());
     };
     for r in requests {
@@ -33,8 +37,14 @@ pub fn apply(current: &mut Vec<LogDelivery>, p: &Params) -> Result<(), ApiError>
         let destination_type = r.required("DestinationType")?.to_string();
         let details = r.nested("DestinationDetails");
         let destination = match destination_type.as_str() {
-            "cloudwatch-logs" => details.nested("CloudWatchLogsDetails").required("LogGroup")?.to_string(),
-            "kinesis-firehose" => details.nested("KinesisFirehoseDetails").required("DeliveryStream")?.to_string(),
+            "cloudwatch-logs" => details
+                .nested("CloudWatchLogsDetails")
+                .required("LogGroup")?
+                .to_string(),
+            "kinesis-firehose" => details
+                .nested("KinesisFirehoseDetails")
+                .required("DeliveryStream")?
+                .to_string(),
             other => {
                 return Err(ApiError::InvalidParameterValue(format!(
                     "Invalid DestinationType {other}: use cloudwatch-logs or kinesis-firehose."
@@ -43,7 +53,9 @@ pub fn apply(current: &mut Vec<LogDelivery>, p: &Params) -> Result<(), ApiError>
         };
         let log_format = r.str("LogFormat").unwrap_or("text").to_string();
         if log_format != "text" && log_format != "json" {
-            return Err(ApiError::InvalidParameterValue(format!("Invalid LogFormat {log_format}: use text or json.")));
+            return Err(ApiError::InvalidParameterValue(format!(
+                "Invalid LogFormat {log_format}: use text or json."
+            )));
         }
         current.push(LogDelivery {
             log_type,
@@ -57,21 +69,26 @@ pub fn apply(current: &mut Vec<LogDelivery>, p: &Params) -> Result<(), ApiError>
 }
 
 pub fn write(w: &mut XmlWriter, items: &[LogDelivery]) {
-    w.list("LogDeliveryConfigurations", "LogDeliveryConfiguration", items, |w, l| {
-        w.text("LogType", &l.log_type)
-            .text("DestinationType", &l.destination_type)
-            .element("DestinationDetails", |w| {
-                if l.destination_type == "cloudwatch-logs" {
-                    w.element("CloudWatchLogsDetails", |w| {
-                        w.text("LogGroup", &l.destination);
-                    });
-                } else {
-                    w.element("KinesisFirehoseDetails", |w| {
-                        w.text("DeliveryStream", &l.destination);
-                    });
-                }
-            })
-            .text("LogFormat", &l.log_format)
-            .text("Status", "active");
-    });
+    w.list(
+        "LogDeliveryConfigurations",
+        "LogDeliveryConfiguration",
+        items,
+        |w, l| {
+            w.text("LogType", &l.log_type)
+                .text("DestinationType", &l.destination_type)
+                .element("DestinationDetails", |w| {
+                    if l.destination_type == "cloudwatch-logs" {
+                        w.element("CloudWatchLogsDetails", |w| {
+                            w.text("LogGroup", &l.destination);
+                        });
+                    } else {
+                        w.element("KinesisFirehoseDetails", |w| {
+                            w.text("DeliveryStream", &l.destination);
+                        });
+                    }
+                })
+                .text("LogFormat", &l.log_format)
+                .text("Status", "active");
+        },
+    );
 }

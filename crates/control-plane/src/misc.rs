@@ -9,10 +9,15 @@ use aws_query::{Params, XmlWriter};
 
 /// ListAllowedNodeTypeModifications: every node type with more memory is a scale
 /// up; a smaller one is a scale down when it still fits the data set's limit.
-pub(crate) async fn allowed_node_type_modifications(cp: &Inner, region: &str, p: &Params) -> Result<String, ApiError> {
+pub(crate) async fn allowed_node_type_modifications(
+    cp: &Inner,
+    region: &str,
+    p: &Params,
+) -> Result<String, ApiError> {
     let current = match (p.str("CacheClusterId"), p.str("ReplicationGroupId")) {
         (Some(raw), _) => {
-            let id = CacheClusterId::parse(raw).map_err(|_| ApiError::CacheClusterNotFound(raw.to_string()))?;
+            let id = CacheClusterId::parse(raw)
+                .map_err(|_| ApiError::CacheClusterNotFound(raw.to_string()))?;
             let c = cp
                 .store
                 .cluster(region, &id)
@@ -20,7 +25,12 @@ pub(crate) async fn allowed_node_type_modifications(cp: &Inner, region: &str, p:
                 .ok_or_else(|| ApiError::CacheClusterNotFound(raw.to_string()))?;
             c.spec.node_type
         }
-        (None, Some(raw)) => replication_groups::find(cp, region, raw).await?.spec.node_type,
+        (None, Some(raw)) => {
+            replication_groups::find(cp, region, raw)
+                .await?
+                .spec
+                .node_type
+        }
         (None, None) => {
             return Err(ApiError::InvalidParameterCombination(
                 "Specify CacheClusterId or ReplicationGroupId.".into(),
@@ -28,8 +38,16 @@ pub(crate) async fn allowed_node_type_modifications(cp: &Inner, region: &str, p:
         }
     };
     let here = catalog::node_type(&current)?;
-    let mut up: Vec<&str> = NODE_TYPES.iter().filter(|t| t.memory_mib > here.memory_mib).map(|t| t.name).collect();
-    let mut down: Vec<&str> = NODE_TYPES.iter().filter(|t| t.memory_mib < here.memory_mib).map(|t| t.name).collect();
+    let mut up: Vec<&str> = NODE_TYPES
+        .iter()
+        .filter(|t| t.memory_mib > here.memory_mib)
+        .map(|t| t.name)
+        .collect();
+    let mut down: Vec<&str> = NODE_TYPES
+        .iter()
+        .filter(|t| t.memory_mib < here.memory_mib)
+        .map(|t| t.name)
+        .collect();
     up.sort_unstable();
     down.sort_unstable();
     let mut w = XmlWriter::new();
@@ -63,5 +81,7 @@ pub(crate) fn describe_update_actions(p: &Params) -> Result<String, ApiError> {
 
 /// Batch{Apply,Stop}UpdateAction name a service update, and none exists here.
 pub(crate) fn batch_update_action(p: &Params) -> Result<String, ApiError> {
-    Err(ApiError::ServiceUpdateNotFound(p.required("ServiceUpdateName")?.to_string()))
+    Err(ApiError::ServiceUpdateNotFound(
+        p.required("ServiceUpdateName")?.to_string(),
+    ))
 }

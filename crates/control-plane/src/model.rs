@@ -26,6 +26,19 @@ pub struct ClusterRecord {
     pub nodes: Vec<NodeRecord>,
 }
 
+impl ClusterRecord {
+    /// Operations other than describe need an `available` cluster.
+    pub fn require_available(&self) -> Result<(), crate::error::ApiError> {
+        if self.status == status::AVAILABLE {
+            return Ok(());
+        }
+        Err(crate::error::ApiError::InvalidCacheClusterState(format!(
+            "Cache cluster {} is not in available state (current state: {}).",
+            self.id, self.status
+        )))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NodeRecord {
     pub id: CacheNodeId,
@@ -136,6 +149,21 @@ pub struct GroupRecord {
     pub status: String,
     pub created_ms: i64,
     pub spec: GroupSpec,
+}
+
+impl GroupRecord {
+    /// Operations other than describe need an `available` group.
+    pub fn require_available(&self) -> Result<(), crate::error::ApiError> {
+        if self.status == status::AVAILABLE {
+            return Ok(());
+        }
+        Err(crate::error::ApiError::InvalidReplicationGroupState(
+            format!(
+                "Replication group {} is not in available state (current state: {}).",
+                self.id, self.status
+            ),
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

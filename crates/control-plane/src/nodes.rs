@@ -95,7 +95,11 @@ pub enum Role {
 }
 
 impl Supervisor {
-    pub fn new(network: NodeNetwork, allow_restricted_commands: bool, authority: Option<Authority>) -> Supervisor {
+    pub fn new(
+        network: NodeNetwork,
+        allow_restricted_commands: bool,
+        authority: Option<Authority>,
+    ) -> Supervisor {
         Supervisor {
             authority,
             network,
@@ -221,7 +225,11 @@ impl Supervisor {
         };
         let node = if spec.transit_encryption_enabled {
             // The engine listens privately; the reported endpoint speaks TLS.
-            let private = bind(SocketAddr::new(listener.local_addr().map(|a| a.ip()).map_err(io_err)?, 0)).map_err(io_err)?;
+            let private = bind(SocketAddr::new(
+                listener.local_addr().map(|a| a.ip()).map_err(io_err)?,
+                0,
+            ))
+            .map_err(io_err)?;
             let backend = private.local_addr().map_err(io_err)?;
             let engine = self.spawn_engine(private, spec, params).map_err(io_err)?;
             let authority = self
@@ -239,7 +247,10 @@ impl Supervisor {
                 Mode::Required
             };
             let front = TlsFront::spawn(listener, backend, config, mode).map_err(io_err)?;
-            Node { engine, tls: Some(front) }
+            Node {
+                engine,
+                tls: Some(front),
+            }
         } else {
             Node {
                 engine: self.spawn_engine(listener, spec, params).map_err(io_err)?,
@@ -273,7 +284,6 @@ impl Supervisor {
                     flavor: spec.engine.as_str().to_string(),
                     allow_restricted_commands: self.allow_restricted_commands,
                     password: spec.auth_token.clone(),
-                    ..Default::default()
                 };
                 let handle = redis_engine::spawn(listener, config)?;
                 for (name, value) in params {
@@ -347,7 +357,11 @@ impl Supervisor {
     ) {
         let running = lock(&self.running);
         for k in keys {
-        if let Some(Node { engine: Running::Memcached(h), .. }) = running.get(k) {
+            if let Some(Node {
+                engine: Running::Memcached(h),
+                ..
+            }) = running.get(k)
+            {
                 h.set_cluster_config(version, nodes.clone());
             }
         }
@@ -390,7 +404,12 @@ impl Supervisor {
     }
 
     /// A node type change: the node's memory limit follows, its data stays.
-    pub fn apply_node_type(&self, key: &NodeKey, spec: &ClusterSpec, params: &BTreeMap<String, String>) {
+    pub fn apply_node_type(
+        &self,
+        key: &NodeKey,
+        spec: &ClusterSpec,
+        params: &BTreeMap<String, String>,
+    ) {
         let memory = node_memory(spec);
         match lock(&self.running).get(key).map(|n| &n.engine) {
             Some(Running::Redis(h)) => h.set_maxmemory(redis_maxmemory(memory, params)),
@@ -401,7 +420,11 @@ impl Supervisor {
 
     /// Change the AUTH token of a running Redis node (None removes it).
     pub fn set_password(&self, key: &NodeKey, password: Option<String>) {
-        if let Some(Node { engine: Running::Redis(h), .. }) = lock(&self.running).get(key) {
+        if let Some(Node {
+            engine: Running::Redis(h),
+            ..
+        }) = lock(&self.running).get(key)
+        {
             h.control(redis_engine::Control::SetPassword(password));
         }
     }
@@ -413,7 +436,10 @@ impl Supervisor {
             return;
         };
         let running = lock(&self.running);
-        let Some(Node { tls: Some(front), .. }) = running.get(key) else {
+        let Some(Node {
+            tls: Some(front), ..
+        }) = running.get(key)
+        else {
             return;
         };
         let mut all: Vec<String> = names.to_vec();
@@ -427,7 +453,11 @@ impl Supervisor {
     /// Switch a node's TLS front between `preferred` and `required`.
     pub fn set_transit_mode(&self, key: &NodeKey, preferred: bool) {
         if let Some(Node { tls: Some(f), .. }) = lock(&self.running).get(key) {
-            f.set_mode(if preferred { Mode::Preferred } else { Mode::Required });
+            f.set_mode(if preferred {
+                Mode::Preferred
+            } else {
+                Mode::Required
+            });
         }
     }
 
@@ -435,7 +465,11 @@ impl Supervisor {
     /// node (full sync, then the primary's write stream).
     pub fn set_role(&self, key: &NodeKey, role: Role) {
         let running = lock(&self.running);
-        if let Some(Node { engine: Running::Redis(h), .. }) = running.get(key) {
+        if let Some(Node {
+            engine: Running::Redis(h),
+            ..
+        }) = running.get(key)
+        {
             match role {
                 Role::Primary => h.promote(),
                 Role::ReplicaOf(primary) => h.replicate_from(primary),
@@ -456,7 +490,10 @@ impl Supervisor {
     /// promote); 0 for a node that is not running.
     pub fn replication_offset(&self, key: &NodeKey) -> u64 {
         match lock(&self.running).get(key) {
-            Some(Node { engine: Running::Redis(h), .. }) => h.replication_offset(),
+            Some(Node {
+                engine: Running::Redis(h),
+                ..
+            }) => h.replication_offset(),
             _ => 0,
         }
     }

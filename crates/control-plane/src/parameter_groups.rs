@@ -246,7 +246,7 @@ pub(crate) async fn reset(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<S
     let items = p
         .struct_list("ParameterNameValues", "ParameterNameValue")?
         .unwrap_or_default();
-    if all == !items.is_empty() {
+    if all != items.is_empty() {
         return Err(ApiError::InvalidParameterCombination(
             "Specify either ResetAllParameters or ParameterNameValues.".into(),
         ));
@@ -458,12 +458,15 @@ async fn apply(
     clusters::apply_parameters(cp, region, &g.record.name, &immediate, needs_reboot).await
 }
 
+/// A parameter name and value.
+type Pair = (String, String);
+
 /// Split changed values into those that apply at once and those that wait for a
 /// reboot, by the family's metadata. Unknown names wait for a reboot.
 pub(crate) fn split_by_change_type(
     family_name: &str,
     changed: Vec<(String, String)>,
-) -> (Vec<(String, String)>, Vec<(String, String)>) {
+) -> (Vec<Pair>, Vec<Pair>) {
     let family = parameter_catalog::family(family_name);
     changed.into_iter().partition(|(name, _)| {
         family

@@ -17,7 +17,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 fn file(cp: &Inner, c: &ClusterRecord) -> PathBuf {
-    cp.config.data_dir.join("persist").join(&c.region).join(format!("{}.rdb", c.id))
+    cp.config
+        .data_dir
+        .join("persist")
+        .join(&c.region)
+        .join(format!("{}.rdb", c.id))
 }
 
 fn node_addr(c: &ClusterRecord) -> Option<SocketAddr> {

@@ -30,7 +30,11 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Capture a node's data set into `dest` (written to a temporary file, then
 /// renamed, so a half-written snapshot never appears). Returns its size.
-pub async fn capture(addr: SocketAddr, password: Option<&str>, dest: &Path) -> Result<u64, RdbIoError> {
+pub async fn capture(
+    addr: SocketAddr,
+    password: Option<&str>,
+    dest: &Path,
+) -> Result<u64, RdbIoError> {
     let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| RdbIoError::Protocol("connect timed out".into()))??;
@@ -65,7 +69,9 @@ pub async fn capture(addr: SocketAddr, password: Option<&str>, dest: &Path) -> R
             .await
             .map_err(|_| RdbIoError::Protocol("the node stopped sending the RDB".into()))??;
         if n == 0 {
-            return Err(RdbIoError::Protocol("connection closed inside the RDB".into()));
+            return Err(RdbIoError::Protocol(
+                "connection closed inside the RDB".into(),
+            ));
         }
         file.write_all(&buf[..n]).await?;
         left -= n as u64;
@@ -78,7 +84,11 @@ pub async fn capture(addr: SocketAddr, password: Option<&str>, dest: &Path) -> R
 
 /// Load an RDB file into a node. Keys already expired are skipped, as a server
 /// loading the file would. Returns how many keys were restored.
-pub async fn restore(addr: SocketAddr, password: Option<&str>, src: &Path) -> Result<u64, RdbIoError> {
+pub async fn restore(
+    addr: SocketAddr,
+    password: Option<&str>,
+    src: &Path,
+) -> Result<u64, RdbIoError> {
     let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| RdbIoError::Protocol("connect timed out".into()))??;
@@ -109,7 +119,11 @@ pub async fn restore(addr: SocketAddr, password: Option<&str>, src: &Path) -> Re
         };
         let now = crate::now_ms();
         let mut db = 0u64;
-        let mut batch = Batch { bytes: encode(&[b"SELECT", b"0"]), replies: 1, keys: 0 };
+        let mut batch = Batch {
+            bytes: encode(&[b"SELECT", b"0"]),
+            replies: 1,
+            keys: 0,
+        };
         loop {
             match entries.next_entry() {
                 Ok(Some(e)) => {
@@ -118,7 +132,9 @@ pub async fn restore(addr: SocketAddr, password: Option<&str>, src: &Path) -> Re
                     }
                     if e.db != db {
                         db = e.db;
-                        batch.bytes.extend_from_slice(&encode(&[b"SELECT", db.to_string().as_bytes()]));
+                        batch
+                            .bytes
+                            .extend_from_slice(&encode(&[b"SELECT", db.to_string().as_bytes()]));
                         batch.replies += 1;
                     }
                     let payload = rdb::dump(&e.value);
@@ -133,7 +149,9 @@ pub async fn restore(addr: SocketAddr, password: Option<&str>, src: &Path) -> Re
                     ]));
                     batch.replies += 1;
                     batch.keys += 1;
-                    if batch.bytes.len() >= 1 << 20 && tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
+                    if batch.bytes.len() >= 1 << 20
+                        && tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err()
+                    {
                         return;
                     }
                 }

@@ -13,7 +13,9 @@ use crate::model::{
 };
 use crate::nodes::{NodeKey, Role};
 use crate::proxy::{Kind, Targets};
-use crate::{events, now_ms, paginate, parameter_groups, security, snapshots, subnet_groups, Inner};
+use crate::{
+    events, now_ms, paginate, parameter_groups, security, snapshots, subnet_groups, Inner,
+};
 use aws_query::{Params, XmlWriter};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -153,7 +155,10 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     let tags = p.tags("Tags")?.unwrap_or_default();
     clusters::check_tag_count(tags.len())?;
     let (transit, transit_mode) = security::transit(p)?;
-    let auth_token = p.str("AuthToken").map(|t| security::auth_token(t, transit)).transpose()?;
+    let auth_token = p
+        .str("AuthToken")
+        .map(|t| security::auth_token(t, transit))
+        .transpose()?;
 
     let _guard = cp.lock.lock().await;
     if cp.store.replication_group(region, &id).await?.is_some() {
@@ -489,14 +494,21 @@ fn write_group(
     .text("SnapshotWindow", &s.snapshot_window)
     .bool("ClusterEnabled", false)
     .text("CacheNodeType", &s.node_type)
-        .bool("AuthTokenEnabled", s.auth_token.is_some())
-        .opt_text("AuthTokenLastModifiedDate", s.auth_token_last_modified_ms.map(crate::timestamp).as_deref())
-        .bool("TransitEncryptionEnabled", s.transit_encryption_enabled)
-        .opt_text("TransitEncryptionMode", s.transit_encryption_mode.as_deref())
+    .bool("AuthTokenEnabled", s.auth_token.is_some())
+    .opt_text(
+        "AuthTokenLastModifiedDate",
+        s.auth_token_last_modified_ms
+            .map(crate::timestamp)
+            .as_deref(),
+    )
+    .bool("TransitEncryptionEnabled", s.transit_encryption_enabled)
+    .opt_text(
+        "TransitEncryptionMode",
+        s.transit_encryption_mode.as_deref(),
+    )
     .bool("AtRestEncryptionEnabled", s.at_rest_encryption_enabled)
     .text("ARN", &cp.arn(&g.region, "replicationgroup", &g.id))
-    .string_list("UserGroupIds", "member", Vec::<String>::new())
-    ;
+    .string_list("UserGroupIds", "member", Vec::<String>::new());
     crate::log_delivery::write(w, &s.log_delivery);
     w.text(
         "ReplicationGroupCreateTime",
@@ -514,12 +526,7 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     let raw = p.required("ReplicationGroupId")?;
     let _guard = cp.lock.lock().await;
     let mut g = find(cp, region, raw).await?;
-    if g.status != status::AVAILABLE {
-        return Err(ApiError::InvalidReplicationGroupState(format!(
-            "Replication group {} is not in available state (current state: {}).",
-            g.id, g.status
-        )));
-    }
+    g.require_available()?;
     let before = serde_json::to_string(&g.spec)?;
     let mut ms = members(cp, &g).await?;
     let s = &mut g.spec;
@@ -630,7 +637,8 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     } else if p.str("AuthTokenUpdateStrategy") == Some("DELETE") {
         if s.transit_encryption_mode.as_deref() == Some("required") {
             return Err(ApiError::InvalidParameterCombination(
-                "The AUTH token can only be deleted while TransitEncryptionMode is preferred.".into(),
+                "The AUTH token can only be deleted while TransitEncryptionMode is preferred."
+                    .into(),
             ));
         }
         s.auth_token = None;
@@ -670,7 +678,10 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             cp.nodes.stop(&key);
         } else {
             cp.nodes.set_password(&key, g.spec.auth_token.clone());
-            cp.nodes.set_transit_mode(&key, g.spec.transit_encryption_mode.as_deref() == Some("preferred"));
+            cp.nodes.set_transit_mode(
+                &key,
+                g.spec.transit_encryption_mode.as_deref() == Some("preferred"),
+            );
         }
         c.spec.node_type = g.spec.node_type.clone();
         c.spec.engine_version = g.spec.engine_version.clone();
@@ -697,12 +708,7 @@ pub(crate) async fn delete(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     let retain = p.bool("RetainPrimaryCluster")?.unwrap_or(false);
     let _guard = cp.lock.lock().await;
     let mut g = find(cp, region, raw).await?;
-    if g.status != status::AVAILABLE {
-        return Err(ApiError::InvalidReplicationGroupState(format!(
-            "Replication group {} is not in available state (current state: {}).",
-            g.id, g.status
-        )));
-    }
+    g.require_available()?;
     if let Some(name) = p.str("FinalSnapshotIdentifier") {
         snapshots::final_snapshot(cp, region, name, None, Some(&g.id)).await?;
     }
@@ -770,12 +776,7 @@ async fn change_replicas(
     let to_remove = p.list("ReplicasToRemove", "member")?.unwrap_or_default();
     let _guard = cp.lock.lock().await;
     let mut g = find(cp, region, raw).await?;
-    if g.status != status::AVAILABLE {
-        return Err(ApiError::InvalidReplicationGroupState(format!(
-            "Replication group {} is not in available state (current state: {}).",
-            g.id, g.status
-        )));
-    }
+    g.require_available()?;
     let mut ms = members(cp, &g).await?;
     let replicas = ms.len() as i64 - 1;
     let min = i64::from(g.spec.automatic_failover);
@@ -883,12 +884,7 @@ pub(crate) async fn add_member_cluster(
     let id = CacheClusterId::parse(p.required("CacheClusterId")?)?;
     let _guard = cp.lock.lock().await;
     let mut g = find(cp, region, rg).await?;
-    if g.status != status::AVAILABLE {
-        return Err(ApiError::InvalidReplicationGroupState(format!(
-            "Replication group {} is not in available state (current state: {}).",
-            g.id, g.status
-        )));
-    }
+    g.require_available()?;
     if g.spec.members.len() >= MAX_MEMBERS {
         return Err(ApiError::NodeQuotaForClusterExceeded(format!(
             "A replication group can have at most {MAX_MEMBERS} cache clusters."
@@ -932,12 +928,7 @@ pub(crate) async fn remove_member_cluster(
             c.id
         )));
     }
-    if g.status != status::AVAILABLE {
-        return Err(ApiError::InvalidReplicationGroupState(format!(
-            "Replication group {rg} is not in available state (current state: {}).",
-            g.status
-        )));
-    }
+    g.require_available()?;
     if g.spec.automatic_failover && g.spec.members.len() <= 2 {
         return Err(ApiError::InvalidCacheClusterState(format!(
             "Cache cluster {} is the only replica of replication group {rg}, which has automatic failover enabled.",
@@ -969,12 +960,7 @@ pub(crate) async fn test_failover(
     if ng != NODE_GROUP_ID {
         return Err(ApiError::NodeGroupNotFound(ng.to_string()));
     }
-    if g.status != status::AVAILABLE {
-        return Err(ApiError::InvalidReplicationGroupState(format!(
-            "Replication group {} is not in available state (current state: {}).",
-            g.id, g.status
-        )));
-    }
+    g.require_available()?;
     if !g.spec.automatic_failover || g.spec.members.len() < 2 {
         return Err(ApiError::InvalidReplicationGroupState(format!(
             "Replication group {} must have automatic failover enabled and at least one replica to test failover.",
@@ -1066,7 +1052,9 @@ pub(crate) async fn finish_locked(cp: &Arc<Inner>, region: &str, id: &str) -> Re
         // The primary is still loading its snapshot; it finishes the group after.
         return Ok(());
     }
-    g.spec.members.retain(|m| ms.iter().any(|c| c.id.as_str() == m));
+    g.spec
+        .members
+        .retain(|m| ms.iter().any(|c| c.id.as_str() == m));
     if !g.spec.members.contains(&g.spec.primary) {
         g.spec.primary = g.spec.members.first().cloned().unwrap_or_default();
     }
@@ -1087,7 +1075,10 @@ async fn apply_topology(cp: &Inner, g: &GroupRecord, ms: &[ClusterRecord]) -> Re
     let primary = ms.iter().find(|c| c.id.as_str() == g.spec.primary);
     let primary_addr = primary.and_then(node_addr);
     // Replicas talk to the primary's engine directly, not through its TLS front.
-    let primary_engine = primary.and_then(|p| cp.nodes.engine_addr(&node_key(&g.region, &p.id, CacheNodeId::new(1))));
+    let primary_engine = primary.and_then(|p| {
+        cp.nodes
+            .engine_addr(&node_key(&g.region, &p.id, CacheNodeId::new(1)))
+    });
     let mut replicas = Vec::new();
     for c in ms {
         let key = node_key(&g.region, &c.id, CacheNodeId::new(1));
@@ -1104,14 +1095,18 @@ async fn apply_topology(cp: &Inner, g: &GroupRecord, ms: &[ClusterRecord]) -> Re
     };
     // One certificate per group names every member and both endpoints, so TLS
     // clients verify whichever address they reach a node by.
-    let mut names: Vec<String> = ms.iter().filter_map(|c| c.nodes.first().map(|n| n.bind_ip.clone())).collect();
+    let mut names: Vec<String> = ms
+        .iter()
+        .filter_map(|c| c.nodes.first().map(|n| n.bind_ip.clone()))
+        .collect();
     for kind in [Kind::Primary, Kind::Reader] {
         if let Some((ip, _)) = cp.store.endpoint(&g.region, &g.id, kind.as_str()).await? {
             names.push(ip);
         }
     }
     for c in ms {
-        cp.nodes.set_cert_names(&node_key(&g.region, &c.id, CacheNodeId::new(1)), &names);
+        cp.nodes
+            .set_cert_names(&node_key(&g.region, &c.id, CacheNodeId::new(1)), &names);
     }
     for kind in [Kind::Primary, Kind::Reader] {
         if let Some((ip, port)) = cp.store.endpoint(&g.region, &g.id, kind.as_str()).await? {
@@ -1140,10 +1135,21 @@ pub(crate) async fn on_node_down(cp: &Arc<Inner>, region: &str, rg: &str, member
         return;
     }
     if g.spec.automatic_failover && g.spec.members.len() > 1 {
-        events::record(cp, region, rg, events::REPLICATION_GROUP, &format!("Primary node {member} failed; failing over")).await;
+        events::record(
+            cp,
+            region,
+            rg,
+            events::REPLICATION_GROUP,
+            &format!("Primary node {member} failed; failing over"),
+        )
+        .await;
         schedule_failover(cp, region, rg, None, false);
     } else {
-        tracing::warn!(region, replication_group = rg, "primary down and automatic failover disabled: group degraded");
+        tracing::warn!(
+            region,
+            replication_group = rg,
+            "primary down and automatic failover disabled: group degraded"
+        );
     }
 }
 

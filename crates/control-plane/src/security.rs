@@ -32,7 +32,9 @@ pub(crate) fn auth_token(raw: &str, transit_encryption: bool) -> Result<String, 
             "AuthToken can be specified only when TransitEncryptionEnabled is true.".into(),
         ));
     }
-    let printable = raw.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '/' | '@'));
+    let printable = raw
+        .chars()
+        .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '/' | '@'));
     if !(16..=128).contains(&raw.len()) || !printable {
         return Err(ApiError::InvalidParameterValue(
             "Invalid AuthToken: it must be 16 to 128 printable characters, without spaces, '\"', '/' or '@'.".into(),
@@ -58,7 +60,10 @@ mod tests {
     #[test]
     fn transit_modes() {
         let p = Params::from_pairs([("TransitEncryptionEnabled", "true")]);
-        assert_eq!(transit(&p).unwrap_or_else(|e| panic!("{e}")), (true, Some("required".into())));
+        assert_eq!(
+            transit(&p).unwrap_or_else(|e| panic!("{e}")),
+            (true, Some("required".into()))
+        );
         let p = Params::from_pairs([("TransitEncryptionMode", "preferred")]);
         assert!(transit(&p).is_err());
     }

@@ -33,7 +33,9 @@ fn file_path(cp: &Inner, region: &str, file: &str) -> PathBuf {
 fn validate_name(raw: &str) -> Result<String, ApiError> {
     let ok = !raw.is_empty()
         && raw.len() <= 255
-        && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
     if !ok {
         return Err(ApiError::InvalidParameterValue(format!(
             "Invalid snapshot name {raw}: use 1-255 letters, digits, hyphens, periods or underscores."
@@ -65,7 +67,8 @@ async fn source(cp: &Inner, region: &str, p: &Params) -> Result<Source, ApiError
             "Specify CacheClusterId or ReplicationGroupId.".into(),
         )),
         (Some(raw), None) => {
-            let id = CacheClusterId::parse(raw).map_err(|_| ApiError::CacheClusterNotFound(raw.to_string()))?;
+            let id = CacheClusterId::parse(raw)
+                .map_err(|_| ApiError::CacheClusterNotFound(raw.to_string()))?;
             let c = cp
                 .store
                 .cluster(region, &id)
@@ -79,12 +82,7 @@ async fn source(cp: &Inner, region: &str, p: &Params) -> Result<Source, ApiError
 
 async fn group_source(cp: &Inner, region: &str, raw: &str) -> Result<Source, ApiError> {
     let g = replication_groups::find(cp, region, raw).await?;
-    if g.status != status::AVAILABLE {
-        return Err(ApiError::InvalidReplicationGroupState(format!(
-            "Replication group {} is not in available state (current state: {}).",
-            g.id, g.status
-        )));
-    }
+    g.require_available()?;
     let primary = CacheClusterId::parse(&g.spec.primary)?;
     let c = cp
         .store
@@ -100,26 +98,23 @@ async fn group_source(cp: &Inner, region: &str, raw: &str) -> Result<Source, Api
     Ok(s)
 }
 
-async fn cluster_source(c: ClusterRecord, g: Option<&crate::model::GroupRecord>) -> Result<Source, ApiError> {
+async fn cluster_source(
+    c: ClusterRecord,
+    g: Option<&crate::model::GroupRecord>,
+) -> Result<Source, ApiError> {
     if c.spec.engine == Engine::Memcached {
         return Err(ApiError::SnapshotFeatureNotSupported(
             "Snapshots are not supported for memcached clusters.".into(),
         ));
     }
-    if c.status != status::AVAILABLE {
-        return Err(ApiError::InvalidCacheClusterState(format!(
-            "Cache cluster {} is not in available state (current state: {}).",
-            c.id, c.status
-        )));
-    }
-    let n = c
-        .nodes
-        .first()
-        .ok_or_else(|| ApiError::InvalidCacheClusterState(format!("Cache cluster {} has no node.", c.id)))?;
+    c.require_available()?;
+    let n = c.nodes.first().ok_or_else(|| {
+        ApiError::InvalidCacheClusterState(format!("Cache cluster {} has no node.", c.id))
+    })?;
     let node = SocketAddr::new(
-        n.bind_ip
-            .parse()
-            .map_err(|_| ApiError::Internal(format!("stored address {} is not an IP", n.bind_ip)))?,
+        n.bind_ip.parse().map_err(|_| {
+            ApiError::Internal(format!("stored address {} is not an IP", n.bind_ip))
+        })?,
         n.port,
     );
     let s = &c.spec;
@@ -138,7 +133,9 @@ async fn cluster_source(c: ClusterRecord, g: Option<&crate::model::GroupRecord>)
         parameter_group_name: s.parameter_group_name.clone(),
         subnet_group_name: s.subnet_group_name.clone(),
         auto_minor_version_upgrade: s.auto_minor_version_upgrade,
-        snapshot_retention_limit: g.map_or(s.snapshot_retention_limit, |g| g.spec.snapshot_retention_limit),
+        snapshot_retention_limit: g.map_or(s.snapshot_retention_limit, |g| {
+            g.spec.snapshot_retention_limit
+        }),
         snapshot_window: g.map_or_else(
             || s.snapshot_window.clone().unwrap_or_default(),
             |g| g.spec.snapshot_window.clone(),
@@ -201,7 +198,9 @@ async fn take(
         spec: src.spec,
     };
     cp.store.put_snapshot(&snap).await?;
-    cp.store.put_tags(&cp.arn(region, "snapshot", name), tags).await?;
+    cp.store
+        .put_tags(&cp.arn(region, "snapshot", name), tags)
+        .await?;
     set_source_status(cp, region, &snap, &src.clusters, "snapshotting").await?;
     let out = render_one(cp, &snap, true);
     let cp = Arc::clone(cp);
@@ -222,7 +221,12 @@ async fn take(
 }
 
 /// Capture the data and mark the snapshot available (or remove it on failure).
-async fn capture(cp: &Arc<Inner>, region: &str, mut snap: SnapshotRecord, node: SocketAddr) -> (String, Result<(), ApiError>) {
+async fn capture(
+    cp: &Arc<Inner>,
+    region: &str,
+    mut snap: SnapshotRecord,
+    node: SocketAddr,
+) -> (String, Result<(), ApiError>) {
     let name = snap.name.clone();
     let started = std::time::Instant::now();
     let result = async {
@@ -246,7 +250,10 @@ async fn capture(cp: &Arc<Inner>, region: &str, mut snap: SnapshotRecord, node: 
     .await;
     if result.is_err() {
         let _guard = cp.lock.lock().await;
-        let _ = cp.store.delete_snapshot(region, &name, &cp.arn(region, "snapshot", &name)).await;
+        let _ = cp
+            .store
+            .delete_snapshot(region, &name, &cp.arn(region, "snapshot", &name))
+            .await;
     }
     (name, result)
 }
@@ -270,9 +277,14 @@ async fn set_source_status(
         if let Some(mut g) = cp.store.replication_group(region, rg).await? {
             if g.status == status::AVAILABLE || g.status == "snapshotting" {
                 g.status = new_status.to_string();
-                g.spec.snapshotting_cluster_id = (new_status == "snapshotting").then(|| {
-                    clusters.first().map(|c| c.id.to_string()).unwrap_or_default()
-                }).or(g.spec.snapshotting_cluster_id.clone());
+                g.spec.snapshotting_cluster_id = (new_status == "snapshotting")
+                    .then(|| {
+                        clusters
+                            .first()
+                            .map(|c| c.id.to_string())
+                            .unwrap_or_default()
+                    })
+                    .or(g.spec.snapshotting_cluster_id.clone());
                 cp.store.put_replication_group(&g, &[]).await?;
             }
         }
@@ -298,17 +310,26 @@ pub(crate) async fn describe(cp: &Inner, region: &str, p: &Params) -> Result<Str
     }
     let snaps: Vec<_> = snaps
         .into_iter()
-        .filter(|s| cluster.as_deref().is_none_or(|c| {
-            s.spec.cache_cluster_id.as_deref() == Some(c) || s.spec.nodes.iter().any(|n| n.cache_cluster_id == c)
-        }))
-        .filter(|s| group.as_deref().is_none_or(|g| s.spec.replication_group_id.as_deref() == Some(g)))
+        .filter(|s| {
+            cluster.as_deref().is_none_or(|c| {
+                s.spec.cache_cluster_id.as_deref() == Some(c)
+                    || s.spec.nodes.iter().any(|n| n.cache_cluster_id == c)
+            })
+        })
+        .filter(|s| {
+            group
+                .as_deref()
+                .is_none_or(|g| s.spec.replication_group_id.as_deref() == Some(g))
+        })
         .filter(|s| source.is_none_or(|src| s.source == src))
         .collect();
     // DescribeSnapshots pages by 20–50, default 50.
     let (page, marker) = paginate_with(snaps, p, 50, 50, |s| s.name.clone())?;
     let mut w = XmlWriter::new();
     w.opt_text("Marker", marker.as_deref());
-    w.list("Snapshots", "Snapshot", &page, |w, s| write_snapshot(cp, w, s, show_config));
+    w.list("Snapshots", "Snapshot", &page, |w, s| {
+        write_snapshot(cp, w, s, show_config)
+    });
     Ok(w.finish())
 }
 
@@ -338,16 +359,21 @@ pub(crate) async fn copy(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<St
     copy.created_ms = now_ms();
     for n in &mut copy.spec.nodes {
         let new_file = format!("{target}-{}.rdb", n.node_group_id);
-        tokio::fs::copy(file_path(cp, region, &n.file), file_path(cp, region, &new_file))
-            .await
-            .map_err(|e| ApiError::Internal(format!("copying snapshot file: {e}")))?;
+        tokio::fs::copy(
+            file_path(cp, region, &n.file),
+            file_path(cp, region, &new_file),
+        )
+        .await
+        .map_err(|e| ApiError::Internal(format!("copying snapshot file: {e}")))?;
         n.file = new_file;
     }
     if let Some(k) = p.str("KmsKeyId") {
         copy.spec.kms_key_id = Some(k.to_string());
     }
     cp.store.put_snapshot(&copy).await?;
-    cp.store.put_tags(&cp.arn(region, "snapshot", &target), &tags).await?;
+    cp.store
+        .put_tags(&cp.arn(region, "snapshot", &target), &tags)
+        .await?;
     Ok(render_one(cp, &copy, false))
 }
 
@@ -377,7 +403,13 @@ async fn remove(cp: &Inner, s: &SnapshotRecord) -> Result<(), ApiError> {
 
 /// `FinalSnapshotIdentifier` of a delete: capture now, synchronously, before the
 /// nodes go. The caller holds the lock.
-pub(crate) async fn final_snapshot(cp: &Arc<Inner>, region: &str, name: &str, cluster: Option<&ClusterRecord>, group: Option<&str>) -> Result<(), ApiError> {
+pub(crate) async fn final_snapshot(
+    cp: &Arc<Inner>,
+    region: &str,
+    name: &str,
+    cluster: Option<&ClusterRecord>,
+    group: Option<&str>,
+) -> Result<(), ApiError> {
     let name = validate_name(name)?;
     if cp.store.snapshot(region, &name).await?.is_some() {
         return Err(ApiError::SnapshotAlreadyExists(name));
@@ -403,7 +435,12 @@ pub(crate) async fn final_snapshot(cp: &Arc<Inner>, region: &str, name: &str, cl
     tokio::fs::create_dir_all(dir(cp, region))
         .await
         .map_err(|e| ApiError::Internal(format!("snapshot directory: {e}")))?;
-    let file = snap.spec.nodes.first().map(|n| n.file.clone()).unwrap_or_default();
+    let file = snap
+        .spec
+        .nodes
+        .first()
+        .map(|n| n.file.clone())
+        .unwrap_or_default();
     match rdb_io::capture(src.node, None, &file_path(cp, region, &file)).await {
         Ok(size) => {
             let mut snap = snap;
@@ -426,9 +463,16 @@ pub(crate) async fn final_snapshot(cp: &Arc<Inner>, region: &str, name: &str, cl
 /// by `SnapshotArns`. Local forms accepted for an ARN: an absolute path,
 /// `file:///abs/path.rdb`, or `arn:aws:s3:::bucket/key.rdb`, which means
 /// `<data-dir>/s3/bucket/key.rdb`.
-pub(crate) async fn restore_source(cp: &Inner, region: &str, p: &Params, engine: Engine) -> Result<Option<PathBuf>, ApiError> {
+pub(crate) async fn restore_source(
+    cp: &Inner,
+    region: &str,
+    p: &Params,
+    engine: Engine,
+) -> Result<Option<PathBuf>, ApiError> {
     let by_name = p.str("SnapshotName");
-    let arns = p.list("SnapshotArns", "SnapshotArn")?.filter(|l| !l.is_empty());
+    let arns = p
+        .list("SnapshotArns", "SnapshotArn")?
+        .filter(|l| !l.is_empty());
     if by_name.is_none() && arns.is_none() {
         return Ok(None);
     }
@@ -445,7 +489,12 @@ pub(crate) async fn restore_source(cp: &Inner, region: &str, p: &Params, engine:
                 s.status
             )));
         }
-        let file = s.spec.nodes.first().map(|n| n.file.clone()).unwrap_or_default();
+        let file = s
+            .spec
+            .nodes
+            .first()
+            .map(|n| n.file.clone())
+            .unwrap_or_default();
         return Ok(Some(file_path(cp, region, &file)));
     }
     let arns = arns.unwrap_or_default();
@@ -480,10 +529,20 @@ pub(crate) async fn reconcile(cp: &Inner) -> Result<usize, ApiError> {
             continue;
         }
         for n in &s.spec.nodes {
-            let _ = tokio::fs::remove_file(file_path(cp, &s.region, &n.file).with_extension("rdb.partial")).await;
+            let _ = tokio::fs::remove_file(
+                file_path(cp, &s.region, &n.file).with_extension("rdb.partial"),
+            )
+            .await;
         }
         remove(cp, &s).await?;
-        events::record(cp, &s.region, &s.name, events::CACHE_CLUSTER, "Snapshot failed: interrupted by a restart").await;
+        events::record(
+            cp,
+            &s.region,
+            &s.name,
+            events::CACHE_CLUSTER,
+            "Snapshot failed: interrupted by a restart",
+        )
+        .await;
         removed += 1;
     }
     Ok(removed)
@@ -505,7 +564,10 @@ pub(crate) async fn run_automatic(cp: &Arc<Inner>) -> Result<Vec<String>, ApiErr
     let stamp = crate::timestamp(now_ms());
     let stamp = stamp.get(..19).unwrap_or(&stamp).replace([':', 'T'], "-");
     for c in cp.store.all_clusters().await? {
-        if c.replication_group_id.is_some() || c.spec.snapshot_retention_limit <= 0 || c.spec.engine == Engine::Memcached {
+        if c.replication_group_id.is_some()
+            || c.spec.snapshot_retention_limit <= 0
+            || c.spec.engine == Engine::Memcached
+        {
             continue;
         }
         let name = format!("automatic.{}-{stamp}", c.id);
@@ -517,7 +579,13 @@ pub(crate) async fn run_automatic(cp: &Arc<Inner>) -> Result<Vec<String>, ApiErr
                 taken.push(name);
             }
         }
-        prune(cp, &region, |s| s.spec.cache_cluster_id.as_deref() == Some(id.as_str()), limit).await?;
+        prune(
+            cp,
+            &region,
+            |s| s.spec.cache_cluster_id.as_deref() == Some(id.as_str()),
+            limit,
+        )
+        .await?;
     }
     for g in cp.store.all_replication_groups().await? {
         if g.spec.snapshot_retention_limit <= 0 {
@@ -525,19 +593,33 @@ pub(crate) async fn run_automatic(cp: &Arc<Inner>) -> Result<Vec<String>, ApiErr
         }
         let name = format!("automatic.{}-{stamp}", g.id);
         if let Ok(src) = group_source(cp, &g.region, &g.id).await {
-            if take(cp, &g.region, &name, AUTOMATED, src, &[]).await.is_ok() {
+            if take(cp, &g.region, &name, AUTOMATED, src, &[])
+                .await
+                .is_ok()
+            {
                 taken.push(name);
             }
         }
         let id = g.id.clone();
-        prune(cp, &g.region, |s| s.spec.replication_group_id.as_deref() == Some(id.as_str()), g.spec.snapshot_retention_limit).await?;
+        prune(
+            cp,
+            &g.region,
+            |s| s.spec.replication_group_id.as_deref() == Some(id.as_str()),
+            g.spec.snapshot_retention_limit,
+        )
+        .await?;
     }
     Ok(taken)
 }
 
 /// Keep the newest `keep` automated snapshots matching `of` (one a day is taken,
 /// so this is the retention limit in days).
-async fn prune(cp: &Inner, region: &str, of: impl Fn(&SnapshotRecord) -> bool, keep: i64) -> Result<(), ApiError> {
+async fn prune(
+    cp: &Inner,
+    region: &str,
+    of: impl Fn(&SnapshotRecord) -> bool,
+    keep: i64,
+) -> Result<(), ApiError> {
     let mut autos: Vec<_> = cp
         .store
         .snapshots(region)
@@ -564,7 +646,10 @@ fn write_snapshot(cp: &Inner, w: &mut XmlWriter, s: &SnapshotRecord, show_config
     let sp = &s.spec;
     w.text("SnapshotName", &s.name)
         .opt_text("ReplicationGroupId", sp.replication_group_id.as_deref())
-        .opt_text("ReplicationGroupDescription", sp.replication_group_description.as_deref())
+        .opt_text(
+            "ReplicationGroupDescription",
+            sp.replication_group_description.as_deref(),
+        )
         .opt_text("CacheClusterId", sp.cache_cluster_id.as_deref())
         .text("SnapshotStatus", &s.status)
         .text("SnapshotSource", &s.source)
@@ -573,7 +658,10 @@ fn write_snapshot(cp: &Inner, w: &mut XmlWriter, s: &SnapshotRecord, show_config
         .text("EngineVersion", &sp.engine_version)
         .int("NumCacheNodes", i64::from(sp.num_cache_nodes))
         .text("PreferredAvailabilityZone", &sp.preferred_availability_zone)
-        .text("CacheClusterCreateTime", &crate::timestamp(sp.cache_cluster_create_time_ms))
+        .text(
+            "CacheClusterCreateTime",
+            &crate::timestamp(sp.cache_cluster_create_time_ms),
+        )
         .text("PreferredMaintenanceWindow", &sp.maintenance_window)
         .int("Port", i64::from(sp.port))
         .text("CacheParameterGroupName", &sp.parameter_group_name)
@@ -582,7 +670,14 @@ fn write_snapshot(cp: &Inner, w: &mut XmlWriter, s: &SnapshotRecord, show_config
         .int("SnapshotRetentionLimit", sp.snapshot_retention_limit)
         .text("SnapshotWindow", &sp.snapshot_window)
         .int("NumNodeGroups", 1)
-        .text("AutomaticFailover", if sp.automatic_failover { "enabled" } else { "disabled" })
+        .text(
+            "AutomaticFailover",
+            if sp.automatic_failover {
+                "enabled"
+            } else {
+                "disabled"
+            },
+        )
         .list("NodeSnapshots", "NodeSnapshot", &sp.nodes, |w, n| {
             w.text("CacheClusterId", &n.cache_cluster_id)
                 .text("NodeGroupId", &n.node_group_id)
@@ -591,14 +686,23 @@ fn write_snapshot(cp: &Inner, w: &mut XmlWriter, s: &SnapshotRecord, show_config
                 w.element("NodeGroupConfiguration", |w| {
                     w.text("NodeGroupId", &n.node_group_id)
                         .text("Slots", "0-16383")
-                        .int("ReplicaCount", i64::from(sp.num_cache_nodes.saturating_sub(1)))
+                        .int(
+                            "ReplicaCount",
+                            i64::from(sp.num_cache_nodes.saturating_sub(1)),
+                        )
                         .text("PrimaryAvailabilityZone", &sp.preferred_availability_zone);
                 });
             }
             w.text("CacheSize", &format!("{} MB", n.size.div_ceil(1024 * 1024)))
-                .text("CacheNodeCreateTime", &crate::timestamp(n.cache_node_create_time_ms));
+                .text(
+                    "CacheNodeCreateTime",
+                    &crate::timestamp(n.cache_node_create_time_ms),
+                );
             if n.snapshot_create_time_ms > 0 {
-                w.text("SnapshotCreateTime", &crate::timestamp(n.snapshot_create_time_ms));
+                w.text(
+                    "SnapshotCreateTime",
+                    &crate::timestamp(n.snapshot_create_time_ms),
+                );
             }
         })
         .opt_text("KmsKeyId", sp.kms_key_id.as_deref())
@@ -614,7 +718,10 @@ pub(crate) fn spawn_restore(cp: &Arc<Inner>, region: &str, id: &CacheClusterId, 
     let id = id.clone();
     tokio::spawn(async move {
         let node = match cp.store.cluster(&region, &id).await {
-            Ok(Some(c)) => c.nodes.first().and_then(|n| Some(SocketAddr::new(n.bind_ip.parse().ok()?, n.port))),
+            Ok(Some(c)) => c
+                .nodes
+                .first()
+                .and_then(|n| Some(SocketAddr::new(n.bind_ip.parse().ok()?, n.port))),
             _ => None,
         };
         let started = std::time::Instant::now();
@@ -633,7 +740,14 @@ pub(crate) fn spawn_restore(cp: &Arc<Inner>, region: &str, id: &CacheClusterId, 
             }
             Err(e) => {
                 tracing::error!(region, cluster = %id, error = %e, "restore failed");
-                events::record(&cp, &region, id.as_str(), events::CACHE_CLUSTER, &format!("Restore from snapshot failed: {e}")).await;
+                events::record(
+                    &cp,
+                    &region,
+                    id.as_str(),
+                    events::CACHE_CLUSTER,
+                    &format!("Restore from snapshot failed: {e}"),
+                )
+                .await;
                 c.status = "restore-failed".to_string();
             }
         }

@@ -5,8 +5,8 @@
 use crate::error::ApiError;
 use crate::ids::{CacheClusterId, CacheNodeId};
 use crate::model::{
-    ClusterRecord, ClusterSpec, EventRecord, GroupRecord, NodeRecord, ParameterGroupRecord, SnapshotRecord,
-    SubnetGroupRecord,
+    ClusterRecord, ClusterSpec, EventRecord, GroupRecord, NodeRecord, ParameterGroupRecord,
+    SnapshotRecord, SubnetGroupRecord,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
@@ -640,7 +640,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn snapshot(&self, region: &str, name: &str) -> Result<Option<SnapshotRecord>, ApiError> {
+    pub async fn snapshot(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<SnapshotRecord>, ApiError> {
         let row = sqlx::query("SELECT * FROM snapshots WHERE region = ? AND name = ?")
             .bind(region)
             .bind(name)
@@ -658,7 +662,9 @@ impl Store {
     }
 
     pub async fn all_snapshots(&self) -> Result<Vec<SnapshotRecord>, ApiError> {
-        let rows = sqlx::query("SELECT * FROM snapshots ORDER BY region, name").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM snapshots ORDER BY region, name")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(snapshot_from_row).collect()
     }
 
@@ -678,14 +684,22 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_snapshot(&self, region: &str, name: &str, arn: &str) -> Result<(), ApiError> {
+    pub async fn delete_snapshot(
+        &self,
+        region: &str,
+        name: &str,
+        arn: &str,
+    ) -> Result<(), ApiError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM snapshots WHERE region = ? AND name = ?")
             .bind(region)
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM tags WHERE arn = ?").bind(arn).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM tags WHERE arn = ?")
+            .bind(arn)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -705,7 +719,9 @@ impl Store {
             "events",
             "snapshots",
         ] {
-            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}"))).execute(&mut *tx).await?;
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())

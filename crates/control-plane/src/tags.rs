@@ -108,7 +108,12 @@ async fn resource(cp: &Inner, region: &str, p: &Params) -> Result<String, ApiErr
         }
         "snapshot" => {
             let s = snapshots::find(cp, region, &arn.name).await?;
-            Ok(Arn::format(region, &cp.config.account_id, "snapshot", &s.name))
+            Ok(Arn::format(
+                region,
+                &cp.config.account_id,
+                "snapshot",
+                &s.name,
+            ))
         }
         other => Err(ApiError::InvalidArn(format!(
             "{raw}: unknown resource type {other}"

@@ -21,15 +21,35 @@ impl Drop for RedisServer {
 }
 
 fn redis_server() -> Option<RedisServer> {
-    if Command::new("redis-server").arg("--version").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "redis-server is required in CI");
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-server is required in CI"
+        );
         eprintln!("redis-server not installed; skipping");
         return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
     let dir = tempfile::tempdir().ok()?;
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .args(["--enable-debug-command", "yes", "--dir"])
         .arg(dir.path())
         .stdout(Stdio::null())
@@ -41,7 +61,11 @@ fn redis_server() -> Option<RedisServer> {
         assert!(Instant::now() < deadline, "redis-server did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    Some(RedisServer { child, addr, _dir: dir })
+    Some(RedisServer {
+        child,
+        addr,
+        _dir: dir,
+    })
 }
 
 /// Send commands and return the first line of each reply (bulk replies: the payload line).
@@ -58,7 +82,10 @@ fn run(addr: SocketAddr, cmds: &[Vec<&str>]) -> Vec<String> {
     for _ in cmds {
         let mut line = String::new();
         r.read_line(&mut line).unwrap_or_else(|e| panic!("{e}"));
-        if let Some(n) = line.strip_prefix('$').and_then(|n| n.trim().parse::<usize>().ok()) {
+        if let Some(n) = line
+            .strip_prefix('$')
+            .and_then(|n| n.trim().parse::<usize>().ok())
+        {
             let mut b = vec![0u8; n + 2];
             r.read_exact(&mut b).unwrap_or_else(|e| panic!("{e}"));
             line = String::from_utf8_lossy(&b[..n]).into_owned();
@@ -77,23 +104,44 @@ async fn capture_from_one_server_and_restore_into_another() {
     for i in 0..2000 {
         cmds.push(vec!["SET".into(), format!("s:{i}"), format!("value-{i}")]);
         cmds.push(vec!["RPUSH".into(), format!("l:{}", i % 50), i.to_string()]);
-        cmds.push(vec!["HSET".into(), format!("h:{}", i % 40), format!("f{i}"), i.to_string()]);
-        cmds.push(vec!["SADD".into(), format!("set:{}", i % 30), i.to_string()]);
-        cmds.push(vec!["ZADD".into(), format!("z:{}", i % 20), (i as f64 / 7.0).to_string(), format!("m{i}")]);
+        cmds.push(vec![
+            "HSET".into(),
+            format!("h:{}", i % 40),
+            format!("f{i}"),
+            i.to_string(),
+        ]);
+        cmds.push(vec![
+            "SADD".into(),
+            format!("set:{}", i % 30),
+            i.to_string(),
+        ]);
+        cmds.push(vec![
+            "ZADD".into(),
+            format!("z:{}", i % 20),
+            (i as f64 / 7.0).to_string(),
+            format!("m{i}"),
+        ]);
     }
     for i in 0..100 {
         cmds.push(vec!["PEXPIRE".into(), format!("s:{i}"), "3600000".into()]);
     }
     cmds.push(vec!["SELECT".into(), "3".into()]);
     cmds.push(vec!["SET".into(), "in-db-3".into(), "x".into()]);
-    let borrowed: Vec<Vec<&str>> = cmds.iter().map(|c| c.iter().map(String::as_str).collect()).collect();
+    let borrowed: Vec<Vec<&str>> = cmds
+        .iter()
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
     run(a.addr, &borrowed);
 
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let file = dir.path().join("snap.rdb");
-    let size = control_plane::rdb_io::capture(a.addr, None, &file).await.unwrap_or_else(|e| panic!("{e}"));
+    let size = control_plane::rdb_io::capture(a.addr, None, &file)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(size > 10_000, "{size}");
-    let restored = control_plane::rdb_io::restore(b.addr, None, &file).await.unwrap_or_else(|e| panic!("{e}"));
+    let restored = control_plane::rdb_io::restore(b.addr, None, &file)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(restored, 2000 + 50 + 40 + 30 + 20 + 1);
 
     let digest = |addr| run(addr, &[vec!["DEBUG", "DIGEST"]]).remove(0);
