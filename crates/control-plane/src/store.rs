@@ -371,18 +371,8 @@ impl Store {
         name: &str,
         arn: &str,
     ) -> Result<(), ApiError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM cache_parameter_groups WHERE region = ? AND name = ?")
-            .bind(region)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM tags WHERE arn = ?")
-            .bind(arn)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        self.delete_named("cache_parameter_groups", region, name, arn)
+            .await
     }
 
     pub async fn subnet_group(
@@ -429,18 +419,8 @@ impl Store {
         name: &str,
         arn: &str,
     ) -> Result<(), ApiError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM cache_subnet_groups WHERE region = ? AND name = ?")
-            .bind(region)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM tags WHERE arn = ?")
-            .bind(arn)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        self.delete_named("cache_subnet_groups", region, name, arn)
+            .await
     }
 
     pub async fn replication_group(
@@ -690,12 +670,25 @@ impl Store {
         name: &str,
         arn: &str,
     ) -> Result<(), ApiError> {
+        self.delete_named("snapshots", region, name, arn).await
+    }
+
+    /// Delete a resource keyed by (region, name) and its tags, atomically.
+    async fn delete_named(
+        &self,
+        table: &'static str,
+        region: &str,
+        name: &str,
+        arn: &str,
+    ) -> Result<(), ApiError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM snapshots WHERE region = ? AND name = ?")
-            .bind(region)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE region = ? AND name = ?"
+        )))
+        .bind(region)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM tags WHERE arn = ?")
             .bind(arn)
             .execute(&mut *tx)
