@@ -354,8 +354,10 @@ async fn background(
             c = ctl.recv(), if ctl_open => {
                 let Some(c) = c else { ctl_open = false; continue };
                 let mut n = node.borrow_mut();
-                // A snapshot in progress must not see the change.
-                replication::barrier(&mut n);
+                // A snapshot in progress must not see a flush (it has not named the keys).
+                if matches!(c, Control::FlushAll) {
+                    replication::barrier(&mut n);
+                }
                 match c {
                     Control::SetParam(k, v) => {
                         if let Err(e) = apply_param(&mut n, &k, &v) {
