@@ -138,6 +138,10 @@ pub enum Phase {
     Queued,
     /// Receiving the RDB; the command stream is held back in `pending`.
     Rdb,
+    /// Sent a diskless RDB; the stream starts at its first `REPLCONF ACK` (as Redis 7 does:
+    /// a replica finds the end mark in the last bytes it read, so nothing may follow it
+    /// before the replica has loaded the data).
+    AwaitAck,
     /// Receiving the command stream.
     Stream,
 }
@@ -427,7 +431,7 @@ fn feed_raw(node: &mut Node, bytes: &[u8]) {
     for p in &mut r.replicas {
         match p.phase {
             Phase::Queued => continue,
-            Phase::Rdb => {
+            Phase::Rdb | Phase::AwaitAck => {
                 p.pending.extend_from_slice(bytes);
                 if p.pending.len() > REPLICA_OUT_LIMIT {
                     if let Some(c) = node.clients.get(&p.client_id) {
@@ -1130,6 +1134,11 @@ fn replconf(ctx: &mut Ctx<'_>) -> CmdResult {
                     p.ack = p.ack.max(off);
                     p.last_ack = Instant::now();
                     p.online = true;
+                    if p.phase == Phase::AwaitAck {
+                        p.phase = Phase::Stream;
+                        let pending = std::mem::take(&mut p.pending);
+                        ctx.out.extend_from_slice(&pending);
+                    }
                 }
                 release_waiters(ctx.node, false);
                 // No reply to ACKs.
@@ -1670,8 +1679,13 @@ fn finish_snapshot(node: &mut Node) {
             .iter_mut()
             .find(|p| p.client_id == sw.id)
             .map(|p| {
-                p.phase = Phase::Stream;
-                std::mem::take(&mut p.pending)
+                if sw.eof {
+                    p.phase = Phase::AwaitAck;
+                    Vec::new()
+                } else {
+                    p.phase = Phase::Stream;
+                    std::mem::take(&mut p.pending)
+                }
             })
             .unwrap_or_default();
         match c.out.try_borrow_mut() {
