@@ -184,6 +184,8 @@ pub struct Repl {
     /// 0: not in EXEC; 1: in EXEC, MULTI not sent yet; 2: MULTI sent.
     multi: u8,
     pub stats: Stats,
+    /// Fault injection: partitioned off the network (see `Control::Isolate`).
+    pub isolated: bool,
     waiters: Vec<Waiter>,
     getack_at: u64,
     last_ping: Instant,
@@ -209,6 +211,7 @@ impl Default for Repl {
             stream_db: None,
             multi: 0,
             stats: Stats::default(),
+            isolated: false,
             waiters: Vec::new(),
             getack_at: u64::MAX,
             last_ping: Instant::now(),
@@ -766,6 +769,40 @@ pub fn promote(node: &mut Node) {
         if let Some(c) = node.clients.get(&p.client_id) {
             c.killed.set(true);
             c.notify.notify_one();
+        }
+    }
+}
+
+/// Fault injection: a network partition around this node (`on`), or its end.
+pub fn isolate(node: &mut Node, on: bool) {
+    if node.repl.isolated == on {
+        return;
+    }
+    node.repl.isolated = on;
+    if on {
+        // The link to our primary goes down (we keep its replid/offset: healed, we PSYNC).
+        stop_link(node);
+        if let Some(l) = node.repl.link.as_mut() {
+            l.down_since = Instant::now();
+        }
+        abort_snapshot(node);
+        for c in node.clients.values() {
+            c.killed.set(true);
+            c.notify.notify_one();
+        }
+        release_waiters(node, true);
+    } else if let Some(primary) = node
+        .repl
+        .link
+        .as_ref()
+        .filter(|l| l.task.is_none())
+        .map(|l| l.primary)
+    {
+        if let Some(rc) = node.repl.me.upgrade() {
+            let h = tokio::task::spawn_local(link_task(rc, primary));
+            if let Some(l) = node.repl.link.as_mut() {
+                l.task = Some(h);
+            }
         }
     }
 }
@@ -1961,6 +1998,9 @@ async fn link_once(
     primary: SocketAddr,
     mc: &mut Option<u64>,
 ) -> Result<(), String> {
+    if node.borrow().repl.isolated {
+        return Err("isolated (fault injection)".into());
+    }
     let s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(primary))
         .await
         .map_err(|_| "connect timeout".to_string())?

@@ -1618,3 +1618,85 @@ fn primary_keeps_serving_during_a_streamed_full_sync() {
     );
     a.shutdown();
 }
+
+/// Fault injection: a paused node answers nothing until the pause ends (or is resumed);
+/// its connections stay open and the reply arrives afterwards.
+#[test]
+fn pause_freezes_the_node_until_resumed() {
+    let a = node(false);
+    let pa = a.local_addr().port();
+    let mut c = C::new(pa);
+    assert_eq!(c.cmd(&["SET", "k", "v"]), V::Simple("OK".into()));
+    a.pause(Some(Duration::from_millis(400)));
+    std::thread::sleep(Duration::from_millis(50));
+    let t = Instant::now();
+    assert_eq!(c.cmd(&["GET", "k"]), V::Bulk(Some(b"v".to_vec())));
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    // Until resumed: a reply only comes after resume().
+    a.pause(None);
+    std::thread::sleep(Duration::from_millis(50));
+    let h = std::thread::spawn(move || {
+        let t = Instant::now();
+        let v = c.cmd(&["PING"]);
+        (v, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!h.is_finished(), "a paused node answered");
+    a.resume();
+    let (v, took) = h.join().unwrap();
+    assert_eq!(v, V::Simple("PONG".into()));
+    assert!(took >= Duration::from_millis(450));
+    // Shutting down a paused node works.
+    a.pause(None);
+    a.shutdown();
+}
+
+/// Fault injection: an isolated replica loses its link and its clients and refuses new
+/// connections; healed, it resyncs partially from the backlog and catches up.
+#[test]
+fn isolated_replica_resyncs_partially_when_healed() {
+    let a = node(false);
+    let b = node(false);
+    let (pa, pb) = (a.local_addr().port(), b.local_addr().port());
+    let mut ca = C::new(pa);
+    run_workload(&mut ca, 200, "before");
+    b.replicate_from(a.local_addr());
+    wait_until("link up", Duration::from_secs(10), || link_up(pb));
+    assert_eq!(ca.cmd(&["WAIT", "1", "5000"]), V::Int(1));
+    let mut cb = C::new(pb);
+    b.isolate(true);
+    // Its clients are cut ...
+    cb.send(&[b"PING"]);
+    let mut tmp = [0u8; 16];
+    assert!(matches!(cb.s.read(&mut tmp), Ok(0) | Err(_)));
+    // ... new connections are closed at once ...
+    wait_until("connections refused", Duration::from_secs(5), || {
+        let mut s = TcpStream::connect(("127.0.0.1", pb)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = s.write_all(b"PING\r\n");
+        matches!(s.read(&mut tmp), Ok(0) | Err(_))
+    });
+    // ... and the primary sees its replica gone.
+    wait_until("replica gone", Duration::from_secs(5), || {
+        C::new(pa).field("replication", "connected_slaves") == "0"
+    });
+    run_workload(&mut ca, 300, "during");
+    let partial_before: u64 = ca.field("stats", "sync_partial_ok").parse().unwrap();
+    b.isolate(false);
+    wait_until("link up again", Duration::from_secs(10), || link_up(pb));
+    ca.cmd(&["SET", "after", "1"]);
+    assert_eq!(ca.cmd(&["WAIT", "1", "5000"]), V::Int(1));
+    let partial_after: u64 = ca.field("stats", "sync_partial_ok").parse().unwrap();
+    assert_eq!(
+        partial_after,
+        partial_before + 1,
+        "expected a partial resync"
+    );
+    assert_same(&mut ca, &mut C::new(pb));
+    a.shutdown();
+    b.shutdown();
+}
