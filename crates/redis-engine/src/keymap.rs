@@ -288,7 +288,7 @@ mod tests {
             before in proptest::collection::vec(0u16..64, 0..64),
             ops in proptest::collection::vec((0u8..4, 0u16..96), 0..300),
         ) {
-            let key = |k: u16| if k % 5 == 0 { format!("a-long-key-over-22-bytes-{k}") } else { format!("k{k}") }.into_bytes();
+            let key = |k: u16| if k.is_multiple_of(5) { format!("a-long-key-over-22-bytes-{k}") } else { format!("k{k}") }.into_bytes();
             let mut m: KeyMap<u16> = KeyMap::default();
             for k in before {
                 m.insert(&key(k), k);

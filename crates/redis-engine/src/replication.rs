@@ -7,15 +7,13 @@
 //! array it was (or a deterministic rewrite of it, see [`rewrite`]), to the backlog and to each
 //! replica connection's output buffer. Lazy/active expiry and evictions are sent as `DEL`.
 //!
-//! Snapshot (no fork on a single-threaded node): point in time, serialized with `rdb::Writer`
-//! in chunks of 4096 keys between client batches. While it is in progress nothing may change
-//! the keyspace: any write, and anything else that appends to the replication stream,
-//! completes it synchronously first ([`barrier`]); lazy expiry only hides keys and active
-//! expiry/eviction pause. So reads keep being served during a full sync (longest block = one
-//! chunk, a few ms), and the first write pays for the rest of the snapshot. `INFO stats`
-//! reports the longest block as `latest_fork_usec` and the count as `total_forks`.
-//! Measured (tests/replication.rs `full_sync_1m_keys`, release, 2 shared cores): 1M keys sync
-//! in ~0.8-0.9 s; longest block 2.7 ms with reads only, ~75 ms when a write arrives mid-way.
+//! Snapshot (no fork on a single-threaded node): point in time, streamed (see [`Snapshot`]).
+//! A driver task serializes a couple of ms of keys at a time between client batches and hands
+//! the bytes to the replicas' connections with backpressure; a write command about to change a
+//! key not serialized yet serializes it first ("serialize before mutate"). Replicas that
+//! announce `capa eof` (redis-server 7 and ours) get the diskless framing `$EOF:<mark>`, so
+//! neither side buffers the whole file. `INFO stats` reports the longest slice as
+//! `latest_fork_usec` and the count as `total_forks`.
 //!
 //! Replica side: a task on the node's thread connects to the primary, performs the handshake,
 //! loads the RDB, and applies the command stream through the normal command path as the
