@@ -2,7 +2,7 @@
 //! `openapi/admin.yaml`): health, the node list, fault injection and reset.
 
 use crate::http::AppState;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -56,14 +56,38 @@ async fn nodes(State(state): State<AppState>) -> Response {
 async fn fault(
     State(state): State<AppState>,
     Path((region, cluster, node, action)): Path<(String, String, String, String)>,
+    // `pause?seconds=N` (fractions allowed; none = until resume).
+    Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
+    let bad = |message: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"code": "InvalidParameterValue", "message": message})),
+        )
+            .into_response()
+    };
     let fault = match action.as_str() {
         "stop" => Fault::Stop,
         "start" => Fault::Start,
+        "pause" => match q.get("seconds").map(|s| s.parse::<f64>()) {
+            None => Fault::Pause(None),
+            Some(Ok(s)) if s.is_finite() && s > 0.0 && s <= 86_400.0 => {
+                Fault::Pause(Some(std::time::Duration::from_secs_f64(s)))
+            }
+            Some(_) => {
+                return bad(format!(
+                    "seconds must be a number in (0, 86400], got {:?}",
+                    q.get("seconds").map(String::as_str).unwrap_or_default()
+                ))
+            }
+        },
+        "resume" => Fault::Resume,
+        "isolate" => Fault::Isolate,
+        "heal" => Fault::Heal,
         other => {
             return (
                 StatusCode::BAD_REQUEST,
-                Json(serde_json::json!({"code": "InvalidAction", "message": format!("unknown fault {other}; use stop or start")})),
+                Json(serde_json::json!({"code": "InvalidAction", "message": format!("unknown fault {other}; use stop, start, pause, resume, isolate or heal")})),
             )
                 .into_response()
         }

@@ -41,6 +41,11 @@ pub struct Settings {
     #[arg(long, env = "ELASTILITE_PROVISION_DELAY_MS", default_value_t = 0)]
     pub provision_delay_ms: u64,
 
+    /// How long a replication group's primary must be unreachable (paused or isolated)
+    /// before automatic failover promotes a replica, in milliseconds.
+    #[arg(long, env = "ELASTILITE_FAILOVER_DETECTION_MS", default_value_t = 1000)]
+    pub failover_detection_ms: u64,
+
     /// How node endpoints are chosen.
     #[arg(long, env = "ELASTILITE_NODE_ADDRESSING", value_enum, default_value_t = NodeAddressing::Loopback)]
     pub node_addressing: NodeAddressing,
@@ -146,6 +151,7 @@ impl Settings {
             persist_interval: self
                 .persist_data
                 .then(|| Duration::from_secs(self.persist_interval_secs.max(1))),
+            failover_detection: Duration::from_millis(self.failover_detection_ms),
         })
     }
 }

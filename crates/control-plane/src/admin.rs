@@ -20,19 +20,29 @@ pub struct NodeInfo {
     pub status: String,
     /// Whether the engine is serving (false after a fault-injection stop).
     pub running: bool,
+    /// A fault injected into the running node: `paused` or `isolated`.
+    pub fault: Option<String>,
     pub replication_group_id: Option<String>,
     /// `primary` / `replica` inside a replication group.
     pub role: Option<String>,
 }
 
 /// What fault injection can do to a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// Kill the node: connections drop, nothing answers on its endpoint.
     Stop,
     /// Bring a stopped node back (empty, as after a crash; a replica resyncs).
     Start,
+    /// Freeze a Redis node (like SIGSTOP) for a while, or until `Resume`: connections stay
+    /// open and hang. A paused primary with automatic failover is replaced once the
+    /// detection window passes.
+    Pause(Option<std::time::Duration>),
+    Resume,
+    /// Partition a Redis node off the network: it keeps running, but its client and
+    /// replication connections are cut and new ones closed until `Heal`.
+    Isolate,
+    Heal,
 }
 
 pub(crate) async fn nodes(cp: &Inner) -> Result<Vec<NodeInfo>, ApiError> {
@@ -56,6 +66,10 @@ pub(crate) async fn nodes(cp: &Inner) -> Result<Vec<NodeInfo>, ApiError> {
                 port: n.port,
                 status: n.status.clone(),
                 running: cp.nodes.is_running(&node_key(&c.region, &c.id, n.id)),
+                fault: cp
+                    .nodes
+                    .fault(&node_key(&c.region, &c.id, n.id))
+                    .map(str::to_string),
                 replication_group_id: c.replication_group_id.clone(),
                 role: primary.as_ref().map(|p| {
                     if p == c.id.as_str() {
@@ -91,7 +105,35 @@ pub(crate) async fn inject(
         ApiError::InvalidParameterValue(format!("Cache node {node} not found in cluster {id}."))
     })?;
     let key = node_key(region, &id, node_id);
+    let fault_err = |e: crate::nodes::FaultError| match e {
+        crate::nodes::FaultError::NotRunning => ApiError::InvalidCacheClusterState(format!(
+            "Cache node {node_id} of cluster {id} is not running."
+        )),
+        crate::nodes::FaultError::NotRedis => ApiError::InvalidParameterValue(e.to_string()),
+    };
     match fault {
+        Fault::Pause(d) => {
+            cp.nodes.pause(&key, d).map_err(fault_err)?;
+            tracing::warn!(region, cluster = %id, node = %node_id, seconds = ?d.map(|d| d.as_secs_f64()), "fault injected: node paused");
+            if let Some(rg) = &c.replication_group_id {
+                replication_groups::watch_primary(cp, region, rg, id.as_str(), key);
+            }
+        }
+        Fault::Resume => {
+            cp.nodes.resume(&key).map_err(fault_err)?;
+            tracing::info!(region, cluster = %id, node = %node_id, "fault cleared: node resumed");
+        }
+        Fault::Isolate => {
+            cp.nodes.isolate(&key, true).map_err(fault_err)?;
+            tracing::warn!(region, cluster = %id, node = %node_id, "fault injected: node isolated");
+            if let Some(rg) = &c.replication_group_id {
+                replication_groups::watch_primary(cp, region, rg, id.as_str(), key);
+            }
+        }
+        Fault::Heal => {
+            cp.nodes.isolate(&key, false).map_err(fault_err)?;
+            tracing::info!(region, cluster = %id, node = %node_id, "fault cleared: node healed");
+        }
         Fault::Stop => {
             cp.nodes.stop(&key);
             tracing::warn!(region, cluster = %id, node = %node_id, "fault injected: node stopped");

@@ -53,6 +53,9 @@ pub struct Config {
     pub allow_restricted_commands: bool,
     /// Keep Redis data across restarts, saving at this interval (and on shutdown).
     pub persist_interval: Option<Duration>,
+    /// How long a group's primary must be unreachable (paused or isolated by fault
+    /// injection) before automatic failover replaces it.
+    pub failover_detection: Duration,
 }
 
 /// Start-up failures.

@@ -85,6 +85,17 @@ pub struct Supervisor {
     authority: Option<Authority>,
     reserved: Mutex<HashMap<NodeKey, TcpListener>>,
     proxies: Mutex<HashMap<NodeKey, Proxy>>,
+    /// Faults injected into running nodes ("paused", "isolated"), for the node list.
+    faults: Mutex<HashMap<NodeKey, &'static str>>,
+}
+
+/// Why a fault cannot be injected.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    #[error("the node is not running")]
+    NotRunning,
+    #[error("pause and isolate are available for Redis nodes only")]
+    NotRedis,
 }
 
 /// What a Redis node does in its replication group.
@@ -107,7 +118,53 @@ impl Supervisor {
             running: Mutex::new(HashMap::new()),
             reserved: Mutex::new(HashMap::new()),
             proxies: Mutex::new(HashMap::new()),
+            faults: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn redis<T>(
+        &self,
+        key: &NodeKey,
+        f: impl FnOnce(&redis_engine::NodeHandle) -> T,
+    ) -> Result<T, FaultError> {
+        match lock(&self.running).get(key) {
+            Some(Node {
+                engine: Running::Redis(h),
+                ..
+            }) => Ok(f(h)),
+            Some(_) => Err(FaultError::NotRedis),
+            None => Err(FaultError::NotRunning),
+        }
+    }
+
+    /// Fault injection: freeze a Redis node (for `d`, or until `resume`).
+    pub fn pause(&self, key: &NodeKey, d: Option<Duration>) -> Result<(), FaultError> {
+        self.redis(key, |h| h.pause(d))?;
+        lock(&self.faults).insert(key.clone(), "paused");
+        Ok(())
+    }
+
+    pub fn resume(&self, key: &NodeKey) -> Result<(), FaultError> {
+        self.redis(key, |h| h.resume())?;
+        lock(&self.faults).remove(key);
+        Ok(())
+    }
+
+    /// Fault injection: partition a Redis node off the network (`on`) or heal it.
+    pub fn isolate(&self, key: &NodeKey, on: bool) -> Result<(), FaultError> {
+        self.redis(key, |h| h.isolate(on))?;
+        if on {
+            lock(&self.faults).insert(key.clone(), "isolated");
+        } else {
+            lock(&self.faults).remove(key);
+        }
+        Ok(())
+    }
+
+    /// The fault injected into a node, if any ("paused" ends by itself after its duration,
+    /// so the list may say "paused" a little longer).
+    pub fn fault(&self, key: &NodeKey) -> Option<&'static str> {
+        lock(&self.faults).get(key).copied()
     }
 
     /// The address clients are told for a node listening on `bind_ip`.
@@ -257,6 +314,7 @@ impl Supervisor {
                 tls: None,
             }
         };
+        lock(&self.faults).remove(key);
         if let Some(old) = lock(&self.running).insert(key.clone(), node) {
             old.shutdown();
         }
@@ -310,6 +368,7 @@ impl Supervisor {
     /// Stop a node (connections drop) and release anything reserved for it.
     pub fn stop(&self, key: &NodeKey) {
         lock(&self.reserved).remove(key);
+        lock(&self.faults).remove(key);
         if let Some(r) = lock(&self.running).remove(key) {
             r.shutdown();
             tracing::info!(region = %key.region, cluster = %key.cluster, node = key.node, "node stopped");

@@ -43,6 +43,10 @@ pub async fn capture(
         send(&mut r, &[b"AUTH", pw.as_bytes()]).await?;
         expect_ok(&mut r).await?;
     }
+    // `capa eof`: the node streams the RDB as it serializes it (diskless framing), so neither
+    // side holds the whole file in memory; it is written to disk as it arrives.
+    send(&mut r, &[b"REPLCONF", b"capa", b"eof"]).await?;
+    expect_ok(&mut r).await?;
     send(&mut r, &[b"PSYNC", b"?", b"-1"]).await?;
     let line = read_line(&mut r).await?;
     if !line.starts_with("+FULLRESYNC") {
@@ -55,31 +59,73 @@ pub async fn capture(
             break l;
         }
     };
-    let len: u64 = header
-        .strip_prefix('$')
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| RdbIoError::Protocol(format!("expected the RDB length, got {header:?}")))?;
     let tmp = dest.with_extension("rdb.partial");
     let mut file = tokio::fs::File::create(&tmp).await?;
-    let mut left = len;
     let mut buf = vec![0u8; 1 << 16];
-    while left > 0 {
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = tokio::time::timeout(TIMEOUT, r.read(&mut buf[..want]))
-            .await
-            .map_err(|_| RdbIoError::Protocol("the node stopped sending the RDB".into()))??;
-        if n == 0 {
-            return Err(RdbIoError::Protocol(
-                "connection closed inside the RDB".into(),
-            ));
+    let mut total = 0u64;
+    if let Some(mark) = header.strip_prefix("$EOF:") {
+        let mark = mark.as_bytes();
+        if mark.len() != EOF_MARK_LEN {
+            return Err(RdbIoError::Protocol(format!("bad EOF mark in {header:?}")));
         }
-        file.write_all(&buf[..n]).await?;
-        left -= n as u64;
+        // The payload ends with the mark; the node sends nothing after it until we ACK (we
+        // never do), so the mark is the last thing read. Hold back the last bytes read, which
+        // may be (part of) the mark.
+        let mut held: Vec<u8> = Vec::with_capacity(2 * EOF_MARK_LEN);
+        loop {
+            let n = read_some(&mut r, &mut buf).await?;
+            held.extend_from_slice(&buf[..n]);
+            if held.ends_with(mark) {
+                let body = held.len() - EOF_MARK_LEN;
+                file.write_all(&held[..body]).await?;
+                total += body as u64;
+                break;
+            }
+            if held.len() > EOF_MARK_LEN {
+                let body = held.len() - EOF_MARK_LEN;
+                file.write_all(&held[..body]).await?;
+                total += body as u64;
+                held.drain(..body);
+            }
+        }
+    } else {
+        let len: u64 = header
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| {
+                RdbIoError::Protocol(format!("expected the RDB length, got {header:?}"))
+            })?;
+        let mut left = len;
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = read_some(&mut r, &mut buf[..want]).await?;
+            file.write_all(&buf[..n]).await?;
+            left -= n as u64;
+        }
+        total = len;
     }
     file.sync_all().await?;
     drop(file);
     tokio::fs::rename(&tmp, dest).await?;
-    Ok(len)
+    Ok(total)
+}
+
+/// Length of the diskless-sync end mark (`$EOF:<40 bytes>`).
+const EOF_MARK_LEN: usize = 40;
+
+async fn read_some<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+) -> Result<usize, RdbIoError> {
+    let n = tokio::time::timeout(TIMEOUT, r.read(buf))
+        .await
+        .map_err(|_| RdbIoError::Protocol("the node stopped sending the RDB".into()))??;
+    if n == 0 {
+        return Err(RdbIoError::Protocol(
+            "connection closed inside the RDB".into(),
+        ));
+    }
+    Ok(n)
 }
 
 /// Load an RDB file into a node. Keys already expired are skipped, as a server

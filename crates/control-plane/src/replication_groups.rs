@@ -1153,6 +1153,78 @@ pub(crate) async fn on_node_down(cp: &Arc<Inner>, region: &str, rg: &str, member
     }
 }
 
+/// A member was paused or isolated (fault injection). Like ElastiCache's health checks,
+/// probe the group's primary: if it stays unreachable for the detection window and the
+/// group has automatic failover, a replica is promoted (the old primary is replaced and
+/// comes back as a replica, as after a stop). Ends when the member is not (or no longer)
+/// the primary, answers again, or is stopped (`on_node_down` handles that).
+pub(crate) fn watch_primary(cp: &Arc<Inner>, region: &str, rg: &str, member: &str, key: NodeKey) {
+    let cp = Arc::clone(cp);
+    let (region, rg, member) = (region.to_string(), rg.to_string(), member.to_string());
+    tokio::spawn(async move {
+        let window = cp.config.failover_detection;
+        let mut down_since: Option<std::time::Instant> = None;
+        loop {
+            let Ok(Some(g)) = cp.store.replication_group(&region, &rg).await else {
+                return;
+            };
+            if g.spec.primary != member || !g.spec.automatic_failover || g.spec.members.len() < 2 {
+                return;
+            }
+            let Some(addr) = cp.nodes.engine_addr(&key) else {
+                return;
+            };
+            if probe(addr).await {
+                if cp.nodes.fault(&key).is_none() {
+                    return;
+                }
+                down_since = None;
+            } else {
+                let since = *down_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= window {
+                    break;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        events::record(
+            &cp,
+            &region,
+            &rg,
+            events::REPLICATION_GROUP,
+            &format!("Primary node {member} failed; failing over"),
+        )
+        .await;
+        let _guard = cp.lock.lock().await;
+        // Still the primary (a TestFailover may have run meanwhile)?
+        match cp.store.replication_group(&region, &rg).await {
+            Ok(Some(g)) if g.spec.primary == member => {}
+            _ => return,
+        }
+        if let Err(e) = failover_locked(&cp, &region, &rg, None, false).await {
+            tracing::error!(region, replication_group = %rg, error = %e, "failover failed");
+        }
+    });
+}
+
+/// Whether a Redis node answers a PING within 250 ms (any reply counts: `-NOAUTH` too).
+async fn probe(addr: SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(b"*1\r\n$4\r\nPING\r\n").await.ok()?;
+        let mut b = [0u8; 64];
+        match s.read(&mut b).await {
+            Ok(n) if n > 0 => Some(()),
+            _ => None,
+        }
+    };
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_millis(250), attempt).await,
+        Ok(Some(()))
+    )
+}
+
 /// A stopped member came back: it rejoins as a replica of the current primary.
 pub(crate) async fn on_node_up(cp: &Arc<Inner>, region: &str, rg: &str) {
     let Ok(Some(g)) = cp.store.replication_group(region, rg).await else {

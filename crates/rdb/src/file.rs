@@ -128,6 +128,19 @@ impl<W: Write> Writer<W> {
         self.flush_buf()
     }
 
+    /// Switches to database `db` without sizing hints. A file may switch databases any number
+    /// of times (a streamed snapshot serializes keys out of order); loaders accept that.
+    pub fn switch_db(&mut self, db: u64) -> std::io::Result<()> {
+        self.buf.push(OP_SELECTDB);
+        write_len(&mut self.buf, db);
+        self.flush_buf()
+    }
+
+    /// The inner writer (e.g. to take the bytes written so far out of a `Vec`).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.w
+    }
+
     /// Writes one key of the current database, with an optional absolute expiry (unix ms).
     pub fn write_entry(
         &mut self,

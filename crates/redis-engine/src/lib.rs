@@ -68,6 +68,51 @@ pub enum Control {
     ReplicateFrom(SocketAddr),
     /// Stop replicating, accept writes (REPLICAOF NO ONE).
     Promote,
+    /// Fault injection: freeze the node's thread (like SIGSTOP) until this deadline or
+    /// `NodeHandle::resume`. Connections stay open but nothing is read, written or accepted.
+    Pause(Option<std::time::Instant>),
+    /// Fault injection: a network partition around the node (true) or its end (false).
+    /// Isolated, the node keeps running but every connection (clients, replicas, its link
+    /// to its primary) is cut and new ones are closed at once; healed, a replica reconnects
+    /// to its primary (partial resync when the backlog allows).
+    Isolate(bool),
+}
+
+/// Wakes a paused node's thread (see `Control::Pause`).
+#[derive(Default)]
+struct PauseGate {
+    paused: Mutex<bool>,
+    cv: std::sync::Condvar,
+}
+
+impl PauseGate {
+    /// Block the calling (node) thread while paused, at most until `until`.
+    fn wait(&self, until: Option<std::time::Instant>) {
+        let Ok(mut p) = self.paused.lock() else {
+            return;
+        };
+        while *p {
+            let left = match until {
+                Some(t) => match t.checked_duration_since(std::time::Instant::now()) {
+                    Some(d) if !d.is_zero() => d,
+                    _ => break,
+                },
+                None => Duration::from_secs(3600),
+            };
+            match self.cv.wait_timeout(p, left) {
+                Ok((g, _)) => p = g,
+                Err(_) => return,
+            }
+        }
+        // A pause that timed out is over (the next one sets it again).
+        *p = false;
+    }
+    fn set(&self, v: bool) {
+        if let Ok(mut p) = self.paused.lock() {
+            *p = v;
+        }
+        self.cv.notify_all();
+    }
 }
 
 /// A running node. Dropping it does not stop the node; call `shutdown`.
@@ -77,6 +122,7 @@ pub struct NodeHandle {
     done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     ctl: tokio::sync::mpsc::UnboundedSender<Control>,
     repl_offset: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    gate: std::sync::Arc<PauseGate>,
 }
 
 impl NodeHandle {
@@ -87,6 +133,8 @@ impl NodeHandle {
     /// Stop accepting, close every client connection, and stop the node's thread.
     /// Waits (at most a few seconds) until the listener is closed.
     pub fn shutdown(&self) {
+        // A paused node must run again to stop.
+        self.gate.set(false);
         let stop = self.stop.lock().ok().and_then(|mut s| s.take());
         if let Some(tx) = stop {
             let _ = tx.send(());
@@ -127,6 +175,22 @@ impl NodeHandle {
     /// Stop replicating and accept writes (REPLICAOF NO ONE); keeps the data.
     pub fn promote(&self) {
         self.control(Control::Promote);
+    }
+
+    /// Fault injection: freeze the node for `d` (None: until `resume`).
+    pub fn pause(&self, d: Option<Duration>) {
+        self.gate.set(true);
+        self.control(Control::Pause(d.map(|d| std::time::Instant::now() + d)));
+    }
+
+    /// End a pause.
+    pub fn resume(&self) {
+        self.gate.set(false);
+    }
+
+    /// Fault injection: cut the node off the network (true) or heal it (false).
+    pub fn isolate(&self, on: bool) {
+        self.control(Control::Isolate(on));
     }
 
     /// master_repl_offset (primary) / processed offset (replica).
@@ -246,6 +310,8 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
         .build()?;
     let repl_offset = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let repl_shared = repl_offset.clone();
+    let gate = std::sync::Arc::new(PauseGate::default());
+    let gate_node = gate.clone();
     std::thread::Builder::new()
         .name(format!("redis-node-{}", addr.port()))
         .spawn(move || {
@@ -260,7 +326,7 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
                 };
                 let node = Rc::new(RefCell::new(node::Node::new(settings, addr.port())));
                 replication::init(&node, repl_shared);
-                tokio::task::spawn_local(background(node.clone(), ctl_rx));
+                tokio::task::spawn_local(background(node.clone(), ctl_rx, gate_node));
                 tokio::select! {
                     _ = accept_loop(node.clone(), listener) => {}
                     _ = async {
@@ -286,6 +352,7 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
         done: Mutex::new(Some(done_rx)),
         ctl: ctl_tx,
         repl_offset,
+        gate,
     })
 }
 
@@ -299,6 +366,11 @@ async fn accept_loop(node: Rc<RefCell<node::Node>>, listener: tokio::net::TcpLis
                 continue;
             }
         };
+        // Partitioned off (fault injection): the connection goes nowhere.
+        if node.borrow().repl.isolated {
+            drop(stream);
+            continue;
+        }
         let laddr = stream
             .local_addr()
             .map(|a| a.to_string())
@@ -329,6 +401,7 @@ async fn accept_loop(node: Rc<RefCell<node::Node>>, listener: tokio::net::TcpLis
 async fn background(
     node: Rc<RefCell<node::Node>>,
     mut ctl: tokio::sync::mpsc::UnboundedReceiver<Control>,
+    gate: std::sync::Arc<PauseGate>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut ctl_open = true;
@@ -353,9 +426,16 @@ async fn background(
             }
             c = ctl.recv(), if ctl_open => {
                 let Some(c) = c else { ctl_open = false; continue };
+                if let Control::Pause(until) = c {
+                    // Blocks the whole node thread: nothing is served until resumed.
+                    gate.wait(until);
+                    continue;
+                }
                 let mut n = node.borrow_mut();
-                // A snapshot in progress must not see the change.
-                replication::barrier(&mut n);
+                // A snapshot in progress must not see a flush (it has not named the keys).
+                if matches!(c, Control::FlushAll) {
+                    replication::barrier(&mut n);
+                }
                 match c {
                     Control::SetParam(k, v) => {
                         if let Err(e) = apply_param(&mut n, &k, &v) {
@@ -374,6 +454,8 @@ async fn background(
                     }
                     Control::ReplicateFrom(addr) => replication::replicate_from(&mut n, addr),
                     Control::Promote => replication::promote(&mut n),
+                    Control::Isolate(on) => replication::isolate(&mut n, on),
+                    Control::Pause(_) => {}
                 }
             }
         }

@@ -7,15 +7,13 @@
 //! array it was (or a deterministic rewrite of it, see [`rewrite`]), to the backlog and to each
 //! replica connection's output buffer. Lazy/active expiry and evictions are sent as `DEL`.
 //!
-//! Snapshot (no fork on a single-threaded node): point in time, serialized with `rdb::Writer`
-//! in chunks of 4096 keys between client batches. While it is in progress nothing may change
-//! the keyspace: any write, and anything else that appends to the replication stream,
-//! completes it synchronously first ([`barrier`]); lazy expiry only hides keys and active
-//! expiry/eviction pause. So reads keep being served during a full sync (longest block = one
-//! chunk, a few ms), and the first write pays for the rest of the snapshot. `INFO stats`
-//! reports the longest block as `latest_fork_usec` and the count as `total_forks`.
-//! Measured (tests/replication.rs `full_sync_1m_keys`, release, 2 shared cores): 1M keys sync
-//! in ~0.8-0.9 s; longest block 2.7 ms with reads only, ~75 ms when a write arrives mid-way.
+//! Snapshot (no fork on a single-threaded node): point in time, streamed (see [`Snapshot`]).
+//! A driver task serializes a couple of ms of keys at a time between client batches and hands
+//! the bytes to the replicas' connections with backpressure; a write command about to change a
+//! key not serialized yet serializes it first ("serialize before mutate"). Replicas that
+//! announce `capa eof` (redis-server 7 and ours) get the diskless framing `$EOF:<mark>`, so
+//! neither side buffers the whole file. `INFO stats` reports the longest slice as
+//! `latest_fork_usec` and the count as `total_forks`.
 //!
 //! Replica side: a task on the node's thread connects to the primary, performs the handshake,
 //! loads the RDB, and applies the command stream through the normal command path as the
@@ -25,7 +23,7 @@
 //! replid as replid2), and reconnects every second if the link drops.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -126,9 +124,24 @@ pub struct Peer {
     pub ack: u64,
     pub last_ack: Instant,
     pub online: bool,
-    /// Output-buffer allowance for the snapshot queued to this replica (the limit is on the
-    /// stream, as Redis's client-output-buffer-limit replica).
-    pub allow: usize,
+    pub phase: Phase,
+    /// Stream bytes held back while the replica receives its RDB.
+    pub pending: Vec<u8>,
+}
+
+/// Where a replica is in its synchronisation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Phase {
+    /// Full resync asked while another snapshot runs: it gets the next one.
+    Queued,
+    /// Receiving the RDB; the command stream is held back in `pending`.
+    Rdb,
+    /// Sent a diskless RDB; the stream starts at its first `REPLCONF ACK` (as Redis 7 does:
+    /// a replica finds the end mark in the last bytes it read, so nothing may follow it
+    /// before the replica has loaded the data).
+    AwaitAck,
+    /// Receiving the command stream.
+    Stream,
 }
 
 struct Waiter {
@@ -160,11 +173,17 @@ pub struct Repl {
     pub replicas: Vec<Peer>,
     /// listening-port announced by connections before PSYNC.
     ports: HashMap<u64, u16>,
+    /// Connections that announced `REPLCONF capa eof` (diskless framing).
+    capa_eof: HashSet<u64>,
+    /// Queued full resyncs asked with PSYNC (they get a `+FULLRESYNC` line).
+    psync_clients: HashSet<u64>,
     /// Database the outgoing stream is at (None: next command gets a SELECT).
     stream_db: Option<usize>,
     /// 0: not in EXEC; 1: in EXEC, MULTI not sent yet; 2: MULTI sent.
     multi: u8,
     pub stats: Stats,
+    /// Fault injection: partitioned off the network (see `Control::Isolate`).
+    pub isolated: bool,
     waiters: Vec<Waiter>,
     getack_at: u64,
     last_ping: Instant,
@@ -185,9 +204,12 @@ impl Default for Repl {
             link: None,
             replicas: Vec::new(),
             ports: HashMap::new(),
+            capa_eof: HashSet::new(),
+            psync_clients: HashSet::new(),
             stream_db: None,
             multi: 0,
             stats: Stats::default(),
+            isolated: false,
             waiters: Vec::new(),
             getack_at: u64::MAX,
             last_ping: Instant::now(),
@@ -264,9 +286,6 @@ pub fn refuse_write(node: &mut Node, client: &Client, info: &CmdInfo) -> Option<
         }
         return None;
     }
-    if write {
-        barrier(node);
-    }
     None
 }
 
@@ -275,9 +294,10 @@ pub fn may_expire(node: &Node) -> bool {
     !node.repl.is_replica() && node.repl.snap.is_none()
 }
 
-pub fn before_call(node: &mut Node, def: &CmdDef) {
-    if node.repl.snap.is_some() && def.flags.split_whitespace().any(|f| f == "write") {
-        barrier(node);
+pub fn before_call(node: &mut Node, client: &Client, info: &CmdInfo, args: &Args<'_>) {
+    let def = info.def;
+    if node.repl.snap.is_some() && info.flags & F_WRITE != 0 {
+        serialize_keys(node, def, client.db.get(), args);
     }
     if def.name == "exec" && node.repl.multi == 0 {
         node.repl.multi = 1;
@@ -403,19 +423,32 @@ fn feed_cmd(node: &mut Node, db: Option<usize>, parts: &[&[u8]]) {
 
 /// Append stream bytes to the backlog and every replica's output buffer.
 fn feed_raw(node: &mut Node, bytes: &[u8]) {
-    barrier(node);
     let r = &mut node.repl;
     if let Some(b) = r.backlog.as_mut() {
         b.push(bytes);
     }
     let o = r.offset + bytes.len() as u64;
     r.set_offset(o);
-    for p in &r.replicas {
+    for p in &mut r.replicas {
+        match p.phase {
+            Phase::Queued => continue,
+            Phase::Rdb | Phase::AwaitAck => {
+                p.pending.extend_from_slice(bytes);
+                if p.pending.len() > REPLICA_OUT_LIMIT {
+                    if let Some(c) = node.clients.get(&p.client_id) {
+                        c.killed.set(true);
+                        c.notify.notify_one();
+                    }
+                }
+                continue;
+            }
+            Phase::Stream => {}
+        }
         if let Some(c) = node.clients.get(&p.client_id) {
             match c.out.try_borrow_mut() {
                 Ok(mut out) => {
                     out.extend_from_slice(bytes);
-                    if out.len() > REPLICA_OUT_LIMIT + p.allow {
+                    if out.len() > REPLICA_OUT_LIMIT {
                         c.killed.set(true);
                     }
                 }
@@ -738,6 +771,40 @@ pub fn promote(node: &mut Node) {
     }
 }
 
+/// Fault injection: a network partition around this node (`on`), or its end.
+pub fn isolate(node: &mut Node, on: bool) {
+    if node.repl.isolated == on {
+        return;
+    }
+    node.repl.isolated = on;
+    if on {
+        // The link to our primary goes down (we keep its replid/offset: healed, we PSYNC).
+        stop_link(node);
+        if let Some(l) = node.repl.link.as_mut() {
+            l.down_since = Instant::now();
+        }
+        abort_snapshot(node);
+        for c in node.clients.values() {
+            c.killed.set(true);
+            c.notify.notify_one();
+        }
+        release_waiters(node, true);
+    } else if let Some(primary) = node
+        .repl
+        .link
+        .as_ref()
+        .filter(|l| l.task.is_none())
+        .map(|l| l.primary)
+    {
+        if let Some(rc) = node.repl.me.upgrade() {
+            let h = tokio::task::spawn_local(link_task(rc, primary));
+            if let Some(l) = node.repl.link.as_mut() {
+                l.task = Some(h);
+            }
+        }
+    }
+}
+
 fn stop_link(node: &mut Node) {
     let Some(l) = node.repl.link.as_mut() else {
         return;
@@ -980,11 +1047,7 @@ fn wait(ctx: &mut Ctx<'_>) -> CmdResult {
         return Ok(());
     }
     // Ask replicas for an ACK now (once per offset).
-    // (Not while a snapshot is being serialized: the periodic ACKs answer then.)
-    if ctx.node.repl.getack_at != ctx.node.repl.offset
-        && !ctx.node.repl.replicas.is_empty()
-        && ctx.node.repl.snap.is_none()
-    {
+    if ctx.node.repl.getack_at != ctx.node.repl.offset && !ctx.node.repl.replicas.is_empty() {
         let saved = ctx.node.repl.multi;
         ctx.node.repl.multi = 0;
         feed_cmd(ctx.node, None, &[b"REPLCONF", b"GETACK", b"*"]);
@@ -1106,6 +1169,11 @@ fn replconf(ctx: &mut Ctx<'_>) -> CmdResult {
                     p.ack = p.ack.max(off);
                     p.last_ack = Instant::now();
                     p.online = true;
+                    if p.phase == Phase::AwaitAck {
+                        p.phase = Phase::Stream;
+                        let pending = std::mem::take(&mut p.pending);
+                        ctx.out.extend_from_slice(&pending);
+                    }
                 }
                 release_waiters(ctx.node, false);
                 // No reply to ACKs.
@@ -1119,7 +1187,12 @@ fn replconf(ctx: &mut Ctx<'_>) -> CmdResult {
                 }
                 return Ok(());
             }
-            "ip-address" | "capa" | "rdb-only" | "rdb-filter-only" | "fack" => {}
+            "capa" => {
+                if ctx.arg(i + 1).eq_ignore_ascii_case(b"eof") {
+                    ctx.node.repl.capa_eof.insert(id);
+                }
+            }
+            "ip-address" | "rdb-only" | "rdb-filter-only" | "fack" => {}
             _ => return Err(err(format!("Unrecognized REPLCONF option: {opt}"))),
         }
         i += 2;
@@ -1180,7 +1253,14 @@ fn serve_sync(ctx: &mut Ctx<'_>, psync: Option<(String, i64)>) -> CmdResult {
                 ctx.out
                     .extend_from_slice(format!("+CONTINUE {}\r\n", node.repl.replid).as_bytes());
                 ctx.out.extend_from_slice(&data);
-                add_peer(node, ctx.client.id, ip, port, *off as u64 - 1, data.len());
+                add_peer(
+                    node,
+                    ctx.client.id,
+                    ip,
+                    port,
+                    *off as u64 - 1,
+                    Phase::Stream,
+                );
                 return Ok(());
             }
         }
@@ -1199,66 +1279,78 @@ fn serve_sync(ctx: &mut Ctx<'_>, psync: Option<(String, i64)>) -> CmdResult {
         let o = node.repl.offset;
         node.repl.backlog = Some(Backlog::new(backlog_size(&node.settings), o));
     }
-    let stream_db = if node.repl.is_replica() {
-        node.repl
-            .link
-            .as_ref()
-            .and_then(|l| l.master_client)
-            .and_then(|id| node.clients.get(&id))
-            .map(|c| c.db.get())
-            .unwrap_or(0)
-    } else {
-        node.repl.stream_db = None;
-        0
-    };
-    start_snapshot(node, ctx.client.id, stream_db)
-        .map_err(|e| err(format!("snapshot failed: {e}")))?;
-    if psync.is_some() {
-        ctx.out.extend_from_slice(
-            format!("+FULLRESYNC {} {}\r\n", node.repl.replid, node.repl.offset).as_bytes(),
-        );
-    }
-    let allow = 0;
-    add_peer(node, ctx.client.id, ip, port, 0, allow);
     if !node.repl.is_replica() {
         node.ks.log_deletes = true;
     }
+    if psync.is_some() {
+        node.repl.psync_clients.insert(ctx.client.id);
+    }
+    add_peer(node, ctx.client.id, ip, port, 0, Phase::Queued);
+    // Starts now unless a snapshot is already running (then this replica gets the next one:
+    // a running snapshot's point in time is already past).
+    let id = ctx.client.id;
+    start_snapshot(node, Some((id, &mut *ctx.out)))
+        .map_err(|e| err(format!("snapshot failed: {e}")))?;
     Ok(())
 }
 
-fn add_peer(node: &mut Node, client_id: u64, ip: String, port: u16, ack: u64, allow: usize) {
+fn add_peer(node: &mut Node, client_id: u64, ip: String, port: u16, ack: u64, phase: Phase) {
     node.repl.replicas.push(Peer {
-        allow,
         client_id,
         ip,
         port,
         ack,
         last_ack: Instant::now(),
         online: false,
+        phase,
+        pending: Vec::new(),
     });
     if !node.repl.is_replica() {
         node.ks.log_deletes = true;
     }
 }
 
-/// An RDB snapshot being serialized in chunks between client batches.
+/// A fork-less point-in-time RDB snapshot, streamed to replicas while the node keeps serving.
 ///
-/// Point in time without fork: while it is in progress nothing may change the keyspace, so
-/// every write (and anything else that would append to the replication stream) first
-/// finishes it synchronously ([`barrier`]); lazy expiry only hides keys and active
-/// expiry/eviction pause. Reads run between chunks, so a read-mostly primary keeps serving
-/// during a full sync; the first write pays for the rest of the snapshot.
+/// Each database's key map keeps a partition (see `KeyMap::start_tracking`): slots before the
+/// cursor are done (serialized, or created after the snapshot began), slots after it still hold
+/// their values as of the start. A driver task serializes the next slots for a couple of ms at
+/// a time and hands the bytes to the replicas' connections, waiting while a replica's output
+/// buffer is full (backpressure: memory stays at a few MB, not a copy of the data set). Before
+/// a write command changes a key not serialized yet, [`before_call`] serializes that key first
+/// ("serialize before mutate"), so the file holds every key as it was when the snapshot began
+/// and the write reaches the replica through the command stream that follows the RDB. Keys
+/// may thus appear out of order: the file switches databases with `SELECTDB` as needed.
+/// The few commands that change keys they do not name (FLUSHALL, FLUSHDB, SWAPDB, COPY … DB)
+/// complete the snapshot synchronously first ([`barrier`]).
+///
+/// Replicas that announced `capa eof` get the diskless framing (`$EOF:<40-byte mark>` … mark);
+/// others (SYNC, raw PSYNC) need the length up front, so their copy is buffered whole.
 pub struct Snapshot {
-    w: rdb::Writer<Vec<u8>>,
+    w: Option<rdb::Writer<Vec<u8>>>,
+    /// Database the RDB stream is at.
+    cur_db: Option<usize>,
+    /// Database the cursor is in.
     db: usize,
-    idx: usize,
-    waiting: Vec<u64>,
-    prev_mode: ExpireMode,
+    waiting: Vec<SnapWaiter>,
+    mark: [u8; 40],
+    /// Longest time a slice of work blocked the node.
     busy: Duration,
 }
 
-/// Keys serialized per chunk.
-const SNAPSHOT_CHUNK: usize = 4096;
+struct SnapWaiter {
+    id: u64,
+    eof: bool,
+    /// The whole RDB, for replicas that need its length first.
+    full: Vec<u8>,
+}
+
+/// A slice of snapshot work stops after this long (clients are served in between)...
+const SNAPSHOT_SLICE: Duration = Duration::from_millis(2);
+/// ... or once this many bytes are ready to send.
+const SNAPSHOT_CHUNK: usize = 512 << 10;
+/// A replica's output buffer above this makes the snapshot wait (backpressure).
+const SNAPSHOT_HIGH_WATER: usize = 4 << 20;
 
 fn rdb_writer(node: &Node, stream_db: usize) -> std::io::Result<rdb::Writer<Vec<u8>>> {
     let opts = rdb::WriterOptions {
@@ -1274,75 +1366,198 @@ fn rdb_writer(node: &Node, stream_db: usize) -> std::io::Result<rdb::Writer<Vec<
     rdb::Writer::with_options(Vec::with_capacity(1 << 16), &opts)
 }
 
-/// Serialize up to `max` keys from (db, idx) on; returns true when the keyspace is done.
-fn write_keys(
-    node: &Node,
+/// Serialize one key (with its expiry) in `db`.
+fn write_key(
     w: &mut rdb::Writer<Vec<u8>>,
-    db: &mut usize,
-    idx: &mut usize,
-    max: usize,
-) -> std::io::Result<bool> {
-    let mut n = 0;
-    while *db < node.ks.dbs.len() {
-        let d = &node.ks.dbs[*db];
-        if *idx == 0 && !d.map.is_empty() {
-            w.select_db(*db as u64, d.map.len() as u64, d.expires.len() as u64)?;
-        }
-        let has_exp = !d.expires.is_empty();
-        while let Some((k, e)) = d.map.get_index(*idx) {
-            if n >= max {
-                return Ok(false);
-            }
-            let exp = if has_exp {
-                d.expires.get(k).map(|&t| t as i64)
-            } else {
-                None
-            };
-            match &e.val {
-                Value::Str(v) => w.write_string_entry(k, v, exp)?,
-                Value::List(l) => w.write_list_entry(k, l.iter().map(|b| &**b), exp)?,
-                Value::Set(s) => w.write_set_entry(k, s.iter().map(|b| &**b), exp)?,
-                Value::Hash(h) => {
-                    w.write_hash_entry(k, h.iter().map(|(f, v)| (&**f, &**v)), exp)?
-                }
-                Value::ZSet(z) => {
-                    w.write_zset_entry(k, z.dict.iter().map(|(m, s)| (&**m, *s)), exp)?
-                }
-            }
-            *idx += 1;
-            n += 1;
-        }
-        *db += 1;
-        *idx = 0;
+    cur_db: &mut Option<usize>,
+    db: usize,
+    d: &crate::db::Db,
+    k: &[u8],
+    val: &Value,
+) -> std::io::Result<()> {
+    if *cur_db != Some(db) {
+        w.switch_db(db as u64)?;
+        *cur_db = Some(db);
     }
-    Ok(true)
+    let exp = if d.expires.is_empty() {
+        None
+    } else {
+        d.expires.get(k).map(|&t| t as i64)
+    };
+    match val {
+        Value::Str(v) => w.write_string_entry(k, v, exp),
+        // Every other type through the generic encoder DUMP uses, so new types flow through.
+        other => w.write_entry(k, &crate::cmd::hyperloglog::to_rdb(other), exp),
+    }
 }
 
 /// Serialize the whole keyspace (point in time) as an RDB file, in one go.
 pub fn make_rdb(node: &Node, stream_db: usize) -> std::io::Result<Vec<u8>> {
     let mut w = rdb_writer(node, stream_db)?;
-    let (mut db, mut idx) = (0, 0);
-    write_keys(node, &mut w, &mut db, &mut idx, usize::MAX)?;
+    let mut cur = None;
+    for (db, d) in node.ks.dbs.iter().enumerate() {
+        for (k, e) in d.map.iter() {
+            write_key(&mut w, &mut cur, db, d, k, &e.val)?;
+        }
+    }
     w.finish()
 }
 
-/// Start (or join) a chunked snapshot for replica `client_id`.
-fn start_snapshot(node: &mut Node, client_id: u64, stream_db: usize) -> std::io::Result<()> {
-    if let Some(s) = node.repl.snap.as_mut() {
-        s.waiting.push(client_id);
+/// Serialize-before-mutate: `key` in `db` is about to change; if the snapshot in progress
+/// has not serialized it yet, do it now.
+pub fn before_write(node: &mut Node, db: usize, key: &[u8]) {
+    let Some(snap) = node.repl.snap.as_mut() else {
+        return;
+    };
+    let Some(d) = node.ks.dbs.get_mut(db) else {
+        return;
+    };
+    let Some(n) = d.map.visited() else { return };
+    let Some(i) = d.map.get_index_of(key) else {
+        return;
+    };
+    if i < n {
+        return;
+    }
+    let Some(w) = snap.w.as_mut() else { return };
+    if let Some((k, e)) = d.map.get_index(i) {
+        if let Err(e) = write_key(w, &mut snap.cur_db, db, d, k, &e.val) {
+            tracing::warn!("snapshot: {e}");
+        }
+    }
+    d.map.mark_visited(i);
+}
+
+/// Before a write command runs during a snapshot: serialize the keys it may change.
+fn serialize_keys(node: &mut Node, def: &CmdDef, db: usize, args: &Args<'_>) {
+    let keys = crate::cmd::key_indexes(def, args);
+    // Commands changing keys they do not name as keys: complete the snapshot first.
+    if keys.is_empty() || (def.name == "copy" && has_opt(args, 3, &["db"])) {
+        barrier(node);
+        return;
+    }
+    for i in keys {
+        before_write(node, db, args.get(i));
+    }
+    // SORT … STORE dst, GEORADIUS … STORE|STOREDIST dst.
+    for i in 2..args.len().saturating_sub(1) {
+        let a = args.get(i);
+        if a.eq_ignore_ascii_case(b"store") || a.eq_ignore_ascii_case(b"storedist") {
+            before_write(node, db, args.get(i + 1));
+        }
+    }
+}
+
+/// A blocked client is about to be served (BLPOP & co.).
+pub fn before_blocked(node: &mut Node, def: &CmdDef, db: usize, args: &Args<'_>) {
+    if node.repl.snap.is_some() {
+        serialize_keys(node, def, db, args);
+    }
+}
+
+/// Move the bytes produced so far to the replicas.
+fn distribute(node: &mut Node, snap: &mut Snapshot, last: bool) {
+    let bytes = match snap.w.as_mut() {
+        Some(w) => std::mem::take(w.get_mut()),
+        None => Vec::new(),
+    };
+    for sw in &mut snap.waiting {
+        if !sw.eof {
+            sw.full.extend_from_slice(&bytes);
+            continue;
+        }
+        if bytes.is_empty() && !last {
+            continue;
+        }
+        if let Some(c) = node.clients.get(&sw.id) {
+            match c.out.try_borrow_mut() {
+                Ok(mut o) => o.extend_from_slice(&bytes),
+                Err(_) => c.killed.set(true),
+            }
+            c.notify.notify_one();
+        }
+    }
+}
+
+/// Start a snapshot for every queued replica (none in progress). `current` is the client
+/// executing PSYNC right now, whose reply buffer is `out` (its `Client::out` is borrowed).
+fn start_snapshot(node: &mut Node, current: Option<(u64, &mut Vec<u8>)>) -> std::io::Result<()> {
+    if node.repl.snap.is_some() {
         return Ok(());
     }
+    let queued: Vec<u64> = node
+        .repl
+        .replicas
+        .iter()
+        .filter(|p| p.phase == Phase::Queued)
+        .map(|p| p.client_id)
+        .collect();
+    if queued.is_empty() {
+        return Ok(());
+    }
+    let stream_db = if node.repl.is_replica() {
+        node.repl
+            .link
+            .as_ref()
+            .and_then(|l| l.master_client)
+            .and_then(|id| node.clients.get(&id))
+            .map(|c| c.db.get())
+            .unwrap_or(0)
+    } else {
+        node.repl.stream_db = None;
+        0
+    };
+    flush_deletes(node);
     let w = rdb_writer(node, stream_db)?;
-    let prev_mode = node.ks.expire_mode;
-    if prev_mode == ExpireMode::Normal {
-        node.ks.expire_mode = ExpireMode::Hide;
+    let mut mark = [0u8; 40];
+    let hex = new_replid();
+    mark.copy_from_slice(&hex.as_bytes()[..40]);
+    let mut waiting = Vec::new();
+    let mut current = current;
+    for id in queued {
+        let psync = node.repl.psync_clients.remove(&id);
+        let eof = node.repl.capa_eof.remove(&id);
+        let mut head = Vec::new();
+        if psync {
+            head.extend_from_slice(
+                format!("+FULLRESYNC {} {}\r\n", node.repl.replid, node.repl.offset).as_bytes(),
+            );
+        }
+        if eof {
+            head.extend_from_slice(b"$EOF:");
+            head.extend_from_slice(&mark);
+            head.extend_from_slice(b"\r\n");
+        }
+        match current.as_mut() {
+            Some((cid, out)) if *cid == id => out.extend_from_slice(&head),
+            _ => {
+                if let Some(c) = node.clients.get(&id) {
+                    match c.out.try_borrow_mut() {
+                        Ok(mut o) => o.extend_from_slice(&head),
+                        Err(_) => c.killed.set(true),
+                    }
+                    c.notify.notify_one();
+                }
+            }
+        }
+        if let Some(p) = node.repl.replicas.iter_mut().find(|p| p.client_id == id) {
+            p.phase = Phase::Rdb;
+        }
+        waiting.push(SnapWaiter {
+            id,
+            eof,
+            full: Vec::new(),
+        });
+    }
+    for d in node.ks.dbs.iter_mut() {
+        d.map.start_tracking();
     }
     node.repl.snap = Some(Box::new(Snapshot {
-        w,
+        w: Some(w),
+        cur_db: None,
         db: 0,
-        idx: 0,
-        waiting: vec![client_id],
-        prev_mode,
+        waiting,
+        mark,
         busy: Duration::ZERO,
     }));
     node.repl.stats.snapshots += 1;
@@ -1352,9 +1567,61 @@ fn start_snapshot(node: &mut Node, client_id: u64, stream_db: usize) -> std::io:
     Ok(())
 }
 
+/// Serialize keys at the cursor until `until` says stop; true when the keyspace is done.
+fn advance(
+    node: &mut Node,
+    snap: &mut Snapshot,
+    mut stop: impl FnMut(usize) -> bool,
+) -> std::io::Result<bool> {
+    let Some(w) = snap.w.as_mut() else {
+        return Ok(true);
+    };
+    let mut n = 0usize;
+    while snap.db < node.ks.dbs.len() {
+        let db = snap.db;
+        let d = &mut node.ks.dbs[db];
+        match d.map.visited() {
+            Some(i) if i < d.map.len() => {
+                if let Some((k, e)) = d.map.get_index(i) {
+                    write_key(w, &mut snap.cur_db, db, d, k, &e.val)?;
+                }
+                d.map.mark_visited(i);
+                n += 1;
+                if n.is_multiple_of(32) && stop(w.get_mut().len()) {
+                    return Ok(false);
+                }
+            }
+            _ => {
+                d.map.stop_tracking();
+                snap.db += 1;
+            }
+        }
+    }
+    Ok(true)
+}
+
 async fn snapshot_driver(node: Rc<RefCell<Node>>) {
     loop {
-        tokio::task::yield_now().await;
+        // Backpressure: wait while any replica still has a full buffer to send.
+        let full = {
+            let n = node.borrow();
+            match n.repl.snap.as_ref() {
+                None => return,
+                Some(s) => s.waiting.iter().any(|sw| {
+                    sw.eof
+                        && n.clients.get(&sw.id).is_some_and(|c| {
+                            !c.killed.get()
+                                && c.out.try_borrow().map(|o| o.len()).unwrap_or(0)
+                                    > SNAPSHOT_HIGH_WATER
+                        })
+                }),
+            }
+        };
+        if full {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
         let mut n = node.borrow_mut();
         let n = &mut *n;
         let Some(mut snap) = n.repl.snap.take() else {
@@ -1362,18 +1629,29 @@ async fn snapshot_driver(node: Rc<RefCell<Node>>) {
         };
         let clients = &n.clients;
         snap.waiting
-            .retain(|id| clients.get(id).is_some_and(|c| !c.killed.get()));
+            .retain(|sw| clients.get(&sw.id).is_some_and(|c| !c.killed.get()));
         if snap.waiting.is_empty() {
-            if snap.prev_mode == ExpireMode::Normal {
-                n.ks.expire_mode = ExpireMode::Normal;
+            for d in n.ks.dbs.iter_mut() {
+                d.map.stop_tracking();
             }
+            drop(snap);
+            let _ = start_snapshot(n, None);
             return;
         }
+        if full {
+            n.repl.snap = Some(snap);
+            continue;
+        }
         let t = Instant::now();
-        let r = write_keys(n, &mut snap.w, &mut snap.db, &mut snap.idx, SNAPSHOT_CHUNK);
+        let r = advance(n, &mut snap, |bytes| {
+            bytes >= SNAPSHOT_CHUNK || t.elapsed() >= SNAPSHOT_SLICE
+        });
         snap.busy = snap.busy.max(t.elapsed());
         match r {
-            Ok(false) => n.repl.snap = Some(snap),
+            Ok(false) => {
+                distribute(n, &mut snap, false);
+                n.repl.snap = Some(snap);
+            }
             Ok(true) => {
                 n.repl.snap = Some(snap);
                 finish_snapshot(n);
@@ -1389,7 +1667,7 @@ async fn snapshot_driver(node: Rc<RefCell<Node>>) {
     }
 }
 
-/// Complete an in-progress snapshot now and queue it to its replicas.
+/// Complete an in-progress snapshot now (synchronously) and queue it to its replicas.
 pub fn barrier(node: &mut Node) {
     if node.repl.snap.is_some() {
         finish_snapshot(node);
@@ -1397,67 +1675,95 @@ pub fn barrier(node: &mut Node) {
 }
 
 fn finish_snapshot(node: &mut Node) {
-    let Some(snap) = node.repl.snap.take() else {
+    let Some(mut snap) = node.repl.snap.take() else {
         return;
     };
-    let Snapshot {
-        mut w,
-        mut db,
-        mut idx,
-        waiting,
-        prev_mode,
-        mut busy,
-    } = *snap;
     let t = Instant::now();
-    let done = write_keys(node, &mut w, &mut db, &mut idx, usize::MAX);
-    // Only a primary had its mode changed (replicas hide or keep expired keys anyway).
-    if prev_mode == ExpireMode::Normal {
-        node.ks.expire_mode = ExpireMode::Normal;
+    let done = advance(node, &mut snap, |_| false);
+    for d in node.ks.dbs.iter_mut() {
+        d.map.stop_tracking();
     }
-    let rdb = match done.and_then(|_| w.finish()) {
+    let tail = match (done, snap.w.take()) {
+        (Ok(_), Some(w)) => w.finish(),
+        (Err(e), _) => Err(e),
+        (Ok(_), None) => Ok(Vec::new()),
+    };
+    let tail = match tail {
         Ok(b) => b,
         Err(e) => {
             tracing::warn!("snapshot: {e}");
-            for id in waiting {
-                if let Some(c) = node.clients.get(&id) {
+            for sw in &snap.waiting {
+                if let Some(c) = node.clients.get(&sw.id) {
                     c.killed.set(true);
                     c.notify.notify_one();
                 }
             }
+            let _ = start_snapshot(node, None);
             return;
         }
     };
-    busy = busy.max(t.elapsed());
-    node.repl.stats.snapshot_usec = busy.as_micros() as u64;
-    let mut head = vec![b'$'];
-    push_int(&mut head, rdb.len() as i64);
-    head.extend_from_slice(b"\r\n");
-    for id in waiting {
-        let Some(c) = node.clients.get(&id) else {
+    snap.busy = snap.busy.max(t.elapsed());
+    node.repl.stats.snapshot_usec = snap.busy.as_micros() as u64;
+    for sw in std::mem::take(&mut snap.waiting) {
+        let Some(c) = node.clients.get(&sw.id) else {
             continue;
         };
+        let pending = node
+            .repl
+            .replicas
+            .iter_mut()
+            .find(|p| p.client_id == sw.id)
+            .map(|p| {
+                if sw.eof {
+                    p.phase = Phase::AwaitAck;
+                    Vec::new()
+                } else {
+                    p.phase = Phase::Stream;
+                    std::mem::take(&mut p.pending)
+                }
+            })
+            .unwrap_or_default();
         match c.out.try_borrow_mut() {
             Ok(mut o) => {
-                o.extend_from_slice(&head);
-                o.extend_from_slice(&rdb);
+                if sw.eof {
+                    o.extend_from_slice(&tail);
+                    o.extend_from_slice(&snap.mark);
+                } else {
+                    o.push(b'$');
+                    push_int(&mut o, (sw.full.len() + tail.len()) as i64);
+                    o.extend_from_slice(b"\r\n");
+                    o.extend_from_slice(&sw.full);
+                    o.extend_from_slice(&tail);
+                }
+                o.extend_from_slice(&pending);
             }
             Err(_) => c.killed.set(true),
         }
         c.notify.notify_one();
-        if let Some(p) = node.repl.replicas.iter_mut().find(|p| p.client_id == id) {
-            p.allow = rdb.len();
-        }
+    }
+    // Replicas that asked while this one ran get the next.
+    if let Err(e) = start_snapshot(node, None) {
+        tracing::warn!("snapshot: {e}");
     }
 }
 
 /// Drop an in-progress snapshot (role change, resync from upstream): its replicas reconnect.
 fn abort_snapshot(node: &mut Node) {
     if let Some(snap) = node.repl.snap.take() {
-        if snap.prev_mode == ExpireMode::Normal {
-            node.ks.expire_mode = ExpireMode::Normal;
+        for d in node.ks.dbs.iter_mut() {
+            d.map.stop_tracking();
         }
-        for id in snap.waiting {
-            if let Some(c) = node.clients.get(&id) {
+        for sw in snap.waiting {
+            if let Some(c) = node.clients.get(&sw.id) {
+                c.killed.set(true);
+                c.notify.notify_one();
+            }
+        }
+    }
+    // Replicas still waiting for a snapshot would get one of the old data: they reconnect.
+    for p in &node.repl.replicas {
+        if p.phase == Phase::Queued {
+            if let Some(c) = node.clients.get(&p.client_id) {
                 c.killed.set(true);
                 c.notify.notify_one();
             }
@@ -1489,23 +1795,9 @@ pub fn load_rdb(node: &mut Node, data: &[u8]) -> Result<usize, String> {
             continue;
         }
         let key: Blob = e.key[..].into();
-        let val = match e.value {
-            rdb::Value::String(s) => Value::Str(s[..].into()),
-            rdb::Value::List(l) => Value::List(Box::new(l.iter().map(|b| b[..].into()).collect())),
-            rdb::Value::Set(s) => Value::Set(Box::new(s.iter().map(|b| b[..].into()).collect())),
-            rdb::Value::Hash(h) => Value::Hash(Box::new(
-                h.iter()
-                    .map(|(f, v)| (f[..].into(), v[..].into()))
-                    .collect(),
-            )),
-            rdb::Value::SortedSet(z) => {
-                let mut zs = crate::db::ZSet::default();
-                for (m, s) in z {
-                    zs.insert(&m, s);
-                }
-                Value::ZSet(Box::new(zs))
-            }
-            rdb::Value::Stream(_) => continue,
+        // The generic decoder RESTORE uses, so new types flow through.
+        let Some(val) = crate::cmd::hyperloglog::from_rdb(e.value) else {
+            continue;
         };
         let d = &mut node.ks.dbs[db];
         if let Some(t) = e.expire_at_ms {
@@ -1544,11 +1836,7 @@ async fn cron(node: Rc<RefCell<Node>>) {
             n.repl
                 .replicas
                 .retain(|p| clients.get(&p.client_id).is_some_and(|c| !c.killed.get()));
-            // (Not while a snapshot is being serialized: stream bytes would complete it.)
-            if !n.repl.is_replica()
-                && n.repl.snap.is_none()
-                && n.repl.last_ping.elapsed() >= PING_PERIOD
-            {
+            if !n.repl.is_replica() && n.repl.last_ping.elapsed() >= PING_PERIOD {
                 n.repl.last_ping = Instant::now();
                 if !n.repl.replicas.is_empty() {
                     let saved = n.repl.multi;
@@ -1566,9 +1854,10 @@ async fn cron(node: Rc<RefCell<Node>>) {
                 b.push(&[]);
             }
         }
-        if n.repl.ports.len() > 1000 {
+        if n.repl.ports.len() > 1000 || n.repl.capa_eof.len() > 1000 {
             let clients = &n.clients;
             n.repl.ports.retain(|id, _| clients.contains_key(id));
+            n.repl.capa_eof.retain(|id| clients.contains_key(id));
         }
     }
 }
@@ -1707,6 +1996,9 @@ async fn link_once(
     primary: SocketAddr,
     mc: &mut Option<u64>,
 ) -> Result<(), String> {
+    if node.borrow().repl.isolated {
+        return Err("isolated (fault injection)".into());
+    }
     let s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(primary))
         .await
         .map_err(|_| "connect timeout".to_string())?

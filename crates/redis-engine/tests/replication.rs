@@ -1490,3 +1490,213 @@ fn blocked_clients_are_unblocked_when_demoted() {
     a.shutdown();
     b.shutdown();
 }
+
+/// Values and absolute expiries of `k:0..n` plus every key written by the test's writer
+/// (`w:*`) in db 0, read with batched MGET / pipelined PEXPIRETIME.
+fn strings_of(c: &mut C, n: usize) -> Vec<(String, V, i64)> {
+    c.cmd(&["SELECT", "0"]);
+    let mut keys: Vec<String> = (0..n).map(|i| format!("k:{i}")).collect();
+    let V::Arr(Some(extra)) = c.cmd(&["KEYS", "w:*"]) else {
+        panic!("KEYS")
+    };
+    let mut extra: Vec<String> = extra.iter().map(|k| k.text()).collect();
+    extra.sort();
+    keys.extend(extra);
+    let mut out = Vec::new();
+    for chunk in keys.chunks(1000) {
+        let mut args: Vec<&[u8]> = vec![b"MGET"];
+        args.extend(chunk.iter().map(|k| k.as_bytes()));
+        c.send(&args);
+        let vals = c.read().arr();
+        for k in chunk {
+            c.send(&[b"PEXPIRETIME", k.as_bytes()]);
+        }
+        for (k, v) in chunk.iter().zip(vals) {
+            let exp = c.read().int();
+            out.push((k.clone(), v, exp));
+        }
+    }
+    out
+}
+
+/// A full sync of 200k keys while a client keeps writing (strings, collections, deletes,
+/// expiries, new keys, two databases): the primary keeps answering PING within a few ms
+/// (the snapshot is streamed in slices, "serialize before mutate" keeps it point in time),
+/// and the replica ends with exactly the primary's data, including every write made during
+/// the sync.
+#[test]
+fn primary_keeps_serving_during_a_streamed_full_sync() {
+    const N: usize = 200_000;
+    let a = node(false);
+    let pa = a.local_addr().port();
+    let mut ca = C::new(pa);
+    let mut cmds = Vec::new();
+    for i in 0..N {
+        let mut c = vec!["SET".to_string(), format!("k:{i}"), format!("v{i}")];
+        if i % 10 == 0 {
+            c.extend(["PX".to_string(), "100000000".to_string()]);
+        }
+        cmds.push(c);
+    }
+    ca.pipeline(&cmds);
+    ca.cmd(&["SELECT", "5"]);
+    run_workload(&mut ca, 2000, "m");
+    ca.cmd(&["SELECT", "0"]);
+
+    // Latency is judged on the best of up to 3 syncs (each a new replica, each checked for
+    // equal data): the machine running the tests may be busy with other work.
+    let mut best = Duration::MAX;
+    for attempt in 0..3usize {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let pinger = probe(pa, &["PING"], Duration::from_millis(1), stop.clone());
+        let st = stop.clone();
+        let writer = std::thread::spawn(move || {
+            let mut c = C::new(pa);
+            let mut i = attempt * 100_000;
+            let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+            while !st.load(std::sync::atomic::Ordering::Relaxed) || i < attempt * 100_000 + 3000 {
+                // Spread over the keyspace, so some keys are ahead of the snapshot's cursor and
+                // some behind it.
+                let k = format!("k:{}", (i * 7919) % N);
+                let k2 = format!("k:{}", (i * 104_729 + 13) % N);
+                let k3 = format!("k:{}", (i * 15_485_863 + 7) % N);
+                let m = format!("m:{}", (i * 31) % 2000);
+                c.pipeline(&[
+                    s(&["APPEND", &k, "+"]),
+                    s(&["DEL", &k2]),
+                    s(&["PEXPIRE", &k3, "90000000"]),
+                    s(&["SET", &format!("w:{i}"), "new"]),
+                    s(&["SELECT", "5"]),
+                    s(&["RPUSH", &format!("m:list:{}", i % 17), &i.to_string()]),
+                    s(&["DEL", &m]),
+                    s(&["HSET", &format!("m:h:{}", i % 11), &i.to_string(), "x"]),
+                    s(&["SELECT", "0"]),
+                ]);
+                i += 1;
+            }
+            i
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        let b = node(false);
+        let pb = b.local_addr().port();
+        let t = Instant::now();
+        b.replicate_from(a.local_addr());
+        wait_until("synced", Duration::from_secs(120), || link_up(pb));
+        let took = t.elapsed();
+        std::thread::sleep(Duration::from_millis(50));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let writes = writer.join().unwrap() - attempt * 100_000;
+        let lat = pinger.join().unwrap();
+        let max = lat.iter().max().copied().unwrap_or_default();
+        println!(
+            "streamed full sync of {N} keys with {writes} write batches: {took:?}; PING {}",
+            percentiles(lat)
+        );
+        // Everything the writer did precedes this write in the stream.
+        ca.cmd(&["SET", "w:end", "1"]);
+        assert_eq!(ca.cmd(&["WAIT", "1", "10000"]), V::Int(1));
+        let mut cb = C::new(pb);
+        best = best.min(max);
+        assert_eq!(
+            ca.info("keyspace"),
+            cb.info("keyspace"),
+            "key counts differ"
+        );
+        let sa = strings_of(&mut ca, N);
+        assert_eq!(sa, strings_of(&mut cb, N), "db 0 differs");
+        for db in [3, 5] {
+            assert_eq!(dump(&mut ca, db), dump(&mut cb, db), "db {db} differs");
+        }
+        b.shutdown();
+        if best < Duration::from_millis(50) {
+            break;
+        }
+    }
+    assert!(
+        best < Duration::from_millis(50),
+        "the primary stalled {best:?} during the full sync"
+    );
+    a.shutdown();
+}
+
+/// Fault injection: a paused node answers nothing until the pause ends (or is resumed);
+/// its connections stay open and the reply arrives afterwards.
+#[test]
+fn pause_freezes_the_node_until_resumed() {
+    let a = node(false);
+    let pa = a.local_addr().port();
+    let mut c = C::new(pa);
+    assert_eq!(c.cmd(&["SET", "k", "v"]), V::Simple("OK".into()));
+    a.pause(Some(Duration::from_millis(400)));
+    std::thread::sleep(Duration::from_millis(50));
+    let t = Instant::now();
+    assert_eq!(c.cmd(&["GET", "k"]), V::Bulk(Some(b"v".to_vec())));
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    // Until resumed: a reply only comes after resume().
+    a.pause(None);
+    std::thread::sleep(Duration::from_millis(50));
+    let h = std::thread::spawn(move || {
+        let t = Instant::now();
+        let v = c.cmd(&["PING"]);
+        (v, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!h.is_finished(), "a paused node answered");
+    a.resume();
+    let (v, took) = h.join().unwrap();
+    assert_eq!(v, V::Simple("PONG".into()));
+    assert!(took >= Duration::from_millis(450));
+    // Shutting down a paused node works.
+    a.pause(None);
+    a.shutdown();
+}
+
+/// Fault injection: an isolated replica loses its link and its clients and refuses new
+/// connections; healed, it resyncs partially from the backlog and catches up.
+#[test]
+fn isolated_replica_resyncs_partially_when_healed() {
+    let a = node(false);
+    let b = node(false);
+    let (pa, pb) = (a.local_addr().port(), b.local_addr().port());
+    let mut ca = C::new(pa);
+    run_workload(&mut ca, 200, "before");
+    b.replicate_from(a.local_addr());
+    wait_until("link up", Duration::from_secs(10), || link_up(pb));
+    assert_eq!(ca.cmd(&["WAIT", "1", "5000"]), V::Int(1));
+    let mut cb = C::new(pb);
+    b.isolate(true);
+    // Its clients are cut ...
+    cb.send(&[b"PING"]);
+    let mut tmp = [0u8; 16];
+    assert!(matches!(cb.s.read(&mut tmp), Ok(0) | Err(_)));
+    // ... new connections are closed at once ...
+    wait_until("connections refused", Duration::from_secs(5), || {
+        let mut s = TcpStream::connect(("127.0.0.1", pb)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = s.write_all(b"PING\r\n");
+        matches!(s.read(&mut tmp), Ok(0) | Err(_))
+    });
+    // ... and the primary sees its replica gone.
+    wait_until("replica gone", Duration::from_secs(5), || {
+        C::new(pa).field("replication", "connected_slaves") == "0"
+    });
+    run_workload(&mut ca, 300, "during");
+    let partial_before: u64 = ca.field("stats", "sync_partial_ok").parse().unwrap();
+    b.isolate(false);
+    wait_until("link up again", Duration::from_secs(10), || link_up(pb));
+    ca.cmd(&["SET", "after", "1"]);
+    assert_eq!(ca.cmd(&["WAIT", "1", "5000"]), V::Int(1));
+    let partial_after: u64 = ca.field("stats", "sync_partial_ok").parse().unwrap();
+    assert_eq!(
+        partial_after,
+        partial_before + 1,
+        "expected a partial resync"
+    );
+    assert_same(&mut ca, &mut C::new(pb));
+    a.shutdown();
+    b.shutdown();
+}

@@ -659,7 +659,7 @@ pub fn call(
     node.ks.no_touch = client.no_touch.get() && def.name != "touch";
     *client.last_cmd.borrow_mut() = std::borrow::Cow::Borrowed(def.name);
     let out_start = out.len();
-    crate::replication::before_call(node, def);
+    crate::replication::before_call(node, client, info, &args);
     let mut ctx = Ctx {
         node,
         client,
@@ -750,6 +750,7 @@ pub fn serve_blocked(node: &mut Node) {
                 let Some(info) = lookup(st.cmd.args().get(0)) else {
                     break;
                 };
+                crate::replication::before_blocked(node, info.def, st.db, &st.cmd.args());
                 let mut out = std::mem::take(&mut *c.out.borrow_mut());
                 let out_start = out.len();
                 let saved_db = c.db.get();
