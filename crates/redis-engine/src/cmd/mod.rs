@@ -42,7 +42,7 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 
 use crate::db::Blob;
-use crate::node::{BlockState, Client, Node};
+use crate::node::{BlockState, Client, Node, ReplyMode};
 use crate::resp::{Args, Reply};
 
 #[derive(Debug, thiserror::Error)]
@@ -523,6 +523,33 @@ fn write_err(out: &mut Vec<u8>, resp3: bool, e: &str) {
 
 /// Execute one command from `client`, appending its reply to `out`.
 pub fn execute(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut Vec<u8>) {
+    if client.tracking.get() {
+        crate::tracking::before_command(client);
+    }
+    let start = out.len();
+    execute_cmd(node, client, args, out);
+    if client.reply_mode.get() != ReplyMode::On {
+        apply_reply_mode(client, out, start);
+    }
+    if node.tracking.has_pending() {
+        crate::tracking::flush_pending(node, client, out);
+    }
+}
+
+/// CLIENT REPLY OFF|SKIP: drop this command's reply (pushes sent after it still go out).
+fn apply_reply_mode(client: &Client, out: &mut Vec<u8>, start: usize) {
+    match client.reply_mode.get() {
+        ReplyMode::Off => out.truncate(start),
+        ReplyMode::Skip => {
+            out.truncate(start);
+            client.reply_mode.set(ReplyMode::On);
+        }
+        ReplyMode::SkipNext => client.reply_mode.set(ReplyMode::Skip),
+        ReplyMode::On => {}
+    }
+}
+
+fn execute_cmd(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut Vec<u8>) {
     if args.is_empty() {
         return;
     }
@@ -670,9 +697,22 @@ pub fn call(
         block: None,
         no_dirty: false,
     };
+    let t0 = if ctx.node.mon.timing {
+        Some(std::time::Instant::now())
+    } else {
+        None
+    };
     let res = run_handler(def, &mut ctx);
     let block = ctx.block.take();
     let no_dirty = ctx.no_dirty;
+    if let Some(t0) = t0 {
+        if block.is_none() {
+            crate::monitor::record(node, client, info, &args, t0.elapsed());
+        }
+    }
+    if client.tracking.get() && info.flags & F_READONLY != 0 {
+        crate::tracking::remember(node, client, def, &args);
+    }
     let res_wrote = res.is_ok() && info.flags & F_WRITE != 0 && !no_dirty && block.is_none();
     node.flush_deleted();
     match res {
@@ -688,6 +728,9 @@ pub fn call(
                     for i in key_indexes(def, &args) {
                         node.touch_key(db, args.get(i));
                     }
+                }
+                if node.tracking.active() {
+                    crate::tracking::invalidate_args(node, client, def, &args);
                 }
                 if let Some(h) = node.write_hook.as_mut() {
                     h(db, &args);
@@ -791,6 +834,9 @@ pub fn serve_blocked(node: &mut Node) {
                 let cargs = st.cmd.args();
                 for i in key_indexes(info.def, &cargs) {
                     node.touch_key(st.db, cargs.get(i));
+                }
+                if node.tracking.active() {
+                    crate::tracking::invalidate_args(node, &c, info.def, &cargs);
                 }
                 if let Some(h) = node.write_hook.as_mut() {
                     h(st.db, &cargs);

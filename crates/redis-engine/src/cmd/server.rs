@@ -460,6 +460,8 @@ fn reset(ctx: &mut Ctx<'_>) -> CmdResult {
     c.name.borrow_mut().clear();
     c.no_evict.set(false);
     c.no_touch.set(false);
+    crate::tracking::disable(ctx.node, &c);
+    c.reply_mode.set(crate::node::ReplyMode::On);
     c.authed.set(ctx.node.settings.requirepass.is_none());
     ctx.r().simple("RESET");
     Ok(())
@@ -492,6 +494,16 @@ pub fn client_line(node: &Node, c: &Client) -> String {
     if c.blocked.borrow().is_some() {
         flags.push('b');
     }
+    if c.tracking.get() {
+        let t = c.trk.borrow();
+        flags.push('t');
+        if t.broken_redir {
+            flags.push('R');
+        }
+        if t.bcast {
+            flags.push('B');
+        }
+    }
     if c.dirty_cas.get() {
         flags.push('d');
     }
@@ -506,7 +518,7 @@ pub fn client_line(node: &Node, c: &Client) -> String {
     }
     let _ = node;
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -522,6 +534,11 @@ pub fn client_line(node: &Node, c: &Client) -> String {
         c.qbuf.get(),
         c.out.try_borrow().map(|o| o.len()).unwrap_or(0),
         c.last_cmd.borrow(),
+        if c.tracking.get() {
+            c.trk.borrow().redirect as i64
+        } else {
+            -1
+        },
         if c.resp3.get() { 3 } else { 2 },
         String::from_utf8_lossy(&c.lib_name.borrow()),
         String::from_utf8_lossy(&c.lib_ver.borrow()),
@@ -669,20 +686,25 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
             ctx.client.no_touch.set(b);
             ctx.r().ok();
         }
-        "pause" => {
-            arity(3, false)?;
-            let _ = ctx
-                .int(2)
-                .map_err(|_| err("timeout is not an integer or out of range"))?;
-            ctx.r().ok();
-        }
-        "unpause" => {
-            arity(2, true)?;
-            ctx.r().ok();
+        "pause" | "unpause" => return crate::monitor::client_pause(ctx, &sub),
+        "tracking" | "caching" | "getredir" | "trackinginfo" => {
+            return crate::tracking::client_sub(ctx, &sub)
         }
         "reply" => {
             arity(3, true)?;
-            ctx.r().ok();
+            use crate::node::ReplyMode;
+            if ctx.arg_eq(2, "on") {
+                ctx.client.reply_mode.set(ReplyMode::On);
+                ctx.r().ok();
+            } else if ctx.arg_eq(2, "off") {
+                ctx.client.reply_mode.set(ReplyMode::Off);
+            } else if ctx.arg_eq(2, "skip") {
+                if ctx.client.reply_mode.get() != ReplyMode::Off {
+                    ctx.client.reply_mode.set(ReplyMode::SkipNext);
+                }
+            } else {
+                return Err(Error::Syntax);
+            }
         }
         "unblock" => {
             arity(3, false)?;
@@ -804,6 +826,11 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
                 "PAUSE",
                 "UNPAUSE",
                 "UNBLOCK",
+                "REPLY",
+                "TRACKING",
+                "CACHING",
+                "GETREDIR",
+                "TRACKINGINFO",
             ];
             let mut r = ctx.r();
             r.array(lines.len());
@@ -1074,10 +1101,11 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
         sec(
             "Clients",
             format!(
-                "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\npubsub_clients:{}\r\nclients_in_timeout_table:{}\r\n",
+                "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:{}\r\npubsub_clients:{}\r\nclients_in_timeout_table:{}\r\n",
                 node.clients.len(),
                 node.settings.maxclients,
                 node.blocked_count,
+                node.tracking.clients,
                 pubsub,
                 node.blocked_count
             ),
@@ -1111,7 +1139,7 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
         sec(
             "Stats",
             format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\n{}expired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n{}migrate_cached_sockets:0\r\ntotal_active_defrag_time:0\r\ntracking_total_keys:0\r\ntotal_error_replies:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\n{}expired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n{}migrate_cached_sockets:0\r\ntotal_active_defrag_time:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\n",
                 node.total_connections,
                 node.total_commands,
                 node.net_in,
@@ -1125,6 +1153,9 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
                 pubsub_channels,
                 node.patterns.len(),
                 crate::replication::info_fork_stats(node),
+                node.tracking.table.len(),
+                node.tracking.items,
+                node.tracking.prefixes.len(),
             ),
         );
     }
@@ -1249,6 +1280,7 @@ fn flushdb(ctx: &mut Ctx<'_>) -> CmdResult {
     let db = ctx.db();
     ctx.node.ks.dbs[db] = Default::default();
     ctx.node.touch_all_watched(Some(db));
+    crate::tracking::on_flush(ctx.node);
     ctx.r().ok();
     Ok(())
 }
@@ -1259,6 +1291,7 @@ fn flushall(ctx: &mut Ctx<'_>) -> CmdResult {
         *d = Default::default();
     }
     ctx.node.touch_all_watched(None);
+    crate::tracking::on_flush(ctx.node);
     ctx.r().ok();
     Ok(())
 }
@@ -1336,25 +1369,11 @@ fn memory(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 fn slowlog(ctx: &mut Ctx<'_>) -> CmdResult {
-    let sub = String::from_utf8_lossy(ctx.arg(1)).to_ascii_lowercase();
-    match sub.as_str() {
-        "get" => ctx.r().array(0),
-        "len" => ctx.r().int(0),
-        "reset" => ctx.r().ok(),
-        _ => return Err(ctx.unknown_sub()),
-    }
-    Ok(())
+    crate::monitor::slowlog(ctx)
 }
 
 fn latency(ctx: &mut Ctx<'_>) -> CmdResult {
-    let sub = String::from_utf8_lossy(ctx.arg(1)).to_ascii_lowercase();
-    match sub.as_str() {
-        "latest" | "history" => ctx.r().array(0),
-        "reset" => ctx.r().int(0),
-        "doctor" => ctx.r().verbatim(b"Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep tonight.\n"),
-        _ => return Err(ctx.unknown_sub()),
-    }
-    Ok(())
+    crate::monitor::latency(ctx)
 }
 
 fn role(ctx: &mut Ctx<'_>) -> CmdResult {
@@ -1403,6 +1422,22 @@ fn config_params(node: &Node) -> Vec<(String, String)> {
         ("port".into(), node.port.to_string()),
         ("save".into(), String::new()),
         ("appendonly".into(), "no".into()),
+        (
+            "slowlog-log-slower-than".into(),
+            node.mon.slower_than.to_string(),
+        ),
+        (
+            "slowlog-max-len".into(),
+            node.mon.slowlog_max_len.to_string(),
+        ),
+        (
+            "latency-monitor-threshold".into(),
+            node.mon.latency_threshold.to_string(),
+        ),
+        (
+            "tracking-table-max-keys".into(),
+            node.tracking.max_keys.to_string(),
+        ),
     ];
     for (k, val) in &s.extra {
         if !v.iter().any(|(n, _)| n == k) {
