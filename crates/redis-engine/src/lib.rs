@@ -379,7 +379,7 @@ fn close_idle_clients(n: &node::Node) {
         {
             continue;
         }
-        if now.duration_since(c.last_cmd_at.get()).as_secs() > t {
+        if now.duration_since(c.last_cmd_at.get()).as_millis() > t as u128 * 1000 {
             c.killed.set(true);
             c.notify.notify_one();
         }
@@ -400,7 +400,7 @@ async fn background(
                 // No client is executing: invalidations go straight to their connections.
                 n.current_client = 0;
                 ticks += 1;
-                if ticks % 10 == 0 {
+                if ticks % 5 == 0 {
                     close_idle_clients(&n);
                 }
                 // Replicas never expire or evict on their own: their primary sends DELs.

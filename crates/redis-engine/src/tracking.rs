@@ -433,7 +433,7 @@ pub fn client_sub(ctx: &mut Ctx<'_>, sub: &str) -> CmdResult {
                     ));
                 }
                 if opt.optin && opt.optout {
-                    return Err(crate::cmd::err("You can't use both OPTIN and OPTOUT"));
+                    return Err(crate::cmd::err("You can't specify both OPTIN mode and OPTOUT mode"));
                 }
                 if (opt.optin && cur.optout) || (opt.optout && cur.optin) {
                     return Err(crate::cmd::err("You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode."));

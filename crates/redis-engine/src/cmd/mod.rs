@@ -710,11 +710,12 @@ pub fn call(
             crate::monitor::record(node, client, info, &args, t0.elapsed());
         }
     }
+    let res_wrote = res.is_ok() && info.flags & F_WRITE != 0 && !no_dirty && block.is_none();
+    node.flush_deleted();
+    // After the deletions the command caused (lazy expiry), as Redis remembers after proc().
     if client.tracking.get() && info.flags & F_READONLY != 0 {
         crate::tracking::remember(node, client, def, &args);
     }
-    let res_wrote = res.is_ok() && info.flags & F_WRITE != 0 && !no_dirty && block.is_none();
-    node.flush_deleted();
     match res {
         Err(e) => {
             let resp3 = client.resp3.get();
