@@ -473,3 +473,125 @@ fn idle_timeout_closes_clients() {
     ])));
     node.shutdown();
 }
+
+/// COMMAND INFO / DOCS / GETKEYS / GETKEYSANDFLAGS / LIST against redis-server 7.0.15.
+/// Metadata comes from redis-server's own replies (data/*.resp3), so every command both
+/// servers know must match byte for byte; COMMAND LIST is compared as a set (hash order).
+#[test]
+fn command_metadata() {
+    let Some(redis) = start_redis() else { return };
+    let (node, port) = start_node(redis_engine::Config::default());
+    let mut errs = Vec::new();
+    for resp3 in [false, true] {
+        let mut a = Conn::connect(redis.port);
+        let mut b = Conn::connect(port);
+        if resp3 {
+            a.cmd(&["HELLO", "3"]);
+            b.cmd(&["HELLO", "3"]);
+        }
+        // Every command we serve that redis-server 7.0 also has.
+        let RVal::Array(_, Some(ours)) = b.cmd(&["COMMAND", "LIST"]).1 else {
+            panic!("COMMAND LIST")
+        };
+        let mut cases: Vec<Vec<String>> = Vec::new();
+        for n in &ours {
+            let RVal::Bulk(Some(n)) = n else { continue };
+            let n = String::from_utf8_lossy(n).into_owned();
+            cases.push(vec!["COMMAND".into(), "INFO".into(), n.clone()]);
+            cases.push(vec!["COMMAND".into(), "DOCS".into(), n]);
+        }
+        for line in [
+            "COMMAND INFO get set nosuch client|tracking",
+            "COMMAND INFO",
+            "COMMAND GETKEYS get k",
+            "COMMAND GETKEYS set k v",
+            "COMMAND GETKEYSANDFLAGS set k v",
+            "COMMAND GETKEYSANDFLAGS set k v GET",
+            "COMMAND GETKEYS mset a 1 b 2",
+            "COMMAND GETKEYSANDFLAGS mset a 1 b 2",
+            "COMMAND GETKEYS mget a b c",
+            "COMMAND GETKEYSANDFLAGS lmove a b left right",
+            "COMMAND GETKEYS zunionstore d 2 a b",
+            "COMMAND GETKEYSANDFLAGS zunionstore d 2 a b WEIGHTS 1 2",
+            "COMMAND GETKEYS zunionstore d x a b",
+            "COMMAND GETKEYS zunion 2 a b",
+            "COMMAND GETKEYS lmpop 2 a b LEFT",
+            "COMMAND GETKEYSANDFLAGS blmpop 0 2 a b LEFT",
+            "COMMAND GETKEYS sort a",
+            "COMMAND GETKEYS sort a STORE b",
+            "COMMAND GETKEYSANDFLAGS rename a b",
+            "COMMAND GETKEYSANDFLAGS copy a b",
+            "COMMAND GETKEYS blpop a b 0",
+            "COMMAND GETKEYS del a b c",
+            "COMMAND GETKEYSANDFLAGS getdel a",
+            "COMMAND GETKEYSANDFLAGS bitop and d a b",
+            "COMMAND GETKEYS pfmerge d a b",
+            "COMMAND GETKEYS ping",
+            "COMMAND GETKEYS nosuch a",
+            "COMMAND GETKEYS get",
+            "COMMAND GETKEYS get a b",
+            "COMMAND GETKEYS client list",
+            "COMMAND GETKEYS client nosuch",
+            "COMMAND GETKEYS object encoding k",
+            "COMMAND GETKEYS memory usage k",
+            "COMMAND GETKEYS",
+            "COMMAND LIST FILTERBY MODULE x",
+            "COMMAND LIST FILTERBY nosuch x",
+            "COMMAND LIST FILTERBY",
+            "COMMAND LIST FILTERBY ACLCAT nosuchcat",
+            "COMMAND DOCS nosuch",
+            "COMMAND DOCS client|list",
+            "COMMAND INFO client|list object|freq",
+        ] {
+            cases.push(line.split(' ').map(String::from).collect());
+        }
+        for args in cases {
+            let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+            let (ra, _) = a.cmd(&refs);
+            let (rb, _) = b.cmd(&refs);
+            // Whole-table replies: same entries, in hash order on both sides.
+            let whole = args.len() == 2 && args[1] == "INFO";
+            if whole {
+                continue;
+            }
+            // Containers list their subcommands in redis-server's (seeded) hash order:
+            // compared as multisets of lines.
+            let lines = |r: &[u8]| {
+                let mut l: Vec<Vec<u8>> = r.split(|&c| c == b'\n').map(|x| x.to_vec()).collect();
+                l.sort();
+                l
+            };
+            if ra != rb && lines(&ra) != lines(&rb) {
+                errs.push(format!(
+                    "resp3={resp3} {args:?}\n  redis: {}\n  ours:  {}",
+                    String::from_utf8_lossy(&ra),
+                    String::from_utf8_lossy(&rb)
+                ));
+            }
+        }
+        for filter in [
+            "COMMAND LIST FILTERBY ACLCAT string",
+            "COMMAND LIST FILTERBY ACLCAT keyspace",
+            "COMMAND LIST FILTERBY PATTERN client*",
+            "COMMAND LIST FILTERBY PATTERN *get*",
+        ] {
+            let refs: Vec<&str> = filter.split(' ').collect();
+            let sorted = |v: RVal| match v {
+                RVal::Array(_, Some(mut x)) => {
+                    x.sort();
+                    x
+                }
+                other => vec![other],
+            };
+            let (va, vb) = (sorted(a.cmd(&refs).1), sorted(b.cmd(&refs).1));
+            // Ours is a subset (commands other engines' helpers have not added yet are
+            // absent); everything we list must be listed by redis-server too.
+            let missing: Vec<&RVal> = vb.iter().filter(|x| !va.contains(x)).collect();
+            if !missing.is_empty() {
+                errs.push(format!("{filter}: listed only by us: {missing:?}"));
+            }
+        }
+    }
+    node.shutdown();
+    assert!(errs.is_empty(), "{} differences:\n{}", errs.len(), errs.join("\n"));
+}

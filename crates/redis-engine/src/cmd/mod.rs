@@ -30,6 +30,7 @@ pub mod hashes;
 pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
+pub mod meta;
 pub mod pubsub;
 pub mod server;
 pub mod sets;

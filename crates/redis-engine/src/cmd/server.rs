@@ -886,6 +886,26 @@ fn visible(ctx: &Ctx<'_>, i: &CmdInfo) -> bool {
     ctx.node.settings.allow_restricted || i.flags & F_RESTRICTED == 0
 }
 
+/// COMMAND INFO entry: Redis 7.0.15's metadata when it knows the command, else ours.
+fn write_info(r: &mut Reply<'_>, info: &CmdInfo) {
+    match super::meta::meta().info.get(info.def.name) {
+        Some(e) => super::meta::write(r, e),
+        None => write_command_info(r, info),
+    }
+}
+
+/// A command or "container|subcommand" name we serve, as (full name, our table entry).
+fn resolve_name(ctx: &Ctx<'_>, n: &[u8]) -> Option<(String, &'static CmdInfo)> {
+    let s = String::from_utf8_lossy(n).to_ascii_lowercase();
+    if let Some((base, _)) = s.split_once('|') {
+        let i = lookup(base.as_bytes()).filter(|i| visible(ctx, i))?;
+        super::meta::meta().info.get(&s)?;
+        return Some((s, i));
+    }
+    let i = lookup(n).filter(|i| visible(ctx, i))?;
+    Some((i.def.name.to_string(), i))
+}
+
 fn command(ctx: &mut Ctx<'_>) -> CmdResult {
     let argc = ctx.argc();
     if argc == 1 {
@@ -893,11 +913,12 @@ fn command(ctx: &mut Ctx<'_>) -> CmdResult {
         let mut r = ctx.r();
         r.array(infos.len());
         for i in infos {
-            write_command_info(&mut r, i);
+            write_info(&mut r, i);
         }
         return Ok(());
     }
     let sub = String::from_utf8_lossy(ctx.arg(1)).to_ascii_lowercase();
+    let meta = super::meta::meta();
     match sub.as_str() {
         "count" => {
             if argc != 2 {
@@ -907,82 +928,108 @@ fn command(ctx: &mut Ctx<'_>) -> CmdResult {
             ctx.r().int(n as i64);
         }
         "info" => {
-            let names: Vec<&[u8]> = (2..argc).map(|i| ctx.arg(i)).collect();
-            let infos: Vec<Option<&CmdInfo>> = if names.is_empty() {
-                table()
-                    .values()
-                    .filter(|i| visible(ctx, i))
-                    .map(Some)
-                    .collect()
-            } else {
-                names
-                    .iter()
-                    .map(|n| lookup(n).filter(|i| visible(ctx, i)))
-                    .collect()
-            };
+            if argc == 2 {
+                let infos: Vec<&CmdInfo> =
+                    table().values().filter(|i| visible(ctx, i)).collect();
+                let mut r = ctx.r();
+                r.array(infos.len());
+                for i in infos {
+                    write_info(&mut r, i);
+                }
+                return Ok(());
+            }
+            let found: Vec<Option<(String, &CmdInfo)>> =
+                (2..argc).map(|i| resolve_name(ctx, ctx.arg(i))).collect();
             let mut r = ctx.r();
-            r.array(infos.len());
-            for i in infos {
-                match i {
-                    Some(i) => write_command_info(&mut r, i),
-                    None => r.null_array(),
+            r.array(found.len());
+            for f in found {
+                match f {
+                    Some((full, i)) => match meta.info.get(&full) {
+                        Some(e) => super::meta::write(&mut r, e),
+                        None => write_command_info(&mut r, i),
+                    },
+                    None => r.null(),
                 }
             }
         }
         "docs" => {
-            let names: Vec<&'static CmdInfo> = if argc == 2 {
-                table().values().filter(|i| visible(ctx, i)).collect()
+            let names: Vec<(String, &'static CmdInfo)> = if argc == 2 {
+                table()
+                    .values()
+                    .filter(|i| visible(ctx, i))
+                    .map(|i| (i.def.name.to_string(), i))
+                    .collect()
             } else {
                 (2..argc)
-                    .filter_map(|i| lookup(ctx.arg(i)))
-                    .filter(|i| visible(ctx, i))
+                    .filter_map(|i| resolve_name(ctx, ctx.arg(i)))
                     .collect()
             };
             let mut r = ctx.r();
             r.map(names.len());
-            for i in names {
-                r.bulk(i.def.name.as_bytes());
-                r.map(3);
-                r.bulk(b"summary");
-                r.bulk(format!("The {} command", i.def.name.to_uppercase()).as_bytes());
-                r.bulk(b"since");
-                r.bulk(b"1.0.0");
-                r.bulk(b"group");
-                r.bulk(group_of(i.def).as_bytes());
+            for (full, i) in names {
+                r.bulk(full.as_bytes());
+                match meta.docs.get(&full) {
+                    Some(d) => super::meta::write(&mut r, d),
+                    None => {
+                        r.map(3);
+                        r.bulk(b"summary");
+                        r.bulk(format!("The {} command", full.to_uppercase()).as_bytes());
+                        r.bulk(b"since");
+                        r.bulk(b"1.0.0");
+                        r.bulk(b"group");
+                        r.bulk(group_of(i.def).as_bytes());
+                    }
+                }
             }
         }
         "list" => {
-            let mut pat: Option<Vec<u8>> = None;
-            let mut cat: Option<String> = None;
+            enum Filter {
+                None,
+                Pattern(Vec<u8>),
+                Cat(String),
+                Module,
+            }
+            let mut filter = Filter::None;
             if argc > 2 {
                 if argc != 5 || !ctx.arg_eq(2, "filterby") {
                     return Err(Error::Syntax);
                 }
                 if ctx.arg_eq(3, "pattern") {
-                    pat = Some(ctx.arg(4).to_vec());
+                    filter = Filter::Pattern(ctx.arg(4).to_vec());
                 } else if ctx.arg_eq(3, "aclcat") {
-                    cat = Some(format!(
+                    filter = Filter::Cat(format!(
                         "@{}",
                         String::from_utf8_lossy(ctx.arg(4)).to_ascii_lowercase()
                     ));
                 } else if ctx.arg_eq(3, "module") {
-                    pat = Some(b"\x00nomatch".to_vec());
+                    filter = Filter::Module;
                 } else {
                     return Err(Error::Syntax);
                 }
             }
-            let names: Vec<&str> = table()
-                .values()
-                .filter(|i| visible(ctx, i))
-                .filter(|i| {
-                    pat.as_ref()
-                        .is_none_or(|p| glob_match(p, i.def.name.as_bytes(), true))
-                })
-                .filter(|i| {
-                    cat.as_ref()
-                        .is_none_or(|c| i.def.acl.split_whitespace().any(|a| a == c))
-                })
-                .map(|i| i.def.name)
+            // Redis lists subcommands ("config|get") too.
+            let mut names: Vec<(String, &'static CmdInfo)> = Vec::new();
+            for i in table().values().filter(|i| visible(ctx, i)) {
+                names.push((i.def.name.to_string(), i));
+                for s in super::meta::subcommands(i.def.name) {
+                    names.push((s.to_string(), i));
+                }
+            }
+            let keep = |full: &str, i: &CmdInfo| -> bool {
+                match &filter {
+                    Filter::None => true,
+                    Filter::Module => false,
+                    Filter::Pattern(p) => glob_match(p, full.as_bytes(), true),
+                    Filter::Cat(c) => match super::meta::acl_categories(full) {
+                        Some(cats) => cats.contains(&c.as_str()),
+                        None => i.def.acl.split_whitespace().any(|a| a == c),
+                    },
+                }
+            };
+            let names: Vec<String> = names
+                .into_iter()
+                .filter(|(full, i)| keep(full, i))
+                .map(|(n, _)| n)
                 .collect();
             let mut r = ctx.r();
             r.array(names.len());
@@ -991,44 +1038,150 @@ fn command(ctx: &mut Ctx<'_>) -> CmdResult {
             }
         }
         "getkeys" | "getkeysandflags" => {
-            if argc < 3 {
+            if argc < 4 {
                 return Err(Error::Arity(format!("command|{sub}")));
             }
             let rest = Args {
                 buf: ctx.args.buf,
                 ranges: &ctx.args.ranges[2..],
             };
-            let info = lookup(rest.get(0)).ok_or_else(|| err("Invalid command specified"))?;
-            let a = info.def.arity;
-            let n = rest.len() as i32;
-            if (a > 0 && n != a) || n < -a {
-                return Err(err("Invalid number of arguments specified for command"));
-            }
-            let idx = key_indexes(info.def, &rest);
-            if idx.is_empty() {
-                return Err(err("The command has no key arguments"));
-            }
-            let flags = sub == "getkeysandflags";
-            let write = info.flags & F_WRITE != 0;
-            let mut r = ctx.r();
-            r.array(idx.len());
-            for i in idx {
-                if flags {
-                    r.array(2);
-                    r.bulk(rest.get(i));
-                    r.set(1);
-                    r.simple(if write { "RW" } else { "RO" });
-                } else {
-                    r.bulk(rest.get(i));
-                }
-            }
+            getkeys(ctx, &rest, sub == "getkeysandflags")?;
         }
         "help" => {
             let mut r = ctx.r();
             r.array(1);
-            r.simple("COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are: COUNT DOCS GETKEYS INFO LIST");
+            r.simple("COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are: COUNT DOCS GETKEYS GETKEYSANDFLAGS INFO LIST");
         }
         _ => return Err(ctx.unknown_sub()),
+    }
+    Ok(())
+}
+
+/// sortGetKeys: the sorted key, and the last STORE destination.
+fn sort_keys(args: &Args<'_>) -> Vec<(usize, Vec<&'static str>)> {
+    let mut keys = vec![(1, vec!["RO", "access"])];
+    let mut store = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = args.get(i);
+        if a.eq_ignore_ascii_case(b"limit") {
+            i += 2;
+        } else if a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by") {
+            i += 1;
+        } else if a.eq_ignore_ascii_case(b"store") && i + 1 < args.len() {
+            store = Some(i + 1);
+        }
+        i += 1;
+    }
+    if let Some(s) = store {
+        keys.push((s, vec!["OW", "update"]));
+    }
+    keys
+}
+
+/// COMMAND GETKEYS / GETKEYSANDFLAGS: key specs first, the command's own key finder
+/// when Redis would not trust them (INCOMPLETE or variable flags).
+fn getkeys(ctx: &mut Ctx<'_>, rest: &Args<'_>, with_flags: bool) -> CmdResult {
+    use super::meta::{entry_for, has_keys, keys_from_specs, KeysFromSpecs};
+    let info = lookup(rest.get(0))
+        .filter(|i| visible(ctx, i))
+        .ok_or_else(|| err("Invalid command specified"))?;
+    let entry = entry_for(rest);
+    let (arity, nokeys_ok) = match &entry {
+        Some((e, full)) => {
+            // lookupCommand: a container command needs a known subcommand.
+            if rest.len() > 1
+                && !full.contains('|')
+                && !super::meta::subcommands(full).is_empty()
+            {
+                return Err(err("Invalid command specified"));
+            }
+            let flags: Vec<&str> = e
+                .items()
+                .get(2)
+                .map(|f| f.items().iter().map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            if !has_keys(e) && !matches!(info.def.keys, Keys::NumKeys(_) | Keys::DestNumKeys(_)) {
+                return Err(err("The command has no key arguments"));
+            }
+            (
+                e.items().get(1).map(|a| a.as_int() as i32).unwrap_or(info.def.arity),
+                flags.contains(&"no_mandatory_keys"),
+            )
+        }
+        None => {
+            if matches!(info.def.keys, Keys::None) {
+                return Err(err("The command has no key arguments"));
+            }
+            (info.def.arity, false)
+        }
+    };
+    let n = rest.len() as i32;
+    if (arity > 0 && n != arity) || n < -arity {
+        return Err(err("Invalid number of arguments specified for command"));
+    }
+    let var_flags = entry.as_ref().is_some_and(|(e, _)| {
+        e.items().get(8).is_some_and(|s| {
+            s.items().iter().any(|spec| {
+                spec.get("flags")
+                    .is_some_and(|f| f.items().iter().any(|x| x.as_str() == "variable_flags"))
+            })
+        })
+    });
+    let from_specs = match &entry {
+        Some((e, _)) if !var_flags => keys_from_specs(e, rest),
+        _ => KeysFromSpecs::Fallback,
+    };
+    let keys: Vec<(usize, Vec<&str>)> = match from_specs {
+        KeysFromSpecs::Keys(k) => k,
+        KeysFromSpecs::Fallback if info.def.name == "sort" || info.def.name == "sort_ro" => {
+            sort_keys(rest)
+        }
+        KeysFromSpecs::Fallback => {
+            let write = info.flags & F_WRITE != 0;
+            if let Keys::NumKeys(at) | Keys::DestNumKeys(at) = info.def.keys {
+                // genericGetKeys: a numkeys outside 1..=remaining arguments finds no keys.
+                let first = at + 1;
+                let ok = parse_int_opt(rest.get(at.min(rest.len().saturating_sub(1))))
+                    .is_some_and(|n| n >= 1 && at < rest.len() && n as usize <= rest.len() - first);
+                if !ok {
+                    return Err(err("Invalid arguments specified for command"));
+                }
+            }
+            let get_opt = (3..rest.len()).any(|i| rest.get(i).eq_ignore_ascii_case(b"get"));
+            let flags: Vec<&str> = match info.def.name {
+                // setGetKeys: the flags depend on the GET option.
+                "set" if get_opt => vec!["RW", "access", "update"],
+                "set" => vec!["OW", "update"],
+                _ if write => vec!["RW"],
+                _ => vec!["RO"],
+            };
+            key_indexes(info.def, rest)
+                .into_iter()
+                .map(|i| (i, flags.clone()))
+                .collect()
+        }
+    };
+    if keys.is_empty() {
+        if nokeys_ok {
+            ctx.r().array(0);
+            return Ok(());
+        }
+        return Err(err("Invalid arguments specified for command"));
+    }
+    let mut r = ctx.r();
+    r.array(keys.len());
+    for (i, flags) in keys {
+        if with_flags {
+            r.array(2);
+            r.bulk(rest.get(i));
+            r.set(flags.len());
+            for f in flags {
+                r.simple(f);
+            }
+        } else {
+            r.bulk(rest.get(i));
+        }
     }
     Ok(())
 }
