@@ -243,7 +243,7 @@ pub fn invalidate(node: &mut Node, key: &[u8], modifier: u64, cur_out: &mut Opti
 
 /// Invalidate the keys a write command touched.
 pub fn invalidate_args(node: &mut Node, c: &Client, def: &CmdDef, args: &Args<'_>) {
-    for i in key_indexes(def, args) {
+    for i in crate::cmd::meta::written_keys(def, args) {
         invalidate(node, args.get(i), c.id, &mut None);
     }
 }

@@ -322,6 +322,46 @@ pub fn has_keys(entry: &V) -> bool {
     })
 }
 
+/// sortGetKeys: the sorted key, and the last STORE destination.
+pub fn sort_keys(args: &Args<'_>) -> Vec<(usize, Vec<&'static str>)> {
+    let mut keys = vec![(1, vec!["RO", "access"])];
+    let mut store = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = args.get(i);
+        if a.eq_ignore_ascii_case(b"limit") {
+            i += 2;
+        } else if a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by") {
+            i += 1;
+        } else if a.eq_ignore_ascii_case(b"store") && i + 1 < args.len() {
+            store = Some(i + 1);
+        }
+        i += 1;
+    }
+    if let Some(s) = store {
+        keys.push((s, vec!["OW", "update"]));
+    }
+    keys
+}
+
+/// Keys a write command modifies (client-side caching invalidation): key specs with a
+/// write flag (RW/OW/RM); the command's own key finder when specs cannot be used.
+pub fn written_keys(def: &crate::cmd::CmdDef, args: &Args<'_>) -> Vec<usize> {
+    if def.name == "sort" {
+        return sort_keys(args).into_iter().skip(1).map(|(i, _)| i).collect();
+    }
+    if let Some((e, _)) = entry_for(args) {
+        if let KeysFromSpecs::Keys(k) = keys_from_specs(e, args) {
+            return k
+                .into_iter()
+                .filter(|(_, f)| f.iter().any(|x| matches!(*x, "RW" | "OW" | "RM")))
+                .map(|(i, _)| i)
+                .collect();
+        }
+    }
+    crate::cmd::key_indexes(def, args)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1057,28 +1057,6 @@ fn command(ctx: &mut Ctx<'_>) -> CmdResult {
     Ok(())
 }
 
-/// sortGetKeys: the sorted key, and the last STORE destination.
-fn sort_keys(args: &Args<'_>) -> Vec<(usize, Vec<&'static str>)> {
-    let mut keys = vec![(1, vec!["RO", "access"])];
-    let mut store = None;
-    let mut i = 2;
-    while i < args.len() {
-        let a = args.get(i);
-        if a.eq_ignore_ascii_case(b"limit") {
-            i += 2;
-        } else if a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by") {
-            i += 1;
-        } else if a.eq_ignore_ascii_case(b"store") && i + 1 < args.len() {
-            store = Some(i + 1);
-        }
-        i += 1;
-    }
-    if let Some(s) = store {
-        keys.push((s, vec!["OW", "update"]));
-    }
-    keys
-}
-
 /// COMMAND GETKEYS / GETKEYSANDFLAGS: key specs first, the command's own key finder
 /// when Redis would not trust them (INCOMPLETE or variable flags).
 fn getkeys(ctx: &mut Ctx<'_>, rest: &Args<'_>, with_flags: bool) -> CmdResult {
@@ -1135,7 +1113,7 @@ fn getkeys(ctx: &mut Ctx<'_>, rest: &Args<'_>, with_flags: bool) -> CmdResult {
     let keys: Vec<(usize, Vec<&str>)> = match from_specs {
         KeysFromSpecs::Keys(k) => k,
         KeysFromSpecs::Fallback if info.def.name == "sort" || info.def.name == "sort_ro" => {
-            sort_keys(rest)
+            super::meta::sort_keys(rest)
         }
         KeysFromSpecs::Fallback => {
             let write = info.flags & F_WRITE != 0;
