@@ -45,6 +45,9 @@ pub struct Monitor {
     pub latency: IndexMap<&'static str, LatencyEvent>,
     /// Commands must be timed (slowlog or latency monitor on): the one branch in call().
     pub timing: bool,
+    /// MEMORY STATS peak.allocated / startup.allocated.
+    pub peak_mem: u64,
+    pub startup_mem: u64,
 }
 
 impl Default for Monitor {
@@ -59,6 +62,8 @@ impl Default for Monitor {
             latency_threshold: 0,
             latency: IndexMap::new(),
             timing: true,
+            peak_mem: 0,
+            startup_mem: crate::alloc::thread_used().unwrap_or(0) as u64,
         }
     }
 }
@@ -468,4 +473,105 @@ fn doctor(node: &Node) -> String {
     }
     s.push_str("\nI have a few advices for you:\n\n- Check your system for slow commands using SLOWLOG GET, and consider splitting large multi-key operations.\n");
     s
+}
+
+/// MEMORY STATS: Redis 7.0's field list and order. Allocator figures come from the
+/// node's counting allocator (no jemalloc here), so fragmentation ratios are RSS-based.
+pub fn memory_stats(ctx: &mut Ctx<'_>) -> CmdResult {
+    let n = &mut *ctx.node;
+    let used = n.used_memory();
+    n.mon.peak_mem = n.mon.peak_mem.max(used);
+    let peak = n.mon.peak_mem;
+    let startup = n.mon.startup_mem.min(used);
+    let rss = read_rss().max(used);
+    let clients_normal: u64 = n
+        .clients
+        .values()
+        .map(|c| c.out.try_borrow().map(|o| o.capacity()).unwrap_or(0) as u64 + 1024)
+        .sum();
+    let dbs: Vec<(usize, u64, u64)> = n
+        .ks
+        .dbs
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| !d.map.is_empty())
+        .map(|(i, d)| (i, d.map.len() as u64 * 24, d.expires.len() as u64 * 24))
+        .collect();
+    let keys = n.ks.key_count() as u64;
+    let overhead =
+        startup + clients_normal + dbs.iter().map(|(_, a, b)| a + b).sum::<u64>();
+    let dataset = used.saturating_sub(overhead);
+    let net = used.saturating_sub(startup).max(1);
+    let pct = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 * 100.0 / b as f64 };
+    let mut r = ctx.r();
+    r.map(27 + dbs.len());
+    let kv = |r: &mut crate::resp::Reply<'_>, k: &str, v: u64| {
+        r.bulk(k.as_bytes());
+        r.int(v as i64);
+    };
+    kv(&mut r, "peak.allocated", peak);
+    kv(&mut r, "total.allocated", used);
+    kv(&mut r, "startup.allocated", startup);
+    kv(&mut r, "replication.backlog", 0);
+    kv(&mut r, "clients.slaves", 0);
+    kv(&mut r, "clients.normal", clients_normal);
+    kv(&mut r, "cluster.links", 0);
+    kv(&mut r, "aof.buffer", 0);
+    kv(&mut r, "lua.caches", 0);
+    kv(&mut r, "functions.caches", 0);
+    for (i, main, exp) in &dbs {
+        r.bulk(format!("db.{i}").as_bytes());
+        r.map(3);
+        kv(&mut r, "overhead.hashtable.main", *main);
+        kv(&mut r, "overhead.hashtable.expires", *exp);
+        kv(&mut r, "overhead.hashtable.slot-to-keys", 0);
+    }
+    kv(&mut r, "overhead.total", overhead);
+    kv(&mut r, "keys.count", keys);
+    kv(&mut r, "keys.bytes-per-key", if keys == 0 { 0 } else { net / keys });
+    kv(&mut r, "dataset.bytes", dataset);
+    r.bulk(b"dataset.percentage");
+    r.double(pct(dataset, net));
+    r.bulk(b"peak.percentage");
+    r.double(pct(used, peak));
+    kv(&mut r, "allocator.allocated", used);
+    kv(&mut r, "allocator.active", used);
+    kv(&mut r, "allocator.resident", rss);
+    r.bulk(b"allocator-fragmentation.ratio");
+    r.double(1.0);
+    kv(&mut r, "allocator-fragmentation.bytes", 0);
+    r.bulk(b"allocator-rss.ratio");
+    r.double(rss as f64 / used.max(1) as f64);
+    kv(&mut r, "allocator-rss.bytes", rss.saturating_sub(used));
+    r.bulk(b"rss-overhead.ratio");
+    r.double(1.0);
+    kv(&mut r, "rss-overhead.bytes", 0);
+    r.bulk(b"fragmentation");
+    r.double(rss as f64 / used.max(1) as f64);
+    kv(&mut r, "fragmentation.bytes", rss.saturating_sub(used));
+    Ok(())
+}
+
+/// MEMORY DOCTOR: Redis's empty-instance and no-issue reports, and its peak check.
+pub fn memory_doctor(ctx: &mut Ctx<'_>) -> CmdResult {
+    let n = &mut *ctx.node;
+    let used = n.used_memory();
+    n.mon.peak_mem = n.mon.peak_mem.max(used);
+    let s = if used < 5 << 20 {
+        "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n".to_string()
+    } else if n.mon.peak_mem as f64 / used as f64 > 1.5 {
+        "Sam, I detected a few issues in this Redis instance memory implants:\n\n * Peak memory: In the past this instance used more than 150% the memory that is currently using. The allocator is normally not able to release memory after a peak, so you can expect to see a big fragmentation ratio, however this is actually harmless and is only due to the memory peak, and if the Redis instance Resident Set Size (RSS) is currently bigger than expected, the memory will be used as soon as you fill the Redis instance with more data. If the memory peak was only occasional and you want to try to reclaim memory, please try the MEMORY PURGE command, otherwise the only other option is to shutdown and restart the instance.\n\nI'm here to keep you safe, Sam. I want to help you.\n".to_string()
+    } else {
+        "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n".to_string()
+    };
+    ctx.r().verbatim(s.as_bytes());
+    Ok(())
+}
+
+fn read_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|x| x.parse::<u64>().ok()))
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
 }

@@ -604,3 +604,47 @@ fn command_metadata() {
     node.shutdown();
     assert!(errs.is_empty(), "{} differences:\n{}", errs.len(), errs.join("\n"));
 }
+
+/// MEMORY STATS has redis-server's fields in its order (values differ: allocator);
+/// MEMORY DOCTOR's empty-instance report; OBJECT FREQ under an LFU policy and its error
+/// otherwise, byte for byte.
+#[test]
+fn memory_stats_doctor_and_object_freq() {
+    let Some(redis) = start_redis() else { return };
+    let (node, port) = start_node(redis_engine::Config::default());
+    let mut a = Conn::connect(redis.port);
+    let mut b = Conn::connect(port);
+    for c in [&mut a, &mut b] {
+        c.cmd(&["FLUSHALL"]);
+        c.cmd(&["SET", "a", "b"]);
+        c.cmd(&["SETEX", "e", "100", "b"]);
+    }
+    let fields = |c: &mut Conn| -> Vec<RVal> {
+        match c.cmd(&["MEMORY", "STATS"]).1 {
+            RVal::Array(_, Some(v)) => v.into_iter().step_by(2).collect(),
+            other => vec![other],
+        }
+    };
+    assert_eq!(fields(&mut a), fields(&mut b));
+    assert_eq!(a.cmd(&["MEMORY", "DOCTOR"]).0, b.cmd(&["MEMORY", "DOCTOR"]).0);
+    // noeviction: the error.
+    assert_eq!(a.cmd(&["OBJECT", "FREQ", "a"]).0, b.cmd(&["OBJECT", "FREQ", "a"]).0);
+    a.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"]);
+    node.set_maxmemory_policy("allkeys-lfu").expect("policy");
+    std::thread::sleep(Duration::from_millis(50));
+    // Not a small integer: with maxmemory 0 Redis stores those as shared objects whose
+    // LFU field is never updated (OBJECT FREQ 0); this engine does not share objects.
+    for c in [&mut a, &mut b] {
+        c.cmd(&["SET", "f", "value"]);
+    }
+    // A new key starts at LFU_INIT_VAL (5); the first access always increments it.
+    for line in [
+        vec!["OBJECT", "FREQ", "f"],
+        vec!["GET", "f"],
+        vec!["OBJECT", "FREQ", "f"],
+        vec!["OBJECT", "FREQ", "nokey"],
+    ] {
+        assert_eq!(a.cmd(&line).0, b.cmd(&line).0, "{line:?}");
+    }
+    node.shutdown();
+}

@@ -1479,19 +1479,8 @@ fn memory(ctx: &mut Ctx<'_>) -> CmdResult {
                 None => ctx.r().null(),
             }
         }
-        "stats" => {
-            let used = ctx.node.used_memory();
-            let keys = ctx.node.ks.key_count();
-            let mut r = ctx.r();
-            r.map(3);
-            r.bulk(b"peak.allocated");
-            r.int(used as i64);
-            r.bulk(b"total.allocated");
-            r.int(used as i64);
-            r.bulk(b"keys.count");
-            r.int(keys as i64);
-        }
-        "doctor" => ctx.r().verbatim(b"Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base."),
+        "stats" => return crate::monitor::memory_stats(ctx),
+        "doctor" => return crate::monitor::memory_doctor(ctx),
         "malloc-stats" => ctx.r().verbatim(b"Stats not supported for the current allocator"),
         "purge" => ctx.r().ok(),
         _ => return Err(ctx.unknown_sub()),
