@@ -14,10 +14,10 @@ mod conn;
 pub mod db;
 pub mod hll;
 pub mod keymap;
+pub mod monitor;
 pub mod node;
 pub mod replication;
 pub mod resp;
-pub mod monitor;
 pub mod tracking;
 
 use std::cell::RefCell;

@@ -78,14 +78,7 @@ impl Monitor {
 fn may_replicate(name: &str) -> bool {
     matches!(
         name,
-        "publish"
-            | "spublish"
-            | "pfcount"
-            | "eval"
-            | "evalsha"
-            | "fcall"
-            | "script"
-            | "function"
+        "publish" | "spublish" | "pfcount" | "eval" | "evalsha" | "fcall" | "script" | "function"
     )
 }
 
@@ -114,9 +107,8 @@ pub fn paused_until(node: &mut Node, client: &Client, args: &Args<'_>) -> Option
     let holds = if info.def.name == "exec" {
         client.multi.borrow().as_ref().is_some_and(|q| {
             q.iter().any(|c| {
-                crate::cmd::lookup(c.args().get(0)).is_some_and(|i| {
-                    i.flags & F_WRITE != 0 || may_replicate(i.def.name)
-                })
+                crate::cmd::lookup(c.args().get(0))
+                    .is_some_and(|i| i.flags & F_WRITE != 0 || may_replicate(i.def.name))
             })
         })
     } else if client.multi.borrow().is_some() && info.def.name != "multi" {
@@ -186,17 +178,24 @@ pub fn unpause(node: &mut Node) {
 }
 
 /// After a command ran for `dur`: slowlog entry and latency sample when over the limits.
-pub fn record(node: &mut Node, client: &Client, info: &CmdInfo, args: &Args<'_>, dur: std::time::Duration) {
+pub fn record(
+    node: &mut Node,
+    client: &Client,
+    info: &CmdInfo,
+    args: &Args<'_>,
+    dur: std::time::Duration,
+) {
     let us = dur.as_micros() as u64;
     let m = &mut node.mon;
-    if m.slower_than >= 0 && us >= m.slower_than as u64 && !matches!(info.def.name, "exec" | "auth" | "hello") {
+    if m.slower_than >= 0
+        && us >= m.slower_than as u64
+        && !matches!(info.def.name, "exec" | "auth" | "hello")
+    {
         let argc = args.len().min(SLOWLOG_MAX_ARGC);
         let mut v = Vec::with_capacity(argc);
         for i in 0..argc {
             if argc != args.len() && i == argc - 1 {
-                v.push(
-                    format!("... ({} more arguments)", args.len() - argc + 1).into_bytes(),
-                );
+                v.push(format!("... ({} more arguments)", args.len() - argc + 1).into_bytes());
                 break;
             }
             let a = args.get(i);
@@ -489,20 +488,24 @@ pub fn memory_stats(ctx: &mut Ctx<'_>) -> CmdResult {
         .values()
         .map(|c| c.out.try_borrow().map(|o| o.capacity()).unwrap_or(0) as u64 + 1024)
         .sum();
-    let dbs: Vec<(usize, u64, u64)> = n
-        .ks
-        .dbs
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| !d.map.is_empty())
-        .map(|(i, d)| (i, d.map.len() as u64 * 24, d.expires.len() as u64 * 24))
-        .collect();
+    let dbs: Vec<(usize, u64, u64)> =
+        n.ks.dbs
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !d.map.is_empty())
+            .map(|(i, d)| (i, d.map.len() as u64 * 24, d.expires.len() as u64 * 24))
+            .collect();
     let keys = n.ks.key_count() as u64;
-    let overhead =
-        startup + clients_normal + dbs.iter().map(|(_, a, b)| a + b).sum::<u64>();
+    let overhead = startup + clients_normal + dbs.iter().map(|(_, a, b)| a + b).sum::<u64>();
     let dataset = used.saturating_sub(overhead);
     let net = used.saturating_sub(startup).max(1);
-    let pct = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 * 100.0 / b as f64 };
+    let pct = |a: u64, b: u64| {
+        if b == 0 {
+            0.0
+        } else {
+            a as f64 * 100.0 / b as f64
+        }
+    };
     let mut r = ctx.r();
     r.map(27 + dbs.len());
     let kv = |r: &mut crate::resp::Reply<'_>, k: &str, v: u64| {
@@ -528,7 +531,11 @@ pub fn memory_stats(ctx: &mut Ctx<'_>) -> CmdResult {
     }
     kv(&mut r, "overhead.total", overhead);
     kv(&mut r, "keys.count", keys);
-    kv(&mut r, "keys.bytes-per-key", if keys == 0 { 0 } else { net / keys });
+    kv(
+        &mut r,
+        "keys.bytes-per-key",
+        if keys == 0 { 0 } else { net / keys },
+    );
     kv(&mut r, "dataset.bytes", dataset);
     r.bulk(b"dataset.percentage");
     r.double(pct(dataset, net));
@@ -571,7 +578,11 @@ pub fn memory_doctor(ctx: &mut Ctx<'_>) -> CmdResult {
 fn read_rss() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|x| x.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|x| x.parse::<u64>().ok())
+        })
         .map(|pages| pages * 4096)
         .unwrap_or(0)
 }

@@ -433,7 +433,9 @@ pub fn client_sub(ctx: &mut Ctx<'_>, sub: &str) -> CmdResult {
                     ));
                 }
                 if opt.optin && opt.optout {
-                    return Err(crate::cmd::err("You can't specify both OPTIN mode and OPTOUT mode"));
+                    return Err(crate::cmd::err(
+                        "You can't specify both OPTIN mode and OPTOUT mode",
+                    ));
                 }
                 if (opt.optin && cur.optout) || (opt.optout && cur.optin) {
                     return Err(crate::cmd::err("You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode."));
@@ -469,11 +471,15 @@ pub fn client_sub(ctx: &mut Ctx<'_>, sub: &str) -> CmdResult {
             };
             if ctx.arg_eq(2, "yes") {
                 if !optin {
-                    return Err(crate::cmd::err("CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode."));
+                    return Err(crate::cmd::err(
+                        "CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+                    ));
                 }
             } else if ctx.arg_eq(2, "no") {
                 if !optout {
-                    return Err(crate::cmd::err("CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode."));
+                    return Err(crate::cmd::err(
+                        "CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+                    ));
                 }
             } else {
                 return Err(Error::Syntax);

@@ -125,7 +125,12 @@ fn compare(name: &str, nconns: usize, cfg: redis_engine::Config, setup: &[&str],
         }
     }
     node.shutdown();
-    assert!(errs.is_empty(), "{} differences:\n{}", errs.len(), errs.join("\n"));
+    assert!(
+        errs.is_empty(),
+        "{} differences:\n{}",
+        errs.len(),
+        errs.join("\n")
+    );
 }
 
 #[test]
@@ -320,7 +325,12 @@ fn tracking_broken_redirect_resp3() {
             .expect("shutdown");
         std::thread::sleep(Duration::from_millis(100));
         let mut got = Vec::new();
-        for st in ["2: SET k 1", "0: CLIENT TRACKINGINFO", "0: GET k", "2: SET k 2"] {
+        for st in [
+            "2: SET k 1",
+            "0: CLIENT TRACKINGINFO",
+            "0: GET k",
+            "2: SET k 2",
+        ] {
             let mut r = run(&mut s, st);
             r.remove(1);
             got.push(r);
@@ -476,10 +486,16 @@ fn idle_timeout_closes_clients() {
     idle.send(&[b"PING".to_vec()]);
     let r = idle.read_reply();
     assert!(r.is_none(), "{r:?}");
-    assert_eq!(sub.cmd(&["PING"]).1, RVal::Array('*', Some(vec![
-        RVal::Bulk(Some(b"pong".to_vec())),
-        RVal::Bulk(Some(Vec::new())),
-    ])));
+    assert_eq!(
+        sub.cmd(&["PING"]).1,
+        RVal::Array(
+            '*',
+            Some(vec![
+                RVal::Bulk(Some(b"pong".to_vec())),
+                RVal::Bulk(Some(Vec::new())),
+            ])
+        )
+    );
     node.shutdown();
 }
 
@@ -602,7 +618,12 @@ fn command_metadata() {
         }
     }
     node.shutdown();
-    assert!(errs.is_empty(), "{} differences:\n{}", errs.len(), errs.join("\n"));
+    assert!(
+        errs.is_empty(),
+        "{} differences:\n{}",
+        errs.len(),
+        errs.join("\n")
+    );
 }
 
 /// MEMORY STATS has redis-server's fields in its order (values differ: allocator);
@@ -626,9 +647,15 @@ fn memory_stats_doctor_and_object_freq() {
         }
     };
     assert_eq!(fields(&mut a), fields(&mut b));
-    assert_eq!(a.cmd(&["MEMORY", "DOCTOR"]).0, b.cmd(&["MEMORY", "DOCTOR"]).0);
+    assert_eq!(
+        a.cmd(&["MEMORY", "DOCTOR"]).0,
+        b.cmd(&["MEMORY", "DOCTOR"]).0
+    );
     // noeviction: the error.
-    assert_eq!(a.cmd(&["OBJECT", "FREQ", "a"]).0, b.cmd(&["OBJECT", "FREQ", "a"]).0);
+    assert_eq!(
+        a.cmd(&["OBJECT", "FREQ", "a"]).0,
+        b.cmd(&["OBJECT", "FREQ", "a"]).0
+    );
     a.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"]);
     node.set_maxmemory_policy("allkeys-lfu").expect("policy");
     std::thread::sleep(Duration::from_millis(50));

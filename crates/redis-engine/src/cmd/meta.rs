@@ -170,7 +170,14 @@ pub fn meta() -> &'static Meta {
 /// ACL categories of a command ("@read", ...), from Redis's metadata.
 pub fn acl_categories(name: &str) -> Option<Vec<&'static str>> {
     let e = meta().info.get(name)?;
-    Some(e.items().get(6)?.items().iter().map(|c| c.as_str()).collect())
+    Some(
+        e.items()
+            .get(6)?
+            .items()
+            .iter()
+            .map(|c| c.as_str())
+            .collect(),
+    )
 }
 
 /// Subcommand full names of a container command ("config" → "config|get", ...).
@@ -236,10 +243,19 @@ pub fn keys_from_specs(entry: &'static V, args: &Args<'_>) -> KeysFromSpecs {
         };
         let bs_spec = bs.get("spec");
         let first: i64 = match bs.get("type").map(|t| t.as_str()) {
-            Some("index") => bs_spec.and_then(|s| s.get("index")).map(|i| i.as_int()).unwrap_or(0),
+            Some("index") => bs_spec
+                .and_then(|s| s.get("index"))
+                .map(|i| i.as_int())
+                .unwrap_or(0),
             Some("keyword") => {
-                let kw = bs_spec.and_then(|s| s.get("keyword")).map(|k| k.as_str()).unwrap_or("");
-                let from = bs_spec.and_then(|s| s.get("startfrom")).map(|k| k.as_int()).unwrap_or(1);
+                let kw = bs_spec
+                    .and_then(|s| s.get("keyword"))
+                    .map(|k| k.as_str())
+                    .unwrap_or("");
+                let from = bs_spec
+                    .and_then(|s| s.get("startfrom"))
+                    .map(|k| k.as_int())
+                    .unwrap_or(1);
                 let start = if from > 0 { from } else { argc + from };
                 let end = if from > 0 { argc - 1 } else { 1 };
                 let mut i = start;
@@ -262,7 +278,12 @@ pub fn keys_from_specs(entry: &'static V, args: &Args<'_>) -> KeysFromSpecs {
             _ => return KeysFromSpecs::Fallback,
         };
         let fk_spec = fk.get("spec");
-        let g = |k: &str| fk_spec.and_then(|s| s.get(k)).map(|v| v.as_int()).unwrap_or(0);
+        let g = |k: &str| {
+            fk_spec
+                .and_then(|s| s.get(k))
+                .map(|v| v.as_int())
+                .unwrap_or(0)
+        };
         let (first, last, step) = match fk.get("type").map(|t| t.as_str()) {
             Some("range") => {
                 let (lastkey, keystep, limit) = (g("lastkey"), g("keystep"), g("limit"));
@@ -280,8 +301,8 @@ pub fn keys_from_specs(entry: &'static V, args: &Args<'_>) -> KeysFromSpecs {
                 if first + idx >= argc {
                     return KeysFromSpecs::Fallback;
                 }
-                let Some(n) = crate::cmd::parse_int_opt(args.get((first + idx) as usize))
-                    .filter(|&n| n >= 0)
+                let Some(n) =
+                    crate::cmd::parse_int_opt(args.get((first + idx) as usize)).filter(|&n| n >= 0)
                 else {
                     return KeysFromSpecs::Fallback;
                 };
@@ -348,7 +369,11 @@ pub fn sort_keys(args: &Args<'_>) -> Vec<(usize, Vec<&'static str>)> {
 /// write flag (RW/OW/RM); the command's own key finder when specs cannot be used.
 pub fn written_keys(def: &crate::cmd::CmdDef, args: &Args<'_>) -> Vec<usize> {
     if def.name == "sort" {
-        return sort_keys(args).into_iter().skip(1).map(|(i, _)| i).collect();
+        return sort_keys(args)
+            .into_iter()
+            .skip(1)
+            .map(|(i, _)| i)
+            .collect();
     }
     if let Some((e, _)) = entry_for(args) {
         if let KeysFromSpecs::Keys(k) = keys_from_specs(e, args) {

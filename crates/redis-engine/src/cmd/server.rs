@@ -929,8 +929,7 @@ fn command(ctx: &mut Ctx<'_>) -> CmdResult {
         }
         "info" => {
             if argc == 2 {
-                let infos: Vec<&CmdInfo> =
-                    table().values().filter(|i| visible(ctx, i)).collect();
+                let infos: Vec<&CmdInfo> = table().values().filter(|i| visible(ctx, i)).collect();
                 let mut r = ctx.r();
                 r.array(infos.len());
                 for i in infos {
@@ -1068,10 +1067,7 @@ fn getkeys(ctx: &mut Ctx<'_>, rest: &Args<'_>, with_flags: bool) -> CmdResult {
     let (arity, nokeys_ok) = match &entry {
         Some((e, full)) => {
             // lookupCommand: a container command needs a known subcommand.
-            if rest.len() > 1
-                && !full.contains('|')
-                && !super::meta::subcommands(full).is_empty()
-            {
+            if rest.len() > 1 && !full.contains('|') && !super::meta::subcommands(full).is_empty() {
                 return Err(err("Invalid command specified"));
             }
             let flags: Vec<&str> = e
@@ -1083,7 +1079,10 @@ fn getkeys(ctx: &mut Ctx<'_>, rest: &Args<'_>, with_flags: bool) -> CmdResult {
                 return Err(err("The command has no key arguments"));
             }
             (
-                e.items().get(1).map(|a| a.as_int() as i32).unwrap_or(info.def.arity),
+                e.items()
+                    .get(1)
+                    .map(|a| a.as_int() as i32)
+                    .unwrap_or(info.def.arity),
                 flags.contains(&"no_mandatory_keys"),
             )
         }
@@ -1473,7 +1472,11 @@ fn memory(ctx: &mut Ctx<'_>) -> CmdResult {
             }
             let db = ctx.db();
             let key = ctx.arg(2);
-            let n = ctx.node.ks.peek(db, key).map(|e| e.val.mem_estimate() + key.len() + 40);
+            let n = ctx
+                .node
+                .ks
+                .peek(db, key)
+                .map(|e| e.val.mem_estimate() + key.len() + 40);
             match n {
                 Some(n) => ctx.r().int(n as i64),
                 None => ctx.r().null(),
@@ -1481,7 +1484,9 @@ fn memory(ctx: &mut Ctx<'_>) -> CmdResult {
         }
         "stats" => return crate::monitor::memory_stats(ctx),
         "doctor" => return crate::monitor::memory_doctor(ctx),
-        "malloc-stats" => ctx.r().verbatim(b"Stats not supported for the current allocator"),
+        "malloc-stats" => ctx
+            .r()
+            .verbatim(b"Stats not supported for the current allocator"),
         "purge" => ctx.r().ok(),
         _ => return Err(ctx.unknown_sub()),
     }
