@@ -111,9 +111,6 @@ pub fn paused_until(node: &mut Node, client: &Client, args: &Args<'_>) -> Option
                     .is_some_and(|i| i.flags & F_WRITE != 0 || may_replicate(i.def.name))
             })
         })
-    } else if client.multi.borrow().is_some() && info.def.name != "multi" {
-        // Queued, not executed.
-        false
     } else {
         info.flags & F_WRITE != 0 || may_replicate(info.def.name)
     };

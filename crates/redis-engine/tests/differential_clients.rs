@@ -383,16 +383,29 @@ fn client_pause_write_and_all() {
             "2: GET",
             "sleep 800",
             "2: GET p",
-            "0: CLIENT PAUSE 300000 ALL",
-            "1: PING",
-            "2: SET q 1",
-            "0: CLIENT UNPAUSE",
-            "drain",
+            // Writes queued in MULTI wait too (Redis checks before queueing).
+            "0: CLIENT PAUSE 600 WRITE",
+            "1: MULTI",
+            "1: SET m 1",
+            "1: GET m",
+            "2: GET m",
+            "sleep 800",
+            "1: EXEC",
             "0: CLIENT PAUSE 10 maybe",
             "0: CLIENT PAUSE x",
             "0: CLIENT PAUSE -1",
             "0: CLIENT PAUSE 10 write x",
             "0: CLIENT UNPAUSE x",
+            // UNPAUSE releases the held writer at once.
+            "0: CLIENT PAUSE 300000 WRITE",
+            "1: SET u 1",
+            "0: CLIENT UNPAUSE",
+            // ALL holds every command, reads and PING included, until the end.
+            "0: CLIENT PAUSE 700 ALL",
+            "1: PING",
+            "2: GET u",
+            "sleep 900",
+            "1: GET u",
         ],
     );
 }
@@ -674,4 +687,74 @@ fn memory_stats_doctor_and_object_freq() {
         assert_eq!(a.cmd(&line).0, b.cmd(&line).0, "{line:?}");
     }
     node.shutdown();
+}
+
+/// LATENCY and SLOWLOG around a command that really takes 60 ms (DEBUG SLEEP blocks the
+/// node in both servers): events, samples, resets and DOCTOR's texts, compared with times
+/// and durations blanked.
+#[test]
+fn latency_monitor_and_slowlog_with_a_slow_command() {
+    let Some(redis) = start_redis() else { return };
+    let (node, port) = start_node(redis_engine::Config {
+        allow_restricted_commands: true,
+        ..Default::default()
+    });
+    let blank = |v: RVal| -> RVal {
+        fn walk(v: RVal) -> RVal {
+            match v {
+                RVal::Int(_) => RVal::Int(0),
+                RVal::Array(t, Some(x)) => RVal::Array(t, Some(x.into_iter().map(walk).collect())),
+                other => other,
+            }
+        }
+        walk(v)
+    };
+    let mut out = Vec::new();
+    for p in [redis.port, port] {
+        let mut c = Conn::connect(p);
+        let mut got = Vec::new();
+        got.push(c.cmd(&["LATENCY", "DOCTOR"]).0);
+        c.cmd(&["CONFIG", "SET", "latency-monitor-threshold", "20"]);
+        c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "20000"]);
+        c.cmd(&["SLOWLOG", "RESET"]);
+        got.push(c.cmd(&["LATENCY", "DOCTOR"]).0);
+        c.cmd(&["DEBUG", "SLEEP", "0.06"]);
+        c.cmd(&["GET", "fast"]);
+        let latest = c.cmd(&["LATENCY", "LATEST"]).1;
+        if let RVal::Array(_, Some(rows)) = &latest {
+            // latest and max latency are at least the 60 ms slept.
+            for r in rows {
+                if let RVal::Array(_, Some(f)) = r {
+                    assert!(matches!(f[2], RVal::Int(ms) if ms >= 60), "{f:?}");
+                }
+            }
+        }
+        got.push(format!("{:?}", blank(latest)).into_bytes());
+        got.push(format!("{:?}", blank(c.cmd(&["LATENCY", "HISTORY", "command"]).1)).into_bytes());
+        got.push(c.cmd(&["LATENCY", "HISTORY", "nosuch"]).0);
+        let slow = c.cmd(&["SLOWLOG", "GET"]).1;
+        let RVal::Array(_, Some(entries)) = slow else {
+            panic!("SLOWLOG GET")
+        };
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        if let RVal::Array(_, Some(f)) = &entries[0] {
+            assert!(matches!(f[2], RVal::Int(us) if us >= 60_000));
+            got.push(format!("{:?}", f[3]).into_bytes());
+        }
+        got.push(c.cmd(&["LATENCY", "RESET", "command", "nosuch"]).0);
+        got.push(c.cmd(&["LATENCY", "LATEST"]).0);
+        got.push(c.cmd(&["LATENCY", "RESET"]).0);
+        got.push(c.cmd(&["LATENCY", "DOCTOR"]).0);
+        got.push(c.cmd(&["LATENCY", "NOSUCH"]).0);
+        c.cmd(&["CONFIG", "SET", "latency-monitor-threshold", "0"]);
+        out.push(got);
+    }
+    node.shutdown();
+    for (i, (a, b)) in out[0].iter().zip(&out[1]).enumerate() {
+        assert_eq!(
+            String::from_utf8_lossy(a),
+            String::from_utf8_lossy(b),
+            "step {i}"
+        );
+    }
 }

@@ -1625,7 +1625,14 @@ fn config(ctx: &mut Ctx<'_>) -> CmdResult {
 fn debug(ctx: &mut Ctx<'_>) -> CmdResult {
     let sub = String::from_utf8_lossy(ctx.arg(1)).to_ascii_lowercase();
     match sub.as_str() {
-        "sleep" => ctx.r().ok(),
+        "sleep" => {
+            // Blocks the node, as in Redis (a restricted command: SLOWLOG/LATENCY tests).
+            let secs = ctx.float(2)?;
+            if secs > 0.0 {
+                std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(3600.0)));
+            }
+            ctx.r().ok()
+        }
         "set-active-expire" => ctx.r().ok(),
         "object" => {
             let db = ctx.db();
