@@ -129,9 +129,10 @@ pub fn client_pause(ctx: &mut Ctx<'_>, sub: &str) -> CmdResult {
         return Ok(());
     }
     if argc != 3 && argc != 4 {
-        return Err(err(
-            "unknown subcommand or wrong number of arguments for 'pause'. Try CLIENT HELP.",
-        ));
+        return Err(err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(ctx.arg(1))
+        )));
     }
     let mut all = true;
     if argc == 4 {
@@ -444,7 +445,7 @@ fn doctor(node: &Node) -> String {
         if m.latency_threshold == 0 {
             return "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n".into();
         }
-        return "Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep tonight.\n".into();
+        return "Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sit down calmly, take a stress pill, and think things over.\n".into();
     }
     let mut s = String::from("Dave, I have observed latency spikes in this Redis instance. You don't mind talking about it, do you Dave?\n\n");
     for (i, (name, e)) in m.latency.iter().enumerate() {
