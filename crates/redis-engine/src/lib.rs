@@ -400,7 +400,7 @@ async fn background(
                 // No client is executing: invalidations go straight to their connections.
                 n.current_client = 0;
                 ticks += 1;
-                if ticks % 5 == 0 {
+                if ticks.is_multiple_of(5) {
                     close_idle_clients(&n);
                 }
                 // Replicas never expire or evict on their own: their primary sends DELs.

@@ -532,7 +532,7 @@ pub fn memory_stats(ctx: &mut Ctx<'_>) -> CmdResult {
     kv(
         &mut r,
         "keys.bytes-per-key",
-        if keys == 0 { 0 } else { net / keys },
+        net.checked_div(keys).unwrap_or(0),
     );
     kv(&mut r, "dataset.bytes", dataset);
     r.bulk(b"dataset.percentage");
