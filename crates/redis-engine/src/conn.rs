@@ -31,6 +31,8 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
     let mut ranges: Vec<(usize, usize)> = Vec::new();
     let mut scratch: Vec<u8> = Vec::new();
     let mut wbuf: Vec<u8> = Vec::new();
+    // CLIENT PAUSE: the command at the head of the buffer waits until this instant.
+    let mut paused: Option<std::time::Instant> = None;
     'outer: loop {
         let mut close = false;
         // 1. Execute every complete command in the buffer.
@@ -40,6 +42,7 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
             let mut out = client.out.borrow_mut();
             let max_bulk = n.settings.proto_max_bulk_len;
             client.last_cmd_at.set(std::time::Instant::now());
+            paused = None;
             let mut pos = 0;
             loop {
                 match parse_command(&inbuf[pos..], max_bulk, &mut ranges, &mut scratch) {
@@ -54,6 +57,12 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
                             buf: base,
                             ranges: &ranges,
                         };
+                        if n.mon.pause_end.is_some() {
+                            paused = crate::monitor::paused_until(n, &client, &args);
+                            if paused.is_some() {
+                                break;
+                            }
+                        }
                         cmd::execute(n, &client, args, &mut out);
                         pos += consumed;
                         if client.blocked.borrow().is_some()
@@ -74,6 +83,9 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
                         break;
                     }
                 }
+            }
+            if n.tracking.bcast_pending() {
+                crate::tracking::flush_bcast(n, Some(&mut out));
             }
             n.net_in += pos as u64;
             inbuf.advance(pos);
@@ -106,7 +118,11 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
             break;
         }
         // 3. Wait for input, a wake-up, or a blocking timeout.
-        let blocked_deadline = client.blocked.borrow().as_ref().map(|b| b.deadline);
+        let mut blocked_deadline = client.blocked.borrow().as_ref().map(|b| b.deadline);
+        if let Some(p) = paused {
+            // Paused: wake at the end of the pause (or on CLIENT UNPAUSE), keep reading.
+            blocked_deadline = Some(Some(p));
+        }
         match blocked_deadline {
             Some(deadline) => {
                 let sleep = async {
@@ -119,7 +135,9 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
                     _ = client.notify.notified() => {}
                     _ = sleep => {
                         let mut n = node.borrow_mut();
-                        if n.unblock(&client).is_some() {
+                        if paused.is_some() {
+                            // The pause is over: run the held command next round.
+                        } else if n.unblock(&client).is_some() {
                             let mut o = client.out.borrow_mut();
                             Reply { out: &mut o, resp3: client.resp3.get() }.null_array();
                         }

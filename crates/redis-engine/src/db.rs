@@ -257,6 +257,9 @@ pub struct Keyspace {
     /// When set (a write hook is installed, or replication has replicas), keys removed by
     /// expiry or eviction are logged in `deleted` so they can be propagated as DELs, as Redis does.
     pub log_deletes: bool,
+    /// Client-side caching is active: expiry/eviction deletions are logged too, so they
+    /// can be invalidated (see `tracking.rs`).
+    pub track_deletes: bool,
     pub deleted: Vec<(usize, Blob)>,
 }
 
@@ -275,6 +278,7 @@ impl Keyspace {
             rng: Rng::new(),
             no_touch: false,
             log_deletes: false,
+            track_deletes: false,
             deleted: Vec::new(),
         }
     }
@@ -340,7 +344,7 @@ impl Keyspace {
                     d.expires.swap_remove(key);
                     d.map.swap_remove(key);
                     self.stats.expired_keys += 1;
-                    if self.log_deletes {
+                    if self.log_deletes || self.track_deletes {
                         self.deleted.push((db, key.into()));
                     }
                     true
@@ -540,7 +544,7 @@ impl Keyspace {
                         d.expires.swap_remove_index(i);
                         d.map.swap_remove(&k[..]);
                         expired += 1;
-                        if self.log_deletes {
+                        if self.log_deletes || self.track_deletes {
                             self.deleted.push((db, Blob::from(&k[..])));
                         }
                     }
@@ -615,7 +619,7 @@ impl Keyspace {
             Some((db, key, _)) => {
                 self.del(db, &key);
                 self.stats.evicted_keys += 1;
-                if self.log_deletes {
+                if self.log_deletes || self.track_deletes {
                     self.deleted.push((db, key));
                 }
                 true

@@ -14,9 +14,11 @@ mod conn;
 pub mod db;
 pub mod hll;
 pub mod keymap;
+pub mod monitor;
 pub mod node;
 pub mod replication;
 pub mod resp;
+pub mod tracking;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -277,6 +279,35 @@ pub(crate) fn apply_param(node: &mut node::Node, name: &str, value: &str) -> Res
                 .parse()
                 .map_err(|_| "argument couldn't be parsed into an integer")?;
         }
+        "maxclients" => {
+            node.settings.maxclients = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer")?;
+        }
+        "slowlog-log-slower-than" => {
+            node.mon.slower_than = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer")?;
+            node.mon.update_timing();
+        }
+        "slowlog-max-len" => {
+            node.mon.slowlog_max_len = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer")?;
+            let m = node.mon.slowlog_max_len;
+            node.mon.slowlog.truncate(m);
+        }
+        "latency-monitor-threshold" => {
+            node.mon.latency_threshold = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer")?;
+            node.mon.update_timing();
+        }
+        "tracking-table-max-keys" => {
+            node.tracking.max_keys = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer")?;
+        }
         _ => {}
     }
     node.settings.extra.insert(name, value.to_string());
@@ -384,6 +415,13 @@ async fn accept_loop(node: Rc<RefCell<node::Node>>, listener: tokio::net::TcpLis
         let fd = 0;
         let client = {
             let mut n = node.borrow_mut();
+            if n.clients.len() >= n.settings.maxclients {
+                // acceptCommonHandler: tell the client why, then close.
+                n.rejected_connections += 1;
+                drop(n);
+                let _ = stream.try_write(b"-ERR max number of clients reached\r\n");
+                continue;
+            }
             let id = n.next_client_id;
             n.next_client_id += 1;
             n.total_connections += 1;
@@ -398,6 +436,28 @@ async fn accept_loop(node: Rc<RefCell<node::Node>>, listener: tokio::net::TcpLis
     }
 }
 
+/// `timeout`: close clients idle longer than that many seconds, as Redis's clientsCron
+/// does (not replicas, blocked clients or Pub/Sub subscribers).
+fn close_idle_clients(n: &node::Node) {
+    let t = n.settings.timeout;
+    if t == 0 {
+        return;
+    }
+    let now = std::time::Instant::now();
+    for c in n.clients.values() {
+        if c.blocked.borrow().is_some()
+            || c.in_pubsub()
+            || n.repl.replicas.iter().any(|p| p.client_id == c.id)
+        {
+            continue;
+        }
+        if now.duration_since(c.last_cmd_at.get()).as_millis() > t as u128 * 1000 {
+            c.killed.set(true);
+            c.notify.notify_one();
+        }
+    }
+}
+
 async fn background(
     node: Rc<RefCell<node::Node>>,
     mut ctl: tokio::sync::mpsc::UnboundedReceiver<Control>,
@@ -405,10 +465,17 @@ async fn background(
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut ctl_open = true;
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let mut n = node.borrow_mut();
+                // No client is executing: invalidations go straight to their connections.
+                n.current_client = 0;
+                ticks += 1;
+                if ticks.is_multiple_of(5) {
+                    close_idle_clients(&n);
+                }
                 // Replicas never expire or evict on their own: their primary sends DELs.
                 if replication::may_expire(&n) {
                     n.ks.active_expire(10_000);
@@ -423,6 +490,7 @@ async fn background(
                     }
                     n.flush_deleted();
                 }
+                tracking::flush_bcast(&mut n, None);
             }
             c = ctl.recv(), if ctl_open => {
                 let Some(c) = c else { ctl_open = false; continue };
@@ -450,6 +518,8 @@ async fn background(
                             *d = Default::default();
                         }
                         n.touch_all_watched(None);
+                        n.current_client = 0;
+                        tracking::on_flush(&mut n);
                         replication::propagate(&mut n, None, &[b"FLUSHALL"]);
                     }
                     Control::ReplicateFrom(addr) => replication::replicate_from(&mut n, addr),

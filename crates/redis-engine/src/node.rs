@@ -67,6 +67,23 @@ pub struct Client {
     pub qbuf: Cell<usize>,
     /// Replication offset after this client's last propagated write (WAIT).
     pub woff: Cell<u64>,
+    /// CLIENT TRACKING is on (fast check on the read path).
+    pub tracking: Cell<bool>,
+    pub trk: RefCell<crate::tracking::ClientTracking>,
+    /// CLIENT REPLY OFF (Off) / SKIP (Skip, for the next command).
+    pub reply_mode: Cell<ReplyMode>,
+}
+
+/// CLIENT REPLY state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// Skip the reply of the next command.
+    SkipNext,
+    /// Skipping the current command's reply.
+    Skip,
 }
 
 impl Client {
@@ -101,6 +118,9 @@ impl Client {
             blocked: RefCell::new(None),
             qbuf: Cell::new(0),
             woff: Cell::new(0),
+            tracking: Cell::new(false),
+            trk: RefCell::new(Default::default()),
+            reply_mode: Cell::new(ReplyMode::On),
         }
     }
     pub fn sub_count(&self) -> usize {
@@ -142,6 +162,10 @@ pub struct Node {
     pub blocked_count: usize,
     /// Replication state (see `replication.rs`).
     pub repl: crate::replication::Repl,
+    /// Client-side caching (see `tracking.rs`).
+    pub tracking: crate::tracking::Tracking,
+    /// CLIENT PAUSE, SLOWLOG, LATENCY (see `monitor.rs`).
+    pub mon: crate::monitor::Monitor,
 }
 
 impl Node {
@@ -179,6 +203,8 @@ impl Node {
             pubsub_clients_total: 0,
             blocked_count: 0,
             repl: crate::replication::Repl::default(),
+            tracking: Default::default(),
+            mon: Default::default(),
         }
     }
 
@@ -217,6 +243,9 @@ impl Node {
             return;
         }
         let list = std::mem::take(&mut self.ks.deleted);
+        if self.tracking.active() {
+            crate::tracking::invalidate_deleted(self, &list);
+        }
         if let Some(h) = self.write_hook.as_mut() {
             for (db, key) in &list {
                 let cmd = crate::resp::OwnedCmd::from_parts(&[b"DEL", key]);
@@ -272,6 +301,7 @@ impl Node {
 
     /// Remove a client's registrations (on disconnect).
     pub fn remove_client(&mut self, c: &Client) {
+        crate::tracking::disable(self, c);
         self.unwatch_all(c);
         self.unblock(c);
         for ch in std::mem::take(&mut *c.subs.borrow_mut()) {

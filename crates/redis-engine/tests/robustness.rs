@@ -512,3 +512,205 @@ fn corpus_replay_keeps_node_alive() {
     assert_eq!(good.cmd(&["PING"]).0, b"+PONG\r\n");
     h.shutdown();
 }
+
+/// xorshift64: a seeded generator, so a failing run can be replayed (ROBUST_FUZZ_SEED).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Words a mutated frame must not contain (see tests/corpus/seeds.txt).
+const FUZZ_DENY: &[&str] = &[
+    "pause",
+    "kill",
+    "setrange",
+    "setbit",
+    "bitfield",
+    "randmember",
+    "randfield",
+    "debug",
+    "shutdown",
+    "config",
+];
+
+fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
+    const INTERESTING: &[&[u8]] = &[
+        b"-1",
+        b"0",
+        b"1",
+        b"-2147483648",
+        b"2147483648",
+        b"9223372036854775807",
+        b"-9223372036854775808",
+        b"18446744073709551616",
+        b"",
+        b"\r\n",
+        b"*",
+        b"$",
+        b"inf",
+        b"nan",
+    ];
+    let mut f = seeds[rng.below(seeds.len())].clone();
+    for _ in 0..1 + rng.below(4) {
+        let len = f.len().max(1);
+        match rng.below(8) {
+            0 => {
+                let i = rng.below(len);
+                if i < f.len() {
+                    f[i] ^= 1 << rng.below(8);
+                }
+            }
+            1 => {
+                let i = rng.below(len + 1).min(f.len());
+                f.insert(i, b"*$:+-\r\n0123456789 \"'\\x"[rng.below(22)]);
+            }
+            2 => {
+                let a = rng.below(len).min(f.len());
+                let b = (a + rng.below(8)).min(f.len());
+                f.drain(a..b);
+            }
+            3 => {
+                let a = rng.below(len).min(f.len());
+                let b = (a + rng.below(16)).min(f.len());
+                let piece = f[a..b].to_vec();
+                let at = rng.below(len + 1).min(f.len());
+                f.splice(at..at, piece);
+            }
+            4 => {
+                // Replace a run of digits (a length or a count) with an interesting number.
+                let digits: Vec<usize> = (0..f.len()).filter(|&i| f[i].is_ascii_digit()).collect();
+                if !digits.is_empty() {
+                    let s = digits[rng.below(digits.len())];
+                    let mut e = s;
+                    while e < f.len() && f[e].is_ascii_digit() {
+                        e += 1;
+                    }
+                    let v = INTERESTING[rng.below(INTERESTING.len())];
+                    f.splice(s..e, v.iter().copied());
+                }
+            }
+            5 => {
+                let n = rng.below(len);
+                f.truncate(n);
+            }
+            6 => {
+                let other = &seeds[rng.below(seeds.len())];
+                let cut = rng.below(other.len().max(1)).min(other.len());
+                f.extend_from_slice(&other[cut..]);
+            }
+            _ => {
+                let v = INTERESTING[rng.below(INTERESTING.len())];
+                let at = rng.below(len + 1).min(f.len());
+                f.splice(at..at, v.iter().copied());
+            }
+        }
+    }
+    f
+}
+
+fn fuzz_seeds() -> Vec<Vec<u8>> {
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
+    let mut seeds = Vec::new();
+    let text = std::fs::read_to_string(format!("{base}/seeds.txt")).unwrap();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let words: Vec<Vec<u8>> = line.split(' ').map(|w| w.as_bytes().to_vec()).collect();
+        seeds.push(encode(&words));
+        // The inline (telnet) form too.
+        seeds.push(format!("{line}\r\n").into_bytes());
+    }
+    for entry in std::fs::read_dir(format!("{base}/resp")).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        if data.len() <= 4096 {
+            seeds.push(data);
+        }
+    }
+    seeds
+}
+
+/// Mutation harness (cargo-fuzz needs a nightly toolchain): seeded random mutations of
+/// the corpus (tests/corpus/seeds.txt and tests/corpus/resp) sent as pipelined batches
+/// to a live node for ROBUST_FUZZ_ITERS iterations (default 3000); the node must keep
+/// answering PING on another connection throughout.
+#[test]
+fn mutated_frames_keep_node_alive() {
+    let (h, port) = start_node(redis_engine::Config {
+        maxmemory: 256 << 20,
+        ..Default::default()
+    });
+    let iters: usize = std::env::var("ROBUST_FUZZ_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let seed: u64 = std::env::var("ROBUST_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5EED_1234_ABCD_0001);
+    let seeds = fuzz_seeds();
+    assert!(seeds.len() > 100);
+    let mut rng = Rng(seed);
+    let mut good = Conn::connect(port);
+    let mut fuzz: Option<std::net::TcpStream> = None;
+    let mut sent = 0;
+    for it in 0..iters {
+        let mut batch = Vec::new();
+        for _ in 0..1 + rng.below(4) {
+            batch.extend(mutate(&mut rng, &seeds));
+        }
+        let lower = batch.to_ascii_lowercase();
+        if FUZZ_DENY
+            .iter()
+            .any(|w| lower.windows(w.len()).any(|x| x == w.as_bytes()))
+        {
+            continue;
+        }
+        if fuzz.is_none() || it % 50 == 0 {
+            let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_write_timeout(Some(Duration::from_millis(500))).ok();
+            s.set_read_timeout(Some(Duration::from_millis(2))).ok();
+            fuzz = Some(s);
+        }
+        let Some(s) = fuzz.as_mut() else { continue };
+        if s.write_all(&batch).is_err() {
+            fuzz = None;
+            continue;
+        }
+        sent += 1;
+        let mut sink = [0u8; 65536];
+        loop {
+            match s.read(&mut sink) {
+                Ok(0) => {
+                    fuzz = None;
+                    break;
+                }
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+        if it % 100 == 0 {
+            assert_eq!(
+                good.cmd(&["PING"]).0,
+                b"+PONG\r\n",
+                "node stopped answering after iteration {it} (seed {seed})"
+            );
+        }
+    }
+    assert!(sent > iters / 2, "only {sent} batches sent");
+    drop(fuzz);
+    assert_eq!(good.cmd(&["PING"]).0, b"+PONG\r\n");
+    let mut fresh = Conn::connect(port);
+    assert_eq!(fresh.cmd(&["PING"]).0, b"+PONG\r\n");
+    h.shutdown();
+}

@@ -30,6 +30,7 @@ pub mod hashes;
 pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
+pub mod meta;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
@@ -42,7 +43,7 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 
 use crate::db::Blob;
-use crate::node::{BlockState, Client, Node};
+use crate::node::{BlockState, Client, Node, ReplyMode};
 use crate::resp::{Args, Reply};
 
 #[derive(Debug, thiserror::Error)]
@@ -523,6 +524,33 @@ fn write_err(out: &mut Vec<u8>, resp3: bool, e: &str) {
 
 /// Execute one command from `client`, appending its reply to `out`.
 pub fn execute(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut Vec<u8>) {
+    if client.tracking.get() {
+        crate::tracking::before_command(client);
+    }
+    let start = out.len();
+    execute_cmd(node, client, args, out);
+    if client.reply_mode.get() != ReplyMode::On {
+        apply_reply_mode(client, out, start);
+    }
+    if node.tracking.has_pending() {
+        crate::tracking::flush_pending(node, client, out);
+    }
+}
+
+/// CLIENT REPLY OFF|SKIP: drop this command's reply (pushes sent after it still go out).
+fn apply_reply_mode(client: &Client, out: &mut Vec<u8>, start: usize) {
+    match client.reply_mode.get() {
+        ReplyMode::Off => out.truncate(start),
+        ReplyMode::Skip => {
+            out.truncate(start);
+            client.reply_mode.set(ReplyMode::On);
+        }
+        ReplyMode::SkipNext => client.reply_mode.set(ReplyMode::Skip),
+        ReplyMode::On => {}
+    }
+}
+
+fn execute_cmd(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut Vec<u8>) {
     if args.is_empty() {
         return;
     }
@@ -670,11 +698,25 @@ pub fn call(
         block: None,
         no_dirty: false,
     };
+    let t0 = if ctx.node.mon.timing {
+        Some(std::time::Instant::now())
+    } else {
+        None
+    };
     let res = run_handler(def, &mut ctx);
     let block = ctx.block.take();
     let no_dirty = ctx.no_dirty;
+    if let Some(t0) = t0 {
+        if block.is_none() {
+            crate::monitor::record(node, client, info, &args, t0.elapsed());
+        }
+    }
     let res_wrote = res.is_ok() && info.flags & F_WRITE != 0 && !no_dirty && block.is_none();
     node.flush_deleted();
+    // After the deletions the command caused (lazy expiry), as Redis remembers after proc().
+    if client.tracking.get() && info.flags & F_READONLY != 0 {
+        crate::tracking::remember(node, client, def, &args);
+    }
     match res {
         Err(e) => {
             let resp3 = client.resp3.get();
@@ -688,6 +730,9 @@ pub fn call(
                     for i in key_indexes(def, &args) {
                         node.touch_key(db, args.get(i));
                     }
+                }
+                if node.tracking.active() {
+                    crate::tracking::invalidate_args(node, client, def, &args);
                 }
                 if let Some(h) = node.write_hook.as_mut() {
                     h(db, &args);
@@ -792,6 +837,9 @@ pub fn serve_blocked(node: &mut Node) {
                 let cargs = st.cmd.args();
                 for i in key_indexes(info.def, &cargs) {
                     node.touch_key(st.db, cargs.get(i));
+                }
+                if node.tracking.active() {
+                    crate::tracking::invalidate_args(node, &c, info.def, &cargs);
                 }
                 if let Some(h) = node.write_hook.as_mut() {
                     h(st.db, &cargs);

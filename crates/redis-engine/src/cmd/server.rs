@@ -460,6 +460,8 @@ fn reset(ctx: &mut Ctx<'_>) -> CmdResult {
     c.name.borrow_mut().clear();
     c.no_evict.set(false);
     c.no_touch.set(false);
+    crate::tracking::disable(ctx.node, &c);
+    c.reply_mode.set(crate::node::ReplyMode::On);
     c.authed.set(ctx.node.settings.requirepass.is_none());
     ctx.r().simple("RESET");
     Ok(())
@@ -492,6 +494,16 @@ pub fn client_line(node: &Node, c: &Client) -> String {
     if c.blocked.borrow().is_some() {
         flags.push('b');
     }
+    if c.tracking.get() {
+        let t = c.trk.borrow();
+        flags.push('t');
+        if t.broken_redir {
+            flags.push('R');
+        }
+        if t.bcast {
+            flags.push('B');
+        }
+    }
     if c.dirty_cas.get() {
         flags.push('d');
     }
@@ -506,7 +518,7 @@ pub fn client_line(node: &Node, c: &Client) -> String {
     }
     let _ = node;
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -522,6 +534,11 @@ pub fn client_line(node: &Node, c: &Client) -> String {
         c.qbuf.get(),
         c.out.try_borrow().map(|o| o.len()).unwrap_or(0),
         c.last_cmd.borrow(),
+        if c.tracking.get() {
+            c.trk.borrow().redirect as i64
+        } else {
+            -1
+        },
         if c.resp3.get() { 3 } else { 2 },
         String::from_utf8_lossy(&c.lib_name.borrow()),
         String::from_utf8_lossy(&c.lib_ver.borrow()),
@@ -669,20 +686,25 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
             ctx.client.no_touch.set(b);
             ctx.r().ok();
         }
-        "pause" => {
-            arity(3, false)?;
-            let _ = ctx
-                .int(2)
-                .map_err(|_| err("timeout is not an integer or out of range"))?;
-            ctx.r().ok();
-        }
-        "unpause" => {
-            arity(2, true)?;
-            ctx.r().ok();
+        "pause" | "unpause" => return crate::monitor::client_pause(ctx, &sub),
+        "tracking" | "caching" | "getredir" | "trackinginfo" => {
+            return crate::tracking::client_sub(ctx, &sub)
         }
         "reply" => {
             arity(3, true)?;
-            ctx.r().ok();
+            use crate::node::ReplyMode;
+            if ctx.arg_eq(2, "on") {
+                ctx.client.reply_mode.set(ReplyMode::On);
+                ctx.r().ok();
+            } else if ctx.arg_eq(2, "off") {
+                ctx.client.reply_mode.set(ReplyMode::Off);
+            } else if ctx.arg_eq(2, "skip") {
+                if ctx.client.reply_mode.get() != ReplyMode::Off {
+                    ctx.client.reply_mode.set(ReplyMode::SkipNext);
+                }
+            } else {
+                return Err(Error::Syntax);
+            }
         }
         "unblock" => {
             arity(3, false)?;
@@ -804,6 +826,11 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
                 "PAUSE",
                 "UNPAUSE",
                 "UNBLOCK",
+                "REPLY",
+                "TRACKING",
+                "CACHING",
+                "GETREDIR",
+                "TRACKINGINFO",
             ];
             let mut r = ctx.r();
             r.array(lines.len());
@@ -859,6 +886,26 @@ fn visible(ctx: &Ctx<'_>, i: &CmdInfo) -> bool {
     ctx.node.settings.allow_restricted || i.flags & F_RESTRICTED == 0
 }
 
+/// COMMAND INFO entry: Redis 7.0.15's metadata when it knows the command, else ours.
+fn write_info(r: &mut Reply<'_>, info: &CmdInfo) {
+    match super::meta::meta().info.get(info.def.name) {
+        Some(e) => super::meta::write(r, e),
+        None => write_command_info(r, info),
+    }
+}
+
+/// A command or "container|subcommand" name we serve, as (full name, our table entry).
+fn resolve_name(ctx: &Ctx<'_>, n: &[u8]) -> Option<(String, &'static CmdInfo)> {
+    let s = String::from_utf8_lossy(n).to_ascii_lowercase();
+    if let Some((base, _)) = s.split_once('|') {
+        let i = lookup(base.as_bytes()).filter(|i| visible(ctx, i))?;
+        super::meta::meta().info.get(&s)?;
+        return Some((s, i));
+    }
+    let i = lookup(n).filter(|i| visible(ctx, i))?;
+    Some((i.def.name.to_string(), i))
+}
+
 fn command(ctx: &mut Ctx<'_>) -> CmdResult {
     let argc = ctx.argc();
     if argc == 1 {
@@ -866,11 +913,12 @@ fn command(ctx: &mut Ctx<'_>) -> CmdResult {
         let mut r = ctx.r();
         r.array(infos.len());
         for i in infos {
-            write_command_info(&mut r, i);
+            write_info(&mut r, i);
         }
         return Ok(());
     }
     let sub = String::from_utf8_lossy(ctx.arg(1)).to_ascii_lowercase();
+    let meta = super::meta::meta();
     match sub.as_str() {
         "count" => {
             if argc != 2 {
@@ -880,82 +928,107 @@ fn command(ctx: &mut Ctx<'_>) -> CmdResult {
             ctx.r().int(n as i64);
         }
         "info" => {
-            let names: Vec<&[u8]> = (2..argc).map(|i| ctx.arg(i)).collect();
-            let infos: Vec<Option<&CmdInfo>> = if names.is_empty() {
-                table()
-                    .values()
-                    .filter(|i| visible(ctx, i))
-                    .map(Some)
-                    .collect()
-            } else {
-                names
-                    .iter()
-                    .map(|n| lookup(n).filter(|i| visible(ctx, i)))
-                    .collect()
-            };
+            if argc == 2 {
+                let infos: Vec<&CmdInfo> = table().values().filter(|i| visible(ctx, i)).collect();
+                let mut r = ctx.r();
+                r.array(infos.len());
+                for i in infos {
+                    write_info(&mut r, i);
+                }
+                return Ok(());
+            }
+            let found: Vec<Option<(String, &CmdInfo)>> =
+                (2..argc).map(|i| resolve_name(ctx, ctx.arg(i))).collect();
             let mut r = ctx.r();
-            r.array(infos.len());
-            for i in infos {
-                match i {
-                    Some(i) => write_command_info(&mut r, i),
-                    None => r.null_array(),
+            r.array(found.len());
+            for f in found {
+                match f {
+                    Some((full, i)) => match meta.info.get(&full) {
+                        Some(e) => super::meta::write(&mut r, e),
+                        None => write_command_info(&mut r, i),
+                    },
+                    None => r.null(),
                 }
             }
         }
         "docs" => {
-            let names: Vec<&'static CmdInfo> = if argc == 2 {
-                table().values().filter(|i| visible(ctx, i)).collect()
+            let names: Vec<(String, &'static CmdInfo)> = if argc == 2 {
+                table()
+                    .values()
+                    .filter(|i| visible(ctx, i))
+                    .map(|i| (i.def.name.to_string(), i))
+                    .collect()
             } else {
                 (2..argc)
-                    .filter_map(|i| lookup(ctx.arg(i)))
-                    .filter(|i| visible(ctx, i))
+                    .filter_map(|i| resolve_name(ctx, ctx.arg(i)))
                     .collect()
             };
             let mut r = ctx.r();
             r.map(names.len());
-            for i in names {
-                r.bulk(i.def.name.as_bytes());
-                r.map(3);
-                r.bulk(b"summary");
-                r.bulk(format!("The {} command", i.def.name.to_uppercase()).as_bytes());
-                r.bulk(b"since");
-                r.bulk(b"1.0.0");
-                r.bulk(b"group");
-                r.bulk(group_of(i.def).as_bytes());
+            for (full, i) in names {
+                r.bulk(full.as_bytes());
+                match meta.docs.get(&full) {
+                    Some(d) => super::meta::write(&mut r, d),
+                    None => {
+                        r.map(3);
+                        r.bulk(b"summary");
+                        r.bulk(format!("The {} command", full.to_uppercase()).as_bytes());
+                        r.bulk(b"since");
+                        r.bulk(b"1.0.0");
+                        r.bulk(b"group");
+                        r.bulk(group_of(i.def).as_bytes());
+                    }
+                }
             }
         }
         "list" => {
-            let mut pat: Option<Vec<u8>> = None;
-            let mut cat: Option<String> = None;
+            enum Filter {
+                None,
+                Pattern(Vec<u8>),
+                Cat(String),
+                Module,
+            }
+            let mut filter = Filter::None;
             if argc > 2 {
                 if argc != 5 || !ctx.arg_eq(2, "filterby") {
                     return Err(Error::Syntax);
                 }
                 if ctx.arg_eq(3, "pattern") {
-                    pat = Some(ctx.arg(4).to_vec());
+                    filter = Filter::Pattern(ctx.arg(4).to_vec());
                 } else if ctx.arg_eq(3, "aclcat") {
-                    cat = Some(format!(
+                    filter = Filter::Cat(format!(
                         "@{}",
                         String::from_utf8_lossy(ctx.arg(4)).to_ascii_lowercase()
                     ));
                 } else if ctx.arg_eq(3, "module") {
-                    pat = Some(b"\x00nomatch".to_vec());
+                    filter = Filter::Module;
                 } else {
                     return Err(Error::Syntax);
                 }
             }
-            let names: Vec<&str> = table()
-                .values()
-                .filter(|i| visible(ctx, i))
-                .filter(|i| {
-                    pat.as_ref()
-                        .is_none_or(|p| glob_match(p, i.def.name.as_bytes(), true))
-                })
-                .filter(|i| {
-                    cat.as_ref()
-                        .is_none_or(|c| i.def.acl.split_whitespace().any(|a| a == c))
-                })
-                .map(|i| i.def.name)
+            // Redis lists subcommands ("config|get") too.
+            let mut names: Vec<(String, &'static CmdInfo)> = Vec::new();
+            for i in table().values().filter(|i| visible(ctx, i)) {
+                names.push((i.def.name.to_string(), i));
+                for s in super::meta::subcommands(i.def.name) {
+                    names.push((s.to_string(), i));
+                }
+            }
+            let keep = |full: &str, i: &CmdInfo| -> bool {
+                match &filter {
+                    Filter::None => true,
+                    Filter::Module => false,
+                    Filter::Pattern(p) => glob_match(p, full.as_bytes(), true),
+                    Filter::Cat(c) => match super::meta::acl_categories(full) {
+                        Some(cats) => cats.contains(&c.as_str()),
+                        None => i.def.acl.split_whitespace().any(|a| a == c),
+                    },
+                }
+            };
+            let names: Vec<String> = names
+                .into_iter()
+                .filter(|(full, i)| keep(full, i))
+                .map(|(n, _)| n)
                 .collect();
             let mut r = ctx.r();
             r.array(names.len());
@@ -964,44 +1037,128 @@ fn command(ctx: &mut Ctx<'_>) -> CmdResult {
             }
         }
         "getkeys" | "getkeysandflags" => {
-            if argc < 3 {
+            if argc < 4 {
                 return Err(Error::Arity(format!("command|{sub}")));
             }
             let rest = Args {
                 buf: ctx.args.buf,
                 ranges: &ctx.args.ranges[2..],
             };
-            let info = lookup(rest.get(0)).ok_or_else(|| err("Invalid command specified"))?;
-            let a = info.def.arity;
-            let n = rest.len() as i32;
-            if (a > 0 && n != a) || n < -a {
-                return Err(err("Invalid number of arguments specified for command"));
-            }
-            let idx = key_indexes(info.def, &rest);
-            if idx.is_empty() {
-                return Err(err("The command has no key arguments"));
-            }
-            let flags = sub == "getkeysandflags";
-            let write = info.flags & F_WRITE != 0;
-            let mut r = ctx.r();
-            r.array(idx.len());
-            for i in idx {
-                if flags {
-                    r.array(2);
-                    r.bulk(rest.get(i));
-                    r.set(1);
-                    r.simple(if write { "RW" } else { "RO" });
-                } else {
-                    r.bulk(rest.get(i));
-                }
-            }
+            getkeys(ctx, &rest, sub == "getkeysandflags")?;
         }
         "help" => {
             let mut r = ctx.r();
             r.array(1);
-            r.simple("COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are: COUNT DOCS GETKEYS INFO LIST");
+            r.simple("COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are: COUNT DOCS GETKEYS GETKEYSANDFLAGS INFO LIST");
         }
         _ => return Err(ctx.unknown_sub()),
+    }
+    Ok(())
+}
+
+/// COMMAND GETKEYS / GETKEYSANDFLAGS: key specs first, the command's own key finder
+/// when Redis would not trust them (INCOMPLETE or variable flags).
+fn getkeys(ctx: &mut Ctx<'_>, rest: &Args<'_>, with_flags: bool) -> CmdResult {
+    use super::meta::{entry_for, has_keys, keys_from_specs, KeysFromSpecs};
+    let info = lookup(rest.get(0))
+        .filter(|i| visible(ctx, i))
+        .ok_or_else(|| err("Invalid command specified"))?;
+    let entry = entry_for(rest);
+    let (arity, nokeys_ok) = match &entry {
+        Some((e, full)) => {
+            // lookupCommand: a container command needs a known subcommand.
+            if rest.len() > 1 && !full.contains('|') && !super::meta::subcommands(full).is_empty() {
+                return Err(err("Invalid command specified"));
+            }
+            let flags: Vec<&str> = e
+                .items()
+                .get(2)
+                .map(|f| f.items().iter().map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            if !has_keys(e) && !matches!(info.def.keys, Keys::NumKeys(_) | Keys::DestNumKeys(_)) {
+                return Err(err("The command has no key arguments"));
+            }
+            (
+                e.items()
+                    .get(1)
+                    .map(|a| a.as_int() as i32)
+                    .unwrap_or(info.def.arity),
+                flags.contains(&"no_mandatory_keys"),
+            )
+        }
+        None => {
+            if matches!(info.def.keys, Keys::None) {
+                return Err(err("The command has no key arguments"));
+            }
+            (info.def.arity, false)
+        }
+    };
+    let n = rest.len() as i32;
+    if (arity > 0 && n != arity) || n < -arity {
+        return Err(err("Invalid number of arguments specified for command"));
+    }
+    let var_flags = entry.as_ref().is_some_and(|(e, _)| {
+        e.items().get(8).is_some_and(|s| {
+            s.items().iter().any(|spec| {
+                spec.get("flags")
+                    .is_some_and(|f| f.items().iter().any(|x| x.as_str() == "variable_flags"))
+            })
+        })
+    });
+    let from_specs = match &entry {
+        Some((e, _)) if !var_flags => keys_from_specs(e, rest),
+        _ => KeysFromSpecs::Fallback,
+    };
+    let keys: Vec<(usize, Vec<&str>)> = match from_specs {
+        KeysFromSpecs::Keys(k) => k,
+        KeysFromSpecs::Fallback if info.def.name == "sort" || info.def.name == "sort_ro" => {
+            super::meta::sort_keys(rest)
+        }
+        KeysFromSpecs::Fallback => {
+            let write = info.flags & F_WRITE != 0;
+            if let Keys::NumKeys(at) | Keys::DestNumKeys(at) = info.def.keys {
+                // genericGetKeys: a numkeys outside 1..=remaining arguments finds no keys.
+                let first = at + 1;
+                let ok = parse_int_opt(rest.get(at.min(rest.len().saturating_sub(1))))
+                    .is_some_and(|n| n >= 1 && at < rest.len() && n as usize <= rest.len() - first);
+                if !ok {
+                    return Err(err("Invalid arguments specified for command"));
+                }
+            }
+            let get_opt = (3..rest.len()).any(|i| rest.get(i).eq_ignore_ascii_case(b"get"));
+            let flags: Vec<&str> = match info.def.name {
+                // setGetKeys: the flags depend on the GET option.
+                "set" if get_opt => vec!["RW", "access", "update"],
+                "set" => vec!["OW", "update"],
+                _ if write => vec!["RW"],
+                _ => vec!["RO"],
+            };
+            key_indexes(info.def, rest)
+                .into_iter()
+                .map(|i| (i, flags.clone()))
+                .collect()
+        }
+    };
+    if keys.is_empty() {
+        if nokeys_ok {
+            ctx.r().array(0);
+            return Ok(());
+        }
+        return Err(err("Invalid arguments specified for command"));
+    }
+    let mut r = ctx.r();
+    r.array(keys.len());
+    for (i, flags) in keys {
+        if with_flags {
+            r.array(2);
+            r.bulk(rest.get(i));
+            r.set(flags.len());
+            for f in flags {
+                r.simple(f);
+            }
+        } else {
+            r.bulk(rest.get(i));
+        }
     }
     Ok(())
 }
@@ -1074,10 +1231,11 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
         sec(
             "Clients",
             format!(
-                "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\npubsub_clients:{}\r\nclients_in_timeout_table:{}\r\n",
+                "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:{}\r\npubsub_clients:{}\r\nclients_in_timeout_table:{}\r\n",
                 node.clients.len(),
                 node.settings.maxclients,
                 node.blocked_count,
+                node.tracking.clients,
                 pubsub,
                 node.blocked_count
             ),
@@ -1111,7 +1269,7 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
         sec(
             "Stats",
             format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\n{}expired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n{}migrate_cached_sockets:0\r\ntotal_active_defrag_time:0\r\ntracking_total_keys:0\r\ntotal_error_replies:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\n{}expired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n{}migrate_cached_sockets:0\r\ntotal_active_defrag_time:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\n",
                 node.total_connections,
                 node.total_commands,
                 node.net_in,
@@ -1125,6 +1283,9 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
                 pubsub_channels,
                 node.patterns.len(),
                 crate::replication::info_fork_stats(node),
+                node.tracking.table.len(),
+                node.tracking.items,
+                node.tracking.prefixes.len(),
             ),
         );
     }
@@ -1249,6 +1410,7 @@ fn flushdb(ctx: &mut Ctx<'_>) -> CmdResult {
     let db = ctx.db();
     ctx.node.ks.dbs[db] = Default::default();
     ctx.node.touch_all_watched(Some(db));
+    crate::tracking::on_flush(ctx.node);
     ctx.r().ok();
     Ok(())
 }
@@ -1259,6 +1421,7 @@ fn flushall(ctx: &mut Ctx<'_>) -> CmdResult {
         *d = Default::default();
     }
     ctx.node.touch_all_watched(None);
+    crate::tracking::on_flush(ctx.node);
     ctx.r().ok();
     Ok(())
 }
@@ -1309,26 +1472,21 @@ fn memory(ctx: &mut Ctx<'_>) -> CmdResult {
             }
             let db = ctx.db();
             let key = ctx.arg(2);
-            let n = ctx.node.ks.peek(db, key).map(|e| e.val.mem_estimate() + key.len() + 40);
+            let n = ctx
+                .node
+                .ks
+                .peek(db, key)
+                .map(|e| e.val.mem_estimate() + key.len() + 40);
             match n {
                 Some(n) => ctx.r().int(n as i64),
                 None => ctx.r().null(),
             }
         }
-        "stats" => {
-            let used = ctx.node.used_memory();
-            let keys = ctx.node.ks.key_count();
-            let mut r = ctx.r();
-            r.map(3);
-            r.bulk(b"peak.allocated");
-            r.int(used as i64);
-            r.bulk(b"total.allocated");
-            r.int(used as i64);
-            r.bulk(b"keys.count");
-            r.int(keys as i64);
-        }
-        "doctor" => ctx.r().verbatim(b"Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base."),
-        "malloc-stats" => ctx.r().verbatim(b"Stats not supported for the current allocator"),
+        "stats" => return crate::monitor::memory_stats(ctx),
+        "doctor" => return crate::monitor::memory_doctor(ctx),
+        "malloc-stats" => ctx
+            .r()
+            .verbatim(b"Stats not supported for the current allocator"),
         "purge" => ctx.r().ok(),
         _ => return Err(ctx.unknown_sub()),
     }
@@ -1336,25 +1494,11 @@ fn memory(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 fn slowlog(ctx: &mut Ctx<'_>) -> CmdResult {
-    let sub = String::from_utf8_lossy(ctx.arg(1)).to_ascii_lowercase();
-    match sub.as_str() {
-        "get" => ctx.r().array(0),
-        "len" => ctx.r().int(0),
-        "reset" => ctx.r().ok(),
-        _ => return Err(ctx.unknown_sub()),
-    }
-    Ok(())
+    crate::monitor::slowlog(ctx)
 }
 
 fn latency(ctx: &mut Ctx<'_>) -> CmdResult {
-    let sub = String::from_utf8_lossy(ctx.arg(1)).to_ascii_lowercase();
-    match sub.as_str() {
-        "latest" | "history" => ctx.r().array(0),
-        "reset" => ctx.r().int(0),
-        "doctor" => ctx.r().verbatim(b"Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep tonight.\n"),
-        _ => return Err(ctx.unknown_sub()),
-    }
-    Ok(())
+    crate::monitor::latency(ctx)
 }
 
 fn role(ctx: &mut Ctx<'_>) -> CmdResult {
@@ -1403,6 +1547,22 @@ fn config_params(node: &Node) -> Vec<(String, String)> {
         ("port".into(), node.port.to_string()),
         ("save".into(), String::new()),
         ("appendonly".into(), "no".into()),
+        (
+            "slowlog-log-slower-than".into(),
+            node.mon.slower_than.to_string(),
+        ),
+        (
+            "slowlog-max-len".into(),
+            node.mon.slowlog_max_len.to_string(),
+        ),
+        (
+            "latency-monitor-threshold".into(),
+            node.mon.latency_threshold.to_string(),
+        ),
+        (
+            "tracking-table-max-keys".into(),
+            node.tracking.max_keys.to_string(),
+        ),
     ];
     for (k, val) in &s.extra {
         if !v.iter().any(|(n, _)| n == k) {
@@ -1465,7 +1625,14 @@ fn config(ctx: &mut Ctx<'_>) -> CmdResult {
 fn debug(ctx: &mut Ctx<'_>) -> CmdResult {
     let sub = String::from_utf8_lossy(ctx.arg(1)).to_ascii_lowercase();
     match sub.as_str() {
-        "sleep" => ctx.r().ok(),
+        "sleep" => {
+            // Blocks the node, as in Redis (a restricted command: SLOWLOG/LATENCY tests).
+            let secs = ctx.float(2)?;
+            if secs > 0.0 {
+                std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(3600.0)));
+            }
+            ctx.r().ok()
+        }
         "set-active-expire" => ctx.r().ok(),
         "object" => {
             let db = ctx.db();
