@@ -258,6 +258,10 @@ pub struct Keyspace {
     /// expiry or eviction are logged in `deleted` so they can be propagated as DELs, as Redis does.
     pub log_deletes: bool,
     pub deleted: Vec<(usize, Blob)>,
+    /// `notify-keyspace-events` flags (see `notify.rs`); 0 = off.
+    pub notify_flags: u32,
+    /// Keyspace events raised here (expired, evicted, new), published by `notify::drain`.
+    pub events: Vec<(&'static str, usize, Blob)>,
 }
 
 const LFU_INIT_VAL: u32 = 5;
@@ -276,6 +280,16 @@ impl Keyspace {
             no_touch: false,
             log_deletes: false,
             deleted: Vec::new(),
+            notify_flags: 0,
+            events: Vec::new(),
+        }
+    }
+
+    /// Queue a keyspace event (published by `notify::drain`); one bit test when off.
+    #[inline]
+    pub fn event(&mut self, class: u32, event: &'static str, db: usize, key: &[u8]) {
+        if self.notify_flags & class != 0 {
+            self.events.push((event, db, key.into()));
         }
     }
 
@@ -343,6 +357,7 @@ impl Keyspace {
                     if self.log_deletes {
                         self.deleted.push((db, key.into()));
                     }
+                    self.event(crate::notify::EXPIRED, "expired", db, key);
                     true
                 }
             },
@@ -413,9 +428,13 @@ impl Keyspace {
                 }
                 i
             }
-            None => d.map.insert_full(key, Entry { val: make(), lru }).0,
+            None => {
+                let i = d.map.insert_full(key, Entry { val: make(), lru }).0;
+                self.event(crate::notify::NEW, "new", db, key);
+                i
+            }
         };
-        &mut d.map[i]
+        &mut self.dbs[db].map[i]
     }
 
     /// Existence check without touching stats or LRU.
@@ -443,6 +462,9 @@ impl Keyspace {
             e.lru = lru;
         } else {
             d.map.insert(key, Entry { val, lru });
+            if self.notify_flags & crate::notify::NEW != 0 {
+                self.events.push(("new", db, key.into()));
+            }
         }
         if !keep_ttl && !d.expires.is_empty() {
             d.expires.swap_remove(key);
@@ -543,6 +565,9 @@ impl Keyspace {
                         if self.log_deletes {
                             self.deleted.push((db, Blob::from(&k[..])));
                         }
+                        if self.notify_flags & crate::notify::EXPIRED != 0 {
+                            self.events.push(("expired", db, Blob::from(&k[..])));
+                        }
                     }
                 }
                 self.stats.expired_keys += expired as u64;
@@ -615,6 +640,7 @@ impl Keyspace {
             Some((db, key, _)) => {
                 self.del(db, &key);
                 self.stats.evicted_keys += 1;
+                self.event(crate::notify::EVICTED, "evicted", db, &key);
                 if self.log_deletes {
                     self.deleted.push((db, key));
                 }

@@ -15,6 +15,7 @@ pub mod db;
 pub mod hll;
 pub mod keymap;
 pub mod node;
+pub mod notify;
 pub mod replication;
 pub mod resp;
 
@@ -143,6 +144,9 @@ pub(crate) fn validate_param(name: &str, value: &str) -> Result<(), String> {
         "maxmemory" => parse_memory(value)
             .map(|_| ())
             .ok_or_else(|| format!("invalid maxmemory '{value}'")),
+        "notify-keyspace-events" => notify::parse_flags(value)
+            .map(|_| ())
+            .ok_or_else(|| format!("invalid notify-keyspace-events '{value}'")),
         _ => Ok(()),
     }
 }
@@ -207,6 +211,14 @@ pub(crate) fn apply_param(node: &mut node::Node, name: &str, value: &str) -> Res
         "proto-max-bulk-len" => {
             node.settings.proto_max_bulk_len =
                 parse_memory(value).ok_or("argument must be a memory value")? as usize;
+        }
+        "notify-keyspace-events" => {
+            let f = notify::parse_flags(value).ok_or(notify::INVALID)?;
+            node.ks.notify_flags = f;
+            node.settings
+                .extra
+                .insert(name, notify::flags_to_string(f));
+            return Ok(());
         }
         "timeout" => {
             node.settings.timeout = value
@@ -341,6 +353,7 @@ async fn background(
                     n.ks.active_expire(10_000);
                 }
                 n.flush_deleted();
+                notify::drain_background(&mut n);
                 // Evict in the background too, so memory drops without writes.
                 let max = n.settings.maxmemory;
                 if max > 0 && replication::may_expire(&n) {
@@ -349,6 +362,7 @@ async fn background(
                         guard += 1;
                     }
                     n.flush_deleted();
+                    notify::drain_background(&mut n);
                 }
             }
             c = ctl.recv(), if ctl_open => {

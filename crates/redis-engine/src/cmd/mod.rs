@@ -295,6 +295,27 @@ impl<'a> Ctx<'a> {
     pub fn now(&self) -> u64 {
         self.node.ks.now
     }
+    /// Keyspace notification for `key` in the client's db (Redis's `notifyKeyspaceEvent`).
+    #[inline]
+    pub fn notify(&mut self, class: u32, event: &str, key: &[u8]) {
+        let db = self.db();
+        crate::notify::notify(self.node, self.out, class, event, db, key);
+    }
+    /// Delete `key` if it became an empty aggregate, with Redis's "del" event.
+    pub fn drop_if_empty_notify(&mut self, key: &[u8]) {
+        let db = self.db();
+        let empty = self
+            .node
+            .ks
+            .dbs
+            .get(db)
+            .and_then(|d| d.map.get(key))
+            .is_some_and(|e| e.val.is_empty_aggregate());
+        if empty {
+            self.node.ks.drop_if_empty(db, key);
+            self.notify(crate::notify::GENERIC, "del", key);
+        }
+    }
 }
 
 pub fn trunc(b: &[u8], n: usize) -> String {
@@ -617,9 +638,11 @@ pub fn execute(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
             "OOM command not allowed when used memory > 'maxmemory'.",
         );
         node.flush_deleted();
+        crate::notify::drain(node, out);
         return;
     }
     node.flush_deleted();
+    crate::notify::drain(node, out);
     call(node, client, info, args, out, false);
     if !node.ready.is_empty() {
         serve_blocked(node);
@@ -675,6 +698,7 @@ pub fn call(
     let no_dirty = ctx.no_dirty;
     let res_wrote = res.is_ok() && info.flags & F_WRITE != 0 && !no_dirty && block.is_none();
     node.flush_deleted();
+    crate::notify::drain(node, out);
     match res {
         Err(e) => {
             let resp3 = client.resp3.get();
@@ -768,6 +792,7 @@ pub fn serve_blocked(node: &mut Node) {
                 };
                 let res = run_handler(info.def, &mut ctx);
                 let again = ctx.block.take();
+                crate::notify::drain(node, &mut out);
                 node.current_client = prev;
                 c.db.set(saved_db);
                 if let Err(e) = res {

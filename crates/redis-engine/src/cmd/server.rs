@@ -1403,6 +1403,10 @@ fn config_params(node: &Node) -> Vec<(String, String)> {
         ("port".into(), node.port.to_string()),
         ("save".into(), String::new()),
         ("appendonly".into(), "no".into()),
+        (
+            "notify-keyspace-events".into(),
+            crate::notify::flags_to_string(node.ks.notify_flags),
+        ),
     ];
     for (k, val) in &s.extra {
         if !v.iter().any(|(n, _)| n == k) {
