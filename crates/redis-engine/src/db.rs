@@ -84,6 +84,7 @@ pub enum Value {
     List(Box<VecDeque<Blob>>),
     Set(Box<HSet>),
     ZSet(Box<ZSet>),
+    Stream(Box<crate::cmd::streams::Stream>),
 }
 
 impl Value {
@@ -94,6 +95,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
     pub fn deep_clone(&self) -> Value {
@@ -103,6 +105,7 @@ impl Value {
             Value::List(l) => Value::List(l.clone()),
             Value::Set(s) => Value::Set(s.clone()),
             Value::ZSet(z) => Value::ZSet(z.clone()),
+            Value::Stream(s) => Value::Stream(s.clone()),
         }
     }
     /// Approximate memory footprint (MEMORY USAGE).
@@ -113,6 +116,7 @@ impl Value {
             Value::List(l) => 64 + l.iter().map(|v| v.len() + 24).sum::<usize>(),
             Value::Set(s) => 64 + s.iter().map(|v| v.len() + 32).sum::<usize>(),
             Value::ZSet(z) => 64 + z.dict.keys().map(|v| 2 * v.len() + 80).sum::<usize>(),
+            Value::Stream(s) => s.mem_estimate(),
         }
     }
     pub fn is_empty_aggregate(&self) -> bool {
@@ -122,6 +126,8 @@ impl Value {
             Value::List(l) => l.is_empty(),
             Value::Set(s) => s.is_empty(),
             Value::ZSet(z) => z.is_empty(),
+            // An empty stream stays (Redis never deletes it on its own).
+            Value::Stream(_) => false,
         }
     }
 }

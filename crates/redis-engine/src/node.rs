@@ -142,6 +142,9 @@ pub struct Node {
     pub blocked_count: usize,
     /// Replication state (see `replication.rs`).
     pub repl: crate::replication::Repl,
+    /// Set by a command whose effect must be propagated in another form (XADD's generated
+    /// ID, XREADGROUP's PEL changes as XCLAIM/XGROUP SETID); consumed by replication.
+    pub propagate_as: Option<Vec<crate::resp::OwnedCmd>>,
 }
 
 impl Node {
@@ -179,6 +182,7 @@ impl Node {
             pubsub_clients_total: 0,
             blocked_count: 0,
             repl: crate::replication::Repl::default(),
+            propagate_as: None,
         }
     }
 

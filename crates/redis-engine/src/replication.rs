@@ -486,6 +486,13 @@ fn has_opt(args: &Args<'_>, from: usize, opts: &[&str]) -> bool {
 
 /// Propagate a write in a form whose effect on a replica does not depend on time or chance.
 fn rewrite(node: &mut Node, name: &str, db: usize, args: &Args<'_>, reply: &[u8]) {
+    // The command said how it propagates (streams).
+    if let Some(cmds) = node.propagate_as.take() {
+        for c in cmds {
+            propagate_args(node, db, &c.args());
+        }
+        return;
+    }
     let key = if args.len() > 1 { args.get(1) } else { b"" };
     match name {
         "expire" | "pexpire" | "expireat" | "pexpireat" => {
@@ -1308,6 +1315,9 @@ fn write_keys(
                 Value::ZSet(z) => {
                     w.write_zset_entry(k, z.dict.iter().map(|(m, s)| (&**m, *s)), exp)?
                 }
+                Value::Stream(s) => {
+                    w.write_entry(k, &rdb::Value::Stream(Box::new(s.to_rdb())), exp)?
+                }
             }
             *idx += 1;
             n += 1;
@@ -1505,7 +1515,10 @@ pub fn load_rdb(node: &mut Node, data: &[u8]) -> Result<usize, String> {
                 }
                 Value::ZSet(Box::new(zs))
             }
-            rdb::Value::Stream(_) => continue,
+            rdb::Value::Stream(s) => match crate::cmd::streams::Stream::from_rdb(&s) {
+                Some(s) => Value::Stream(Box::new(s)),
+                None => continue,
+            },
         };
         let d = &mut node.ks.dbs[db];
         if let Some(t) = e.expire_at_ms {

@@ -160,6 +160,7 @@ pub fn to_rdb(v: &Value) -> rdb::Value {
                 .map(|(s, m)| (Bytes::copy_from_slice(m), s.0))
                 .collect(),
         ),
+        Value::Stream(s) => rdb::Value::Stream(Box::new(s.to_rdb())),
     }
 }
 
@@ -183,7 +184,9 @@ pub fn from_rdb(v: rdb::Value) -> Option<Value> {
             }
             Value::ZSet(Box::new(zs))
         }
-        rdb::Value::Stream(_) => return None,
+        rdb::Value::Stream(s) => Value::Stream(Box::new(
+            crate::cmd::streams::Stream::from_rdb(&s)?,
+        )),
     })
 }
 

@@ -684,6 +684,7 @@ pub fn encoding(v: &Value) -> &'static str {
                 "skiplist"
             }
         }
+        Value::Stream(_) => "stream",
     }
 }
 

@@ -33,6 +33,7 @@ pub mod lists;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
+pub mod streams;
 pub mod strings;
 pub mod tx;
 pub mod zsets;
@@ -161,6 +162,7 @@ pub fn table() -> &'static Table {
             tx::COMMANDS,
             bitmaps::COMMANDS,
             hyperloglog::COMMANDS,
+            streams::COMMANDS,
             // Last: replaces server.rs's placeholders (ROLE, WAIT, REPLICAOF, PSYNC, ...).
             crate::replication::COMMANDS,
         ] {
@@ -731,6 +733,7 @@ pub fn call(
         *c += 1;
     }
     node.ks.no_touch = false;
+    node.propagate_as = None;
     if let Some(b) = block {
         if in_exec {
             return None;
@@ -828,6 +831,7 @@ pub fn serve_blocked(node: &mut Node) {
                     &cargs,
                     out.get(out_start..).unwrap_or(&[]),
                 );
+                node.propagate_as = None;
                 {
                     let mut o = c.out.borrow_mut();
                     if o.is_empty() {
