@@ -898,6 +898,18 @@ fn dump_restore_interop() {
         "SADD si 3 1 2",
         "HSET h f1 v1 f2 v2",
         "ZADD z 1.5 a 2 b -3 c",
+        "XADD xs 1-1 a 1 b 2",
+        "XADD xs 2-1 a 3 b 4",
+        "XADD xs 3-1 other 5",
+        "XADD xs 4-1 a 6 b 7",
+        "XGROUP CREATE xs g 0",
+        "XGROUP CREATE xs g2 $",
+        "XREADGROUP GROUP g c1 COUNT 2 STREAMS xs >",
+        "XREADGROUP GROUP g c2 COUNT 1 STREAMS xs >",
+        "XGROUP CREATECONSUMER xs g idle",
+        "XDEL xs 2-1",
+        "XSETID xs 9-9",
+        "XGROUP CREATE xe g 0 MKSTREAM",
     ];
     let reads = [
         ("s", "GET s"),
@@ -907,6 +919,10 @@ fn dump_restore_interop() {
         ("si", "SMEMBERS si"),
         ("h", "HGETALL h"),
         ("z", "ZRANGE z 0 -1 WITHSCORES"),
+        ("xs", "XRANGE xs - +"),
+        ("xs", "XINFO STREAM xs FULL"),
+        ("xs", "XPENDING xs g"),
+        ("xe", "XINFO STREAM xe FULL"),
     ];
     for line in setup {
         let a = split(line);
@@ -940,7 +956,11 @@ fn dump_restore_interop() {
             );
             let cmd_src: Vec<String> = read.split(' ').map(String::from).collect();
             let mut cmd_dst = cmd_src.clone();
-            cmd_dst[1] = "copy".into();
+            for a in cmd_dst.iter_mut().skip(1) {
+                if a == key {
+                    *a = "copy".into();
+                }
+            }
             let s: Vec<&str> = cmd_src.iter().map(|x| x.as_str()).collect();
             let d: Vec<&str> = cmd_dst.iter().map(|x| x.as_str()).collect();
             let name = s[0].to_lowercase();
