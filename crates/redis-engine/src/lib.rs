@@ -12,6 +12,7 @@ mod alloc;
 pub mod cmd;
 mod conn;
 pub mod db;
+pub mod geohash;
 pub mod hll;
 pub mod keymap;
 pub mod node;

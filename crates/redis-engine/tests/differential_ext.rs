@@ -724,3 +724,181 @@ fn streams_blocking_reads() {
     node.shutdown();
     report("blocking stream reads", failures);
 }
+
+const GEO_SCRIPT: &[&str] = &[
+    "GEOADD Sicily 13.361389 38.115556 Palermo 15.087269 37.502669 Catania",
+    "GEOADD Sicily NX 13.5 38.1 Palermo 12.5 37.8 Marsala",
+    "GEOADD Sicily XX CH 13.361389 38.115556 Palermo 14.0 37.0 Nowhere",
+    "GEOADD Sicily CH 13.4 38.2 Palermo",
+    "GEOADD Sicily 13.361389 38.115556 Palermo",
+    "GEOADD Sicily NX XX 1 1 a",
+    "GEOADD Sicily 1 1",
+    "GEOADD Sicily 200 10 bad",
+    "GEOADD Sicily 10 86 bad",
+    "GEOADD Sicily x 10 bad",
+    "GEOADD Sicily GT 1 1 a",
+    "GEOADD str 1 1 a",
+    "ZRANGE Sicily 0 -1 WITHSCORES",
+    "GEOPOS Sicily Palermo Catania NonExisting",
+    "GEOPOS nokey a",
+    "GEOPOS str a",
+    "GEODIST Sicily Palermo Catania",
+    "GEODIST Sicily Palermo Catania km",
+    "GEODIST Sicily Palermo Catania MI",
+    "GEODIST Sicily Palermo Catania ft",
+    "GEODIST Sicily Palermo Catania yd",
+    "GEODIST Sicily Palermo Catania km x",
+    "GEODIST Sicily Palermo Nope",
+    "GEODIST nokey a b",
+    "GEOHASH Sicily Palermo Catania Marsala nope",
+    "GEOHASH nokey a",
+    "GEOADD pts -122.27652 37.805186 a -122.2674626 37.8062344 b -122.2469854 37.8104049 c -122.2625 37.8 d 0 0 origin 179.99 -85 edge -179.99 85 edge2",
+    "GEORADIUS Sicily 15 37 200 km WITHDIST",
+    "GEORADIUS Sicily 15 37 200 km WITHCOORD",
+    "GEORADIUS Sicily 15 37 200 km WITHDIST WITHCOORD WITHHASH",
+    "GEORADIUS Sicily 15 37 200 km WITHDIST WITHCOORD WITHHASH ASC",
+    "GEORADIUS Sicily 15 37 200 km DESC",
+    "GEORADIUS Sicily 15 37 200 km COUNT 1",
+    "GEORADIUS Sicily 15 37 200 km COUNT 1 ANY",
+    "GEORADIUS Sicily 15 37 200 km ANY",
+    "GEORADIUS Sicily 15 37 200 km COUNT 0",
+    "GEORADIUS Sicily 15 37 200 km COUNT -1",
+    "GEORADIUS Sicily 15 37 -1 km",
+    "GEORADIUS Sicily 15 37 x km",
+    "GEORADIUS Sicily 15 37 10 parsecs",
+    "GEORADIUS Sicily 200 37 10 km",
+    "GEORADIUS Sicily 15 37 200 km FOO",
+    "GEORADIUS Sicily 15 37 200 km STORE dst",
+    "ZRANGE dst 0 -1 WITHSCORES",
+    "GEORADIUS Sicily 15 37 200 km STOREDIST dst2",
+    "ZRANGE dst2 0 -1 WITHSCORES",
+    "GEORADIUS Sicily 15 37 200 km STORE dst WITHDIST",
+    "GEORADIUS Sicily 15 37 1 km STORE dst",
+    "EXISTS dst",
+    "GEORADIUS nokey 15 37 200 km STORE dst2",
+    "EXISTS dst2",
+    "GEORADIUS nokey 15 37 200 km",
+    "GEORADIUS_RO Sicily 15 37 200 km WITHDIST ASC",
+    "GEORADIUS_RO Sicily 15 37 200 km STORE x",
+    "GEORADIUSBYMEMBER Sicily Palermo 200 km WITHDIST",
+    "GEORADIUSBYMEMBER Sicily Nope 200 km",
+    "GEORADIUSBYMEMBER nokey Nope 200 km",
+    "GEORADIUSBYMEMBER Sicily Palermo 200 km STORE bym",
+    "GEORADIUSBYMEMBER_RO Sicily Palermo 500 km WITHCOORD DESC",
+    "GEOSEARCH Sicily FROMLONLAT 15 37 BYRADIUS 200 km ASC",
+    "GEOSEARCH Sicily FROMLONLAT 15 37 BYRADIUS 200 km ASC WITHDIST WITHCOORD WITHHASH",
+    "GEOSEARCH Sicily FROMMEMBER Palermo BYBOX 400 400 km ASC WITHDIST",
+    "GEOSEARCH Sicily FROMMEMBER Palermo BYBOX 100 400 km ASC WITHDIST",
+    "GEOSEARCH Sicily FROMLONLAT 15 37 BYBOX 400 400 km DESC COUNT 2",
+    "GEOSEARCH Sicily FROMLONLAT 15 37 BYBOX 400 400 km COUNT 2 ANY",
+    "GEOSEARCH Sicily FROMLONLAT 15 37 BYBOX -1 400 km",
+    "GEOSEARCH Sicily FROMLONLAT 15 37 BYBOX x 400 km",
+    "GEOSEARCH Sicily FROMLONLAT 15 37",
+    "GEOSEARCH Sicily BYRADIUS 10 km ASC",
+    "GEOSEARCH Sicily FROMLONLAT 15 37 FROMMEMBER Palermo BYRADIUS 10 km",
+    "GEOSEARCH Sicily FROMLONLAT 15 37 BYRADIUS 10 km BYBOX 1 1 km",
+    "GEOSEARCH Sicily FROMMEMBER Nope BYRADIUS 10 km",
+    "GEOSEARCH nokey FROMMEMBER Nope BYRADIUS 10 km",
+    "GEOSEARCH Sicily FROMLONLAT 15 37 BYRADIUS 10 km STORE x",
+    "GEOSEARCH Sicily FROMLONLAT 15 37 BYRADIUS 10 km STOREDIST",
+    "GEOSEARCH Sicily FROMLONLAT 15 37 BYRADIUS 10 km ANY",
+    "GEOSEARCHSTORE dst Sicily FROMLONLAT 15 37 BYBOX 400 400 km ASC COUNT 3",
+    "ZRANGE dst 0 -1 WITHSCORES",
+    "GEOSEARCHSTORE dst Sicily FROMLONLAT 15 37 BYBOX 400 400 km ASC COUNT 3 STOREDIST",
+    "ZRANGE dst 0 -1 WITHSCORES",
+    "GEOSEARCHSTORE dst Sicily FROMLONLAT 15 37 BYBOX 400 400 km WITHDIST",
+    "GEOSEARCHSTORE dst Sicily FROMLONLAT 0 0 BYRADIUS 1 m",
+    "EXISTS dst",
+    "GEOSEARCHSTORE dst nokey FROMLONLAT 0 0 BYRADIUS 1 m",
+    "GEOSEARCH pts FROMLONLAT -122.2612767 37.7936847 BYRADIUS 5 km WITHDIST",
+    "GEOSEARCH pts FROMLONLAT -122.2612767 37.7936847 BYRADIUS 5 km ASC WITHDIST WITHCOORD",
+    "GEOSEARCH pts FROMLONLAT -122.2612767 37.7936847 BYBOX 3 3 km ASC WITHDIST",
+    "GEOSEARCH pts FROMLONLAT -122.2612767 37.7936847 BYRADIUS 3000 mi WITHDIST",
+    "GEOSEARCH pts FROMLONLAT 0 0 BYRADIUS 20000 km",
+    "GEOSEARCH pts FROMLONLAT 179 -84 BYRADIUS 500 km WITHDIST",
+    "GEOSEARCH pts FROMLONLAT -179 84 BYBOX 1000 1000 km WITHDIST",
+    "GEOSEARCH pts FROMMEMBER origin BYRADIUS 0 m WITHDIST",
+    "GEOSEARCH pts FROMLONLAT 0 0 BYRADIUS 1 ft WITHDIST",
+    "ZADD plain -5 neg 1e15 huge 3 small",
+    "GEOPOS plain neg huge small",
+    "GEOHASH plain neg huge small",
+    "GEODIST plain neg small",
+];
+
+fn geo_cases(resp3: bool) {
+    let Some(redis) = start_redis() else { return };
+    let (node, port) = start_ours();
+    let mut p = Pair::new(redis.port, port, resp3);
+    p.both(&split("FLUSHALL"));
+    p.both(&split("SET str x"));
+    let failures = p.run(GEO_SCRIPT);
+    node.shutdown();
+    report(&format!("geo resp3={resp3}"), failures);
+}
+
+#[test]
+fn geo_differential_resp2() {
+    geo_cases(false);
+}
+
+#[test]
+fn geo_differential_resp3() {
+    geo_cases(true);
+}
+
+/// Many random points and searches of every shape and size: member sets, order, distances
+/// and coordinates equal to redis-server's.
+#[test]
+fn geo_random_searches() {
+    let Some(redis) = start_redis() else { return };
+    let (node, port) = start_ours();
+    let mut p = Pair::new(redis.port, port, false);
+    p.both(&split("FLUSHALL"));
+    let mut seed: u64 = 0x2545F4914F6CDD1D;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % 1_000_000) as f64 / 1_000_000.0
+    };
+    let mut script: Vec<String> = Vec::new();
+    for chunk in 0..20 {
+        let mut cmd = String::from("GEOADD g");
+        for i in 0..50 {
+            // Clustered around a few centers, plus some anywhere.
+            let (cx, cy, spread) = match i % 4 {
+                0 => (2.35, 48.85, 2.0),
+                1 => (-73.98, 40.75, 5.0),
+                2 => (139.7, 35.7, 0.5),
+                _ => (0.0, 0.0, 170.0),
+            };
+            let x = (cx + (rnd() - 0.5) * spread).clamp(-180.0, 180.0);
+            let y = (cy + (rnd() - 0.5) * spread.min(160.0)).clamp(-85.0, 85.0);
+            cmd.push_str(&format!(" {x:.6} {y:.6} m{chunk}_{i}"));
+        }
+        script.push(cmd);
+    }
+    for _ in 0..60 {
+        let (cx, cy) = match (rnd() * 4.0) as u32 {
+            0 => (2.35, 48.85),
+            1 => (-73.98, 40.75),
+            2 => (139.7, 35.7),
+            _ => ((rnd() - 0.5) * 340.0, (rnd() - 0.5) * 160.0),
+        };
+        let r = [0.5, 5.0, 50.0, 500.0, 3000.0][(rnd() * 5.0) as usize % 5];
+        let w = r * (0.5 + rnd());
+        script.push(format!(
+            "GEOSEARCH g FROMLONLAT {cx:.5} {cy:.5} BYRADIUS {r} km ASC WITHDIST WITHCOORD WITHHASH"
+        ));
+        script.push(format!(
+            "GEOSEARCH g FROMLONLAT {cx:.5} {cy:.5} BYBOX {w:.3} {r} km DESC WITHDIST"
+        ));
+        script.push(format!(
+            "GEORADIUS g {cx:.5} {cy:.5} {r} km WITHDIST COUNT 5"
+        ));
+    }
+    let refs: Vec<&str> = script.iter().map(|s| s.as_str()).collect();
+    let failures = p.run(&refs);
+    node.shutdown();
+    report("geo random searches", failures);
+}

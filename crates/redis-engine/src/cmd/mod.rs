@@ -26,6 +26,7 @@ macro_rules! typed_create {
 }
 
 pub mod bitmaps;
+pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
 pub mod keys;
@@ -163,6 +164,7 @@ pub fn table() -> &'static Table {
             bitmaps::COMMANDS,
             hyperloglog::COMMANDS,
             streams::COMMANDS,
+            geo::COMMANDS,
             // Last: replaces server.rs's placeholders (ROLE, WAIT, REPLICAOF, PSYNC, ...).
             crate::replication::COMMANDS,
         ] {

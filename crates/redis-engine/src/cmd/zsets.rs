@@ -288,7 +288,7 @@ pub static COMMANDS: &[CmdDef] = &[
     cmd!("zscan", -3, "readonly", "@read @sortedset @slow", K1, zscan),
 ];
 
-fn zadd(ctx: &mut Ctx<'_>) -> CmdResult {
+pub(crate) fn zadd(ctx: &mut Ctx<'_>) -> CmdResult {
     let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
         (false, false, false, false, false, false);
     let mut i = 2;
