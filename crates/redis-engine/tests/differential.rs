@@ -801,6 +801,18 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
         Just("SMOVE"),
         Just("ZUNIONSTORE"),
         Just("OBJECT"),
+        Just("XADD"),
+        Just("XADDTRIM"),
+        Just("XLEN"),
+        Just("XRANGE"),
+        Just("XREVRANGE"),
+        Just("XDEL"),
+        Just("XTRIM"),
+        Just("GEOADD"),
+        Just("GEOPOS"),
+        Just("GEODIST"),
+        Just("GEOHASH"),
+        Just("GEOSEARCH"),
     ];
     (cmd, key.clone(), key, val.clone(), val, idx.clone(), idx).prop_map(
         |(c, k, k2, v, v2, i, j)| {
@@ -808,7 +820,7 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
             let args: Vec<String> = match c.as_str() {
                 "GET" | "DEL" | "EXISTS" | "TYPE" | "STRLEN" | "TTL" | "PERSIST" | "LLEN"
                 | "HGETALL" | "HLEN" | "HKEYS" | "SCARD" | "SMEMBERS" | "ZCARD" | "GETDEL"
-                | "INCR" => vec![k],
+                | "INCR" | "XLEN" => vec![k],
                 "SET" | "APPEND" | "SETNX" | "INCRBY" | "SADD" | "SREM" | "SISMEMBER" | "HGET"
                 | "HDEL" | "ZSCORE" | "ZREM" | "ZRANK" => vec![k, v],
                 "GETRANGE" | "LRANGE" | "LTRIM" | "ZRANGE" | "ZCOUNT" => vec![k, i, j],
@@ -827,6 +839,37 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
                 "SMOVE" => vec![k, k2, v],
                 "ZUNIONSTORE" => vec![k, "2".into(), k2, "k3".into()],
                 "OBJECT" => vec!["ENCODING".into(), k],
+                "XADD" => vec![k, format!("{i}-{j}"), "f".into(), v],
+                "XADDTRIM" => {
+                    return vec![
+                        "XADD".into(),
+                        k,
+                        "MAXLEN".into(),
+                        j.trim_start_matches('-').into(),
+                        format!("{i}-*"),
+                        "f".into(),
+                        v,
+                    ]
+                }
+                "XRANGE" => vec![k, format!("{i}"), "+".into()],
+                "XREVRANGE" => vec![k, "+".into(), format!("({i}"), "COUNT".into(), j],
+                "XDEL" => vec![k, format!("{i}-{j}")],
+                "XTRIM" => vec![k, "MINID".into(), i],
+                "GEOADD" => vec![k, format!("{i}0.5"), format!("{j}1.25"), v],
+                "GEOPOS" | "GEOHASH" => vec![k, v, v2],
+                "GEODIST" => vec![k, v, v2, "km".into()],
+                "GEOSEARCH" => vec![
+                    k,
+                    "FROMLONLAT".into(),
+                    format!("{i}3"),
+                    format!("{j}"),
+                    "BYRADIUS".into(),
+                    "3000".into(),
+                    "km".into(),
+                    "ASC".into(),
+                    "WITHDIST".into(),
+                    "WITHCOORD".into(),
+                ],
                 _ => vec![k],
             };
             let mut v = vec![c];

@@ -902,3 +902,26 @@ fn geo_random_searches() {
     node.shutdown();
     report("geo random searches", failures);
 }
+
+/// Eviction raises "evicted" (not comparable with redis-server: memory accounting differs).
+#[test]
+fn keyspace_notifications_evicted() {
+    let (node, port) = start_ours();
+    let mut c = Conn::connect(port);
+    let mut s = Conn::connect(port);
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "notify-keyspace-events", "Ee"]).0,
+        b"+OK\r\n"
+    );
+    s.cmd(&["SUBSCRIBE", "__keyevent@0__:evicted"]);
+    c.cmd(&["SET", "victim", "1"]);
+    c.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]);
+    c.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    c.cmd(&["SET", "other", "2"]);
+    let (raw, _) = s.read_reply().expect("evicted message");
+    assert_eq!(
+        raw,
+        b"*3\r\n$7\r\nmessage\r\n$22\r\n__keyevent@0__:evicted\r\n$6\r\nvictim\r\n".to_vec()
+    );
+    node.shutdown();
+}
