@@ -100,14 +100,28 @@ pub fn wgs84_ranges() -> (Range, Range) {
 }
 
 /// `geohashEncode`; None outside the supported area.
-pub fn encode(long_range: Range, lat_range: Range, longitude: f64, latitude: f64, step: u8) -> Option<Bits> {
-    if step > 32 || step == 0 || lat_range.max - lat_range.min == 0.0 || long_range.max - long_range.min == 0.0 {
+pub fn encode(
+    long_range: Range,
+    lat_range: Range,
+    longitude: f64,
+    latitude: f64,
+    step: u8,
+) -> Option<Bits> {
+    if step > 32
+        || step == 0
+        || lat_range.max - lat_range.min == 0.0
+        || long_range.max - long_range.min == 0.0
+    {
         return None;
     }
     if !(LONG_MIN..=LONG_MAX).contains(&longitude) || !(LAT_MIN..=LAT_MAX).contains(&latitude) {
         return None;
     }
-    if latitude < lat_range.min || latitude > lat_range.max || longitude < long_range.min || longitude > long_range.max {
+    if latitude < lat_range.min
+        || latitude > lat_range.max
+        || longitude < long_range.min
+        || longitude > long_range.max
+    {
         return None;
     }
     let mut lat_offset = (latitude - lat_range.min) / (lat_range.max - lat_range.min);
@@ -127,7 +141,10 @@ pub fn encode_wgs84(longitude: f64, latitude: f64, step: u8) -> Option<Bits> {
 
 /// `geohashDecode`.
 pub fn decode(long_range: Range, lat_range: Range, hash: Bits) -> Option<Area> {
-    if hash.is_zero() || lat_range.max - lat_range.min == 0.0 || long_range.max - long_range.min == 0.0 {
+    if hash.is_zero()
+        || lat_range.max - lat_range.min == 0.0
+        || long_range.max - long_range.min == 0.0
+    {
         return None;
     }
     let step = hash.step;
@@ -297,8 +314,10 @@ pub fn bounding_box(shape: &Shape) -> [f64; 4] {
     let height = shape.conversion * h;
     let width = shape.conversion * w;
     let lat_delta = rad_deg(height / EARTH_RADIUS_IN_METERS);
-    let long_delta_top = rad_deg(width / EARTH_RADIUS_IN_METERS / deg_rad(latitude + lat_delta).cos());
-    let long_delta_bottom = rad_deg(width / EARTH_RADIUS_IN_METERS / deg_rad(latitude - lat_delta).cos());
+    let long_delta_top =
+        rad_deg(width / EARTH_RADIUS_IN_METERS / deg_rad(latitude + lat_delta).cos());
+    let long_delta_bottom =
+        rad_deg(width / EARTH_RADIUS_IN_METERS / deg_rad(latitude - lat_delta).cos());
     let southern = latitude < 0.0;
     [
         if southern {
@@ -323,12 +342,17 @@ pub fn areas_by_shape(shape: &Shape) -> (Bits, Neighbors) {
     let (longitude, latitude) = shape.xy;
     let radius_meters = match shape.kind {
         Kind::Radius(r) => r,
-        Kind::Box { width, height } => ((width / 2.0) * (width / 2.0) + (height / 2.0) * (height / 2.0)).sqrt(),
+        Kind::Box { width, height } => {
+            ((width / 2.0) * (width / 2.0) + (height / 2.0) * (height / 2.0)).sqrt()
+        }
     } * shape.conversion;
     let mut steps = estimate_steps_by_radius(radius_meters, latitude);
     let (lo, la) = wgs84_ranges();
     let enc = |steps: u8| {
-        let hash = encode(lo, la, longitude, latitude, steps).unwrap_or(Bits { bits: 0, step: steps });
+        let hash = encode(lo, la, longitude, latitude, steps).unwrap_or(Bits {
+            bits: 0,
+            step: steps,
+        });
         let n = neighbors(&hash);
         let area = decode(lo, la, hash).unwrap_or_default();
         (hash, n, area)
@@ -431,7 +455,10 @@ pub fn geohash_string(score: f64) -> Option<String> {
             min: -180.0,
             max: 180.0,
         },
-        Range { min: -90.0, max: 90.0 },
+        Range {
+            min: -90.0,
+            max: 90.0,
+        },
         x,
         y,
         26,
@@ -471,7 +498,12 @@ mod tests {
 
     #[test]
     fn interleave_round_trip() {
-        for (a, b) in [(0u32, 0u32), (1, 2), (0xFFFF_FFFF, 0), (0x1234_5678, 0x9ABC_DEF0)] {
+        for (a, b) in [
+            (0u32, 0u32),
+            (1, 2),
+            (0xFFFF_FFFF, 0),
+            (0x1234_5678, 0x9ABC_DEF0),
+        ] {
             let i = interleave64(a, b);
             let d = deinterleave64(i);
             assert_eq!(d as u32, a);
@@ -486,7 +518,10 @@ mod tests {
         assert_eq!(estimate_steps_by_radius(1000.0, 70.0), 13);
         assert_eq!(estimate_steps_by_radius(1000.0, 85.0), 12);
         assert_eq!(estimate_steps_by_radius(1e9, 0.0), 1);
-        let h = Bits { bits: 0b1001, step: 2 };
+        let h = Bits {
+            bits: 0b1001,
+            step: 2,
+        };
         let n = neighbors(&h);
         // Moving east then west returns to the start.
         let mut back = n.east;

@@ -216,9 +216,7 @@ pub(crate) fn apply_param(node: &mut node::Node, name: &str, value: &str) -> Res
         "notify-keyspace-events" => {
             let f = notify::parse_flags(value).ok_or(notify::INVALID)?;
             node.ks.notify_flags = f;
-            node.settings
-                .extra
-                .insert(name, notify::flags_to_string(f));
+            node.settings.extra.insert(name, notify::flags_to_string(f));
             return Ok(());
         }
         "timeout" => {

@@ -120,7 +120,8 @@ fn mask_times(v: RVal) -> RVal {
                     RVal::Int(_) if xpending_row && i == 2 => RVal::Int(-7),
                     other => mask_times(other),
                 };
-                mask_next = matches!(&masked, RVal::Bulk(Some(b)) if b == b"idle" || b == b"seen-time");
+                mask_next =
+                    matches!(&masked, RVal::Bulk(Some(b)) if b == b"idle" || b == b"seen-time");
                 out.push(masked);
             }
             RVal::Array(t, Some(out))
@@ -691,12 +692,14 @@ fn streams_blocking_reads() {
             r2.send(&split("XREADGROUP GROUP g c BLOCK 5000 STREAMS s >"));
             r3.send(&split("XREAD BLOCK 50 STREAMS s nosuch $ 0"));
             std::thread::sleep(Duration::from_millis(150));
-            let mut got = Vec::new();
-            got.push(r3.read_reply().map(|r| r.0).unwrap_or_default());
-            got.push(w.cmd(&["XADD", "s", "2-1", "b", "2"]).0);
-            got.push(r1.read_reply().map(|r| r.0).unwrap_or_default());
-            got.push(r2.read_reply().map(|r| r.0).unwrap_or_default());
-            got.push(w.cmd(&["XPENDING", "s", "g"]).0);
+            // Evaluated in order: the timeout, then the XADD that wakes r1 and r2.
+            let mut got = vec![
+                r3.read_reply().map(|r| r.0).unwrap_or_default(),
+                w.cmd(&["XADD", "s", "2-1", "b", "2"]).0,
+                r1.read_reply().map(|r| r.0).unwrap_or_default(),
+                r2.read_reply().map(|r| r.0).unwrap_or_default(),
+                w.cmd(&["XPENDING", "s", "g"]).0,
+            ];
             // COUNT applies to a woken read; a later XADD is not seen by a served client.
             r1.send(&split("XREAD COUNT 1 BLOCK 0 STREAMS s 2-1"));
             std::thread::sleep(Duration::from_millis(100));

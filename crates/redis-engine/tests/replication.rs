@@ -1542,7 +1542,15 @@ fn streams_replicate_with_group_state() {
     ca.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
     let mut blocked = C::new(pa);
     blocked.send(&[
-        b"XREADGROUP", b"GROUP", b"g", b"waiter", b"BLOCK", b"10000", b"STREAMS", b"s", b">",
+        b"XREADGROUP",
+        b"GROUP",
+        b"g",
+        b"waiter",
+        b"BLOCK",
+        b"10000",
+        b"STREAMS",
+        b"s",
+        b">",
     ]);
     std::thread::sleep(Duration::from_millis(100));
     for i in 0..300 {
@@ -1557,9 +1565,40 @@ fn streams_replicate_with_group_state() {
     assert!(matches!(blocked.read(), V::Arr(Some(_))));
     let script: Vec<Vec<&str>> = vec![
         vec!["XGROUP", "CREATE", "s", "g2", "0"],
-        vec!["XREADGROUP", "GROUP", "g", "c1", "COUNT", "20", "STREAMS", "s", ">"],
-        vec!["XREADGROUP", "GROUP", "g", "c2", "COUNT", "5", "STREAMS", "s", ">"],
-        vec!["XREADGROUP", "GROUP", "g2", "n", "NOACK", "COUNT", "7", "STREAMS", "s", ">"],
+        vec![
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c1",
+            "COUNT",
+            "20",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+        vec![
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c2",
+            "COUNT",
+            "5",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+        vec![
+            "XREADGROUP",
+            "GROUP",
+            "g2",
+            "n",
+            "NOACK",
+            "COUNT",
+            "7",
+            "STREAMS",
+            "s",
+            ">",
+        ],
         vec!["XREADGROUP", "GROUP", "g", "c1", "STREAMS", "s", "0"],
         vec!["XGROUP", "CREATECONSUMER", "s", "g", "lazy"],
         vec!["XCLAIM", "s", "g", "c3", "0", "0-1"],
@@ -1571,7 +1610,15 @@ fn streams_replicate_with_group_state() {
         vec!["XGROUP", "SETID", "s", "g2", "$"],
         vec!["XADD", "s2", "5-*", "x", "1"],
         vec!["XADD", "s2", "5-*", "x", "2"],
-        vec!["XSETID", "s2", "9-9", "ENTRIESADDED", "10", "MAXDELETEDID", "5-0"],
+        vec![
+            "XSETID",
+            "s2",
+            "9-9",
+            "ENTRIESADDED",
+            "10",
+            "MAXDELETEDID",
+            "5-0",
+        ],
         vec!["XGROUP", "CREATE", "s2", "gone", "0"],
         vec!["XGROUP", "DESTROY", "s2", "gone"],
     ];

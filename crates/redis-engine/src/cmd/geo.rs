@@ -12,7 +12,14 @@ use crate::resp::OwnedCmd;
 const K1: Keys = Keys::Range(1, 1, 1);
 
 pub static COMMANDS: &[CmdDef] = &[
-    cmd!("geoadd", -5, "write denyoom", "@write @geo @slow", K1, geoadd),
+    cmd!(
+        "geoadd",
+        -5,
+        "write denyoom",
+        "@write @geo @slow",
+        K1,
+        geoadd
+    ),
     cmd!("geodist", -4, "readonly", "@read @geo @slow", K1, geodist),
     cmd!("geohash", -2, "readonly", "@read @geo @slow", K1, geohash),
     cmd!("geopos", -2, "readonly", "@read @geo @slow", K1, geopos),
@@ -48,7 +55,14 @@ pub static COMMANDS: &[CmdDef] = &[
         K1,
         georadiusbymember_ro
     ),
-    cmd!("geosearch", -7, "readonly", "@read @geo @slow", K1, geosearch),
+    cmd!(
+        "geosearch",
+        -7,
+        "readonly",
+        "@read @geo @slow",
+        K1,
+        geosearch
+    ),
     cmd!(
         "geosearchstore",
         -8,
@@ -83,7 +97,9 @@ fn long_lat(lon: &[u8], lat: &[u8]) -> Result<(f64, f64), Error> {
     let x = parse_float(lon)?;
     let y = parse_float(lat)?;
     if !(gh::LONG_MIN..=gh::LONG_MAX).contains(&x) || !(gh::LAT_MIN..=gh::LAT_MAX).contains(&y) {
-        return Err(err(format!("invalid longitude,latitude pair {x:.6},{y:.6}")));
+        return Err(err(format!(
+            "invalid longitude,latitude pair {x:.6},{y:.6}"
+        )));
     }
     Ok((x, y))
 }
@@ -262,7 +278,11 @@ fn geopos(ctx: &mut Ctx<'_>) -> CmdResult {
     let z = typed!(ctx.node.ks, db, key, ZSet, get);
     let pos: Vec<Option<(f64, f64)>> = members
         .iter()
-        .map(|m| z.as_ref().and_then(|z| z.score(m)).and_then(gh::decode_score))
+        .map(|m| {
+            z.as_ref()
+                .and_then(|z| z.score(m))
+                .and_then(gh::decode_score)
+        })
         .collect();
     let mut r = Reply {
         out: ctx.out,
@@ -536,8 +556,16 @@ fn radius_generic(ctx: &mut Ctx<'_>, src_idx: usize, flags: u32) -> CmdResult {
         count as usize
     };
     match sort {
-        1 => points.sort_by(|a, b| a.dist.partial_cmp(&b.dist).unwrap_or(std::cmp::Ordering::Equal)),
-        -1 => points.sort_by(|a, b| b.dist.partial_cmp(&a.dist).unwrap_or(std::cmp::Ordering::Equal)),
+        1 => points.sort_by(|a, b| {
+            a.dist
+                .partial_cmp(&b.dist)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        }),
+        -1 => points.sort_by(|a, b| {
+            b.dist
+                .partial_cmp(&a.dist)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        }),
         _ => {}
     }
     points.truncate(returned);
@@ -577,7 +605,14 @@ fn radius_generic(ctx: &mut Ctx<'_>, src_idx: usize, flags: u32) -> CmdResult {
     }
     let mut z = ZSet::default();
     for p in &points {
-        z.insert(&p.member, if storedist { p.dist / conversion } else { p.score });
+        z.insert(
+            &p.member,
+            if storedist {
+                p.dist / conversion
+            } else {
+                p.score
+            },
+        );
     }
     ctx.node.ks.set(db, dst, Value::ZSet(Box::new(z)), false);
     ctx.node.touch_key(db, dst);

@@ -184,9 +184,9 @@ pub fn from_rdb(v: rdb::Value) -> Option<Value> {
             }
             Value::ZSet(Box::new(zs))
         }
-        rdb::Value::Stream(s) => Value::Stream(Box::new(
-            crate::cmd::streams::Stream::from_rdb(&s)?,
-        )),
+        rdb::Value::Stream(s) => {
+            Value::Stream(Box::new(crate::cmd::streams::Stream::from_rdb(&s)?))
+        }
     })
 }
 

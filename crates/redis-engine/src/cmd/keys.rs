@@ -2,8 +2,8 @@
 
 use super::server::cmd;
 use super::*;
-use crate::notify as N;
 use crate::db::Value;
+use crate::notify as N;
 
 const K1: Keys = Keys::Range(1, 1, 1);
 const K12: Keys = Keys::Range(1, 2, 1);

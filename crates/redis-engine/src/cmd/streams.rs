@@ -21,7 +21,14 @@ const K1: Keys = Keys::Range(1, 1, 1);
 const K2: Keys = Keys::Range(2, 2, 1);
 
 pub static COMMANDS: &[CmdDef] = &[
-    cmd!("xadd", -5, "write denyoom fast", "@write @stream @fast", K1, xadd),
+    cmd!(
+        "xadd",
+        -5,
+        "write denyoom fast",
+        "@write @stream @fast",
+        K1,
+        xadd
+    ),
     cmd!("xlen", 2, "readonly fast", "@read @stream @fast", K1, xlen),
     cmd!("xrange", -4, "readonly", "@read @stream @slow", K1, xrange),
     cmd!(
@@ -52,8 +59,22 @@ pub static COMMANDS: &[CmdDef] = &[
     ),
     cmd!("xgroup", -2, "write", "@write @stream @slow", K2, xgroup),
     cmd!("xack", -4, "write fast", "@write @stream @fast", K1, xack),
-    cmd!("xpending", -3, "readonly", "@read @stream @slow", K1, xpending),
-    cmd!("xclaim", -6, "write fast", "@write @stream @fast", K1, xclaim),
+    cmd!(
+        "xpending",
+        -3,
+        "readonly",
+        "@read @stream @slow",
+        K1,
+        xpending
+    ),
+    cmd!(
+        "xclaim",
+        -6,
+        "write fast",
+        "@write @stream @fast",
+        K1,
+        xclaim
+    ),
     cmd!(
         "xautoclaim",
         -6,
@@ -275,7 +296,12 @@ impl Stream {
         b += lp_int_size(id.ms.wrapping_sub(master.ms) as i64);
         b += lp_int_size(id.seq.wrapping_sub(master.seq) as i64);
         let lp_count = if same {
-            b += fv.iter().skip(1).step_by(2).map(|v| lp_str_size(v)).sum::<usize>();
+            b += fv
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .map(|v| lp_str_size(v))
+                .sum::<usize>();
             nfields as i64 + 3
         } else {
             b += lp_int_size(nfields as i64);
@@ -1151,7 +1177,7 @@ fn parse_read(ctx: &Ctx<'_>, group: bool) -> Result<ReadArgs, Error> {
         } else if o.eq_ignore_ascii_case(b"streams") && moreargs > 0 {
             a.streams_arg = i + 1;
             let n = argc - a.streams_arg;
-            if n % 2 != 0 {
+            if !n.is_multiple_of(2) {
                 let (name, sym) = if group {
                     ("xreadgroup", '>')
                 } else {
@@ -1190,7 +1216,12 @@ fn parse_read(ctx: &Ctx<'_>, group: bool) -> Result<ReadArgs, Error> {
     Ok(a)
 }
 
-fn request_block(ctx: &mut Ctx<'_>, keys: Vec<Blob>, deadline: Option<std::time::Instant>, cmd: OwnedCmd) {
+fn request_block(
+    ctx: &mut Ctx<'_>,
+    keys: Vec<Blob>,
+    deadline: Option<std::time::Instant>,
+    cmd: OwnedCmd,
+) {
     if ctx.in_exec {
         ctx.no_dirty = true;
         ctx.r().null_array();
@@ -1361,7 +1392,11 @@ fn xreadgroup(ctx: &mut Ctx<'_>) -> CmdResult {
             events.push(key.into());
             props.push(owned(&[b"XGROUP", b"CREATECONSUMER", key, &gname, &cname]));
         }
-        if let Some(c) = s.groups.get_mut(&gname).and_then(|g| g.consumers.get_mut(&cname[..])) {
+        if let Some(c) = s
+            .groups
+            .get_mut(&gname)
+            .and_then(|g| g.consumers.get_mut(&cname[..]))
+        {
             c.seen = now;
         }
         served += 1;
@@ -1852,7 +1887,12 @@ fn xautoclaim(ctx: &mut Ctx<'_>) -> CmdResult {
             break;
         }
         attempts -= 1;
-        let Some(id) = g.pel.range((from, Bound::Unbounded)).next().map(|(k, _)| *k) else {
+        let Some(id) = g
+            .pel
+            .range((from, Bound::Unbounded))
+            .next()
+            .map(|(k, _)| *k)
+        else {
             eof = true;
             break;
         };
@@ -2021,7 +2061,8 @@ fn xgroup(ctx: &mut Ctx<'_>) -> CmdResult {
         return Err(err("The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically."));
     }
     let has_group = exists
-        && typed!(ctx.node.ks, db, key, Stream, get_w).is_some_and(|s| s.groups.contains_key(gname));
+        && typed!(ctx.node.ks, db, key, Stream, get_w)
+            .is_some_and(|s| s.groups.contains_key(gname));
     if !has_group && matches!(sub.as_str(), "setid" | "createconsumer" | "delconsumer") {
         return Err(Error::Raw(format!(
             "NOGROUP No such consumer group '{}' for key name '{}'",
@@ -2044,7 +2085,9 @@ fn xgroup(ctx: &mut Ctx<'_>) -> CmdResult {
             };
             let s = typed_create!(ctx.node.ks, db, key, Stream);
             if s.groups.contains_key(gname) {
-                return Err(Error::Raw("BUSYGROUP Consumer Group name already exists".into()));
+                return Err(Error::Raw(
+                    "BUSYGROUP Consumer Group name already exists".into(),
+                ));
             }
             s.groups.insert(
                 gname.into(),
@@ -2336,7 +2379,11 @@ fn xinfo(ctx: &mut Ctx<'_>) -> CmdResult {
                 return Ok(());
             }
             r.bulk(b"entries");
-            let lim = if count == 0 { usize::MAX } else { count as usize };
+            let lim = if count == 0 {
+                usize::MAX
+            } else {
+                count as usize
+            };
             let list: Vec<(&Id, &Box<[Blob]>)> = s.entries.iter().take(lim).collect();
             r.array(list.len());
             for (id, fv) in list {
@@ -2402,7 +2449,9 @@ mod tests {
     }
 
     fn fv(n: usize) -> Box<[Blob]> {
-        (0..n * 2).map(|i| Blob::from(format!("x{i}").as_bytes())).collect()
+        (0..n * 2)
+            .map(|i| Blob::from(format!("x{i}").as_bytes()))
+            .collect()
     }
 
     #[test]
