@@ -4,7 +4,7 @@
 //! Entries live in a B-tree by ID. Redis keeps them in listpack "nodes" of at most 100
 //! entries / 4096 bytes; that layout is visible (approximate `~` trimming removes whole
 //! nodes only, XINFO STREAM reports radix-tree keys and nodes), so the node boundaries and
-//! listpack byte sizes are modelled exactly (`Node`) while the data stays in the B-tree.
+//! listpack byte sizes are modelled exactly (`LpNode`) while the data stays in the B-tree.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -108,7 +108,7 @@ const MAX_ID: Id = Id {
 /// One listpack node's bookkeeping (its entries are those of `Stream::entries` in
 /// [master, next master)).
 #[derive(Clone, Debug)]
-pub struct Node {
+pub struct LpNode {
     /// Valid entries ("count" in the master entry).
     pub live: u64,
     /// Entries flagged deleted but still in the listpack.
@@ -146,7 +146,7 @@ pub struct Group {
 pub struct Stream {
     /// Entry ID → field, value, field, value, ...
     pub entries: BTreeMap<Id, Box<[Blob]>>,
-    pub nodes: BTreeMap<Id, Node>,
+    pub nodes: BTreeMap<Id, LpNode>,
     pub last_id: Id,
     pub max_deleted: Id,
     pub entries_added: u64,
@@ -272,7 +272,7 @@ impl Stream {
                 bytes += lp_int_size(0);
                 self.nodes.insert(
                     id,
-                    Node {
+                    LpNode {
                         live: 0,
                         deleted: 0,
                         bytes,
@@ -861,6 +861,35 @@ fn set_propagate(ctx: &mut Ctx<'_>, cmds: Vec<OwnedCmd>) {
     ctx.node.propagate_as = Some(cmds);
 }
 
+/// The propagated forms of a command's effects, built only when this node feeds replicas
+/// (they cost string formatting per entry).
+struct Props {
+    on: bool,
+    cmds: Vec<OwnedCmd>,
+    changed: bool,
+}
+
+impl Props {
+    fn new(on: bool) -> Props {
+        Props {
+            on,
+            cmds: Vec::new(),
+            changed: false,
+        }
+    }
+    fn push(&mut self, f: impl FnOnce() -> OwnedCmd) {
+        self.changed = true;
+        if self.on {
+            self.cmds.push(f());
+        }
+    }
+    fn install(self, ctx: &mut Ctx<'_>) {
+        if self.on {
+            set_propagate(ctx, self.cmds);
+        }
+    }
+}
+
 fn owned(parts: &[&[u8]]) -> OwnedCmd {
     OwnedCmd::from_parts(parts)
 }
@@ -1003,6 +1032,9 @@ fn xadd(ctx: &mut Ctx<'_>) -> CmdResult {
     if trimmed > 0 {
         ctx.notify(N::STREAM, "xtrim", key);
     }
+    if !crate::replication::wants_deletes(ctx.node) {
+        return Ok(());
+    }
     // Propagate the generated ID and an exact trim, as Redis rewrites them.
     let mut parts: Vec<Vec<u8>> = ctx.args.iter().map(|x| x.to_vec()).collect();
     parts[a.id_idx] = idstr.into_bytes();
@@ -1122,7 +1154,7 @@ fn xtrim(ctx: &mut Ctx<'_>) -> CmdResult {
     };
     if deleted > 0 {
         ctx.notify(N::STREAM, "xtrim", key);
-        if let Some(v) = rewrite {
+        if let Some(v) = rewrite.filter(|_| crate::replication::wants_deletes(ctx.node)) {
             let mut parts: Vec<Vec<u8>> = ctx.args.iter().map(|x| x.to_vec()).collect();
             parts[t.arg_idx - 1] = b"=".to_vec();
             parts[t.arg_idx] = v.into_bytes();
@@ -1329,6 +1361,7 @@ fn create_consumer(g: &mut Group, name: &[u8], now: u64) -> bool {
 }
 
 fn xreadgroup(ctx: &mut Ctx<'_>) -> CmdResult {
+    let prop_on = crate::replication::wants_deletes(ctx.node);
     let a = parse_read(ctx, true)?;
     let Some((gname, cname)) = a.group.clone() else {
         return Err(err("Missing GROUP option for XREADGROUP"));
@@ -1358,7 +1391,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>) -> CmdResult {
         }
         ids.push(Some(parse_strict_id(ida)?));
     }
-    let mut props: Vec<OwnedCmd> = Vec::new();
+    let mut props = Props::new(prop_on);
     let mut body: Vec<u8> = Vec::new();
     let mut served = 0usize;
     let mut events: Vec<Blob> = Vec::new();
@@ -1390,7 +1423,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>) -> CmdResult {
             .unwrap_or(false);
         if created {
             events.push(key.into());
-            props.push(owned(&[b"XGROUP", b"CREATECONSUMER", key, &gname, &cname]));
+            props.push(|| owned(&[b"XGROUP", b"CREATECONSUMER", key, &gname, &cname]));
         }
         if let Some(c) = s
             .groups
@@ -1482,13 +1515,13 @@ fn xreadgroup(ctx: &mut Ctx<'_>) -> CmdResult {
                     c.pel.insert(id);
                 }
                 if let Some(n) = g.pel.get(&id) {
-                    props.push(xclaim_prop(key, &gname, g, id, n));
+                    props.push(|| xclaim_prop(key, &gname, g, id, n));
                 }
             }
         }
         if last_changed {
             if let Some(g) = s.groups.get(&gname) {
-                props.push(setid_prop(key, &gname, g));
+                props.push(|| setid_prop(key, &gname, g));
             }
         }
     }
@@ -1503,7 +1536,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>) -> CmdResult {
             r.array(served);
         }
         ctx.out.extend_from_slice(&body);
-        set_propagate(ctx, props);
+        props.install(ctx);
         return Ok(());
     }
     match a.block {
@@ -1664,6 +1697,7 @@ fn xpending(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 fn xclaim(ctx: &mut Ctx<'_>) -> CmdResult {
+    let prop_on = crate::replication::wants_deletes(ctx.node);
     let key = ctx.arg(1);
     let gname = ctx.arg(2);
     let cname = ctx.arg(3);
@@ -1732,7 +1766,7 @@ fn xclaim(ctx: &mut Ctx<'_>) -> CmdResult {
         return Err(nogroup(key, gname));
     };
     let s: &mut Stream = s;
-    let mut props = Vec::new();
+    let mut props = Props::new(prop_on);
     let mut body = Vec::new();
     let mut n = 0usize;
     let mut created = false;
@@ -1749,7 +1783,7 @@ fn xclaim(ctx: &mut Ctx<'_>) -> CmdResult {
         let exists = s.entries.contains_key(&id);
         if !exists {
             if let Some(nack) = g.pel.remove(&id) {
-                props.push(xclaim_prop(key, gname, g, id, &nack));
+                props.push(|| xclaim_prop(key, gname, g, id, &nack));
                 propagate_last = false;
                 if let Some(c) = g.consumers.get_mut(&nack.consumer) {
                     c.pel.remove(&id);
@@ -1813,26 +1847,27 @@ fn xclaim(ctx: &mut Ctx<'_>) -> CmdResult {
         }
         n += 1;
         if let Some(nack) = g.pel.get(&id) {
-            props.push(xclaim_prop(key, gname, g, id, nack));
+            props.push(|| xclaim_prop(key, gname, g, id, nack));
         }
         propagate_last = false;
     }
     if propagate_last {
-        props.push(setid_prop(key, gname, g));
+        props.push(|| setid_prop(key, gname, g));
     }
     if created {
         ctx.notify(N::STREAM, "xgroup-createconsumer", key);
     }
     ctx.r().array(n);
     ctx.out.extend_from_slice(&body);
-    if props.is_empty() {
+    if !props.changed {
         ctx.no_dirty = true;
     }
-    set_propagate(ctx, props);
+    props.install(ctx);
     Ok(())
 }
 
 fn xautoclaim(ctx: &mut Ctx<'_>) -> CmdResult {
+    let prop_on = crate::replication::wants_deletes(ctx.node);
     let key = ctx.arg(1);
     let gname = ctx.arg(2);
     let cname = ctx.arg(3);
@@ -1872,7 +1907,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>) -> CmdResult {
     }
     let mut attempts = count * 10;
     let mut deleted_ids = Vec::new();
-    let mut props = Vec::new();
+    let mut props = Props::new(prop_on);
     let mut body = Vec::new();
     let mut n = 0usize;
     let mut created = false;
@@ -1899,7 +1934,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>) -> CmdResult {
         from = Bound::Excluded(id);
         if !s.entries.contains_key(&id) {
             if let Some(nack) = g.pel.remove(&id) {
-                props.push(xclaim_prop(key, gname, g, id, &nack));
+                props.push(|| xclaim_prop(key, gname, g, id, &nack));
                 if let Some(c) = g.consumers.get_mut(&nack.consumer) {
                     c.pel.remove(&id);
                 }
@@ -1951,7 +1986,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>) -> CmdResult {
         n += 1;
         count -= 1;
         if let Some(nack) = g.pel.get(&id) {
-            props.push(xclaim_prop(key, gname, g, id, nack));
+            props.push(|| xclaim_prop(key, gname, g, id, nack));
         }
     }
     let endid = if eof {
@@ -1976,10 +2011,10 @@ fn xautoclaim(ctx: &mut Ctx<'_>) -> CmdResult {
     for id in deleted_ids {
         reply_id(&mut r, id);
     }
-    if props.is_empty() {
+    if !props.changed {
         ctx.no_dirty = true;
     }
-    set_propagate(ctx, props);
+    props.install(ctx);
     Ok(())
 }
 
