@@ -357,7 +357,7 @@ impl Stream {
                 break;
             }
             let remove_node = match t.strategy {
-                Strategy::MaxLen(max) => self.len() as u64 - entries >= max,
+                Strategy::MaxLen(max) => (self.len() as u64).saturating_sub(entries) >= max,
                 Strategy::MinId(min) => node.last < min,
             };
             let end = masters.get(i + 1).copied();
@@ -391,7 +391,7 @@ impl Stream {
                 from_node += 1;
             }
             if let Some(n) = self.nodes.get_mut(m) {
-                n.live -= from_node;
+                n.live = n.live.saturating_sub(from_node);
                 n.deleted += from_node;
             }
             deleted += from_node;
