@@ -928,3 +928,76 @@ fn keyspace_notifications_evicted() {
     );
     node.shutdown();
 }
+
+/// Random stream and consumer-group command sequences (deterministic seeds).
+#[test]
+fn streams_random_sequences() {
+    let Some(redis) = start_redis() else { return };
+    let (node, port) = start_ours();
+    let mut failures = Vec::new();
+    let mut seed: u64 = 0x9E3779B97F4A7C15;
+    let mut rnd = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for round in 0..40 {
+        let resp3 = round % 2 == 1;
+        let mut p = Pair::new(redis.port, port, resp3);
+        p.both(&split("FLUSHALL"));
+        let mut script: Vec<String> = Vec::new();
+        for _ in 0..60 {
+            let k = ["s", "s", "s", "t"][rnd(4) as usize];
+            let g = ["g1", "g2", "g3"][rnd(3) as usize];
+            let c = ["c1", "c2", "c3"][rnd(3) as usize];
+            let id = format!("{}-{}", rnd(12), rnd(3));
+            let id2 = format!("{}-{}", rnd(12), rnd(3));
+            let n = rnd(5);
+            let line = match rnd(22) {
+                0..=4 => format!("XADD {k} {id} f {n}"),
+                5 => format!("XADD {k} {}-* f v g w", rnd(15)),
+                6 => format!("XADD {k} MAXLEN {} {id} a b", rnd(6)),
+                7 => format!("XDEL {k} {id} {id2}"),
+                8 => format!("XTRIM {k} MINID {id}"),
+                9 => format!(
+                    "XGROUP CREATE {k} {g} {} MKSTREAM",
+                    ["0", "$", &id][rnd(3) as usize]
+                ),
+                10 => format!("XGROUP SETID {k} {g} {}", ["0", "$", &id][rnd(3) as usize]),
+                11 => format!("XGROUP CREATECONSUMER {k} {g} {c}"),
+                12 => format!("XGROUP DELCONSUMER {k} {g} {c}"),
+                13 | 14 => format!(
+                    "XREADGROUP GROUP {g} {c} COUNT {} {}STREAMS {k} {}",
+                    n + 1,
+                    if rnd(4) == 0 { "NOACK " } else { "" },
+                    if rnd(3) == 0 { "0" } else { ">" }
+                ),
+                15 => format!("XACK {k} {g} {id} {id2}"),
+                16 => format!(
+                    "XCLAIM {k} {g} {c} 0 {id} {id2} {}",
+                    ["", "JUSTID", "FORCE", "RETRYCOUNT 5", "LASTID 20-0"][rnd(5) as usize]
+                ),
+                17 => format!("XAUTOCLAIM {k} {g} {c} 0 {id} COUNT {}", n + 1),
+                18 => format!("XPENDING {k} {g}"),
+                19 => format!("XINFO GROUPS {k}"),
+                20 => format!("XINFO STREAM {k}"),
+                _ => format!("XRANGE {k} ({id} + COUNT {}", n + 1),
+            };
+            script.push(line);
+        }
+        script.push("XINFO STREAM s FULL".into());
+        script.push("XINFO STREAM t FULL".into());
+        let refs: Vec<&str> = script.iter().map(|s| s.as_str()).collect();
+        let errs = p.run(&refs);
+        if !errs.is_empty() {
+            failures.push(format!(
+                "round {round} (resp3={resp3}):\n{}",
+                errs.join("\n")
+            ));
+            break;
+        }
+    }
+    node.shutdown();
+    report("random stream sequences", failures);
+}
