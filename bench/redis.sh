@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark our Redis-compatible node against redis-server, side by side, interleaved.
 #   bench/redis.sh            (env: RUNS=3 N=200000 NP=1000000 KEYS=1000000)
+#   ONLY='XADD|XREADGROUP' SKIP_MEM=1 bench/redis.sh   (only tests matching a regex, no RSS part)
 # Prints, per test: throughput of both and our/their ratio, p50/p99 latency, server CPU
 # time per request (utime+stime from /proc/<pid>/stat around each run), then RSS after
 # loading KEYS keys with 100-byte values.
@@ -44,14 +45,21 @@ TESTS=(
   "HSET|-t hset -c 50|$N"
   "ZADD|-t zadd -c 50|$N"
   "SADD|-t sadd -c 50|$N"
+  "XADD P16|-c 50 -P 16 XADD bench:s * f v|$NP"
+  # Reads what XADD just added: one new entry per call, into the consumer's PEL.
+  "XREADGROUP P16|-c 50 -P 16 XREADGROUP GROUP g c COUNT 1 STREAMS bench:s >|$NP"
 )
 RES=$WORK/results.txt
 : >"$RES"
 one() { # server pid port testname args n
   local who=$1 pid=$2 port=$3 name=$4 args=$5 n=$6 before after line
+  case "$name" in XREADGROUP*) redis-cli -p "$port" XGROUP CREATE bench:s g 0 MKSTREAM >/dev/null 2>&1 || true ;; esac
   before=$(cpu "$pid")
+  # No globbing: custom commands carry '*'.
+  set -f
   # shellcheck disable=SC2086
   line=$(redis-benchmark -h 127.0.0.1 -p "$port" $args -n "$n" -r 100000 --csv | tail -1)
+  set +f
   after=$(cpu "$pid")
   # "test","rps","avg","min","p50","p95","p99","max"
   echo "$line" | tr -d '"' | awk -F, -v who="$who" -v name="$name" -v b="$before" -v a="$after" -v n="$n" -v t="$TICK" \
@@ -61,6 +69,7 @@ if [ "$ONLY_MEM" = 1 ]; then RUNS=0; fi
 for run in $(seq "$RUNS"); do
   for t in "${TESTS[@]}"; do
     IFS='|' read -r name args n <<<"$t"
+    if [ -n "${ONLY:-}" ] && ! [[ "$name" =~ $ONLY ]]; then continue; fi
     if (( run % 2 )); then
       one redis "$RPID" "$RP" "$name" "$args" "$n"; one ours "$OPID" "$OP" "$name" "$args" "$n"
     else
@@ -90,6 +99,7 @@ for t in tests:
           f"{med([x[1] for x in o]):.3f}/{med([x[2] for x in o]):.3f} | {rc:.2f} | {oc:.2f} | {oc/rc if rc else float('nan'):.2f}x |")
 PY
 
+[ "${SKIP_MEM:-0}" = 1 ] && exit 0
 # Memory: exactly KEYS keys with 100-byte values, loaded with redis-cli --pipe.
 redis-cli -p "$RP" flushall >/dev/null; redis-cli -p "$OP" flushall >/dev/null
 python3 - "$KEYS" >"$WORK/load.resp" <<'PY'

@@ -201,7 +201,6 @@ def test_redis_eviction_policy_and_memory_limit_take_effect(server):
     assert r.info("memory")["maxmemory_policy"] == "noeviction"
 
 
-@pytest.mark.xfail(strict=True, reason="the engine does not publish keyspace notifications yet (issue 10)")
 def test_keyspace_notifications_from_the_parameter_group(server):
     ec = server.client()
     ec.create_cache_parameter_group(CacheParameterGroupName="notify", CacheParameterGroupFamily="redis7",

@@ -84,6 +84,7 @@ pub enum Value {
     List(Box<VecDeque<Blob>>),
     Set(Box<HSet>),
     ZSet(Box<ZSet>),
+    Stream(Box<crate::cmd::streams::Stream>),
 }
 
 impl Value {
@@ -94,6 +95,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
     pub fn deep_clone(&self) -> Value {
@@ -103,6 +105,7 @@ impl Value {
             Value::List(l) => Value::List(l.clone()),
             Value::Set(s) => Value::Set(s.clone()),
             Value::ZSet(z) => Value::ZSet(z.clone()),
+            Value::Stream(s) => Value::Stream(s.clone()),
         }
     }
     /// Approximate memory footprint (MEMORY USAGE).
@@ -113,6 +116,7 @@ impl Value {
             Value::List(l) => 64 + l.iter().map(|v| v.len() + 24).sum::<usize>(),
             Value::Set(s) => 64 + s.iter().map(|v| v.len() + 32).sum::<usize>(),
             Value::ZSet(z) => 64 + z.dict.keys().map(|v| 2 * v.len() + 80).sum::<usize>(),
+            Value::Stream(s) => s.mem_estimate(),
         }
     }
     pub fn is_empty_aggregate(&self) -> bool {
@@ -122,6 +126,8 @@ impl Value {
             Value::List(l) => l.is_empty(),
             Value::Set(s) => s.is_empty(),
             Value::ZSet(z) => z.is_empty(),
+            // An empty stream stays (Redis never deletes it on its own).
+            Value::Stream(_) => false,
         }
     }
 }
@@ -261,6 +267,10 @@ pub struct Keyspace {
     /// can be invalidated (see `tracking.rs`).
     pub track_deletes: bool,
     pub deleted: Vec<(usize, Blob)>,
+    /// `notify-keyspace-events` flags (see `notify.rs`); 0 = off.
+    pub notify_flags: u32,
+    /// Keyspace events raised here (expired, evicted, new), published by `notify::drain`.
+    pub events: Vec<(&'static str, usize, Blob)>,
 }
 
 const LFU_INIT_VAL: u32 = 5;
@@ -280,6 +290,16 @@ impl Keyspace {
             log_deletes: false,
             track_deletes: false,
             deleted: Vec::new(),
+            notify_flags: 0,
+            events: Vec::new(),
+        }
+    }
+
+    /// Queue a keyspace event (published by `notify::drain`); one bit test when off.
+    #[inline]
+    pub fn event(&mut self, class: u32, event: &'static str, db: usize, key: &[u8]) {
+        if self.notify_flags & class != 0 {
+            self.events.push((event, db, key.into()));
         }
     }
 
@@ -347,6 +367,7 @@ impl Keyspace {
                     if self.log_deletes || self.track_deletes {
                         self.deleted.push((db, key.into()));
                     }
+                    self.event(crate::notify::EXPIRED, "expired", db, key);
                     true
                 }
             },
@@ -417,9 +438,13 @@ impl Keyspace {
                 }
                 i
             }
-            None => d.map.insert_full(key, Entry { val: make(), lru }).0,
+            None => {
+                let i = d.map.insert_full(key, Entry { val: make(), lru }).0;
+                self.event(crate::notify::NEW, "new", db, key);
+                i
+            }
         };
-        &mut d.map[i]
+        &mut self.dbs[db].map[i]
     }
 
     /// Existence check without touching stats or LRU.
@@ -447,6 +472,9 @@ impl Keyspace {
             e.lru = lru;
         } else {
             d.map.insert(key, Entry { val, lru });
+            if self.notify_flags & crate::notify::NEW != 0 {
+                self.events.push(("new", db, key.into()));
+            }
         }
         if !keep_ttl && !d.expires.is_empty() {
             d.expires.swap_remove(key);
@@ -547,6 +575,9 @@ impl Keyspace {
                         if self.log_deletes || self.track_deletes {
                             self.deleted.push((db, Blob::from(&k[..])));
                         }
+                        if self.notify_flags & crate::notify::EXPIRED != 0 {
+                            self.events.push(("expired", db, Blob::from(&k[..])));
+                        }
                     }
                 }
                 self.stats.expired_keys += expired as u64;
@@ -619,6 +650,7 @@ impl Keyspace {
             Some((db, key, _)) => {
                 self.del(db, &key);
                 self.stats.evicted_keys += 1;
+                self.event(crate::notify::EVICTED, "evicted", db, &key);
                 if self.log_deletes || self.track_deletes {
                     self.deleted.push((db, key));
                 }

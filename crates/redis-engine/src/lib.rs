@@ -12,10 +12,12 @@ mod alloc;
 pub mod cmd;
 mod conn;
 pub mod db;
+pub mod geohash;
 pub mod hll;
 pub mod keymap;
 pub mod monitor;
 pub mod node;
+pub mod notify;
 pub mod replication;
 pub mod resp;
 pub mod tracking;
@@ -209,6 +211,9 @@ pub(crate) fn validate_param(name: &str, value: &str) -> Result<(), String> {
         "maxmemory" => parse_memory(value)
             .map(|_| ())
             .ok_or_else(|| format!("invalid maxmemory '{value}'")),
+        "notify-keyspace-events" => notify::parse_flags(value)
+            .map(|_| ())
+            .ok_or_else(|| format!("invalid notify-keyspace-events '{value}'")),
         _ => Ok(()),
     }
 }
@@ -273,6 +278,12 @@ pub(crate) fn apply_param(node: &mut node::Node, name: &str, value: &str) -> Res
         "proto-max-bulk-len" => {
             node.settings.proto_max_bulk_len =
                 parse_memory(value).ok_or("argument must be a memory value")? as usize;
+        }
+        "notify-keyspace-events" => {
+            let f = notify::parse_flags(value).ok_or(notify::INVALID)?;
+            node.ks.notify_flags = f;
+            node.settings.extra.insert(name, notify::flags_to_string(f));
+            return Ok(());
         }
         "timeout" => {
             node.settings.timeout = value
@@ -481,6 +492,7 @@ async fn background(
                     n.ks.active_expire(10_000);
                 }
                 n.flush_deleted();
+                notify::drain_background(&mut n);
                 // Evict in the background too, so memory drops without writes.
                 let max = n.settings.maxmemory;
                 if max > 0 && replication::may_expire(&n) {
@@ -489,6 +501,7 @@ async fn background(
                         guard += 1;
                     }
                     n.flush_deleted();
+                    notify::drain_background(&mut n);
                 }
                 tracking::flush_bcast(&mut n, None);
             }

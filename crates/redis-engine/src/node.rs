@@ -166,6 +166,9 @@ pub struct Node {
     pub tracking: crate::tracking::Tracking,
     /// CLIENT PAUSE, SLOWLOG, LATENCY (see `monitor.rs`).
     pub mon: crate::monitor::Monitor,
+    /// Set by a command whose effect must be propagated in another form (XADD's generated
+    /// ID, XREADGROUP's PEL changes as XCLAIM/XGROUP SETID); consumed by replication.
+    pub propagate_as: Option<Vec<crate::resp::OwnedCmd>>,
 }
 
 impl Node {
@@ -205,6 +208,7 @@ impl Node {
             repl: crate::replication::Repl::default(),
             tracking: Default::default(),
             mon: Default::default(),
+            propagate_as: None,
         }
     }
 

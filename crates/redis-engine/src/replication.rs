@@ -519,6 +519,13 @@ fn has_opt(args: &Args<'_>, from: usize, opts: &[&str]) -> bool {
 
 /// Propagate a write in a form whose effect on a replica does not depend on time or chance.
 fn rewrite(node: &mut Node, name: &str, db: usize, args: &Args<'_>, reply: &[u8]) {
+    // The command said how it propagates (streams).
+    if let Some(cmds) = node.propagate_as.take() {
+        for c in cmds {
+            propagate_args(node, db, &c.args());
+        }
+        return;
+    }
     let key = if args.len() > 1 { args.get(1) } else { b"" };
     match name {
         "expire" | "pexpire" | "expireat" | "pexpireat" => {

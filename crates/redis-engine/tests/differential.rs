@@ -801,6 +801,18 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
         Just("SMOVE"),
         Just("ZUNIONSTORE"),
         Just("OBJECT"),
+        Just("XADD"),
+        Just("XADDTRIM"),
+        Just("XLEN"),
+        Just("XRANGE"),
+        Just("XREVRANGE"),
+        Just("XDEL"),
+        Just("XTRIM"),
+        Just("GEOADD"),
+        Just("GEOPOS"),
+        Just("GEODIST"),
+        Just("GEOHASH"),
+        Just("GEOSEARCH"),
     ];
     (cmd, key.clone(), key, val.clone(), val, idx.clone(), idx).prop_map(
         |(c, k, k2, v, v2, i, j)| {
@@ -808,7 +820,7 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
             let args: Vec<String> = match c.as_str() {
                 "GET" | "DEL" | "EXISTS" | "TYPE" | "STRLEN" | "TTL" | "PERSIST" | "LLEN"
                 | "HGETALL" | "HLEN" | "HKEYS" | "SCARD" | "SMEMBERS" | "ZCARD" | "GETDEL"
-                | "INCR" => vec![k],
+                | "INCR" | "XLEN" => vec![k],
                 "SET" | "APPEND" | "SETNX" | "INCRBY" | "SADD" | "SREM" | "SISMEMBER" | "HGET"
                 | "HDEL" | "ZSCORE" | "ZREM" | "ZRANK" => vec![k, v],
                 "GETRANGE" | "LRANGE" | "LTRIM" | "ZRANGE" | "ZCOUNT" => vec![k, i, j],
@@ -827,6 +839,37 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
                 "SMOVE" => vec![k, k2, v],
                 "ZUNIONSTORE" => vec![k, "2".into(), k2, "k3".into()],
                 "OBJECT" => vec!["ENCODING".into(), k],
+                "XADD" => vec![k, format!("{i}-{j}"), "f".into(), v],
+                "XADDTRIM" => {
+                    return vec![
+                        "XADD".into(),
+                        k,
+                        "MAXLEN".into(),
+                        j.trim_start_matches('-').into(),
+                        format!("{i}-*"),
+                        "f".into(),
+                        v,
+                    ]
+                }
+                "XRANGE" => vec![k, format!("{i}"), "+".into()],
+                "XREVRANGE" => vec![k, "+".into(), format!("({i}"), "COUNT".into(), j],
+                "XDEL" => vec![k, format!("{i}-{j}")],
+                "XTRIM" => vec![k, "MINID".into(), i],
+                "GEOADD" => vec![k, format!("{i}0.5"), format!("{j}1.25"), v],
+                "GEOPOS" | "GEOHASH" => vec![k, v, v2],
+                "GEODIST" => vec![k, v, v2, "km".into()],
+                "GEOSEARCH" => vec![
+                    k,
+                    "FROMLONLAT".into(),
+                    format!("{i}3"),
+                    format!("{j}"),
+                    "BYRADIUS".into(),
+                    "3000".into(),
+                    "km".into(),
+                    "ASC".into(),
+                    "WITHDIST".into(),
+                    "WITHCOORD".into(),
+                ],
                 _ => vec![k],
             };
             let mut v = vec![c];
@@ -898,6 +941,18 @@ fn dump_restore_interop() {
         "SADD si 3 1 2",
         "HSET h f1 v1 f2 v2",
         "ZADD z 1.5 a 2 b -3 c",
+        "XADD xs 1-1 a 1 b 2",
+        "XADD xs 2-1 a 3 b 4",
+        "XADD xs 3-1 other 5",
+        "XADD xs 4-1 a 6 b 7",
+        "XGROUP CREATE xs g 0",
+        "XGROUP CREATE xs g2 $",
+        "XREADGROUP GROUP g c1 COUNT 2 STREAMS xs >",
+        "XREADGROUP GROUP g c2 COUNT 1 STREAMS xs >",
+        "XGROUP CREATECONSUMER xs g idle",
+        "XDEL xs 2-1",
+        "XSETID xs 9-9",
+        "XGROUP CREATE xe g 0 MKSTREAM",
     ];
     let reads = [
         ("s", "GET s"),
@@ -907,6 +962,10 @@ fn dump_restore_interop() {
         ("si", "SMEMBERS si"),
         ("h", "HGETALL h"),
         ("z", "ZRANGE z 0 -1 WITHSCORES"),
+        ("xs", "XRANGE xs - +"),
+        ("xs", "XINFO STREAM xs FULL"),
+        ("xs", "XPENDING xs g"),
+        ("xe", "XINFO STREAM xe FULL"),
     ];
     for line in setup {
         let a = split(line);
@@ -940,7 +999,11 @@ fn dump_restore_interop() {
             );
             let cmd_src: Vec<String> = read.split(' ').map(String::from).collect();
             let mut cmd_dst = cmd_src.clone();
-            cmd_dst[1] = "copy".into();
+            for a in cmd_dst.iter_mut().skip(1) {
+                if a == key {
+                    *a = "copy".into();
+                }
+            }
             let s: Vec<&str> = cmd_src.iter().map(|x| x.as_str()).collect();
             let d: Vec<&str> = cmd_dst.iter().map(|x| x.as_str()).collect();
             let name = s[0].to_lowercase();

@@ -1700,3 +1700,175 @@ fn isolated_replica_resyncs_partially_when_healed() {
     a.shutdown();
     b.shutdown();
 }
+
+/// Stream state as XINFO STREAM FULL shows it, with what legitimately differs between a
+/// primary and its replica masked (consumers' seen-time: the replica sets it on apply).
+fn stream_state(c: &mut C, key: &str) -> V {
+    fn mask(v: V) -> V {
+        match v {
+            V::Arr(Some(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                let mut mask_next = false;
+                for it in items {
+                    let m = if mask_next { V::Int(-1) } else { mask(it) };
+                    mask_next = matches!(&m, V::Bulk(Some(b)) if b == b"seen-time");
+                    out.push(m);
+                }
+                V::Arr(Some(out))
+            }
+            other => other,
+        }
+    }
+    mask(c.cmd(&["XINFO", "STREAM", key, "FULL", "COUNT", "0"]))
+}
+
+/// XADD's generated IDs and trims, XREADGROUP's PEL (propagated as XCLAIM / XGROUP SETID),
+/// XCLAIM, XAUTOCLAIM, XACK, a blocked XREADGROUP served later: the replica's stream and
+/// group state end up identical (also on a real redis-server replica, when installed).
+#[test]
+fn streams_replicate_with_group_state() {
+    let a = node(false);
+    let b = node(false);
+    let (pa, pb) = (a.local_addr().port(), b.local_addr().port());
+    b.replicate_from(a.local_addr());
+    wait_until("link up", Duration::from_secs(10), || link_up(pb));
+    let real = real_redis(&["--replicaof", "127.0.0.1", &pa.to_string()]);
+    if let Some(r) = &real {
+        wait_until("real replica link up", Duration::from_secs(15), || {
+            link_up(r.port)
+        });
+    }
+    let nrep = if real.is_some() { "2" } else { "1" };
+    let mut ca = C::new(pa);
+    // A full sync already carries a stream with groups.
+    for cmd in [
+        vec!["XADD", "pre", "*", "a", "1"],
+        vec!["XGROUP", "CREATE", "pre", "g", "0"],
+        vec!["XREADGROUP", "GROUP", "g", "c", "STREAMS", "pre", ">"],
+    ] {
+        let r = ca.cmd(&cmd);
+        assert!(!matches!(r, V::Err(_)), "{cmd:?}: {r:?}");
+    }
+    ca.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+    let mut blocked = C::new(pa);
+    blocked.send(&[
+        b"XREADGROUP",
+        b"GROUP",
+        b"g",
+        b"waiter",
+        b"BLOCK",
+        b"10000",
+        b"STREAMS",
+        b"s",
+        b">",
+    ]);
+    std::thread::sleep(Duration::from_millis(100));
+    for i in 0..300 {
+        let v = i.to_string();
+        let r = if i % 50 == 49 {
+            ca.cmd(&["XADD", "s", "MAXLEN", "~", "120", "*", "n", &v])
+        } else {
+            ca.cmd(&["XADD", "s", "*", "n", &v, "other", "x"])
+        };
+        assert!(matches!(r, V::Bulk(Some(_))), "{r:?}");
+    }
+    assert!(matches!(blocked.read(), V::Arr(Some(_))));
+    let script: Vec<Vec<&str>> = vec![
+        vec!["XGROUP", "CREATE", "s", "g2", "0"],
+        vec![
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c1",
+            "COUNT",
+            "20",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+        vec![
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c2",
+            "COUNT",
+            "5",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+        vec![
+            "XREADGROUP",
+            "GROUP",
+            "g2",
+            "n",
+            "NOACK",
+            "COUNT",
+            "7",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+        vec!["XREADGROUP", "GROUP", "g", "c1", "STREAMS", "s", "0"],
+        vec!["XGROUP", "CREATECONSUMER", "s", "g", "lazy"],
+        vec!["XCLAIM", "s", "g", "c3", "0", "0-1"],
+        vec!["XAUTOCLAIM", "s", "g", "c4", "0", "0", "COUNT", "3"],
+        vec!["XTRIM", "s", "MAXLEN", "~", "150"],
+        vec!["XTRIM", "s", "MAXLEN", "100"],
+        vec!["XGROUP", "DELCONSUMER", "s", "g", "c2"],
+        vec!["XADD", "s", "MINID", "0-1", "*", "tail", "1"],
+        vec!["XGROUP", "SETID", "s", "g2", "$"],
+        vec!["XADD", "s2", "5-*", "x", "1"],
+        vec!["XADD", "s2", "5-*", "x", "2"],
+        vec![
+            "XSETID",
+            "s2",
+            "9-9",
+            "ENTRIESADDED",
+            "10",
+            "MAXDELETEDID",
+            "5-0",
+        ],
+        vec!["XGROUP", "CREATE", "s2", "gone", "0"],
+        vec!["XGROUP", "DESTROY", "s2", "gone"],
+    ];
+    for cmd in &script {
+        let r = ca.cmd(cmd);
+        assert!(!matches!(r, V::Err(_)), "{cmd:?}: {r:?}");
+    }
+    // Claim one c1 entry that XDEL then removes: XAUTOCLAIM drops it from the PEL.
+    let V::Arr(Some(rows)) = ca.cmd(&["XPENDING", "s", "g", "-", "+", "1", "c1"]) else {
+        panic!("XPENDING")
+    };
+    let first = match &rows[0] {
+        V::Arr(Some(r)) => r[0].text(),
+        other => panic!("{other:?}"),
+    };
+    ca.cmd(&["XDEL", "s", &first]);
+    let r = ca.cmd(&["XAUTOCLAIM", "s", "g", "c5", "0", "0", "COUNT", "100"]);
+    assert!(matches!(r, V::Arr(Some(_))), "{r:?}");
+    let r = ca.cmd(&["XACK", "s", "g", &first]);
+    assert_eq!(r, V::Int(0));
+    assert_eq!(
+        ca.cmd(&["WAIT", nrep, "3000"]),
+        V::Int(nrep.parse().unwrap())
+    );
+    wait_until("offsets equal", Duration::from_secs(5), || {
+        a.replication_offset() == b.replication_offset()
+    });
+    let mut cb = C::new(pb);
+    for key in ["pre", "s", "s2"] {
+        let sa = stream_state(&mut ca, key);
+        assert_eq!(sa, stream_state(&mut cb, key), "our replica, {key}");
+        if let Some(r) = &real {
+            wait_until("real caught up", Duration::from_secs(5), || {
+                C::new(r.port).field("replication", "slave_repl_offset")
+                    == a.replication_offset().to_string()
+            });
+            let mut cr = C::new(r.port);
+            assert_eq!(sa, stream_state(&mut cr, key), "real replica, {key}");
+        }
+    }
+    a.shutdown();
+    b.shutdown();
+}

@@ -122,6 +122,7 @@ fn setbit(ctx: &mut Ctx<'_>) -> CmdResult {
     } else {
         s[byte] &= !mask;
     }
+    ctx.notify(crate::notify::STRING, "setbit", key);
     ctx.r().int(old);
     Ok(())
 }
@@ -285,11 +286,14 @@ fn bitop(ctx: &mut Ctx<'_>) -> CmdResult {
     let db = ctx.db();
     let dst = ctx.arg(2);
     if res.is_empty() {
-        ctx.node.ks.del(db, dst);
+        if ctx.node.ks.del(db, dst) {
+            ctx.notify(crate::notify::GENERIC, "del", dst);
+        }
     } else {
         ctx.node
             .ks
             .set(db, dst, Value::Str(res.into_boxed_slice()), false);
+        ctx.notify(crate::notify::STRING, "set", dst);
     }
     ctx.r().int(maxlen as i64);
     Ok(())
@@ -451,6 +455,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, ro: bool) -> CmdResult {
         }
         let s = str_mut(ctx, key)?;
         let mut ov = Overflow::Wrap;
+        let mut changes = 0;
         for op in &ops {
             match *op {
                 Op::Ov(o) => ov = o,
@@ -461,6 +466,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, ro: bool) -> CmdResult {
                         Some(nv) => {
                             write_field(s, off, t, nv);
                             results.push(Some(old));
+                            changes += 1;
                         }
                         None => results.push(None),
                     }
@@ -471,11 +477,15 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, ro: bool) -> CmdResult {
                         Some(nv) => {
                             write_field(s, off, t, nv);
                             results.push(Some(nv));
+                            changes += 1;
                         }
                         None => results.push(None),
                     }
                 }
             }
+        }
+        if changes > 0 {
+            ctx.notify(crate::notify::STRING, "setbit", key);
         }
     }
     let mut r = ctx.r();

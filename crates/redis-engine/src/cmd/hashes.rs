@@ -4,6 +4,7 @@ use super::keys::{parse_cursor, parse_scan_opts, scan_indices};
 use super::server::cmd;
 use super::*;
 use crate::db::HMap;
+use crate::notify as N;
 
 const K1: Keys = Keys::Range(1, 1, 1);
 
@@ -110,6 +111,7 @@ fn hset_generic(ctx: &mut Ctx<'_>, mset: bool) -> CmdResult {
             }
         }
     }
+    crate::notify::notify(ctx.node, ctx.out, N::HASH, "hset", db, key);
     let mut r = Reply {
         out: ctx.out,
         resp3,
@@ -142,6 +144,8 @@ fn hsetnx(ctx: &mut Ctx<'_>) -> CmdResult {
     };
     if n == 0 {
         ctx.no_dirty = true;
+    } else {
+        ctx.notify(N::HASH, "hset", key);
     }
     ctx.r().int(n);
     Ok(())
@@ -192,9 +196,11 @@ fn hdel(ctx: &mut Ctx<'_>) -> CmdResult {
             }
         }
     }
-    ctx.node.ks.drop_if_empty(db, key);
     if n == 0 {
         ctx.no_dirty = true;
+    } else {
+        ctx.notify(N::HASH, "hdel", key);
+        ctx.drop_if_empty_notify(key);
     }
     ctx.r().int(n);
     Ok(())
@@ -281,6 +287,7 @@ fn hincrby(ctx: &mut Ctx<'_>) -> CmdResult {
     };
     let n = cur.checked_add(by).ok_or(Error::Overflow)?;
     h.insert(f.into(), n.to_string().into_bytes().into());
+    ctx.notify(N::HASH, "hincrby", key);
     ctx.r().int(n);
     Ok(())
 }
@@ -301,6 +308,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>) -> CmdResult {
     }
     let s = super::strings::fmt_human(n);
     h.insert(f.into(), s.as_bytes().into());
+    ctx.notify(N::HASH, "hincrbyfloat", key);
     ctx.r().bulk(s.as_bytes());
     Ok(())
 }

@@ -82,6 +82,7 @@ fn pfadd(ctx: &mut Ctx<'_>) -> CmdResult {
     let changed = hll::pfadd(&mut v, &elems).map_err(hll_err)?;
     if changed {
         store_string(ctx, key, v);
+        ctx.notify(crate::notify::STRING, "pfadd", key);
     } else {
         ctx.no_dirty = true;
     }
@@ -136,6 +137,7 @@ fn pfmerge(ctx: &mut Ctx<'_>) -> CmdResult {
     let refs: Vec<&[u8]> = srcs.iter().map(|v| v.as_slice()).collect();
     hll::pfmerge(&mut dv, &refs).map_err(hll_err)?;
     store_string(ctx, dst, dv);
+    ctx.notify(crate::notify::STRING, "pfadd", dst);
     ctx.r().ok();
     Ok(())
 }
@@ -158,6 +160,7 @@ pub fn to_rdb(v: &Value) -> rdb::Value {
                 .map(|(s, m)| (Bytes::copy_from_slice(m), s.0))
                 .collect(),
         ),
+        Value::Stream(s) => rdb::Value::Stream(Box::new(s.to_rdb())),
     }
 }
 
@@ -181,7 +184,9 @@ pub fn from_rdb(v: rdb::Value) -> Option<Value> {
             }
             Value::ZSet(Box::new(zs))
         }
-        rdb::Value::Stream(_) => return None,
+        rdb::Value::Stream(s) => {
+            Value::Stream(Box::new(crate::cmd::streams::Stream::from_rdb(&s)?))
+        }
     })
 }
 
@@ -239,9 +244,12 @@ fn restore(ctx: &mut Ctx<'_>) -> CmdResult {
     } else {
         Some(now.saturating_add(ttl))
     };
-    ctx.node.ks.del(db, key);
+    let deleted = ctx.node.ks.del(db, key);
     if at.is_some_and(|t| t <= now) {
         // Already expired: Redis deletes (or does not create) the key.
+        if deleted {
+            ctx.notify(crate::notify::GENERIC, "del", key);
+        }
         ctx.r().ok();
         return Ok(());
     }
@@ -249,6 +257,7 @@ fn restore(ctx: &mut Ctx<'_>) -> CmdResult {
     if let Some(t) = at {
         ctx.node.ks.set_expire(db, key, t as u64);
     }
+    ctx.notify(crate::notify::GENERIC, "restore", key);
     ctx.r().ok();
     Ok(())
 }

@@ -3,6 +3,7 @@
 use super::server::cmd;
 use super::*;
 use crate::db::Value;
+use crate::notify as N;
 
 const K1: Keys = Keys::Range(1, 1, 1);
 const K12: Keys = Keys::Range(1, 2, 1);
@@ -181,6 +182,8 @@ fn del(ctx: &mut Ctx<'_>) -> CmdResult {
     for i in 1..ctx.argc() {
         if ctx.node.ks.del(db, ctx.args.get(i)) {
             n += 1;
+            let k = ctx.args.get(i);
+            ctx.notify(N::GENERIC, "del", k);
         }
     }
     if n == 0 {
@@ -252,6 +255,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, nx: bool) -> CmdResult {
         if let Some(t) = t {
             ctx.node.ks.set_expire(db, dst, t);
         }
+        ctx.notify(N::GENERIC, "rename_from", src);
+        ctx.notify(N::GENERIC, "rename_to", dst);
     }
     if nx {
         ctx.r().int(1);
@@ -315,6 +320,7 @@ fn copy(ctx: &mut Ctx<'_>) -> CmdResult {
     if dst_db != src_db {
         ctx.node.touch_key(dst_db, dst);
     }
+    crate::notify::notify(ctx.node, ctx.out, N::GENERIC, "copy_to", dst_db, dst);
     ctx.r().int(1);
     Ok(())
 }
@@ -342,6 +348,8 @@ fn move_(ctx: &mut Ctx<'_>) -> CmdResult {
         if let Some(t) = t {
             ctx.node.ks.set_expire(dst_db, key, t);
         }
+        crate::notify::notify(ctx.node, ctx.out, N::GENERIC, "move_from", src_db, key);
+        crate::notify::notify(ctx.node, ctx.out, N::GENERIC, "move_to", dst_db, key);
     }
     ctx.node.touch_key(dst_db, key);
     ctx.r().int(1);
@@ -558,8 +566,10 @@ fn expire_generic(ctx: &mut Ctx<'_>, ms: bool, abs: bool, name: &str) -> CmdResu
     }
     if when <= now {
         ctx.node.ks.del(db, key);
+        ctx.notify(N::GENERIC, "del", key);
     } else {
         ctx.node.ks.set_expire(db, key, when as u64);
+        ctx.notify(N::GENERIC, "expire", key);
     }
     ctx.r().int(1);
     Ok(())
@@ -628,6 +638,8 @@ fn persist(ctx: &mut Ctx<'_>) -> CmdResult {
     let n = ctx.node.ks.exists(db, key) && ctx.node.ks.persist(db, key);
     if !n {
         ctx.no_dirty = true;
+    } else {
+        ctx.notify(N::GENERIC, "persist", key);
     }
     ctx.r().int(n as i64);
     Ok(())
@@ -672,6 +684,7 @@ pub fn encoding(v: &Value) -> &'static str {
                 "skiplist"
             }
         }
+        Value::Stream(_) => "stream",
     }
 }
 
@@ -860,13 +873,16 @@ fn sort_generic(ctx: &mut Ctx<'_>, ro: bool) -> CmdResult {
     if let Some(dst) = store {
         let len = outv.len();
         if len == 0 {
-            ctx.node.ks.del(db, &dst);
+            if ctx.node.ks.del(db, &dst) {
+                ctx.notify(N::GENERIC, "del", &dst);
+            }
         } else {
             let l: std::collections::VecDeque<Blob> = outv
                 .into_iter()
                 .map(|v| v.unwrap_or_default().into())
                 .collect();
             ctx.node.ks.set(db, &dst, Value::List(Box::new(l)), false);
+            ctx.notify(N::LIST, "sortstore", &dst);
         }
         ctx.node.touch_key(db, &dst);
         ctx.r().int(len as i64);

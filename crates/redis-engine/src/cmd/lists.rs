@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 
 use super::server::cmd;
 use super::*;
+use crate::notify as N;
 
 const K1: Keys = Keys::Range(1, 1, 1);
 
@@ -147,6 +148,7 @@ fn push_generic(ctx: &mut Ctx<'_>, left: bool, only_existing: bool) -> CmdResult
         }
     }
     let n = l.len();
+    ctx.notify(N::LIST, if left { "lpush" } else { "rpush" }, key);
     ctx.r().int(n as i64);
     Ok(())
 }
@@ -194,6 +196,7 @@ fn pop_generic(ctx: &mut Ctx<'_>, left: bool) -> CmdResult {
         return Ok(());
     };
     let emptied = l.len() <= count.unwrap_or(1);
+    let popped = count.unwrap_or(1).min(l.len()) > 0;
     let mut r = Reply {
         out: ctx.out,
         resp3,
@@ -216,8 +219,11 @@ fn pop_generic(ctx: &mut Ctx<'_>, left: bool) -> CmdResult {
             }
         }
     }
+    if popped {
+        ctx.notify(N::LIST, if left { "lpop" } else { "rpop" }, key);
+    }
     if emptied {
-        ctx.node.ks.drop_if_empty(db, key);
+        ctx.drop_if_empty_notify(key);
     }
     Ok(())
 }
@@ -315,6 +321,7 @@ fn lset(ctx: &mut Ctx<'_>) -> CmdResult {
         return Err(Error::IndexOutOfRange);
     }
     l[idx as usize] = v.into();
+    ctx.notify(N::LIST, "lset", ctx.arg(1));
     ctx.r().ok();
     Ok(())
 }
@@ -343,6 +350,8 @@ fn linsert(ctx: &mut Ctx<'_>) -> CmdResult {
     };
     if n < 0 {
         ctx.no_dirty = true;
+    } else {
+        ctx.notify(N::LIST, "linsert", ctx.arg(1));
     }
     ctx.r().int(n);
     Ok(())
@@ -377,9 +386,11 @@ fn lrem(ctx: &mut Ctx<'_>) -> CmdResult {
             }
         }
     }
-    ctx.node.ks.drop_if_empty(db, key);
     if removed == 0 {
         ctx.no_dirty = true;
+    } else {
+        ctx.notify(N::LIST, "lrem", key);
+        ctx.drop_if_empty_notify(key);
     }
     ctx.r().int(removed);
     Ok(())
@@ -397,8 +408,9 @@ fn ltrim(ctx: &mut Ctx<'_>) -> CmdResult {
                 l.drain(..s);
             }
         }
+        ctx.notify(N::LIST, "ltrim", key);
+        ctx.drop_if_empty_notify(key);
     }
-    ctx.node.ks.drop_if_empty(db, key);
     ctx.r().ok();
     Ok(())
 }
@@ -526,7 +538,10 @@ fn do_move(
     } else {
         d.push_back(v.clone());
     }
-    ctx.node.ks.drop_if_empty(db, src);
+    // Redis's order: the push event, then the pop event, then "del" of an emptied source.
+    ctx.notify(N::LIST, if to_left { "lpush" } else { "rpush" }, dst);
+    ctx.notify(N::LIST, if from_left { "lpop" } else { "rpop" }, src);
+    ctx.drop_if_empty_notify(src);
     if src != dst {
         ctx.node.touch_key(db, dst);
     }
@@ -587,7 +602,8 @@ fn bpop_generic(ctx: &mut Ctx<'_>, left: bool) -> CmdResult {
                 r.array(2);
                 r.bulk(key);
                 r.bulk(&v);
-                ctx.node.ks.drop_if_empty(db, key);
+                ctx.notify(N::LIST, if left { "lpop" } else { "rpop" }, key);
+                ctx.drop_if_empty_notify(key);
                 return Ok(());
             }
         }
@@ -691,7 +707,8 @@ fn mpop_try(ctx: &mut Ctx<'_>, keys: &[Blob], left: bool, count: usize) -> Resul
             for v in vals {
                 r.bulk(&v);
             }
-            ctx.node.ks.drop_if_empty(db, key);
+            ctx.notify(N::LIST, if left { "lpop" } else { "rpop" }, key);
+            ctx.drop_if_empty_notify(key);
             return Ok(true);
         }
     }

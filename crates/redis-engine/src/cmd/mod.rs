@@ -26,6 +26,7 @@ macro_rules! typed_create {
 }
 
 pub mod bitmaps;
+pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
 pub mod keys;
@@ -34,6 +35,7 @@ pub mod meta;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
+pub mod streams;
 pub mod strings;
 pub mod tx;
 pub mod zsets;
@@ -162,6 +164,8 @@ pub fn table() -> &'static Table {
             tx::COMMANDS,
             bitmaps::COMMANDS,
             hyperloglog::COMMANDS,
+            streams::COMMANDS,
+            geo::COMMANDS,
             // Last: replaces server.rs's placeholders (ROLE, WAIT, REPLICAOF, PSYNC, ...).
             crate::replication::COMMANDS,
         ] {
@@ -295,6 +299,27 @@ impl<'a> Ctx<'a> {
     }
     pub fn now(&self) -> u64 {
         self.node.ks.now
+    }
+    /// Keyspace notification for `key` in the client's db (Redis's `notifyKeyspaceEvent`).
+    #[inline]
+    pub fn notify(&mut self, class: u32, event: &str, key: &[u8]) {
+        let db = self.db();
+        crate::notify::notify(self.node, self.out, class, event, db, key);
+    }
+    /// Delete `key` if it became an empty aggregate, with Redis's "del" event.
+    pub fn drop_if_empty_notify(&mut self, key: &[u8]) {
+        let db = self.db();
+        let empty = self
+            .node
+            .ks
+            .dbs
+            .get(db)
+            .and_then(|d| d.map.get(key))
+            .is_some_and(|e| e.val.is_empty_aggregate());
+        if empty {
+            self.node.ks.drop_if_empty(db, key);
+            self.notify(crate::notify::GENERIC, "del", key);
+        }
     }
 }
 
@@ -645,9 +670,11 @@ fn execute_cmd(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
             "OOM command not allowed when used memory > 'maxmemory'.",
         );
         node.flush_deleted();
+        crate::notify::drain(node, out);
         return;
     }
     node.flush_deleted();
+    crate::notify::drain(node, out);
     call(node, client, info, args, out, false);
     if !node.ready.is_empty() {
         serve_blocked(node);
@@ -717,6 +744,7 @@ pub fn call(
     if client.tracking.get() && info.flags & F_READONLY != 0 {
         crate::tracking::remember(node, client, def, &args);
     }
+    crate::notify::drain(node, out);
     match res {
         Err(e) => {
             let resp3 = client.resp3.get();
@@ -752,6 +780,7 @@ pub fn call(
         *c += 1;
     }
     node.ks.no_touch = false;
+    node.propagate_as = None;
     if let Some(b) = block {
         if in_exec {
             return None;
@@ -814,6 +843,7 @@ pub fn serve_blocked(node: &mut Node) {
                 };
                 let res = run_handler(info.def, &mut ctx);
                 let again = ctx.block.take();
+                crate::notify::drain(node, &mut out);
                 node.current_client = prev;
                 c.db.set(saved_db);
                 if let Err(e) = res {
@@ -852,6 +882,7 @@ pub fn serve_blocked(node: &mut Node) {
                     &cargs,
                     out.get(out_start..).unwrap_or(&[]),
                 );
+                node.propagate_as = None;
                 {
                     let mut o = c.out.borrow_mut();
                     if o.is_empty() {

@@ -1563,6 +1563,10 @@ fn config_params(node: &Node) -> Vec<(String, String)> {
             "tracking-table-max-keys".into(),
             node.tracking.max_keys.to_string(),
         ),
+        (
+            "notify-keyspace-events".into(),
+            crate::notify::flags_to_string(node.ks.notify_flags),
+        ),
     ];
     for (k, val) in &s.extra {
         if !v.iter().any(|(n, _)| n == k) {

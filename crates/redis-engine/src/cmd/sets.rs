@@ -5,6 +5,7 @@ use super::keys::{parse_cursor, parse_scan_opts, scan_indices};
 use super::server::cmd;
 use super::*;
 use crate::db::{HSet, Value};
+use crate::notify as N;
 
 const K1: Keys = Keys::Range(1, 1, 1);
 const KALL: Keys = Keys::Range(1, -1, 1);
@@ -119,6 +120,8 @@ fn sadd(ctx: &mut Ctx<'_>) -> CmdResult {
     }
     if n == 0 {
         ctx.no_dirty = true;
+    } else {
+        ctx.notify(N::SET, "sadd", key);
     }
     ctx.r().int(n);
     Ok(())
@@ -135,9 +138,11 @@ fn srem(ctx: &mut Ctx<'_>) -> CmdResult {
             }
         }
     }
-    ctx.node.ks.drop_if_empty(db, key);
     if n == 0 {
         ctx.no_dirty = true;
+    } else {
+        ctx.notify(N::SET, "srem", key);
+        ctx.drop_if_empty_notify(key);
     }
     ctx.r().int(n);
     Ok(())
@@ -239,9 +244,11 @@ fn spop(ctx: &mut Ctx<'_>) -> CmdResult {
             false
         }
     };
-    ks.drop_if_empty(db, key);
     if popped.is_empty() {
         ctx.no_dirty = true;
+    } else {
+        ctx.notify(N::SET, "spop", key);
+        ctx.drop_if_empty_notify(key);
     }
     let mut r = ctx.r();
     match count {
@@ -327,9 +334,12 @@ fn smove(ctx: &mut Ctx<'_>) -> CmdResult {
     if let Some(s) = typed!(ctx.node.ks, db, src, Set, get_w) {
         s.swap_remove(m);
     }
-    ctx.node.ks.drop_if_empty(db, src);
+    ctx.notify(N::SET, "srem", src);
+    ctx.drop_if_empty_notify(src);
     let d = typed_create!(ctx.node.ks, db, dst, Set);
-    d.insert(m.into());
+    if d.insert(m.into()) {
+        ctx.notify(N::SET, "sadd", dst);
+    }
     ctx.r().int(1);
     Ok(())
 }
@@ -404,9 +414,17 @@ fn set_op_store(ctx: &mut Ctx<'_>, op: Op) -> CmdResult {
     let dst = ctx.arg(1);
     let n = res.len();
     if n == 0 {
-        ctx.node.ks.del(db, dst);
+        if ctx.node.ks.del(db, dst) {
+            ctx.notify(N::GENERIC, "del", dst);
+        }
     } else {
         ctx.node.ks.set(db, dst, Value::Set(Box::new(res)), false);
+        let ev = match op {
+            Op::Inter => "sinterstore",
+            Op::Union => "sunionstore",
+            Op::Diff => "sdiffstore",
+        };
+        ctx.notify(N::SET, ev, dst);
     }
     ctx.r().int(n as i64);
     Ok(())

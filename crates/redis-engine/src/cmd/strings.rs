@@ -3,6 +3,7 @@
 use super::server::cmd;
 use super::*;
 use crate::db::Value;
+use crate::notify as N;
 
 const K1: Keys = Keys::Range(1, 1, 1);
 
@@ -258,11 +259,11 @@ fn set(ctx: &mut Ctx<'_>) -> CmdResult {
         Some(o) => o.is_some(),
         None => (nx || xx) && ctx.node.ks.exists(db, key),
     };
-    let mut r = Reply {
-        out: ctx.out,
-        resp3,
-    };
     if (nx && exists) || (xx && !exists) {
+        let mut r = Reply {
+            out: ctx.out,
+            resp3,
+        };
         match old {
             Some(Some(o)) => r.bulk(&o),
             _ => r.null(),
@@ -274,6 +275,14 @@ fn set(ctx: &mut Ctx<'_>) -> CmdResult {
     if let Some(t) = at {
         ctx.node.ks.set_expire(db, key, t);
     }
+    crate::notify::notify(ctx.node, ctx.out, N::STRING, "set", db, key);
+    if at.is_some() {
+        crate::notify::notify(ctx.node, ctx.out, N::GENERIC, "expire", db, key);
+    }
+    let mut r = Reply {
+        out: ctx.out,
+        resp3,
+    };
     match old {
         Some(Some(o)) => r.bulk(&o),
         Some(None) => r.null(),
@@ -290,6 +299,7 @@ fn setnx(ctx: &mut Ctx<'_>) -> CmdResult {
         ctx.r().int(0);
     } else {
         ctx.node.ks.set(db, key, Value::Str(val.into()), false);
+        ctx.notify(N::STRING, "set", key);
         ctx.r().int(1);
     }
     Ok(())
@@ -301,6 +311,8 @@ fn setex_generic(ctx: &mut Ctx<'_>, unit: &str, name: &str) -> CmdResult {
     let (key, val) = (ctx.arg(1), ctx.arg(3));
     ctx.node.ks.set(db, key, Value::Str(val.into()), false);
     ctx.node.ks.set_expire(db, key, at);
+    ctx.notify(N::STRING, "set", key);
+    ctx.notify(N::GENERIC, "expire", key);
     ctx.r().ok();
     Ok(())
 }
@@ -345,6 +357,8 @@ fn mset(ctx: &mut Ctx<'_>) -> CmdResult {
             Value::Str(ctx.args.get(i + 1).into()),
             false,
         );
+        let k = ctx.args.get(i);
+        ctx.notify(N::STRING, "set", k);
     }
     ctx.r().ok();
     Ok(())
@@ -369,6 +383,8 @@ fn msetnx(ctx: &mut Ctx<'_>) -> CmdResult {
             Value::Str(ctx.args.get(i + 1).into()),
             false,
         );
+        let k = ctx.args.get(i);
+        ctx.notify(N::STRING, "set", k);
     }
     ctx.r().int(1);
     Ok(())
@@ -381,6 +397,7 @@ fn getset(ctx: &mut Ctx<'_>) -> CmdResult {
     ctx.node
         .ks
         .set(db, key, Value::Str(ctx.args.get(2).into()), false);
+    ctx.notify(N::STRING, "set", key);
     match old {
         Some(o) => ctx.r().bulk(&o),
         None => ctx.r().null(),
@@ -395,6 +412,7 @@ fn getdel(ctx: &mut Ctx<'_>) -> CmdResult {
         Some(o) => {
             let db = ctx.db();
             ctx.node.ks.del(db, key);
+            ctx.notify(N::GENERIC, "del", key);
             ctx.r().bulk(&o);
         }
         None => {
@@ -436,12 +454,15 @@ fn getex(ctx: &mut Ctx<'_>) -> CmdResult {
     if let Some(t) = at {
         if t <= ctx.now() {
             ctx.node.ks.del(db, key);
-            ctx.node.ks.stats.expired_keys += 0;
+            ctx.notify(N::GENERIC, "del", key);
         } else {
             ctx.node.ks.set_expire(db, key, t);
+            ctx.notify(N::GENERIC, "expire", key);
         }
     } else if persist {
-        ctx.node.ks.persist(db, key);
+        if ctx.node.ks.persist(db, key) {
+            ctx.notify(N::GENERIC, "persist", key);
+        }
     } else {
         ctx.no_dirty = true;
     }
@@ -473,6 +494,7 @@ fn append(ctx: &mut Ctx<'_>) -> CmdResult {
             add.len()
         }
     };
+    ctx.notify(N::STRING, "append", key);
     ctx.r().int(len as i64);
     Ok(())
 }
@@ -518,6 +540,7 @@ fn incr_by(ctx: &mut Ctx<'_>, by: i64) -> CmdResult {
             by
         }
     };
+    crate::notify::notify(ctx.node, ctx.out, N::STRING, "incrby", db, key);
     Reply {
         out: ctx.out,
         resp3,
@@ -573,6 +596,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>) -> CmdResult {
     ctx.node
         .ks
         .set(db, key, Value::Str(s.as_bytes().into()), true);
+    ctx.notify(N::STRING, "incrbyfloat", key);
     ctx.r().bulk(s.as_bytes());
     Ok(())
 }
@@ -644,6 +668,7 @@ fn setrange(ctx: &mut Ctx<'_>) -> CmdResult {
                 v[off..off + val.len()].copy_from_slice(val);
                 let n = v.len();
                 *s = v.into_boxed_slice();
+                crate::notify::notify(ctx.node, ctx.out, N::STRING, "setrange", db, key);
                 Reply {
                     out: ctx.out,
                     resp3,
@@ -673,6 +698,7 @@ fn setrange(ctx: &mut Ctx<'_>) -> CmdResult {
             ctx.node
                 .ks
                 .set(db, key, Value::Str(v.into_boxed_slice()), false);
+            crate::notify::notify(ctx.node, ctx.out, N::STRING, "setrange", db, key);
             Reply {
                 out: ctx.out,
                 resp3,

@@ -8,6 +8,7 @@ use super::lists::norm_range;
 use super::server::cmd;
 use super::*;
 use crate::db::{Score, Value, ZSet};
+use crate::notify as N;
 
 const K1: Keys = Keys::Range(1, 1, 1);
 
@@ -287,7 +288,7 @@ pub static COMMANDS: &[CmdDef] = &[
     cmd!("zscan", -3, "readonly", "@read @sortedset @slow", K1, zscan),
 ];
 
-fn zadd(ctx: &mut Ctx<'_>) -> CmdResult {
+pub(crate) fn zadd(ctx: &mut Ctx<'_>) -> CmdResult {
     let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
         (false, false, false, false, false, false);
     let mut i = 2;
@@ -390,6 +391,9 @@ fn zadd(ctx: &mut Ctx<'_>) -> CmdResult {
     } else {
         r.int(if ch { added + changed } else { added });
     }
+    if added + changed > 0 {
+        ctx.notify(N::ZSET, if incr { "zincr" } else { "zadd" }, key);
+    }
     Ok(())
 }
 
@@ -403,8 +407,12 @@ fn zincrby(ctx: &mut Ctx<'_>) -> CmdResult {
         ctx.node.ks.drop_if_empty(db, key);
         return Err(err("resulting score is not a number (NaN)"));
     }
+    let changed = z.score(m) != Some(new);
     z.insert(m, new);
     ctx.r().double(new);
+    if changed {
+        ctx.notify(N::ZSET, "zincr", key);
+    }
     Ok(())
 }
 
@@ -419,11 +427,14 @@ fn zrem(ctx: &mut Ctx<'_>) -> CmdResult {
             }
         }
     }
-    ctx.node.ks.drop_if_empty(db, key);
     if n == 0 {
         ctx.no_dirty = true;
     }
     ctx.r().int(n);
+    if n > 0 {
+        ctx.notify(N::ZSET, "zrem", key);
+        ctx.drop_if_empty_notify(key);
+    }
     Ok(())
 }
 
@@ -819,20 +830,23 @@ fn zrangestore(ctx: &mut Ctx<'_>) -> CmdResult {
     let z = typed!(ctx.node.ks, db, ctx.args.get(2), ZSet, get);
     let items = z.map(|z| collect_range(z, &spec)).unwrap_or_default();
     let dst = ctx.arg(1);
-    store_items(ctx, dst, items)
+    store_items(ctx, dst, items, "zrangestore")
 }
 
-fn store_items(ctx: &mut Ctx<'_>, dst: &[u8], items: Vec<(Blob, f64)>) -> CmdResult {
+fn store_items(ctx: &mut Ctx<'_>, dst: &[u8], items: Vec<(Blob, f64)>, event: &str) -> CmdResult {
     let db = ctx.db();
     let n = items.len();
     if n == 0 {
-        ctx.node.ks.del(db, dst);
+        if ctx.node.ks.del(db, dst) {
+            ctx.notify(N::GENERIC, "del", dst);
+        }
     } else {
         let mut z = ZSet::default();
         for (m, s) in items {
             z.insert(&m, s);
         }
         ctx.node.ks.set(db, dst, Value::ZSet(Box::new(z)), false);
+        ctx.notify(N::ZSET, event, dst);
     }
     ctx.r().int(n as i64);
     Ok(())
@@ -859,6 +873,11 @@ fn zlexcount(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 fn zremrange(ctx: &mut Ctx<'_>, kind: RangeKind) -> CmdResult {
+    let ev = match kind {
+        RangeKind::Rank(..) => "zremrangebyrank",
+        RangeKind::Score(..) => "zremrangebyscore",
+        RangeKind::Lex(..) => "zremrangebylex",
+    };
     let db = ctx.db();
     let key = ctx.args.get(1);
     let spec = RangeSpec {
@@ -875,11 +894,14 @@ fn zremrange(ctx: &mut Ctx<'_>, kind: RangeKind) -> CmdResult {
         }
         n = items.len();
     }
-    ctx.node.ks.drop_if_empty(db, key);
     if n == 0 {
         ctx.no_dirty = true;
     }
     ctx.r().int(n as i64);
+    if n > 0 {
+        ctx.notify(N::ZSET, ev, key);
+        ctx.drop_if_empty_notify(key);
+    }
     Ok(())
 }
 
@@ -936,7 +958,6 @@ fn zpop_generic(ctx: &mut Ctx<'_>, max: bool) -> CmdResult {
         Some(z) => pop_n(z, max, count.unwrap_or(1)),
         None => vec![],
     };
-    ctx.node.ks.drop_if_empty(db, key);
     if items.is_empty() {
         ctx.no_dirty = true;
     }
@@ -952,6 +973,10 @@ fn zpop_generic(ctx: &mut Ctx<'_>, max: bool) -> CmdResult {
             r.bulk(m);
             r.double(*s);
         }
+    }
+    if !items.is_empty() {
+        ctx.notify(N::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+        ctx.drop_if_empty_notify(key);
     }
     Ok(())
 }
@@ -985,7 +1010,6 @@ fn bzpop_generic(ctx: &mut Ctx<'_>, max: bool) -> CmdResult {
         let key = ctx.args.get(i);
         if let Some(z) = typed!(ctx.node.ks, db, key, ZSet, get_w) {
             if let Some((m, s)) = pop_n(z, max, 1).pop() {
-                ctx.node.ks.drop_if_empty(db, key);
                 let mut r = Reply {
                     out: ctx.out,
                     resp3,
@@ -994,6 +1018,8 @@ fn bzpop_generic(ctx: &mut Ctx<'_>, max: bool) -> CmdResult {
                 r.bulk(key);
                 r.bulk(&m);
                 r.double(s);
+                ctx.notify(N::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+                ctx.drop_if_empty_notify(key);
                 return Ok(());
             }
         }
@@ -1060,7 +1086,8 @@ fn zmpop_try(ctx: &mut Ctx<'_>, keys: &[Blob], max: bool, count: usize) -> Resul
                 continue;
             }
             let items = pop_n(z, max, count);
-            ctx.node.ks.drop_if_empty(db, key);
+            ctx.notify(N::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+            ctx.drop_if_empty_notify(key);
             let mut r = Reply {
                 out: ctx.out,
                 resp3,
@@ -1315,17 +1342,17 @@ fn zdiff(ctx: &mut Ctx<'_>) -> CmdResult {
 fn zunionstore(ctx: &mut Ctx<'_>) -> CmdResult {
     let (items, _) = setop(ctx, 2, SetOp::Union, false, "zunionstore")?;
     let dst = ctx.arg(1);
-    store_items(ctx, dst, items)
+    store_items(ctx, dst, items, "zunionstore")
 }
 fn zinterstore(ctx: &mut Ctx<'_>) -> CmdResult {
     let (items, _) = setop(ctx, 2, SetOp::Inter, false, "zinterstore")?;
     let dst = ctx.arg(1);
-    store_items(ctx, dst, items)
+    store_items(ctx, dst, items, "zinterstore")
 }
 fn zdiffstore(ctx: &mut Ctx<'_>) -> CmdResult {
     let (items, _) = setop(ctx, 2, SetOp::Diff, false, "zdiffstore")?;
     let dst = ctx.arg(1);
-    store_items(ctx, dst, items)
+    store_items(ctx, dst, items, "zdiffstore")
 }
 
 fn zintercard(ctx: &mut Ctx<'_>) -> CmdResult {
