@@ -14,6 +14,7 @@ mod conn;
 pub mod db;
 pub mod hll;
 pub mod keymap;
+pub mod lua;
 pub mod node;
 pub mod replication;
 pub mod resp;

@@ -142,6 +142,8 @@ pub struct Node {
     pub blocked_count: usize,
     /// Replication state (see `replication.rs`).
     pub repl: crate::replication::Repl,
+    /// Lua scripts and function libraries (created on first use; see `lua/`).
+    pub scripting: Option<Box<crate::lua::Scripting>>,
 }
 
 impl Node {
@@ -179,6 +181,7 @@ impl Node {
             pubsub_clients_total: 0,
             blocked_count: 0,
             repl: crate::replication::Repl::default(),
+            scripting: None,
         }
     }
 

@@ -31,6 +31,7 @@ pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -161,6 +162,7 @@ pub fn table() -> &'static Table {
             tx::COMMANDS,
             bitmaps::COMMANDS,
             hyperloglog::COMMANDS,
+            scripting::COMMANDS,
             // Last: replaces server.rs's placeholders (ROLE, WAIT, REPLICAOF, PSYNC, ...).
             crate::replication::COMMANDS,
         ] {
