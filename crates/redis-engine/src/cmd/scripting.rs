@@ -84,8 +84,12 @@ fn take(node: &mut Node) -> Result<Box<Scripting>, Error> {
 }
 
 /// numkeys, keys and args of EVAL/FCALL.
-fn keys_args<'a>(ctx: &Ctx<'a>) -> Result<(Vec<&'a [u8]>, Vec<&'a [u8]>), Error> {
-    let n = ctx.int(2)?;
+fn keys_args<'a>(ctx: &Ctx<'a>, fcall: bool) -> Result<(Vec<&'a [u8]>, Vec<&'a [u8]>), Error> {
+    let n = match ctx.int(2) {
+        Ok(n) => n,
+        Err(_) if fcall => return Err(err("Bad number of keys provided")),
+        Err(e) => return Err(e),
+    };
     if n < 0 {
         return Err(err("Number of keys can't be negative"));
     }
@@ -99,7 +103,7 @@ fn keys_args<'a>(ctx: &Ctx<'a>) -> Result<(Vec<&'a [u8]>, Vec<&'a [u8]>), Error>
 }
 
 fn eval_generic(ctx: &mut Ctx<'_>, by_sha: bool, ro: bool) -> CmdResult {
-    let (keys, args) = keys_args(ctx)?;
+    let (keys, args) = keys_args(ctx, false)?;
     let mut sc = take(ctx.node)?;
     let res = (|| {
         let sha = if by_sha {
@@ -139,7 +143,7 @@ fn evalsha_ro(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) -> CmdResult {
-    let (keys, args) = keys_args(ctx)?;
+    let (keys, args) = keys_args(ctx, true)?;
     let name = String::from_utf8_lossy(ctx.arg(1)).into_owned();
     let mut sc = take(ctx.node)?;
     let inv = Invocation {
@@ -643,7 +647,7 @@ fn function_restore(ctx: &mut Ctx<'_>) -> CmdResult {
         Policy::Append
     };
     let Some(codes) = parse_function_dump(ctx.arg(2)) else {
-        return Err(err("payload version or checksum are wrong"));
+        return Err(err("DUMP payload version or checksum are wrong"));
     };
     let mut sc = take(ctx.node)?;
     // Load into a scratch engine first so a failure leaves the libraries untouched.

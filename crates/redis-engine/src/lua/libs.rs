@@ -3,9 +3,9 @@
 //! Errors go through the sentinel convention (`super::sentinel_err`) so they are raised
 //! like C's `luaL_error` (no position prefix).
 
-use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value, Variadic};
+use mlua::{LightUserData, Lua, MultiValue, Table, Value, Variadic};
 
-use super::{lua_num_str, sentinel_err};
+use super::{lua_num_str, raise_lib};
 
 fn type_name(v: Option<&Value>) -> &'static str {
     match v {
@@ -51,15 +51,14 @@ fn check_num(args: &[Value], i: usize, fname: &str) -> Result<f64, String> {
 fn reg(
     lua: &Lua,
     t: &Table,
-    wrap: &Function,
     name: &'static str,
     f: fn(&Lua, &[Value]) -> Result<MultiValue, String>,
 ) -> mlua::Result<()> {
     let func = lua.create_function(move |lua, args: Variadic<Value>| match f(lua, &args) {
         Ok(v) => Ok(v),
-        Err(e) => sentinel_err(lua, &e),
+        Err(e) => Err(raise_lib(lua, &e)),
     })?;
-    t.raw_set(name, wrap.call::<Function>(func)?)
+    t.raw_set(name, func)
 }
 
 /// Convert an mlua error inside a library function into a message.
@@ -67,34 +66,34 @@ fn me(e: mlua::Error) -> String {
     e.to_string()
 }
 
-pub fn install(lua: &Lua, globals: &Table, wrap: &Function) -> mlua::Result<()> {
+pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     let bit = lua.create_table()?;
-    reg(lua, &bit, wrap, "tobit", |_, a| {
+    reg(lua, &bit, "tobit", |_, a| {
         bit1(a, "tobit", |x| x)
     })?;
-    reg(lua, &bit, wrap, "bnot", |_, a| bit1(a, "bnot", |x| !x))?;
-    reg(lua, &bit, wrap, "bswap", |_, a| {
+    reg(lua, &bit, "bnot", |_, a| bit1(a, "bnot", |x| !x))?;
+    reg(lua, &bit, "bswap", |_, a| {
         bit1(a, "bswap", |x| x.swap_bytes())
     })?;
-    reg(lua, &bit, wrap, "band", |_, a| bitn(a, "band", |x, y| x & y))?;
-    reg(lua, &bit, wrap, "bor", |_, a| bitn(a, "bor", |x, y| x | y))?;
-    reg(lua, &bit, wrap, "bxor", |_, a| bitn(a, "bxor", |x, y| x ^ y))?;
-    reg(lua, &bit, wrap, "lshift", |_, a| {
+    reg(lua, &bit, "band", |_, a| bitn(a, "band", |x, y| x & y))?;
+    reg(lua, &bit, "bor", |_, a| bitn(a, "bor", |x, y| x | y))?;
+    reg(lua, &bit, "bxor", |_, a| bitn(a, "bxor", |x, y| x ^ y))?;
+    reg(lua, &bit, "lshift", |_, a| {
         bit2(a, "lshift", |x, n| x.wrapping_shl(n & 31))
     })?;
-    reg(lua, &bit, wrap, "rshift", |_, a| {
+    reg(lua, &bit, "rshift", |_, a| {
         bit2(a, "rshift", |x, n| x.wrapping_shr(n & 31))
     })?;
-    reg(lua, &bit, wrap, "arshift", |_, a| {
+    reg(lua, &bit, "arshift", |_, a| {
         bit2(a, "arshift", |x, n| ((x as i32) >> (n & 31)) as u32)
     })?;
-    reg(lua, &bit, wrap, "rol", |_, a| {
+    reg(lua, &bit, "rol", |_, a| {
         bit2(a, "rol", |x, n| x.rotate_left(n & 31))
     })?;
-    reg(lua, &bit, wrap, "ror", |_, a| {
+    reg(lua, &bit, "ror", |_, a| {
         bit2(a, "ror", |x, n| x.rotate_right(n & 31))
     })?;
-    reg(lua, &bit, wrap, "tohex", |lua, a| {
+    reg(lua, &bit, "tohex", |lua, a| {
         let x = tobit(check_num(a, 0, "tohex")?);
         let mut n: i64 = match a.get(1) {
             None | Some(Value::Nil) => 8,
@@ -118,7 +117,7 @@ pub fn install(lua: &Lua, globals: &Table, wrap: &Function) -> mlua::Result<()> 
     globals.raw_set("bit", bit)?;
 
     let cjson = lua.create_table()?;
-    reg(lua, &cjson, wrap, "encode", |lua, a| {
+    reg(lua, &cjson, "encode", |lua, a| {
         if a.len() != 1 {
             return Err("bad argument #1 to 'encode' (expected 1 argument)".into());
         }
@@ -128,7 +127,7 @@ pub fn install(lua: &Lua, globals: &Table, wrap: &Function) -> mlua::Result<()> 
             lua.create_string(&out).map_err(me)?,
         )]))
     })?;
-    reg(lua, &cjson, wrap, "decode", |lua, a| {
+    reg(lua, &cjson, "decode", |lua, a| {
         if a.len() != 1 {
             return Err("bad argument #1 to 'decode' (expected 1 argument)".into());
         }
@@ -166,14 +165,14 @@ pub fn install(lua: &Lua, globals: &Table, wrap: &Function) -> mlua::Result<()> 
         "decode_invalid_numbers",
     ] {
         // Configuration knobs: accepted, defaults kept.
-        reg(lua, &cjson, wrap, name, |_, _| Ok(MultiValue::new()))?;
+        reg(lua, &cjson, name, |_, _| Ok(MultiValue::new()))?;
     }
     cjson.raw_set("_NAME", "cjson")?;
     cjson.raw_set("_VERSION", "2.1.0")?;
     globals.raw_set("cjson", cjson)?;
 
     let mp = lua.create_table()?;
-    reg(lua, &mp, wrap, "pack", |lua, a| {
+    reg(lua, &mp, "pack", |lua, a| {
         if a.is_empty() {
             return Err("MessagePack pack needs input.".into());
         }
@@ -185,7 +184,7 @@ pub fn install(lua: &Lua, globals: &Table, wrap: &Function) -> mlua::Result<()> 
             lua.create_string(&out).map_err(me)?,
         )]))
     })?;
-    reg(lua, &mp, wrap, "unpack", |lua, a| {
+    reg(lua, &mp, "unpack", |lua, a| {
         let s = match a.first() {
             Some(Value::String(s)) => s.as_bytes().to_vec(),
             _ => return Err("bad argument #1 to 'unpack' (string expected)".into()),
@@ -197,7 +196,7 @@ pub fn install(lua: &Lua, globals: &Table, wrap: &Function) -> mlua::Result<()> 
         }
         Ok(MultiValue::from_vec(vals))
     })?;
-    reg(lua, &mp, wrap, "unpack_one", |lua, a| {
+    reg(lua, &mp, "unpack_one", |lua, a| {
         let s = match a.first() {
             Some(Value::String(s)) => s.as_bytes().to_vec(),
             _ => return Err("bad argument #1 to 'unpack_one' (string expected)".into()),
@@ -219,15 +218,15 @@ pub fn install(lua: &Lua, globals: &Table, wrap: &Function) -> mlua::Result<()> 
     globals.raw_set("cmsgpack", mp)?;
 
     let st = lua.create_table()?;
-    reg(lua, &st, wrap, "pack", struct_pack)?;
-    reg(lua, &st, wrap, "unpack", struct_unpack)?;
-    reg(lua, &st, wrap, "size", |_, a| {
+    reg(lua, &st, "pack", struct_pack)?;
+    reg(lua, &st, "unpack", struct_unpack)?;
+    reg(lua, &st, "size", |_, a| {
         let fmt = match a.first() {
             Some(Value::String(s)) => s.as_bytes().to_vec(),
             _ => return Err("bad argument #1 to 'size' (string expected)".into()),
         };
         let mut total = 0usize;
-        let mut f = Fmt::new(&fmt);
+        let mut f = Fmt::new(&fmt, "size");
         while let Some(item) = f.next_item()? {
             total += f.align_pad(total, &item);
             match item.kind {
@@ -922,6 +921,7 @@ struct Item {
 }
 
 struct Fmt<'a> {
+    fname: &'static str,
     f: &'a [u8],
     i: usize,
     little: bool,
@@ -929,8 +929,9 @@ struct Fmt<'a> {
 }
 
 impl<'a> Fmt<'a> {
-    fn new(f: &'a [u8]) -> Fmt<'a> {
+    fn new(f: &'a [u8], fname: &'static str) -> Fmt<'a> {
         Fmt {
+            fname,
             f,
             i: 0,
             little: cfg!(target_endian = "little"),
@@ -982,7 +983,12 @@ impl<'a> Fmt<'a> {
                     let n = self.num(1)?;
                     return Ok(Some(Item { kind: b'c', size: n, signed: false }));
                 }
-                other => return Err(format!("invalid format option '{}'", other as char)),
+                other => {
+                    return Err(format!(
+                        "bad argument #1 to '{}' (invalid format option '{}')",
+                        self.fname, other as char
+                    ))
+                }
             }
         }
         Ok(None)
@@ -1010,7 +1016,7 @@ fn struct_pack(lua: &Lua, a: &[Value]) -> Result<MultiValue, String> {
         Some(Value::String(s)) => s.as_bytes().to_vec(),
         _ => return Err("bad argument #1 to 'pack' (string expected)".into()),
     };
-    let mut f = Fmt::new(&fmt);
+    let mut f = Fmt::new(&fmt, "pack");
     let mut out = Vec::new();
     let mut arg = 1;
     while let Some(item) = f.next_item()? {
@@ -1105,7 +1111,7 @@ fn struct_unpack(lua: &Lua, a: &[Value]) -> Result<MultiValue, String> {
             (p - 1) as usize
         }
     };
-    let mut f = Fmt::new(&fmt);
+    let mut f = Fmt::new(&fmt, "unpack");
     let mut vals = Vec::new();
     let short = || "bad argument #2 to 'unpack' (data string too short)".to_string();
     while let Some(item) = f.next_item()? {

@@ -171,13 +171,26 @@ end
 impl.proxy = proxy
 
 rawset(G, 'rawset', function(t, k, v)
-  if protected[t] then error('Attempt to modify a readonly table', 2) end
+  if protected[t] then error('Attempt to modify a readonly table', 0) end
   return rawset(t, k, v)
 end)
 rawset(G, 'setmetatable', function(t, m)
-  if protected[t] then error('Attempt to modify a readonly table', 2) end
+  if protected[t] then error('Attempt to modify a readonly table', 0) end
   return setmetatable(t, m)
 end)
+-- Redis's pcall turns error tables ({err=...}) into their message.
+local pcall, conv_err = pcall, impl.conv_err
+local function fix(ok, ...)
+  if ok then return ok, ... end
+  local e = ...
+  if type(e) == 'userdata' then
+    e = conv_err(e, true)
+  elseif type(e) == 'table' and type(rawget(e, 'err')) == 'string' then
+    e = rawget(e, 'err')
+  end
+  return false, e
+end
+rawset(G, 'pcall', function(f, ...) return fix(pcall(f, ...)) end)
 
 -- The environment scripts see.
 local env = setmetatable({}, {__index = G, __newindex = readonly_err, __metatable = false})
@@ -201,31 +214,14 @@ end)
 
 function impl.setenv(f) setfenv(f, env) return f end
 
--- Raise errors reported by our Rust functions (sentinel first value) like C's luaL_error.
-local SENT = impl.SENT
-local function check(a, ...)
-  if a == SENT then error((...), 0) end
-  return a, ...
-end
-function impl.wrap(f) return function(...) return check(f(...)) end end
-
 local redis = {}
-redis.call = function(...)
-  local ok, r = impl.dispatch(...)
-  if not ok then error(r) end
-  return r
-end
-redis.pcall = function(...)
-  local ok, r = impl.dispatch(...)
-  return r
-end
 redis.error_reply = function(e)
-  if type(e) ~= 'string' then error('wrong number or type of arguments', 0) end
+  if type(e) ~= 'string' then return {err = 'ERR wrong number or type of arguments'} end
   if e:sub(1, 1) == '-' then e = e:sub(2) end
   return {err = e}
 end
 redis.status_reply = function(s)
-  if type(s) ~= 'string' then error('wrong number or type of arguments', 0) end
+  if type(s) ~= 'string' then return {err = 'ERR wrong number or type of arguments'} end
   return {ok = s}
 end
 redis.LOG_DEBUG = 0
@@ -239,17 +235,20 @@ redis.REPL_REPLICA = 2
 redis.REPL_ALL = 3
 redis.replicate_commands = function() return true end
 redis.set_repl = function(x)
-  if type(x) ~= 'number' then error('wrong number or type of arguments', 0) end
-  if x < 0 or x > 3 then error('Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.', 0) end
+  if type(x) ~= 'number' then error({err = 'ERR redis.set_repl() requires one argument.'}) end
+  if x < 0 or x > 3 then error({err = 'ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.'}) end
 end
 impl.redis = redis
 
 __redis__err__handler = function(err)
   local lvl = 2
   local i = getinfo(lvl, 'nSl')
-  while i and (i.what == 'C' or i.source == '=[redis]') do
+  while i and (i.what == 'C' or i.what == 'tail' or i.source == '=[redis]') do
     lvl = lvl + 1
     i = getinfo(lvl, 'nSl')
+  end
+  if type(err) == 'userdata' then
+    err = conv_err(err, false)
   end
   if type(err) ~= 'table' then
     err = {err = 'ERR ' .. tostring(err)}
@@ -431,11 +430,24 @@ impl Scripting {
         });
         let result = lua.scope(|scope| {
             let impl_t: Table = lua.named_registry_value("redis_impl")?;
-            let dispatch = scope.create_function(|lua, args: Variadic<Value>| {
+            let redis_t: Table = impl_t.raw_get("redis")?;
+            let rc = &rc;
+            let call = scope.create_function(move |lua, args: Variadic<Value>| {
                 let mut st = rc.borrow_mut();
-                dispatch(lua, &mut st, &args)
+                match dispatch(lua, &mut st, &args)? {
+                    Ok(v) => Ok(v),
+                    Err(msg) => Err(raise_table(&msg)),
+                }
             })?;
-            impl_t.raw_set("dispatch", dispatch)?;
+            let pcall = scope.create_function(move |lua, args: Variadic<Value>| {
+                let mut st = rc.borrow_mut();
+                match dispatch(lua, &mut st, &args)? {
+                    Ok(v) => Ok(v),
+                    Err(msg) => table_err(lua, &msg),
+                }
+            })?;
+            redis_t.raw_set("call", call)?;
+            redis_t.raw_set("pcall", pcall)?;
             let globals = lua.globals();
             let (keys, argv) = (make_array(lua, &inv.keys)?, make_array(lua, &inv.args)?);
             let runner: Function = impl_t.raw_get("run")?;
@@ -453,13 +465,14 @@ impl Scripting {
             let ok = matches!(it.next(), Some(Value::Boolean(true)));
             let val = it.next().unwrap_or(Value::Nil);
             let mut reply = Vec::new();
-            let script_resp3 = sclient.resp3.get();
+            let script_resp3 = matches!(impl_t.raw_get::<Value>("resp3")?, Value::Boolean(true));
             if ok {
                 to_resp(&val, &mut reply, script_resp3, caller_resp3, 0);
             } else {
                 reply = error_reply(&val, &inv.funcname).into_bytes();
             }
-            impl_t.raw_set("dispatch", Value::Nil)?;
+            redis_t.raw_set("call", Value::Nil)?;
+            redis_t.raw_set("pcall", Value::Nil)?;
             if !is_function {
                 globals.raw_set("KEYS", Value::Nil)?;
                 globals.raw_set("ARGV", Value::Nil)?;
@@ -580,25 +593,12 @@ fn register_library(lua: &Lua, body: &[u8]) -> Result<IndexMap<String, LibFuncti
     let chunk = compile(lua, body, "@user_function")
         .map_err(|e| format!("ERR Error compiling function: {e}"))?;
     let funcs: RefCell<IndexMap<String, LibFunction>> = RefCell::new(IndexMap::new());
-    let sent: Value = lua
-        .named_registry_value::<Table>("redis_impl")
-        .and_then(|t| t.raw_get("SENT"))
-        .map_err(|e| format!("ERR {e}"))?;
     let res: mlua::Result<Result<(), String>> = lua.scope(|scope| {
         let impl_t: Table = lua.named_registry_value("redis_impl")?;
-        let sent = &sent;
         let funcs = &funcs;
         let reg = scope.create_function(move |_, args: Variadic<Value>| {
-            match register_function(&args, &funcs) {
-                Ok(()) => Ok(MultiValue::new()),
-                Err(e) => Ok(MultiValue::from_vec(vec![
-                    sent.clone(),
-                    Value::String(lua.create_string(&e)?),
-                ])),
-            }
+            register_function(&args, funcs).map_err(|e| raise_table(&format!("ERR {e}")))
         })?;
-        let wrap: Function = impl_t.raw_get("wrap")?;
-        let reg: Function = wrap.call(reg)?;
         // The load-time `redis` table offers only register_function, log and the constants.
         let load_env: Table = impl_t.raw_get("load_redis")?;
         load_env.raw_set("register_function", reg)?;
@@ -734,19 +734,17 @@ fn new_state(functions: bool) -> mlua::Result<Lua> {
         )
     };
     let impl_t = lua.create_table()?;
-    let sent = lua.create_table()?;
-    impl_t.raw_set("SENT", sent)?;
+    impl_t.raw_set("conv_err", lua.create_function(conv_err)?)?;
     lua.set_named_registry_value("redis_impl", &impl_t)?;
     lua.load(SETUP)
         .set_name(INTERNAL)
         .call::<()>((impl_t.clone(), Value::Nil))?;
     let globals = lua.globals();
-    let wrap: Function = impl_t.raw_get("wrap")?;
     let proxy: Function = impl_t.raw_get("proxy")?;
     let redis: Table = impl_t.raw_get("redis")?;
     let sha = lua.create_function(|lua, args: Variadic<Value>| {
         if args.len() != 1 {
-            return sentinel_err(lua, "wrong number of arguments");
+            return Err(raise_table("ERR wrong number of arguments"));
         }
         let s = match &args[0] {
             Value::String(s) => s.as_bytes().to_vec(),
@@ -758,18 +756,18 @@ fn new_state(functions: bool) -> mlua::Result<Lua> {
             lua.create_string(sha1hex(&s))?,
         )]))
     })?;
-    redis.raw_set("sha1hex", wrap.call::<Function>(sha)?)?;
-    let log = lua.create_function(|lua, args: Variadic<Value>| {
+    redis.raw_set("sha1hex", sha)?;
+    let log = lua.create_function(|_, args: Variadic<Value>| {
         if args.len() < 2 {
-            return sentinel_err(lua, "redis.log() requires two arguments or more.");
+            return Err(raise_table("ERR redis.log() requires two arguments or more."));
         }
         let level = match &args[0] {
             Value::Integer(i) => *i,
             Value::Number(n) => *n as i64,
-            _ => return sentinel_err(lua, "First argument must be a number (log level)."),
+            _ => return Err(raise_table("ERR First argument must be a number (log level).")),
         };
         if !(0..=3).contains(&level) {
-            return sentinel_err(lua, "Invalid debug level.");
+            return Err(raise_table("ERR Invalid debug level."));
         }
         let mut msg = String::new();
         for (i, a) in args.iter().skip(1).enumerate() {
@@ -786,11 +784,10 @@ fn new_state(functions: bool) -> mlua::Result<Lua> {
         tracing::info!(target: "redis_engine::lua", level, "{msg}");
         Ok(MultiValue::new())
     })?;
-    let log = wrap.call::<Function>(log)?;
     redis.raw_set("log", log.clone())?;
     let setresp = lua.create_function(|lua, args: Variadic<Value>| {
         if args.len() != 1 {
-            return sentinel_err(lua, "redis.setresp() requires one argument.");
+            return Err(raise_table("ERR redis.setresp() requires one argument."));
         }
         let v = match &args[0] {
             Value::Integer(i) => *i,
@@ -798,15 +795,15 @@ fn new_state(functions: bool) -> mlua::Result<Lua> {
             _ => 0,
         };
         if v != 2 && v != 3 {
-            return sentinel_err(lua, "RESP version must be 2 or 3.");
+            return Err(raise_table("ERR RESP version must be 2 or 3."));
         }
         let resp3 = v == 3;
         let impl_t: Table = lua.named_registry_value("redis_impl")?;
         impl_t.raw_set("resp3", resp3)?;
         Ok(MultiValue::new())
     })?;
-    redis.raw_set("setresp", wrap.call::<Function>(setresp)?)?;
-    libs::install(&lua, &globals, &wrap)?;
+    redis.raw_set("setresp", setresp)?;
+    libs::install(&lua, &globals)?;
     // Library tables become read-only proxies, like Redis's read-only tables.
     for name in [
         "string",
@@ -874,14 +871,52 @@ fn new_state(functions: bool) -> mlua::Result<Lua> {
     Ok(lua)
 }
 
-/// Our Rust functions report errors through the sentinel (see `impl.wrap` in SETUP).
-pub(crate) fn sentinel_err(lua: &Lua, msg: &str) -> mlua::Result<MultiValue> {
-    let impl_t: Table = lua.named_registry_value("redis_impl")?;
-    let sent: Value = impl_t.raw_get("SENT")?;
-    Ok(MultiValue::from_vec(vec![
-        sent,
-        Value::String(lua.create_string(msg)?),
-    ]))
+/// Errors our Rust functions raise, told apart by the error handler and `pcall`.
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptErr {
+    /// Raised as Redis's error tables ({err=msg}), e.g. by `redis.call`.
+    #[error("{0}")]
+    Table(String),
+    /// Raised as a string, like C's `luaL_error` (position already included).
+    #[error("{0}")]
+    Str(String),
+}
+
+pub(crate) fn raise_table(msg: &str) -> mlua::Error {
+    mlua::Error::external(ScriptErr::Table(msg.to_string()))
+}
+
+/// A `luaL_error`-style error: prefixed with the calling Lua code's position.
+pub(crate) fn raise_lib(lua: &Lua, msg: &str) -> mlua::Error {
+    let pos = lua
+        .inspect_stack(1, |d| {
+            let line = d.current_line();
+            let src = d.source().short_src.map(|s| s.into_owned());
+            match (src, line) {
+                (Some(s), Some(l)) if l > 0 => format!("{s}:{l}: "),
+                _ => String::new(),
+            }
+        })
+        .unwrap_or_default();
+    mlua::Error::external(ScriptErr::Str(format!("{pos}{msg}")))
+}
+
+/// `impl.conv_err(e, for_pcall)`: an error raised by Rust code as the Lua value Redis has.
+fn conv_err(lua: &Lua, (v, for_pcall): (Value, bool)) -> mlua::Result<Value> {
+    let Value::Error(e) = v else { return Ok(v) };
+    match e.downcast_ref::<ScriptErr>() {
+        Some(ScriptErr::Table(m)) if !for_pcall => table_err(lua, m),
+        Some(ScriptErr::Table(m)) | Some(ScriptErr::Str(m)) => {
+            Ok(Value::String(lua.create_string(m)?))
+        }
+        None => {
+            let mut cur: &mlua::Error = &e;
+            while let mlua::Error::CallbackError { cause, .. } = cur {
+                cur = cause;
+            }
+            Ok(Value::String(lua.create_string(cur.to_string())?))
+        }
+    }
 }
 
 fn make_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
@@ -977,16 +1012,14 @@ fn table_err(lua: &Lua, msg: &str) -> mlua::Result<Value> {
     Ok(Value::Table(t))
 }
 
-/// `redis.call` / `redis.pcall`: returns (true, reply) or (false, {err=...}).
-fn dispatch(lua: &Lua, st: &mut RunCtx<'_>, args: &[Value]) -> mlua::Result<(bool, Value)> {
+/// `redis.call` / `redis.pcall`: the reply, or the error line to raise/return.
+fn dispatch(
+    lua: &Lua,
+    st: &mut RunCtx<'_>,
+    args: &[Value],
+) -> mlua::Result<Result<Value, String>> {
     if args.is_empty() {
-        return Ok((
-            false,
-            table_err(
-                lua,
-                "ERR Please specify at least one argument for this redis lib call",
-            )?,
-        ));
+        return Ok(Err("ERR Please specify at least one argument for this redis lib call".to_string()));
     }
     let mut parts: Vec<Vec<u8>> = Vec::with_capacity(args.len());
     for a in args {
@@ -995,13 +1028,7 @@ fn dispatch(lua: &Lua, st: &mut RunCtx<'_>, args: &[Value]) -> mlua::Result<(boo
             Value::Integer(i) => parts.push(i.to_string().into_bytes()),
             Value::Number(n) => parts.push(lua_num_str(*n).into_bytes()),
             _ => {
-                return Ok((
-                    false,
-                    table_err(
-                        lua,
-                        "ERR Lua redis lib command arguments must be strings or integers",
-                    )?,
-                ))
+                return Ok(Err("ERR Lua redis lib command arguments must be strings or integers".to_string()))
             }
         }
     }
@@ -1009,58 +1036,31 @@ fn dispatch(lua: &Lua, st: &mut RunCtx<'_>, args: &[Value]) -> mlua::Result<(boo
     let cmd_owned = OwnedCmd::from_parts(&refs);
     let cargs = cmd_owned.args();
     let Some(info) = cmd::lookup(cargs.get(0)) else {
-        return Ok((
-            false,
-            table_err(lua, "ERR Unknown Redis command called from script")?,
-        ));
+        return Ok(Err("ERR Unknown Redis command called from script".to_string()));
     };
     let node = &mut *st.node;
     if !node.settings.allow_restricted && info.flags & cmd::F_RESTRICTED != 0 {
-        return Ok((
-            false,
-            table_err(lua, "ERR Unknown Redis command called from script")?,
-        ));
+        return Ok(Err("ERR Unknown Redis command called from script".to_string()));
     }
     let def = info.def;
     let argc = cargs.len() as i32;
     if (def.arity > 0 && argc != def.arity) || argc < -def.arity {
-        return Ok((
-            false,
-            table_err(lua, "ERR Wrong number of args calling Redis command from script")?,
-        ));
+        return Ok(Err("ERR Wrong number of args calling Redis command from script".to_string()));
     }
     if info.flags & F_NOSCRIPT != 0 {
-        return Ok((
-            false,
-            table_err(lua, "ERR This Redis command is not allowed from script")?,
-        ));
+        return Ok(Err("ERR This Redis command is not allowed from script".to_string()));
     }
     let write = info.flags & F_WRITE != 0;
     if st.read_only && write {
-        return Ok((
-            false,
-            table_err(
-                lua,
-                "ERR Write commands are not allowed from read-only scripts.",
-            )?,
-        ));
+        return Ok(Err("ERR Write commands are not allowed from read-only scripts.".to_string()));
     }
     if write && !st.wrote && crate::replication::refuses_writes_from(node, &st.sclient) {
-        return Ok((
-            false,
-            table_err(lua, "READONLY You can't write against a read only replica.")?,
-        ));
+        return Ok(Err("READONLY You can't write against a read only replica.".to_string()));
     }
     if info.flags & F_DENYOOM != 0 && !st.allow_oom && !st.wrote {
         let max = node.settings.maxmemory;
         if max > 0 && !node.repl.is_replica() && node.used_memory() > max {
-            return Ok((
-                false,
-                table_err(
-                    lua,
-                    "OOM command not allowed when used memory > 'maxmemory'.",
-                )?,
-            ));
+            return Ok(Err("OOM command not allowed when used memory > 'maxmemory'.".to_string()));
         }
     }
     let impl_t: Table = lua.named_registry_value("redis_impl")?;
@@ -1076,8 +1076,15 @@ fn dispatch(lua: &Lua, st: &mut RunCtx<'_>, args: &[Value]) -> mlua::Result<(boo
     let parsed = parse_reply(lua, &out);
     st.out = out;
     match parsed? {
-        Some((v, is_err)) => Ok((!is_err, v)),
-        None => Ok((false, table_err(lua, "ERR reply could not be parsed")?)),
+        Some((Value::Table(t), true)) => {
+            let msg = match t.raw_get::<Value>("err")? {
+                Value::String(s) => s.to_string_lossy(),
+                _ => String::new(),
+            };
+            Ok(Err(msg))
+        }
+        Some((v, _)) => Ok(Ok(v)),
+        None => Ok(Err("ERR reply could not be parsed".into())),
     }
 }
 
