@@ -638,19 +638,19 @@ fn register_function(
             for pair in t.clone().pairs::<Value, Value>() {
                 let (k, v) = pair.map_err(|e| e.to_string())?;
                 let Value::String(k) = k else {
-                    return Err("named argument key given to register_function is not a string".into());
+                    return Err("unknown argument given to redis.register_function".into());
                 };
                 match &*k.to_str().map_err(|e| e.to_string())? {
-                    "function_name" => match v {
-                        Value::String(s) => name = Some(s.to_string_lossy()),
+                    "function_name" => match lua_str(&v) {
+                        Some(s) => name = Some(s),
                         _ => return Err("function_name argument given to register_function must be a string".into()),
                     },
                     "callback" => match v {
                         Value::Function(f) => cb = Some(f),
-                        _ => return Err("callback argument given to register_function must be a function".into()),
+                        _ => return Err("callback argument given to redis.register_function must be a function".into()),
                     },
-                    "description" => match v {
-                        Value::String(s) => desc = Some(s.as_bytes().to_vec()),
+                    "description" => match lua_str(&v) {
+                        Some(s) => desc = Some(s.into_bytes()),
                         _ => return Err("description argument given to register_function must be a string".into()),
                     },
                     "flags" => match v {
@@ -667,7 +667,7 @@ fn register_function(
                         }
                         _ => return Err("flags argument to redis.register_function must be a table representing function flags".into()),
                     },
-                    _ => return Err("unknown argument given to register_function".into()),
+                    _ => return Err("unknown argument given to redis.register_function".into()),
                 }
             }
             let Some(name) = name else {
@@ -678,16 +678,23 @@ fn register_function(
             };
             (name, cb, flags, desc)
         }
-        [Value::String(n), Value::Function(f)] => {
-            (n.to_string_lossy(), f.clone(), Flags::default(), None)
-        }
+        [n, Value::Function(f)] => match lua_str(n) {
+            Some(n) => (n, f.clone(), Flags::default(), None),
+            None => {
+                return Err("first argument to redis.register_function must be a string".into())
+            }
+        },
         [_, _] => {
-            return Err("first argument to redis.register_function must be a string".into());
+            return Err("second argument to redis.register_function must be a function".into());
+        }
+        [_] => {
+            return Err("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).".into());
         }
         _ => return Err("wrong number of arguments to redis.register_function".into()),
     };
     if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
-        return Err("Function names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
+        // (sic: Redis 7.0 words it so)
+        return Err("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
     }
     let mut f = funcs.borrow_mut();
     if f.contains_key(&name) {
@@ -702,6 +709,16 @@ fn register_function(
         },
     );
     Ok(())
+}
+
+/// `lua_tostring` of strings and numbers.
+fn lua_str(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.to_string_lossy()),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Number(n) => Some(lua_num_str(*n)),
+        _ => None,
+    }
 }
 
 fn compile(lua: &Lua, code: &[u8], name: &str) -> Result<Function, String> {
@@ -1281,7 +1298,19 @@ fn to_resp(v: &Value, out: &mut Vec<u8>, script_resp3: bool, resp3: bool, depth:
                     _ => None,
                 };
                 if let Some(d) = d {
-                    r.double(d);
+                    if d.is_nan() {
+                        // printf's rendering of the NaN x86 produces for 0/0.
+                        let s: &[u8] = if d.is_sign_negative() { b"-nan" } else { b"nan" };
+                        if resp3 {
+                            r.out.push(b',');
+                            r.out.extend_from_slice(s);
+                            r.out.extend_from_slice(b"\r\n");
+                        } else {
+                            r.bulk(s);
+                        }
+                    } else {
+                        r.double(d);
+                    }
                     return;
                 }
             }
@@ -1335,9 +1364,10 @@ fn to_resp(v: &Value, out: &mut Vec<u8>, script_resp3: bool, resp3: bool, depth:
     }
 }
 
-/// C's `(long long)` cast of a double (saturating where C is undefined).
+/// C's `(long long)` cast of a double; out of range (undefined in C) gives what x86's
+/// cvttsd2si gives, the "integer indefinite" value, as redis-server on x86-64 does.
 fn trunc_i64(n: f64) -> i64 {
-    if n.is_nan() {
+    if n.is_nan() || n >= 9.223372036854775807e18 || n < -9.223372036854775808e18 {
         i64::MIN
     } else {
         n as i64
