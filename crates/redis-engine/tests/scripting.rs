@@ -200,6 +200,8 @@ const CASES: &[&[&str]] = &[
     &["EVAL", "return {ok=5}", "0"],
     &["EVAL", "return redis.status_reply('a\nb')", "0"],
     &["EVAL", "return redis.error_reply('a\nb')", "0"],
+    &["EVAL", "math.randomseed(42) return {math.random(100), math.random(5, 10), tostring(math.random())}", "0"],
+    &["EVAL", "math.randomseed(7) return math.random(0)", "0"],
     // Sandbox.
     &["EVAL", "return type(print)", "0"],
     &["EVAL", "return type(os)", "0"],

@@ -66,7 +66,55 @@ fn me(e: mlua::Error) -> String {
     e.to_string()
 }
 
+thread_local! {
+    /// redis-server's lrand48 state (one per process there; one per node thread here).
+    static RAND48: std::cell::Cell<u64> = const { std::cell::Cell::new(0x1234_ABCD_330E) };
+}
+
+/// Redis's `redisLrand48`: the 48-bit LCG of lrand48, top 31 bits.
+fn lrand48() -> i32 {
+    RAND48.with(|x| {
+        let n = (x.get().wrapping_mul(0x5DEECE66D).wrapping_add(0xB)) & 0xFFFF_FFFF_FFFF;
+        x.set(n);
+        (n >> 17) as i32
+    })
+}
+
+fn srand48(seed: i32) {
+    RAND48.with(|x| x.set((((seed as u32) as u64) << 16) | 0x330E));
+}
+
 pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
+    // Redis replaces math.random/randomseed with its own PRNG (same sequence everywhere).
+    if let Value::Table(math) = globals.raw_get::<Value>("math")? {
+        reg(lua, &math, "random", |_, a| {
+            let r = (lrand48() % i32::MAX) as f64 / i32::MAX as f64;
+            let v = match a.len() {
+                0 => r,
+                1 => {
+                    let u = check_num(a, 0, "random")? as i64;
+                    if u < 1 {
+                        return Err("bad argument #1 to 'random' (interval is empty)".into());
+                    }
+                    (r * u as f64).floor() + 1.0
+                }
+                2 => {
+                    let l = check_num(a, 0, "random")? as i64;
+                    let u = check_num(a, 1, "random")? as i64;
+                    if l > u {
+                        return Err("bad argument #2 to 'random' (interval is empty)".into());
+                    }
+                    (r * (u - l + 1) as f64).floor() + l as f64
+                }
+                _ => return Err("wrong number of arguments".into()),
+            };
+            Ok(MultiValue::from_vec(vec![Value::Number(v)]))
+        })?;
+        reg(lua, &math, "randomseed", |_, a| {
+            srand48(check_num(a, 0, "randomseed")? as i64 as i32);
+            Ok(MultiValue::new())
+        })?;
+    }
     let bit = lua.create_table()?;
     reg(lua, &bit, "tobit", |_, a| {
         bit1(a, "tobit", |x| x)
@@ -1183,6 +1231,14 @@ fn struct_unpack(lua: &Lua, a: &[Value]) -> Result<MultiValue, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lrand48_matches_libc_sequence() {
+        // glibc: srand48(42); lrand48() twice
+        srand48(42);
+        assert_eq!(lrand48(), 1598855263);
+        assert_eq!(lrand48(), 735945821);
+    }
 
     #[test]
     fn tobit_wraps() {
