@@ -500,3 +500,121 @@ fn watch_and_multi() {
     }
     node.shutdown();
 }
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let t = std::time::Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(15),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn link_up(port: u16) -> bool {
+    match Conn::connect(port).cmd(&["INFO", "replication"]).1 {
+        RVal::Bulk(Some(b)) => String::from_utf8_lossy(&b).contains("master_link_status:up"),
+        _ => false,
+    }
+}
+
+/// The writes a script performs reach replicas (effects replication, wrapped in MULTI/EXEC);
+/// FUNCTION LOAD is propagated; replicas refuse scripts' writes like redis-server's replicas.
+/// A real redis-server replica of our node and our replica of our node end up identical, and
+/// both answer the same to scripts that try to write.
+#[test]
+fn scripts_replicate_by_effects() {
+    let (primary, pp) = start_node(redis_engine::Config::default());
+    let (replica, rp) = start_node(redis_engine::Config::default());
+    replica.replicate_from(primary.local_addr());
+    wait_until("link up", || link_up(rp));
+    let real = start_redis();
+    if let Some(real) = &real {
+        let mut c = Conn::connect(real.port);
+        c.cmd(&["REPLICAOF", "127.0.0.1", &pp.to_string()]);
+        wait_until("real replica link up", || link_up(real.port));
+    }
+    let mut p = Conn::connect(pp);
+    // A script whose effects differ from its text: the random value is computed once.
+    let script = "local v = tostring(math.random()) .. ':' .. ARGV[1] \
+                  redis.call('set', KEYS[1], v) redis.call('incr', 'cnt') \
+                  redis.call('rpush', 'list', v) return v";
+    let (_, v1) = p.cmd(&["EVAL", script, "1", "rk", "one"]);
+    let RVal::Bulk(Some(v1)) = v1 else {
+        panic!("eval: {v1:?}")
+    };
+    let (_, sha) = p.cmd(&["SCRIPT", "LOAD", script]);
+    let RVal::Bulk(Some(sha)) = sha else {
+        panic!("script load: {sha:?}")
+    };
+    let sha = String::from_utf8_lossy(&sha).into_owned();
+    p.cmd(&["EVALSHA", &sha, "1", "rk2", "two"]);
+    p.cmd(&["SELECT", "3"]);
+    p.cmd(&["EVAL", "redis.call('set', 'in3', 'x') redis.call('select', 5) return redis.call('set', 'in5', 'y')", "0"]);
+    p.cmd(&["SELECT", "0"]);
+    let lib = "#!lua name=rlib\nredis.register_function('bump', function(k, a) return redis.call('incrby', k[1], a[1]) end)\nredis.register_function{function_name='peek', callback=function(k) return redis.call('get', k[1]) end, flags={'no-writes'}}";
+    assert_eq!(p.cmd(&["FUNCTION", "LOAD", lib]).0, b"$4\r\nrlib\r\n");
+    assert_eq!(p.cmd(&["FCALL", "bump", "1", "fc", "5"]).0, b":5\r\n");
+    // A read-only script propagates nothing.
+    p.cmd(&["EVAL", "return redis.call('get', 'cnt')", "0"]);
+    let want = if real.is_some() { "2" } else { "1" };
+    assert_eq!(p.cmd(&["WAIT", want, "5000"]).1, RVal::Int(want.parse().unwrap()));
+
+    let mut replicas = vec![rp];
+    if let Some(real) = &real {
+        replicas.push(real.port);
+    }
+    for port in replicas.iter().copied() {
+        let off = primary.replication_offset().to_string();
+        wait_until("replica caught up", || {
+            match Conn::connect(port).cmd(&["INFO", "replication"]).1 {
+                RVal::Bulk(Some(b)) => String::from_utf8_lossy(&b)
+                    .contains(&format!("slave_repl_offset:{off}")),
+                _ => false,
+            }
+        });
+        let mut r = Conn::connect(port);
+        assert_eq!(r.cmd(&["GET", "rk"]).1, RVal::Bulk(Some(v1.clone())), "port {port}");
+        assert_eq!(r.cmd(&["GET", "cnt"]).0, b"$1\r\n2\r\n", "port {port}");
+        assert_eq!(r.cmd(&["LLEN", "list"]).0, b":2\r\n", "port {port}");
+        assert_eq!(r.cmd(&["GET", "fc"]).0, b"$1\r\n5\r\n", "port {port}");
+        r.cmd(&["SELECT", "3"]);
+        assert_eq!(r.cmd(&["GET", "in3"]).0, b"$1\r\nx\r\n", "port {port}");
+        r.cmd(&["SELECT", "5"]);
+        assert_eq!(r.cmd(&["GET", "in5"]).0, b"$1\r\ny\r\n", "port {port}");
+        r.cmd(&["SELECT", "0"]);
+        // The library arrived with FUNCTION LOAD.
+        assert_eq!(r.cmd(&["FCALL_RO", "peek", "1", "fc"]).0, b"$1\r\n5\r\n", "port {port}");
+    }
+    // Replicas refuse scripts' writes; ours answers as redis-server's replica does.
+    let refused: &[&[&str]] = &[
+        &["EVAL", "return redis.call('set', 'x', 1)", "0"],
+        &["EVAL", "return redis.pcall('set', 'x', 1)", "0"],
+        &["EVAL", "#!lua\nreturn redis.call('set', 'x', 1)", "0"],
+        &["EVAL", "#!lua flags=no-writes\nreturn redis.call('get', 'cnt')", "0"],
+        &["EVAL_RO", "return redis.call('get', 'cnt')", "0"],
+        &["FCALL", "bump", "1", "fc", "1"],
+        &["FCALL", "peek", "1", "fc"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function('o', function() return 1 end)"],
+        &["FUNCTION", "DELETE", "rlib"],
+        &["FUNCTION", "FLUSH"],
+    ];
+    let mut ours = Conn::connect(rp);
+    let mut theirs = real.as_ref().map(|r| Conn::connect(r.port));
+    for c in refused {
+        let (o, _) = ours.cmd(c);
+        assert!(!o.starts_with(b"+OK"), "{c:?} accepted on replica");
+        if let Some(t) = theirs.as_mut() {
+            let (t, _) = t.cmd(c);
+            assert_eq!(
+                String::from_utf8_lossy(&o),
+                String::from_utf8_lossy(&t),
+                "{c:?}"
+            );
+        }
+    }
+    assert_eq!(ours.cmd(&["GET", "x"]).1, RVal::Bulk(None));
+    replica.shutdown();
+    primary.shutdown();
+}

@@ -395,13 +395,17 @@ impl Scripting {
                 && !node.repl.is_replica()
                 && node.used_memory() > max
             {
-                return Err(Error::Raw("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'".into()));
+                // Redis refuses it before the script starts (the script's flags make the
+                // command deny-oom), with the generic error.
+                return Err(Error::Raw(
+                    "OOM command not allowed when used memory > 'maxmemory'.".into(),
+                ));
             }
             if !flags.no_writes {
                 if crate::replication::refuses_writes_from(node, caller) {
+                    // As for OOM: the script's flags make EVAL a write command.
                     return Err(Error::Raw(
-                        "READONLY Can not run script with write flag on readonly replica"
-                            .into(),
+                        "READONLY You can't write against a read only replica.".into(),
                     ));
                 }
                 if inv.ro_command {
