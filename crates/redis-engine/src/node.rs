@@ -67,6 +67,12 @@ pub struct Client {
     pub qbuf: Cell<usize>,
     /// Replication offset after this client's last propagated write (WAIT).
     pub woff: Cell<u64>,
+    /// Input read from the socket while a busy script ran (see `lua::busy`); the
+    /// connection loop consumes it first.
+    pub pending_in: RefCell<Vec<u8>>,
+    /// The connection task is in the middle of writing replies (busy scripts must not
+    /// write to the socket then).
+    pub flushing: Cell<bool>,
 }
 
 impl Client {
@@ -101,6 +107,8 @@ impl Client {
             blocked: RefCell::new(None),
             qbuf: Cell::new(0),
             woff: Cell::new(0),
+            pending_in: RefCell::new(Vec::new()),
+            flushing: Cell::new(false),
         }
     }
     pub fn sub_count(&self) -> usize {

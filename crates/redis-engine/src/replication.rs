@@ -341,6 +341,11 @@ pub fn script_end(node: &mut Node, caller: &Client, started: bool) {
     node.repl.multi = 0;
 }
 
+/// Whether `id` is a replication link (our primary, or a replica of ours).
+pub fn is_link_client(node: &Node, id: u64) -> bool {
+    node.repl.is_master_client(id) || node.repl.replicas.iter().any(|p| p.client_id == id)
+}
+
 /// Whether `client` may not write here (a replica accepts writes from its primary only).
 pub fn refuses_writes_from(node: &Node, client: &Client) -> bool {
     node.repl.is_replica() && !node.repl.is_master_client(client.id)

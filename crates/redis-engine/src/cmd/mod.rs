@@ -500,7 +500,7 @@ pub const RESTRICTED: &[&str] = &[
     "acl",
 ];
 
-fn unknown_command(args: &Args<'_>) -> String {
+pub(crate) fn unknown_command(args: &Args<'_>) -> String {
     let mut rest = String::new();
     let mut i = 1;
     while i < args.len() && rest.len() < 128 {

@@ -122,6 +122,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, by_sha: bool, ro: bool) -> CmdResult {
             args,
             funcname: sha.clone(),
             ro_command: ro,
+            command: ctx.args.iter().map(|a| a.to_vec()).collect(),
         };
         sc.run_script(ctx.node, ctx.client, &sha, inv, ctx.out)
     })();
@@ -151,6 +152,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) -> CmdResult {
         args,
         funcname: name.clone(),
         ro_command: ro,
+        command: ctx.args.iter().map(|a| a.to_vec()).collect(),
     };
     let res = sc.run_function(ctx.node, ctx.client, &name, inv, ctx.out);
     ctx.node.scripting = Some(sc);

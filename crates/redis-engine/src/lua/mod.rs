@@ -14,6 +14,7 @@
 //! duration of one run, so the node is borrowed safely; commands go through `cmd::call`
 //! (keyspace effects, WATCH invalidation, replication) with a dedicated script client.
 
+pub mod busy;
 pub mod libs;
 
 use std::cell::RefCell;
@@ -282,6 +283,8 @@ pub struct Invocation<'a> {
     pub funcname: String,
     /// EVAL_RO / EVALSHA_RO / FCALL_RO.
     pub ro_command: bool,
+    /// The command line (FUNCTION STATS while busy).
+    pub command: Vec<Vec<u8>>,
 }
 
 impl Scripting {
@@ -421,6 +424,19 @@ impl Scripting {
         sclient.authed.set(true);
         sclient.woff.set(caller.woff.get());
         let caller_resp3 = caller.resp3.get();
+        let running = Rc::new(busy::Running {
+            started: std::time::Instant::now(),
+            threshold_ms: busy::threshold_ms(node),
+            is_eval: !is_function,
+            caller: caller.id,
+            killed: std::cell::Cell::new(false),
+            name: inv.funcname.clone(),
+            command: inv.command.clone(),
+            touched: RefCell::new(Vec::new()),
+            libs: self.libraries.len(),
+            funcs: self.functions.len(),
+        });
+        busy::RUNNING.with(|r| *r.borrow_mut() = Some(running.clone()));
         let started = crate::replication::script_begin(node);
         let prev_client = node.current_client;
         node.current_client = SCRIPT_CLIENT_ID;
@@ -452,6 +468,15 @@ impl Scripting {
             })?;
             redis_t.raw_set("call", call)?;
             redis_t.raw_set("pcall", pcall)?;
+            let poll = scope.create_function(move |_, ()| {
+                // Not reentrant: the hook cannot fire inside redis.call (no Lua runs there).
+                let Ok(mut st) = rc.try_borrow_mut() else {
+                    return Ok(None);
+                };
+                let wrote = st.wrote;
+                Ok(busy::on_hook(st.node, wrote).map(|m| m.to_string()))
+            })?;
+            lua.set_named_registry_value("busy_poll", poll)?;
             let globals = lua.globals();
             let (keys, argv) = (make_array(lua, &inv.keys)?, make_array(lua, &inv.args)?);
             let runner: Function = impl_t.raw_get("run")?;
@@ -477,6 +502,7 @@ impl Scripting {
             }
             redis_t.raw_set("call", Value::Nil)?;
             redis_t.raw_set("pcall", Value::Nil)?;
+            lua.set_named_registry_value("busy_poll", Value::Nil)?;
             if !is_function {
                 globals.raw_set("KEYS", Value::Nil)?;
                 globals.raw_set("ARGV", Value::Nil)?;
@@ -485,6 +511,8 @@ impl Scripting {
         });
         let st = rc.into_inner();
         let node = st.node;
+        busy::RUNNING.with(|r| *r.borrow_mut() = None);
+        busy::finish(node, &running);
         node.current_client = prev_client;
         crate::replication::script_end(node, caller, started);
         if st.wrote && sclient.woff.get() > caller.woff.get() {
@@ -825,6 +853,25 @@ fn new_state(functions: bool) -> mlua::Result<Lua> {
     })?;
     redis.raw_set("setresp", setresp)?;
     libs::install(&lua, &globals)?;
+    lua.set_hook(
+        mlua::HookTriggers::new().every_nth_instruction(busy::HOOK_EVERY),
+        |lua, _| {
+            let Some(run) = busy::current() else {
+                return Ok(mlua::VmState::Continue);
+            };
+            if !run.killed.get() && (run.started.elapsed().as_millis() as u64) < run.threshold_ms
+            {
+                return Ok(mlua::VmState::Continue);
+            }
+            let poll: Option<Function> = lua.named_registry_value("busy_poll")?;
+            if let Some(poll) = poll {
+                if let Some(msg) = poll.call::<Option<String>>(())? {
+                    return Err(raise_table(&msg));
+                }
+            }
+            Ok(mlua::VmState::Continue)
+        },
+    )?;
     // Library tables become read-only proxies, like Redis's read-only tables.
     for name in [
         "string",
