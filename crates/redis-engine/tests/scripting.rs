@@ -618,3 +618,90 @@ fn scripts_replicate_by_effects() {
     replica.shutdown();
     primary.shutdown();
 }
+
+/// Replies of a busy-script session (durations masked).
+fn busy_session(port: u16) -> Vec<String> {
+    use std::time::Duration;
+    let mut log = Vec::new();
+    let mut a = Conn::connect(port);
+    let mut b = Conn::connect(port);
+    let mut m = Conn::connect(port);
+    let show = |r: Vec<u8>| String::from_utf8_lossy(&r).into_owned();
+    a.cmd(&["FLUSHALL"]);
+    a.cmd(&["FUNCTION", "FLUSH"]);
+    a.cmd(&["CONFIG", "SET", "busy-reply-threshold", "200"]);
+    a.cmd(&["FUNCTION", "LOAD", "#!lua name=spin\nredis.register_function('spin', function(k, a) local i = 0 while true do i = i + 1 end end)"]);
+    m.cmd(&["MULTI"]);
+    let spin = "local i = 0 while true do i = i + 1 end";
+    a.send(&[b"EVAL".to_vec(), spin.as_bytes().to_vec(), b"0".to_vec()]);
+    std::thread::sleep(Duration::from_millis(500));
+    for c in [
+        &["PING"][..],
+        &["GET", "x"],
+        &["NOSUCH"],
+        &["GET"],
+        &["FUNCTION", "STATS"],
+        &["FUNCTION", "KILL"],
+    ] {
+        log.push(show(b.cmd(c).0));
+    }
+    log.push(show(m.cmd(&["SET", "a", "1"]).0));
+    // Pipelined commands each get their answer.
+    b.send_raw(b"PING\r\nECHO x\r\n");
+    log.push(show(b.read_reply().expect("reply").0));
+    log.push(show(b.read_reply().expect("reply").0));
+    log.push(show(b.cmd(&["SCRIPT", "KILL"]).0));
+    log.push(show(a.read_reply().expect("killed").0));
+    log.push(show(b.cmd(&["PING"]).0));
+    log.push(show(m.cmd(&["EXEC"]).0));
+    // A script that wrote cannot be killed; it ends by itself.
+    let wrote = "redis.call('set', 'w', '1') local s = tonumber(redis.call('time')[1]) \
+                 while tonumber(redis.call('time')[1]) < s + 2 do end return 'done'";
+    a.send(&[b"EVAL".to_vec(), wrote.as_bytes().to_vec(), b"0".to_vec()]);
+    std::thread::sleep(Duration::from_millis(500));
+    log.push(show(b.cmd(&["SCRIPT", "KILL"]).0));
+    log.push(show(a.read_reply().expect("done").0));
+    // A busy function: SCRIPT KILL is refused, FUNCTION STATS names it, FUNCTION KILL stops it.
+    a.send(&[b"FCALL".to_vec(), b"spin".to_vec(), b"0".to_vec()]);
+    std::thread::sleep(Duration::from_millis(500));
+    log.push(show(b.cmd(&["PING"]).0));
+    log.push(show(b.cmd(&["SCRIPT", "KILL"]).0));
+    let stats = show(b.cmd(&["FUNCTION", "STATS"]).0);
+    let masked: Vec<&str> = stats.split("\r\n").collect();
+    let mut out = Vec::new();
+    let mut skip_next = false;
+    for part in masked {
+        if skip_next {
+            out.push(":<ms>");
+            skip_next = false;
+            continue;
+        }
+        if part == "duration_ms" {
+            skip_next = true;
+        }
+        out.push(part);
+    }
+    log.push(out.join("|"));
+    log.push(show(b.cmd(&["FUNCTION", "KILL"]).0));
+    log.push(show(a.read_reply().expect("killed").0));
+    log.push(show(b.cmd(&["GET", "w"]).0));
+    log
+}
+
+/// A script running past busy-reply-threshold: other clients get BUSY, SCRIPT KILL and
+/// FUNCTION KILL stop scripts that have not written, as redis-server does.
+#[test]
+fn busy_scripts() {
+    let Some(redis) = start_redis() else { return };
+    let (node, port) = start_node(redis_engine::Config {
+        allow_restricted_commands: true,
+        ..Default::default()
+    });
+    let (theirs, ours) = std::thread::scope(|s| {
+        let t = s.spawn(|| busy_session(redis.port));
+        let o = s.spawn(|| busy_session(port));
+        (t.join().expect("redis session"), o.join().expect("our session"))
+    });
+    node.shutdown();
+    assert_eq!(ours, theirs);
+}

@@ -122,7 +122,8 @@ fn eval_generic(ctx: &mut Ctx<'_>, by_sha: bool, ro: bool) -> CmdResult {
             args,
             funcname: sha.clone(),
             ro_command: ro,
-            command: ctx.args.iter().map(|a| a.to_vec()).collect(),
+            // Only FUNCTION STATS shows the command line, and only for functions.
+            command: Vec::new(),
         };
         sc.run_script(ctx.node, ctx.client, &sha, inv, ctx.out)
     })();

@@ -84,7 +84,8 @@ fn busy_msg(is_eval: bool) -> &'static str {
     if is_eval {
         "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
     } else {
-        "BUSY Redis is busy running a function. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+        // (sic: 7.0 says "script" for functions too)
+        "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
     }
 }
 
@@ -221,23 +222,19 @@ fn answer(
                 r.ok();
             }
         }
-        ("function", b"stats") if args.len() == 2 => {
+        ("function", b"stats") if args.len() == 2 && !run.is_eval => {
             r.map(2);
             r.bulk(b"running_script");
-            if run.is_eval {
-                r.null();
-            } else {
-                r.map(3);
-                r.bulk(b"name");
-                r.bulk(run.name.as_bytes());
-                r.bulk(b"command");
-                r.array(run.command.len());
-                for a in &run.command {
-                    r.bulk(a);
-                }
-                r.bulk(b"duration_ms");
-                r.int(run.started.elapsed().as_millis() as i64);
+            r.map(3);
+            r.bulk(b"name");
+            r.bulk(run.name.as_bytes());
+            r.bulk(b"command");
+            r.array(run.command.len());
+            for a in &run.command {
+                r.bulk(a);
             }
+            r.bulk(b"duration_ms");
+            r.int(run.started.elapsed().as_millis() as i64);
             r.bulk(b"engines");
             r.map(1);
             r.bulk(b"LUA");
