@@ -559,7 +559,10 @@ fn scripts_replicate_by_effects() {
     // A read-only script propagates nothing.
     p.cmd(&["EVAL", "return redis.call('get', 'cnt')", "0"]);
     let want = if real.is_some() { "2" } else { "1" };
-    assert_eq!(p.cmd(&["WAIT", want, "5000"]).1, RVal::Int(want.parse().unwrap()));
+    assert_eq!(
+        p.cmd(&["WAIT", want, "5000"]).1,
+        RVal::Int(want.parse().unwrap())
+    );
 
     let mut replicas = vec![rp];
     if let Some(real) = &real {
@@ -569,13 +572,18 @@ fn scripts_replicate_by_effects() {
         let off = primary.replication_offset().to_string();
         wait_until("replica caught up", || {
             match Conn::connect(port).cmd(&["INFO", "replication"]).1 {
-                RVal::Bulk(Some(b)) => String::from_utf8_lossy(&b)
-                    .contains(&format!("slave_repl_offset:{off}")),
+                RVal::Bulk(Some(b)) => {
+                    String::from_utf8_lossy(&b).contains(&format!("slave_repl_offset:{off}"))
+                }
                 _ => false,
             }
         });
         let mut r = Conn::connect(port);
-        assert_eq!(r.cmd(&["GET", "rk"]).1, RVal::Bulk(Some(v1.clone())), "port {port}");
+        assert_eq!(
+            r.cmd(&["GET", "rk"]).1,
+            RVal::Bulk(Some(v1.clone())),
+            "port {port}"
+        );
         assert_eq!(r.cmd(&["GET", "cnt"]).0, b"$1\r\n2\r\n", "port {port}");
         assert_eq!(r.cmd(&["LLEN", "list"]).0, b":2\r\n", "port {port}");
         assert_eq!(r.cmd(&["GET", "fc"]).0, b"$1\r\n5\r\n", "port {port}");
@@ -585,18 +593,30 @@ fn scripts_replicate_by_effects() {
         assert_eq!(r.cmd(&["GET", "in5"]).0, b"$1\r\ny\r\n", "port {port}");
         r.cmd(&["SELECT", "0"]);
         // The library arrived with FUNCTION LOAD.
-        assert_eq!(r.cmd(&["FCALL_RO", "peek", "1", "fc"]).0, b"$1\r\n5\r\n", "port {port}");
+        assert_eq!(
+            r.cmd(&["FCALL_RO", "peek", "1", "fc"]).0,
+            b"$1\r\n5\r\n",
+            "port {port}"
+        );
     }
     // Replicas refuse scripts' writes; ours answers as redis-server's replica does.
     let refused: &[&[&str]] = &[
         &["EVAL", "return redis.call('set', 'x', 1)", "0"],
         &["EVAL", "return redis.pcall('set', 'x', 1)", "0"],
         &["EVAL", "#!lua\nreturn redis.call('set', 'x', 1)", "0"],
-        &["EVAL", "#!lua flags=no-writes\nreturn redis.call('get', 'cnt')", "0"],
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('get', 'cnt')",
+            "0",
+        ],
         &["EVAL_RO", "return redis.call('get', 'cnt')", "0"],
         &["FCALL", "bump", "1", "fc", "1"],
         &["FCALL", "peek", "1", "fc"],
-        &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function('o', function() return 1 end)"],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=other\nredis.register_function('o', function() return 1 end)",
+        ],
         &["FUNCTION", "DELETE", "rlib"],
         &["FUNCTION", "FLUSH"],
     ];
@@ -700,7 +720,10 @@ fn busy_scripts() {
     let (theirs, ours) = std::thread::scope(|s| {
         let t = s.spawn(|| busy_session(redis.port));
         let o = s.spawn(|| busy_session(port));
-        (t.join().expect("redis session"), o.join().expect("our session"))
+        (
+            t.join().expect("redis session"),
+            o.join().expect("our session"),
+        )
     });
     node.shutdown();
     assert_eq!(ours, theirs);

@@ -245,7 +245,10 @@ fn script(ctx: &mut Ctx<'_>) -> CmdResult {
             return Err(err("SCRIPT DEBUG is not supported"));
         }
         _ => {
-            if matches!(sub.as_str(), "help" | "load" | "exists" | "flush" | "kill" | "debug") {
+            if matches!(
+                sub.as_str(),
+                "help" | "load" | "exists" | "flush" | "kill" | "debug"
+            ) {
                 return Err(err(format!(
                     "wrong number of arguments for 'script|{sub}' command"
                 )));
@@ -655,7 +658,7 @@ fn function_restore(ctx: &mut Ctx<'_>) -> CmdResult {
     let mut sc = take(ctx.node)?;
     // Load into a scratch engine first so a failure leaves the libraries untouched.
     let res = (|| {
-        let mut scratch = Scripting::new().map_err(|e| err(e))?;
+        let mut scratch = Scripting::new().map_err(err)?;
         for c in &codes {
             scratch.load_library(c, false).map_err(Error::Raw)?;
         }

@@ -200,8 +200,7 @@ fn answer(
         r.error(&Error::Arity(def.name.to_string()).to_string());
         return;
     }
-    if node.settings.requirepass.is_some() && !c.authed.get() && info.flags & cmd::F_NOAUTH == 0
-    {
+    if node.settings.requirepass.is_some() && !c.authed.get() && info.flags & cmd::F_NOAUTH == 0 {
         r.error("NOAUTH Authentication required.");
         return;
     }

@@ -116,9 +116,7 @@ pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
         })?;
     }
     let bit = lua.create_table()?;
-    reg(lua, &bit, "tobit", |_, a| {
-        bit1(a, "tobit", |x| x)
-    })?;
+    reg(lua, &bit, "tobit", |_, a| bit1(a, "tobit", |x| x))?;
     reg(lua, &bit, "bnot", |_, a| bit1(a, "bnot", |x| !x))?;
     reg(lua, &bit, "bswap", |_, a| {
         bit1(a, "bswap", |x| x.swap_bytes())
@@ -343,9 +341,7 @@ fn json_str(s: &[u8], out: &mut Vec<u8>) {
             b'\t' => out.extend_from_slice(b"\\t"),
             0x08 => out.extend_from_slice(b"\\b"),
             0x0c => out.extend_from_slice(b"\\f"),
-            c if c < 0x20 || c == 0x7f => {
-                out.extend_from_slice(format!("\\u{:04x}", c).as_bytes())
-            }
+            c if c < 0x20 || c == 0x7f => out.extend_from_slice(format!("\\u{:04x}", c).as_bytes()),
             c => out.push(c),
         }
     }
@@ -363,9 +359,7 @@ fn json_encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String>
         Value::Table(t) => {
             let depth = depth + 1;
             if depth > 1000 {
-                return Err(format!(
-                    "Cannot serialise, excessive nesting ({depth})"
-                ));
+                return Err(format!("Cannot serialise, excessive nesting ({depth})"));
             }
             // lua_array_length: all keys positive integers -> array (unless too sparse).
             let mut max = 0i64;
@@ -374,7 +368,7 @@ fn json_encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String>
             for p in t.clone().pairs::<Value, Value>() {
                 let (k, _) = p.map_err(me)?;
                 let idx = match k {
-                    Value::Integer(i) if i >= 1 => Some(i as i64),
+                    Value::Integer(i) if i >= 1 => Some(i),
                     Value::Number(n) if n >= 1.0 && n.floor() == n => Some(n as i64),
                     _ => None,
                 };
@@ -490,8 +484,7 @@ impl Tok {
 
 impl<'a> JsonParser<'a> {
     fn skip_ws(&mut self) {
-        while self.pos < self.s.len() && matches!(self.s[self.pos], b' ' | b'\t' | b'\n' | b'\r')
-        {
+        while self.pos < self.s.len() && matches!(self.s[self.pos], b' ' | b'\t' | b'\n' | b'\r') {
             self.pos += 1;
         }
     }
@@ -629,9 +622,7 @@ impl<'a> JsonParser<'a> {
                             let mut b = [0u8; 4];
                             out.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
                         }
-                        _ => {
-                            return Ok((Tok::Error, start, Value::Nil, "invalid escape code"))
-                        }
+                        _ => return Ok((Tok::Error, start, Value::Nil, "invalid escape code")),
                     }
                     continue;
                 }
@@ -748,7 +739,7 @@ fn mp_encode(v: &Value, out: &mut Vec<u8>, depth: usize) {
     match v {
         Value::Nil => out.push(0xc0),
         Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
-        Value::Integer(i) => mp_int(*i as i64, out),
+        Value::Integer(i) => mp_int(*i, out),
         Value::Number(n) => {
             let n = *n;
             if n.is_finite() && n.floor() == n && n.abs() < 9.2e18 {
@@ -787,7 +778,7 @@ fn mp_encode(v: &Value, out: &mut Vec<u8>, depth: usize) {
                 let Ok((k, _)) = p else { continue };
                 count += 1;
                 match k {
-                    Value::Integer(i) if i >= 1 => max = max.max(i as i64),
+                    Value::Integer(i) if i >= 1 => max = max.max(i),
                     Value::Number(n) if n >= 1.0 && n.floor() == n => max = max.max(n as i64),
                     _ => array = false,
                 }
@@ -1002,14 +993,26 @@ impl<'a> Fmt<'a> {
         while self.i < self.f.len() {
             let c = self.f[self.i];
             self.i += 1;
-            let int = |size: usize, signed: bool| Ok(Some(Item { kind: b'i', size, signed }));
+            let int = |size: usize, signed: bool| {
+                Ok(Some(Item {
+                    kind: b'i',
+                    size,
+                    signed,
+                }))
+            };
             match c {
                 b' ' => continue,
                 b'>' => self.little = false,
                 b'<' => self.little = true,
                 b'=' => self.little = cfg!(target_endian = "little"),
                 b'!' => self.maxalign = self.num(8)?,
-                b'x' => return Ok(Some(Item { kind: b'x', size: 1, signed: false })),
+                b'x' => {
+                    return Ok(Some(Item {
+                        kind: b'x',
+                        size: 1,
+                        signed: false,
+                    }))
+                }
                 b'b' => return int(1, true),
                 b'B' => return int(1, false),
                 b'h' => return int(2, true),
@@ -1024,12 +1027,34 @@ impl<'a> Fmt<'a> {
                     }
                     return int(n, c == b'i');
                 }
-                b'f' => return Ok(Some(Item { kind: b'f', size: 4, signed: true })),
-                b'd' => return Ok(Some(Item { kind: b'd', size: 8, signed: true })),
-                b's' => return Ok(Some(Item { kind: b's', size: 0, signed: false })),
+                b'f' => {
+                    return Ok(Some(Item {
+                        kind: b'f',
+                        size: 4,
+                        signed: true,
+                    }))
+                }
+                b'd' => {
+                    return Ok(Some(Item {
+                        kind: b'd',
+                        size: 8,
+                        signed: true,
+                    }))
+                }
+                b's' => {
+                    return Ok(Some(Item {
+                        kind: b's',
+                        size: 0,
+                        signed: false,
+                    }))
+                }
                 b'c' => {
                     let n = self.num(1)?;
-                    return Ok(Some(Item { kind: b'c', size: n, signed: false }));
+                    return Ok(Some(Item {
+                        kind: b'c',
+                        size: n,
+                        signed: false,
+                    }));
                 }
                 other => {
                     return Err(format!(
@@ -1086,12 +1111,20 @@ fn struct_pack(lua: &Lua, a: &[Value]) -> Result<MultiValue, String> {
             b'f' => {
                 let n = check_num(a, arg, "pack")? as f32;
                 arg += 1;
-                out.extend_from_slice(&if f.little { n.to_le_bytes() } else { n.to_be_bytes() });
+                out.extend_from_slice(&if f.little {
+                    n.to_le_bytes()
+                } else {
+                    n.to_be_bytes()
+                });
             }
             b'd' => {
                 let n = check_num(a, arg, "pack")?;
                 arg += 1;
-                out.extend_from_slice(&if f.little { n.to_le_bytes() } else { n.to_be_bytes() });
+                out.extend_from_slice(&if f.little {
+                    n.to_le_bytes()
+                } else {
+                    n.to_be_bytes()
+                });
             }
             b'c' | b's' => {
                 let s = match a.get(arg) {
@@ -1172,28 +1205,31 @@ fn struct_unpack(lua: &Lua, a: &[Value]) -> Result<MultiValue, String> {
                 if !f.little {
                     bytes.reverse();
                 }
-                let v = match item.kind {
-                    b'f' => Value::Number(f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as f64),
-                    b'd' => {
-                        let mut x = [0u8; 8];
-                        x.copy_from_slice(&bytes);
-                        Value::Number(f64::from_le_bytes(x))
-                    }
-                    _ => {
-                        let mut u: u64 = 0;
-                        for (i, &x) in bytes.iter().enumerate() {
-                            u |= (x as u64) << (8 * i);
+                let v =
+                    match item.kind {
+                        b'f' => Value::Number(f32::from_le_bytes([
+                            bytes[0], bytes[1], bytes[2], bytes[3],
+                        ]) as f64),
+                        b'd' => {
+                            let mut x = [0u8; 8];
+                            x.copy_from_slice(&bytes);
+                            Value::Number(f64::from_le_bytes(x))
                         }
-                        if item.signed && item.size < 8 {
-                            let shift = 64 - 8 * item.size as u32;
-                            Value::Number((((u << shift) as i64) >> shift) as f64)
-                        } else if item.signed {
-                            Value::Number(u as i64 as f64)
-                        } else {
-                            Value::Number(u as f64)
+                        _ => {
+                            let mut u: u64 = 0;
+                            for (i, &x) in bytes.iter().enumerate() {
+                                u |= (x as u64) << (8 * i);
+                            }
+                            if item.signed && item.size < 8 {
+                                let shift = 64 - 8 * item.size as u32;
+                                Value::Number((((u << shift) as i64) >> shift) as f64)
+                            } else if item.signed {
+                                Value::Number(u as i64 as f64)
+                            } else {
+                                Value::Number(u as f64)
+                            }
                         }
-                    }
-                };
+                    };
                 vals.push(v);
                 pos += item.size;
             }

@@ -312,9 +312,8 @@ impl Scripting {
             return Ok(sha);
         }
         let (flags, code) = eval_shebang(body).map_err(|e| format!("ERR {e}"))?;
-        let func = compile(&self.lua, &code, "@user_script").map_err(|e| {
-            format!("ERR Error compiling script (new function): {e}")
-        })?;
+        let func = compile(&self.lua, &code, "@user_script")
+            .map_err(|e| format!("ERR Error compiling script (new function): {e}"))?;
         self.scripts.insert(
             sha.clone(),
             Script {
@@ -610,11 +609,7 @@ fn library_shebang(code: &[u8]) -> Result<(String, Vec<u8>), String> {
     let Some(name) = name else {
         return Err("ERR Library name was not given".into());
     };
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_')
-    {
+    if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
         return Err("ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
     }
     Ok((name, code[end..].to_vec()))
@@ -712,9 +707,7 @@ fn register_function(
         }
         [n, Value::Function(f)] => match lua_str(n) {
             Some(n) => (n, f.clone(), Flags::default(), None),
-            None => {
-                return Err("first argument to redis.register_function must be a string".into())
-            }
+            None => return Err("first argument to redis.register_function must be a string".into()),
         },
         [_, _] => {
             return Err("second argument to redis.register_function must be a function".into());
@@ -808,12 +801,18 @@ fn new_state(functions: bool) -> mlua::Result<Lua> {
     redis.raw_set("sha1hex", sha)?;
     let log = lua.create_function(|_, args: Variadic<Value>| {
         if args.len() < 2 {
-            return Err(raise_table("ERR redis.log() requires two arguments or more."));
+            return Err(raise_table(
+                "ERR redis.log() requires two arguments or more.",
+            ));
         }
         let level = match &args[0] {
             Value::Integer(i) => *i,
             Value::Number(n) => *n as i64,
-            _ => return Err(raise_table("ERR First argument must be a number (log level).")),
+            _ => {
+                return Err(raise_table(
+                    "ERR First argument must be a number (log level).",
+                ))
+            }
         };
         if !(0..=3).contains(&level) {
             return Err(raise_table("ERR Invalid debug level."));
@@ -859,8 +858,7 @@ fn new_state(functions: bool) -> mlua::Result<Lua> {
             let Some(run) = busy::current() else {
                 return Ok(mlua::VmState::Continue);
             };
-            if !run.killed.get() && (run.started.elapsed().as_millis() as u64) < run.threshold_ms
-            {
+            if !run.killed.get() && (run.started.elapsed().as_millis() as u64) < run.threshold_ms {
                 return Ok(mlua::VmState::Continue);
             }
             let poll: Option<Function> = lua.named_registry_value("busy_poll")?;
@@ -1081,13 +1079,11 @@ fn table_err(lua: &Lua, msg: &str) -> mlua::Result<Value> {
 }
 
 /// `redis.call` / `redis.pcall`: the reply, or the error line to raise/return.
-fn dispatch(
-    lua: &Lua,
-    st: &mut RunCtx<'_>,
-    args: &[Value],
-) -> mlua::Result<Result<Value, String>> {
+fn dispatch(lua: &Lua, st: &mut RunCtx<'_>, args: &[Value]) -> mlua::Result<Result<Value, String>> {
     if args.is_empty() {
-        return Ok(Err("ERR Please specify at least one argument for this redis lib call".to_string()));
+        return Ok(Err(
+            "ERR Please specify at least one argument for this redis lib call".to_string(),
+        ));
     }
     let mut parts: Vec<Vec<u8>> = Vec::with_capacity(args.len());
     for a in args {
@@ -1096,7 +1092,9 @@ fn dispatch(
             Value::Integer(i) => parts.push(i.to_string().into_bytes()),
             Value::Number(n) => parts.push(lua_num_str(*n).into_bytes()),
             _ => {
-                return Ok(Err("ERR Lua redis lib command arguments must be strings or integers".to_string()))
+                return Ok(Err(
+                    "ERR Lua redis lib command arguments must be strings or integers".to_string(),
+                ))
             }
         }
     }
@@ -1104,31 +1102,45 @@ fn dispatch(
     let cmd_owned = OwnedCmd::from_parts(&refs);
     let cargs = cmd_owned.args();
     let Some(info) = cmd::lookup(cargs.get(0)) else {
-        return Ok(Err("ERR Unknown Redis command called from script".to_string()));
+        return Ok(Err(
+            "ERR Unknown Redis command called from script".to_string()
+        ));
     };
     let node = &mut *st.node;
     if !node.settings.allow_restricted && info.flags & cmd::F_RESTRICTED != 0 {
-        return Ok(Err("ERR Unknown Redis command called from script".to_string()));
+        return Ok(Err(
+            "ERR Unknown Redis command called from script".to_string()
+        ));
     }
     let def = info.def;
     let argc = cargs.len() as i32;
     if (def.arity > 0 && argc != def.arity) || argc < -def.arity {
-        return Ok(Err("ERR Wrong number of args calling Redis command from script".to_string()));
+        return Ok(Err(
+            "ERR Wrong number of args calling Redis command from script".to_string(),
+        ));
     }
     if info.flags & F_NOSCRIPT != 0 {
-        return Ok(Err("ERR This Redis command is not allowed from script".to_string()));
+        return Ok(Err(
+            "ERR This Redis command is not allowed from script".to_string()
+        ));
     }
     let write = info.flags & F_WRITE != 0;
     if st.read_only && write {
-        return Ok(Err("ERR Write commands are not allowed from read-only scripts.".to_string()));
+        return Ok(Err(
+            "ERR Write commands are not allowed from read-only scripts.".to_string(),
+        ));
     }
     if write && !st.wrote && crate::replication::refuses_writes_from(node, &st.sclient) {
-        return Ok(Err("READONLY You can't write against a read only replica.".to_string()));
+        return Ok(Err(
+            "READONLY You can't write against a read only replica.".to_string()
+        ));
     }
     if info.flags & F_DENYOOM != 0 && !st.allow_oom && !st.wrote {
         let max = node.settings.maxmemory;
         if max > 0 && !node.repl.is_replica() && node.used_memory() > max {
-            return Ok(Err("OOM command not allowed when used memory > 'maxmemory'.".to_string()));
+            return Ok(Err(
+                "OOM command not allowed when used memory > 'maxmemory'.".to_string(),
+            ));
         }
     }
     let impl_t: Table = lua.named_registry_value("redis_impl")?;
@@ -1320,7 +1332,7 @@ fn to_resp(v: &Value, out: &mut Vec<u8>, script_resp3: bool, resp3: bool, depth:
                 r.boolean(*b)
             }
         }
-        Value::Integer(i) => r.int(*i as i64),
+        Value::Integer(i) => r.int(*i),
         Value::Number(n) => r.int(trunc_i64(*n)),
         Value::Table(t) => {
             if depth > 1000 {
@@ -1351,7 +1363,11 @@ fn to_resp(v: &Value, out: &mut Vec<u8>, script_resp3: bool, resp3: bool, depth:
                 if let Some(d) = d {
                     if d.is_nan() {
                         // printf's rendering of the NaN x86 produces for 0/0.
-                        let s: &[u8] = if d.is_sign_negative() { b"-nan" } else { b"nan" };
+                        let s: &[u8] = if d.is_sign_negative() {
+                            b"-nan"
+                        } else {
+                            b"nan"
+                        };
                         if resp3 {
                             r.out.push(b',');
                             r.out.extend_from_slice(s);
@@ -1418,7 +1434,7 @@ fn to_resp(v: &Value, out: &mut Vec<u8>, script_resp3: bool, resp3: bool, depth:
 /// C's `(long long)` cast of a double; out of range (undefined in C) gives what x86's
 /// cvttsd2si gives, the "integer indefinite" value, as redis-server on x86-64 does.
 fn trunc_i64(n: f64) -> i64 {
-    if n.is_nan() || n >= 9.223372036854775807e18 || n < -9.223372036854775808e18 {
+    if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&n) {
         i64::MIN
     } else {
         n as i64
