@@ -32,6 +32,7 @@ pub struct Running {
     pub is_eval: bool,
     pub caller: u64,
     pub killed: Cell<bool>,
+    pub last_poll: Cell<Option<Instant>>,
     /// FUNCTION STATS: function name and the command line that runs it.
     pub name: String,
     pub command: Vec<Vec<u8>>,
@@ -69,9 +70,19 @@ pub fn on_hook(node: &mut Node, wrote: bool) -> Option<&'static str> {
     if run.killed.get() {
         return Some(KILLED_MSG);
     }
-    if (run.started.elapsed().as_millis() as u64) < run.threshold_ms {
+    let now = Instant::now();
+    if (now.duration_since(run.started).as_millis() as u64) < run.threshold_ms {
         return None;
     }
+    // At most every millisecond (redis.call can be much more frequent than the hook).
+    if run
+        .last_poll
+        .get()
+        .is_some_and(|t| now.duration_since(t).as_micros() < 1000)
+    {
+        return None;
+    }
+    run.last_poll.set(Some(now));
     poll_clients(node, &run, wrote);
     if run.killed.get() {
         Some(KILLED_MSG)

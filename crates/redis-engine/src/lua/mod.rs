@@ -133,9 +133,9 @@ pub struct Library {
 }
 
 pub struct Scripting {
-    lua: Lua,
+    lua: State,
     pub scripts: HashMap<String, Script>,
-    flua: Option<Lua>,
+    flua: Option<State>,
     pub libraries: IndexMap<String, Library>,
     /// function name -> library name
     pub functions: HashMap<String, String>,
@@ -265,14 +265,54 @@ function impl.run(f) return xpcall(f, handler) end
 function impl.run_fn(f, k, a) return xpcall(function() return f(k, a) end, handler) end
 "#;
 
-/// Per-run state the scoped `redis.call` borrows.
+/// Per-run state `redis.call` works on.
 struct RunCtx<'a> {
     node: &'a mut Node,
     sclient: Rc<Client>,
     read_only: bool,
     allow_oom: bool,
     wrote: bool,
+    /// `redis.setresp(3)` was called.
+    resp3: bool,
     out: Vec<u8>,
+}
+
+thread_local! {
+    /// The running script's `RunCtx` (type-erased), set by `Scripting::run` for the duration
+    /// of the Lua call. Taken out while in use, so at most one `&mut` exists at a time.
+    static CTX: std::cell::Cell<*mut ()> = const { std::cell::Cell::new(std::ptr::null_mut()) };
+}
+
+/// Run `f` on the current script's context (None outside a script run, or re-entrantly).
+fn with_ctx<R>(f: impl FnOnce(&mut RunCtx<'_>) -> R) -> Option<R> {
+    let p = CTX.with(|c| c.replace(std::ptr::null_mut()));
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` was set by `Scripting::run` from a `RunCtx` on its stack, which outlives the
+    // Lua call during which this runs (it clears CTX before the `RunCtx` is used again or
+    // dropped, also on unwind). Taking the pointer out of CTX makes this the only reference
+    // until it is put back below.
+    let r = f(unsafe { &mut *(p as *mut RunCtx<'static>) });
+    CTX.with(|c| c.set(p));
+    Some(r)
+}
+
+/// Clears CTX when a run ends (also on unwind).
+struct CtxGuard;
+
+impl Drop for CtxGuard {
+    fn drop(&mut self) {
+        CTX.with(|c| c.set(std::ptr::null_mut()));
+    }
+}
+
+/// A Lua state and the handles the hot path needs.
+struct State {
+    lua: Lua,
+    globals: Table,
+    run: Function,
+    run_fn: Function,
 }
 
 /// How a script is invoked.
@@ -312,7 +352,7 @@ impl Scripting {
             return Ok(sha);
         }
         let (flags, code) = eval_shebang(body).map_err(|e| format!("ERR {e}"))?;
-        let func = compile(&self.lua, &code, "@user_script")
+        let func = compile(&self.lua.lua, &code, "@user_script")
             .map_err(|e| format!("ERR Error compiling script (new function): {e}"))?;
         self.scripts.insert(
             sha.clone(),
@@ -348,8 +388,14 @@ impl Scripting {
             ));
         };
         let (func, flags) = (s.func.clone(), s.flags);
-        let lua = self.lua.clone();
-        self.run(&lua, node, caller, &func, flags, inv, out, false)
+        let (lua, globals, runner) = (
+            self.lua.lua.clone(),
+            self.lua.globals.clone(),
+            self.lua.run.clone(),
+        );
+        self.run(
+            &lua, &globals, &runner, node, caller, &func, flags, inv, out, false,
+        )
     }
 
     /// Run a library function.
@@ -370,16 +416,21 @@ impl Scripting {
             return Err(cmd::err("Function not found"));
         };
         let (func, flags) = (f.func.clone(), f.flags);
-        let Some(lua) = self.flua.clone() else {
+        let Some(st) = self.flua.as_ref() else {
             return Err(cmd::err("Function not found"));
         };
-        self.run(&lua, node, caller, &func, flags, inv, out, true)
+        let (lua, globals, runner) = (st.lua.clone(), st.globals.clone(), st.run_fn.clone());
+        self.run(
+            &lua, &globals, &runner, node, caller, &func, flags, inv, out, true,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
         lua: &Lua,
+        globals: &Table,
+        runner: &Function,
         node: &mut Node,
         caller: &Rc<Client>,
         func: &Function,
@@ -429,6 +480,7 @@ impl Scripting {
             is_eval: !is_function,
             caller: caller.id,
             killed: std::cell::Cell::new(false),
+            last_poll: std::cell::Cell::new(None),
             name: inv.funcname.clone(),
             command: inv.command.clone(),
             touched: RefCell::new(Vec::new()),
@@ -439,82 +491,53 @@ impl Scripting {
         let started = crate::replication::script_begin(node);
         let prev_client = node.current_client;
         node.current_client = SCRIPT_CLIENT_ID;
-        let rc = RefCell::new(RunCtx {
+        let mut ctx = RunCtx {
             node,
             sclient: sclient.clone(),
             read_only: flags.no_writes || inv.ro_command,
             allow_oom: flags.allow_oom,
             wrote: false,
+            resp3: false,
             out: Vec::new(),
-        });
-        let result = lua.scope(|scope| {
-            let impl_t: Table = lua.named_registry_value("redis_impl")?;
-            let redis_t: Table = impl_t.raw_get("redis")?;
-            let rc = &rc;
-            let call = scope.create_function(move |lua, args: Variadic<Value>| {
-                let mut st = rc.borrow_mut();
-                match dispatch(lua, &mut st, &args)? {
-                    Ok(v) => Ok(v),
-                    Err(msg) => Err(raise_table(&msg)),
-                }
-            })?;
-            let pcall = scope.create_function(move |lua, args: Variadic<Value>| {
-                let mut st = rc.borrow_mut();
-                match dispatch(lua, &mut st, &args)? {
-                    Ok(v) => Ok(v),
-                    Err(msg) => table_err(lua, &msg),
-                }
-            })?;
-            redis_t.raw_set("call", call)?;
-            redis_t.raw_set("pcall", pcall)?;
-            let poll = scope.create_function(move |_, ()| {
-                // Not reentrant: the hook cannot fire inside redis.call (no Lua runs there).
-                let Ok(mut st) = rc.try_borrow_mut() else {
-                    return Ok(None);
+        };
+        let result = {
+            let _guard = CtxGuard;
+            CTX.with(|c| c.set(&mut ctx as *mut RunCtx<'_> as *mut ()));
+            (|| -> mlua::Result<(bool, Value)> {
+                let (keys, argv) = (make_array(lua, &inv.keys)?, make_array(lua, &inv.args)?);
+                let res: MultiValue = if is_function {
+                    // Functions get the keys and arguments as parameters.
+                    runner.call((func.clone(), keys, argv))?
+                } else {
+                    globals.raw_set("KEYS", keys)?;
+                    globals.raw_set("ARGV", argv)?;
+                    let r = runner.call(func.clone());
+                    globals.raw_set("KEYS", Value::Nil)?;
+                    globals.raw_set("ARGV", Value::Nil)?;
+                    r?
                 };
-                let wrote = st.wrote;
-                Ok(busy::on_hook(st.node, wrote).map(|m| m.to_string()))
-            })?;
-            lua.set_named_registry_value("busy_poll", poll)?;
-            let globals = lua.globals();
-            let (keys, argv) = (make_array(lua, &inv.keys)?, make_array(lua, &inv.args)?);
-            let runner: Function = impl_t.raw_get("run")?;
-            impl_t.raw_set("resp3", false)?;
-            let res: MultiValue = if is_function {
-                // Functions get the keys and arguments as parameters.
-                let run_fn: Function = impl_t.raw_get("run_fn")?;
-                run_fn.call((func.clone(), keys, argv))?
-            } else {
-                globals.raw_set("KEYS", keys)?;
-                globals.raw_set("ARGV", argv)?;
-                runner.call(func.clone())?
-            };
-            let mut it = res.into_iter();
-            let ok = matches!(it.next(), Some(Value::Boolean(true)));
-            let val = it.next().unwrap_or(Value::Nil);
+                let mut it = res.into_iter();
+                let ok = matches!(it.next(), Some(Value::Boolean(true)));
+                Ok((ok, it.next().unwrap_or(Value::Nil)))
+            })()
+        };
+        // CTX is clear again: `ctx` is ours alone.
+        let result = result.map(|(ok, val)| {
             let mut reply = Vec::new();
-            let script_resp3 = matches!(impl_t.raw_get::<Value>("resp3")?, Value::Boolean(true));
             if ok {
-                to_resp(&val, &mut reply, script_resp3, caller_resp3, 0);
+                to_resp(&val, &mut reply, ctx.resp3, caller_resp3, 0);
             } else {
                 reply = error_reply(&val, &inv.funcname).into_bytes();
             }
-            redis_t.raw_set("call", Value::Nil)?;
-            redis_t.raw_set("pcall", Value::Nil)?;
-            lua.set_named_registry_value("busy_poll", Value::Nil)?;
-            if !is_function {
-                globals.raw_set("KEYS", Value::Nil)?;
-                globals.raw_set("ARGV", Value::Nil)?;
-            }
-            Ok(reply)
+            reply
         });
-        let st = rc.into_inner();
-        let node = st.node;
+        let wrote = ctx.wrote;
+        let node = ctx.node;
         busy::RUNNING.with(|r| *r.borrow_mut() = None);
         busy::finish(node, &running);
         node.current_client = prev_client;
         crate::replication::script_end(node, caller, started);
-        if st.wrote && sclient.woff.get() > caller.woff.get() {
+        if wrote && sclient.woff.get() > caller.woff.get() {
             caller.woff.set(sclient.woff.get());
         }
         match result {
@@ -538,7 +561,7 @@ impl Scripting {
         if self.flua.is_none() {
             self.flua = Some(new_state(true).map_err(|e| format!("ERR {e}"))?);
         }
-        let Some(lua) = self.flua.clone() else {
+        let Some(lua) = self.flua.as_ref().map(|s| s.lua.clone()) else {
             return Err("ERR function engine unavailable".into());
         };
         let funcs = register_library(&lua, &body)?;
@@ -765,7 +788,7 @@ fn compile(lua: &Lua, code: &[u8], name: &str) -> Result<Function, String> {
 
 /// A Lua state with Redis's libraries and sandbox. `functions` builds the state of the
 /// function engine (whose load-time `redis` table differs).
-fn new_state(functions: bool) -> mlua::Result<Lua> {
+fn new_state(functions: bool) -> mlua::Result<State> {
     use mlua::StdLib;
     // SAFETY: the debug library is needed by the error handler; it is removed from the
     // globals before any user code runs (see SETUP).
@@ -833,7 +856,7 @@ fn new_state(functions: bool) -> mlua::Result<Lua> {
         Ok(MultiValue::new())
     })?;
     redis.raw_set("log", log.clone())?;
-    let setresp = lua.create_function(|lua, args: Variadic<Value>| {
+    let setresp = lua.create_function(|_, args: Variadic<Value>| {
         if args.len() != 1 {
             return Err(raise_table("ERR redis.setresp() requires one argument."));
         }
@@ -845,27 +868,45 @@ fn new_state(functions: bool) -> mlua::Result<Lua> {
         if v != 2 && v != 3 {
             return Err(raise_table("ERR RESP version must be 2 or 3."));
         }
-        let resp3 = v == 3;
-        let impl_t: Table = lua.named_registry_value("redis_impl")?;
-        impl_t.raw_set("resp3", resp3)?;
+        with_ctx(|st| st.resp3 = v == 3);
         Ok(MultiValue::new())
     })?;
     redis.raw_set("setresp", setresp)?;
+    let call = lua.create_function(|lua, args: Variadic<Value>| {
+        match with_ctx(|st| dispatch(lua, st, &args)) {
+            Some(r) => match r? {
+                Ok(v) => Ok(v),
+                Err(msg) => Err(raise_table(&msg)),
+            },
+            None => Err(raise_table(
+                "ERR redis.call can only be used while a script runs",
+            )),
+        }
+    })?;
+    let pcall = lua.create_function(|lua, args: Variadic<Value>| {
+        match with_ctx(|st| dispatch(lua, st, &args)) {
+            Some(r) => match r? {
+                Ok(v) => Ok(v),
+                Err(msg) => table_err(lua, &msg),
+            },
+            None => table_err(lua, "ERR redis.pcall can only be used while a script runs"),
+        }
+    })?;
+    redis.raw_set("call", call)?;
+    redis.raw_set("pcall", pcall)?;
     libs::install(&lua, &globals)?;
     lua.set_hook(
         mlua::HookTriggers::new().every_nth_instruction(busy::HOOK_EVERY),
-        |lua, _| {
+        |_, _| {
             let Some(run) = busy::current() else {
                 return Ok(mlua::VmState::Continue);
             };
             if !run.killed.get() && (run.started.elapsed().as_millis() as u64) < run.threshold_ms {
                 return Ok(mlua::VmState::Continue);
             }
-            let poll: Option<Function> = lua.named_registry_value("busy_poll")?;
-            if let Some(poll) = poll {
-                if let Some(msg) = poll.call::<Option<String>>(())? {
-                    return Err(raise_table(&msg));
-                }
+            // The hook cannot fire inside redis.call (no Lua runs there), so CTX is free.
+            if let Some(Some(msg)) = with_ctx(|st| busy::on_hook(st.node, st.wrote)) {
+                return Err(raise_table(msg));
             }
             Ok(mlua::VmState::Continue)
         },
@@ -934,7 +975,15 @@ fn new_state(functions: bool) -> mlua::Result<Lua> {
     } else {
         globals.raw_set("redis", proxy.call::<Table>(redis)?)?;
     }
-    Ok(lua)
+    let run: Function = impl_t.raw_get("run")?;
+    let run_fn: Function = impl_t.raw_get("run_fn")?;
+    let globals = lua.globals();
+    Ok(State {
+        lua,
+        globals,
+        run,
+        run_fn,
+    })
 }
 
 /// Errors our Rust functions raise, told apart by the error handler and `pcall`.
@@ -1080,26 +1129,32 @@ fn table_err(lua: &Lua, msg: &str) -> mlua::Result<Value> {
 
 /// `redis.call` / `redis.pcall`: the reply, or the error line to raise/return.
 fn dispatch(lua: &Lua, st: &mut RunCtx<'_>, args: &[Value]) -> mlua::Result<Result<Value, String>> {
+    // A script spending its time in redis.call may run few Lua instructions: serve the
+    // other clients from here too once it is busy.
+    if let Some(msg) = busy::on_hook(st.node, st.wrote) {
+        return Ok(Err(msg.to_string()));
+    }
     if args.is_empty() {
         return Ok(Err(
             "ERR Please specify at least one argument for this redis lib call".to_string(),
         ));
     }
-    let mut parts: Vec<Vec<u8>> = Vec::with_capacity(args.len());
+    let mut cmd_owned = OwnedCmd::default();
+    cmd_owned.ranges.reserve(args.len());
     for a in args {
+        let start = cmd_owned.buf.len();
         match a {
-            Value::String(s) => parts.push(s.as_bytes().to_vec()),
-            Value::Integer(i) => parts.push(i.to_string().into_bytes()),
-            Value::Number(n) => parts.push(lua_num_str(*n).into_bytes()),
+            Value::String(s) => cmd_owned.buf.extend_from_slice(&s.as_bytes()),
+            Value::Integer(i) => cmd_owned.buf.extend_from_slice(i.to_string().as_bytes()),
+            Value::Number(n) => cmd_owned.buf.extend_from_slice(lua_num_str(*n).as_bytes()),
             _ => {
                 return Ok(Err(
                     "ERR Lua redis lib command arguments must be strings or integers".to_string(),
                 ))
             }
         }
+        cmd_owned.ranges.push((start, cmd_owned.buf.len()));
     }
-    let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
-    let cmd_owned = OwnedCmd::from_parts(&refs);
     let cargs = cmd_owned.args();
     let Some(info) = cmd::lookup(cargs.get(0)) else {
         return Ok(Err(
@@ -1143,9 +1198,7 @@ fn dispatch(lua: &Lua, st: &mut RunCtx<'_>, args: &[Value]) -> mlua::Result<Resu
             ));
         }
     }
-    let impl_t: Table = lua.named_registry_value("redis_impl")?;
-    let resp3 = matches!(impl_t.raw_get::<Value>("resp3")?, Value::Boolean(true));
-    st.sclient.resp3.set(resp3);
+    st.sclient.resp3.set(st.resp3);
     let dirty_before = node.dirty;
     st.out.clear();
     let mut out = std::mem::take(&mut st.out);
