@@ -30,6 +30,15 @@ trap cleanup EXIT
 for p in "$RP" "$OP"; do
   for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.05; done
 done
+# Scripts for the EVALSHA tests, cached on both servers.
+SCRIPT_RET="return 1"
+SCRIPT_INCR="return redis.call('incr', KEYS[1])"
+for p in "$RP" "$OP"; do
+  redis-cli -p "$p" script load "$SCRIPT_RET" >/dev/null
+  redis-cli -p "$p" script load "$SCRIPT_INCR" >/dev/null
+done
+SHA_RET=$(printf '%s' "$SCRIPT_RET" | sha1sum | cut -d' ' -f1)
+SHA_INCR=$(printf '%s' "$SCRIPT_INCR" | sha1sum | cut -d' ' -f1)
 TICK=$(getconf CLK_TCK)
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
@@ -48,6 +57,8 @@ TESTS=(
   "XADD P16|-c 50 -P 16 XADD bench:s * f v|$NP"
   # Reads what XADD just added: one new entry per call, into the consumer's PEL.
   "XREADGROUP P16|-c 50 -P 16 XREADGROUP GROUP g c COUNT 1 STREAMS bench:s >|$NP"
+  "EVALSHA return 1|-c 50 evalsha $SHA_RET 0|$N"
+  "EVALSHA incr|-c 50 evalsha $SHA_INCR 1 counter|$N"
 )
 RES=$WORK/results.txt
 : >"$RES"

@@ -19,7 +19,7 @@ mod decode;
 mod encode;
 mod encodings;
 mod file;
-mod lzf;
+pub mod lzf;
 mod stream;
 
 use bytes::Bytes;

@@ -35,6 +35,9 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
     let mut paused: Option<std::time::Instant> = None;
     'outer: loop {
         let mut close = false;
+        if !client.pending_in.borrow().is_empty() {
+            inbuf.extend_from_slice(&std::mem::take(&mut *client.pending_in.borrow_mut()));
+        }
         // 1. Execute every complete command in the buffer.
         if client.blocked.borrow().is_none() && !inbuf.is_empty() && !client.killed.get() {
             let mut n = node.borrow_mut();
@@ -101,6 +104,7 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
                 std::mem::swap(&mut *o, &mut wbuf);
             }
             node.borrow_mut().net_out += wbuf.len() as u64;
+            client.flushing.set(true);
             tokio::select! {
                 r = stream.write_all(&wbuf) => {
                     if r.is_err() {
@@ -109,6 +113,7 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
                 }
                 _ = wait_killed(&client) => break 'outer,
             }
+            client.flushing.set(false);
             wbuf.clear();
             if wbuf.capacity() > (1 << 20) {
                 wbuf = Vec::new();

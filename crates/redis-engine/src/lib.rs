@@ -16,6 +16,7 @@ pub mod geohash;
 pub mod hll;
 pub mod keymap;
 pub mod monitor;
+pub mod lua;
 pub mod node;
 pub mod notify;
 pub mod replication;

@@ -72,6 +72,12 @@ pub struct Client {
     pub trk: RefCell<crate::tracking::ClientTracking>,
     /// CLIENT REPLY OFF (Off) / SKIP (Skip, for the next command).
     pub reply_mode: Cell<ReplyMode>,
+    /// Input read from the socket while a busy script ran (see `lua::busy`); the
+    /// connection loop consumes it first.
+    pub pending_in: RefCell<Vec<u8>>,
+    /// The connection task is in the middle of writing replies (busy scripts must not
+    /// write to the socket then).
+    pub flushing: Cell<bool>,
 }
 
 /// CLIENT REPLY state.
@@ -121,6 +127,8 @@ impl Client {
             tracking: Cell::new(false),
             trk: RefCell::new(Default::default()),
             reply_mode: Cell::new(ReplyMode::On),
+            pending_in: RefCell::new(Vec::new()),
+            flushing: Cell::new(false),
         }
     }
     pub fn sub_count(&self) -> usize {
@@ -169,6 +177,8 @@ pub struct Node {
     /// Set by a command whose effect must be propagated in another form (XADD's generated
     /// ID, XREADGROUP's PEL changes as XCLAIM/XGROUP SETID); consumed by replication.
     pub propagate_as: Option<Vec<crate::resp::OwnedCmd>>,
+    /// Lua scripts and function libraries (created on first use; see `lua/`).
+    pub scripting: Option<Box<crate::lua::Scripting>>,
 }
 
 impl Node {
@@ -209,6 +219,7 @@ impl Node {
             tracking: Default::default(),
             mon: Default::default(),
             propagate_as: None,
+            scripting: None,
         }
     }
 

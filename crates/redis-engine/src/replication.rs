@@ -336,6 +336,41 @@ pub fn after_call(
     }
 }
 
+/// Before a script runs: its writes reach replicas wrapped in MULTI/EXEC (as EXEC's do),
+/// unless it runs inside an EXEC that already wraps them. Returns whether this call opened
+/// the wrapper (pass it to [`script_end`]).
+pub fn script_begin(node: &mut Node) -> bool {
+    if node.repl.multi == 0 {
+        node.repl.multi = 1;
+        true
+    } else {
+        false
+    }
+}
+
+/// After a script: close the MULTI/EXEC wrapper opened by [`script_begin`] and record the
+/// caller's replication offset (WAIT).
+pub fn script_end(node: &mut Node, caller: &Client, started: bool) {
+    if !started {
+        return;
+    }
+    if node.repl.multi == 2 && node.repl.backlog.is_some() && !node.repl.is_replica() {
+        feed_cmd(node, None, &[b"EXEC"]);
+        caller.woff.set(node.repl.offset);
+    }
+    node.repl.multi = 0;
+}
+
+/// Whether `id` is a replication link (our primary, or a replica of ours).
+pub fn is_link_client(node: &Node, id: u64) -> bool {
+    node.repl.is_master_client(id) || node.repl.replicas.iter().any(|p| p.client_id == id)
+}
+
+/// Whether `client` may not write here (a replica accepts writes from its primary only).
+pub fn refuses_writes_from(node: &Node, client: &Client) -> bool {
+    node.repl.is_replica() && !node.repl.is_master_client(client.id)
+}
+
 /// A blocked client was served (BLPOP & co.).
 pub fn after_blocked(
     node: &mut Node,

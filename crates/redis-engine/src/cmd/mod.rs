@@ -33,6 +33,7 @@ pub mod keys;
 pub mod lists;
 pub mod meta;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod streams;
@@ -166,6 +167,7 @@ pub fn table() -> &'static Table {
             hyperloglog::COMMANDS,
             streams::COMMANDS,
             geo::COMMANDS,
+            scripting::COMMANDS,
             // Last: replaces server.rs's placeholders (ROLE, WAIT, REPLICAOF, PSYNC, ...).
             crate::replication::COMMANDS,
         ] {
@@ -524,7 +526,7 @@ pub const RESTRICTED: &[&str] = &[
     "acl",
 ];
 
-fn unknown_command(args: &Args<'_>) -> String {
+pub(crate) fn unknown_command(args: &Args<'_>) -> String {
     let mut rest = String::new();
     let mut i = 1;
     while i < args.len() && rest.len() < 128 {
