@@ -8,6 +8,7 @@
 
 #![allow(clippy::type_complexity)]
 
+pub mod acl;
 mod alloc;
 pub mod cmd;
 mod conn;
@@ -42,6 +43,10 @@ pub struct Config {
     pub maxmemory_policy: String,
     /// AUTH token (requirepass); None = no auth.
     pub password: Option<String>,
+    /// ACL users (an ElastiCache user group); None = only `default` with `password`.
+    pub users: Option<Vec<acl::UserSpec>>,
+    /// Verifies IAM auth tokens of users in `iam` mode.
+    pub iam_verifier: Option<acl::IamVerifier>,
 }
 
 impl Default for Config {
@@ -53,6 +58,8 @@ impl Default for Config {
             allow_restricted_commands: false,
             maxmemory_policy: "noeviction".into(),
             password: None,
+            users: None,
+            iam_verifier: None,
         }
     }
 }
@@ -68,6 +75,8 @@ pub enum Control {
     ReplicateFrom(SocketAddr),
     /// Stop replicating, accept writes (REPLICAOF NO ONE).
     Promote,
+    /// Replace the node's ACL users (None: back to the AUTH token only).
+    SetUsers(Option<Vec<acl::UserSpec>>),
 }
 
 /// A running node. Dropping it does not stop the node; call `shutdown`.
@@ -258,9 +267,19 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
                         return;
                     }
                 };
-                let node = Rc::new(RefCell::new(node::Node::new(settings, addr.port())));
+                let mut n = node::Node::new(settings, addr.port());
+                if let Some(users) = &config.users {
+                    let mut a = acl::Acl::from_specs(users);
+                    a.iam = config.iam_verifier.clone();
+                    n.acl = Some(Box::new(a));
+                }
+                let node = Rc::new(RefCell::new(n));
                 replication::init(&node, repl_shared);
-                tokio::task::spawn_local(background(node.clone(), ctl_rx));
+                tokio::task::spawn_local(background(
+                    node.clone(),
+                    ctl_rx,
+                    config.iam_verifier.clone(),
+                ));
                 tokio::select! {
                     _ = accept_loop(node.clone(), listener) => {}
                     _ = async {
@@ -316,7 +335,7 @@ async fn accept_loop(node: Rc<RefCell<node::Node>>, listener: tokio::net::TcpLis
             n.next_client_id += 1;
             n.total_connections += 1;
             let c = Rc::new(node::Client::new(id, peer.to_string(), laddr, fd));
-            if n.settings.requirepass.is_none() {
+            if !acl::auth_required(&n) {
                 c.authed.set(true);
             }
             n.clients.insert(id, c.clone());
@@ -329,6 +348,7 @@ async fn accept_loop(node: Rc<RefCell<node::Node>>, listener: tokio::net::TcpLis
 async fn background(
     node: Rc<RefCell<node::Node>>,
     mut ctl: tokio::sync::mpsc::UnboundedReceiver<Control>,
+    iam: Option<acl::IamVerifier>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut ctl_open = true;
@@ -374,6 +394,15 @@ async fn background(
                     }
                     Control::ReplicateFrom(addr) => replication::replicate_from(&mut n, addr),
                     Control::Promote => replication::promote(&mut n),
+                    Control::SetUsers(users) => {
+                        let iam = n.acl.as_ref().and_then(|a| a.iam.clone()).or_else(|| iam.clone());
+                        let acl = users.map(|u| {
+                            let mut a = acl::Acl::from_specs(&u);
+                            a.iam = iam;
+                            a
+                        });
+                        acl::set_users(&mut n, acl);
+                    }
                 }
             }
         }

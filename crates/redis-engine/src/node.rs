@@ -67,6 +67,8 @@ pub struct Client {
     pub qbuf: Cell<usize>,
     /// Replication offset after this client's last propagated write (WAIT).
     pub woff: Cell<u64>,
+    /// The ACL user this connection is authenticated as (`default` until AUTH).
+    pub user: RefCell<Vec<u8>>,
 }
 
 impl Client {
@@ -101,6 +103,7 @@ impl Client {
             blocked: RefCell::new(None),
             qbuf: Cell::new(0),
             woff: Cell::new(0),
+            user: RefCell::new(b"default".to_vec()),
         }
     }
     pub fn sub_count(&self) -> usize {
@@ -142,6 +145,8 @@ pub struct Node {
     pub blocked_count: usize,
     /// Replication state (see `replication.rs`).
     pub repl: crate::replication::Repl,
+    /// ACL users; None = only the `default` user with `requirepass` (see `acl.rs`).
+    pub acl: Option<Box<crate::acl::Acl>>,
 }
 
 impl Node {
@@ -179,6 +184,7 @@ impl Node {
             pubsub_clients_total: 0,
             blocked_count: 0,
             repl: crate::replication::Repl::default(),
+            acl: None,
         }
     }
 
