@@ -146,6 +146,10 @@ impl Settings {
             persist_interval: self
                 .persist_data
                 .then(|| Duration::from_secs(self.persist_interval_secs.max(1))),
+            iam_credentials: control_plane::IamCredentials {
+                keys: self.credential_map()?,
+                strict: self.require_signatures,
+            },
         })
     }
 }

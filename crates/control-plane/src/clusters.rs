@@ -148,6 +148,7 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             log_delivery::apply(&mut l, p)?;
             l
         },
+        acl: None,
     };
 
     let _guard = cp.lock.lock().await;

@@ -75,6 +75,29 @@ pub enum ApiError {
     #[error("{0}")]
     TagNotFound(String),
 
+    #[error("User not found: {0}")]
+    UserNotFound(String),
+    #[error("User {0} already exists.")]
+    UserAlreadyExists(String),
+    #[error("{0}")]
+    UserQuotaExceeded(String),
+    #[error("{0}")]
+    DuplicateUserName(String),
+    #[error("{0}")]
+    InvalidUserState(String),
+    #[error("User group not found: {0}")]
+    UserGroupNotFound(String),
+    #[error("User group {0} already exists.")]
+    UserGroupAlreadyExists(String),
+    #[error("{0}")]
+    UserGroupQuotaExceeded(String),
+    #[error("{0}")]
+    InvalidUserGroupState(String),
+    #[error("{0}")]
+    DefaultUserRequired(String),
+    #[error("{0}")]
+    DefaultUserAssociatedToUserGroup(String),
+
     /// Our own failure (database, I/O). Retried by SDKs, so never used for a
     /// client mistake.
     #[error("An internal error occurred: {0}")]
@@ -119,6 +142,17 @@ impl ApiError {
             InvalidArn(_) => "InvalidARN",
             TagQuotaPerResourceExceeded(_) => "TagQuotaPerResourceExceeded",
             TagNotFound(_) => "TagNotFound",
+            UserNotFound(_) => "UserNotFound",
+            UserAlreadyExists(_) => "UserAlreadyExists",
+            UserQuotaExceeded(_) => "UserQuotaExceeded",
+            DuplicateUserName(_) => "DuplicateUserName",
+            InvalidUserState(_) => "InvalidUserState",
+            UserGroupNotFound(_) => "UserGroupNotFound",
+            UserGroupAlreadyExists(_) => "UserGroupAlreadyExists",
+            UserGroupQuotaExceeded(_) => "UserGroupQuotaExceeded",
+            InvalidUserGroupState(_) => "InvalidUserGroupState",
+            DefaultUserRequired(_) => "DefaultUserRequired",
+            DefaultUserAssociatedToUserGroup(_) => "DefaultUserAssociatedToUserGroup",
             Internal(_) => "InternalFailure",
         }
     }
@@ -134,7 +168,9 @@ impl ApiError {
             | NodeGroupNotFound(_)
             | ServiceUpdateNotFound(_)
             | SnapshotNotFound(_)
-            | TagNotFound(_) => 404,
+            | TagNotFound(_)
+            | UserNotFound(_)
+            | UserGroupNotFound(_) => 404,
             Internal(_) => 500,
             _ => 400,
         }

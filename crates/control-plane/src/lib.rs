@@ -25,11 +25,12 @@ mod snapshots;
 mod store;
 mod subnet_groups;
 mod tags;
+mod users;
 
 pub use admin::{Fault, NodeInfo};
 pub use catalog::{Engine, ENGINE_VERSIONS, NODE_TYPES};
 pub use error::ApiError;
-pub use nodes::{Addressing, NodeNetwork};
+pub use nodes::{Addressing, IamCredentials, NodeNetwork};
 
 use aws_query::Params;
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ pub struct Config {
     pub allow_restricted_commands: bool,
     /// Keep Redis data across restarts, saving at this interval (and on shutdown).
     pub persist_interval: Option<Duration>,
+    /// The access keys IAM auth tokens of RBAC users are verified against.
+    pub iam_credentials: nodes::IamCredentials,
 }
 
 /// Start-up failures.
@@ -104,6 +107,7 @@ impl ControlPlane {
             config.network.clone(),
             config.allow_restricted_commands,
             Some(authority),
+            config.iam_credentials.clone(),
         );
         let inner = Arc::new(Inner {
             ca_pem_path,
@@ -210,6 +214,14 @@ impl ControlPlane {
                 subnet_groups::delete(cp, region, p).await?;
                 return Ok(None);
             }
+            "CreateUser" => users::create_user(cp, region, p).await?,
+            "DescribeUsers" => users::describe_users(cp, region, p).await?,
+            "ModifyUser" => users::modify_user(cp, region, p).await?,
+            "DeleteUser" => users::delete_user(cp, region, p).await?,
+            "CreateUserGroup" => users::create_group(cp, region, p).await?,
+            "DescribeUserGroups" => users::describe_groups(cp, region, p).await?,
+            "ModifyUserGroup" => users::modify_group(cp, region, p).await?,
+            "DeleteUserGroup" => users::delete_group(cp, region, p).await?,
             "AddTagsToResource" => tags::add(cp, region, p).await?,
             "RemoveTagsFromResource" => tags::remove(cp, region, p).await?,
             "ListTagsForResource" => tags::list(cp, region, p).await?,

@@ -13,7 +13,7 @@ use crate::proxy::{Kind, Proxy, Targets};
 use node_tls::{Authority, Mode, TlsFront};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How node endpoints are chosen.
@@ -85,6 +85,27 @@ pub struct Supervisor {
     authority: Option<Authority>,
     reserved: Mutex<HashMap<NodeKey, TcpListener>>,
     proxies: Mutex<HashMap<NodeKey, Proxy>>,
+    /// The keys IAM auth tokens must be signed with.
+    iam_credentials: Arc<IamCredentials>,
+}
+
+/// The access keys an IAM auth token may be signed with: `--credentials` in
+/// strict mode; otherwise those, and any other access key id with the secret
+/// `test` (what local tooling configures by convention).
+#[derive(Debug, Clone, Default)]
+pub struct IamCredentials {
+    pub keys: HashMap<String, String>,
+    pub strict: bool,
+}
+
+impl sigv4::CredentialStore for IamCredentials {
+    fn secret_for(&self, access_key_id: &str) -> Option<String> {
+        match self.keys.get(access_key_id) {
+            Some(s) => Some(s.clone()),
+            None if !self.strict => Some("test".to_string()),
+            None => None,
+        }
+    }
 }
 
 /// What a Redis node does in its replication group.
@@ -99,8 +120,10 @@ impl Supervisor {
         network: NodeNetwork,
         allow_restricted_commands: bool,
         authority: Option<Authority>,
+        iam_credentials: IamCredentials,
     ) -> Supervisor {
         Supervisor {
+            iam_credentials: Arc::new(iam_credentials),
             authority,
             network,
             allow_restricted_commands,
@@ -284,6 +307,8 @@ impl Supervisor {
                     flavor: spec.engine.as_str().to_string(),
                     allow_restricted_commands: self.allow_restricted_commands,
                     password: spec.auth_token.clone(),
+                    users: spec.acl.as_ref().map(engine_users),
+                    iam_verifier: spec.acl.as_ref().map(|a| self.iam_verifier(&a.cache_name)),
                 };
                 let handle = redis_engine::spawn(listener, config)?;
                 for (name, value) in params {
@@ -429,6 +454,43 @@ impl Supervisor {
         }
     }
 
+    /// Replace a running Redis node's users (None: the AUTH token only). Users
+    /// that disappear or are disabled lose their connections.
+    pub fn set_users(&self, key: &NodeKey, acl: Option<&crate::model::NodeAcl>) {
+        if let Some(Node {
+            engine: Running::Redis(h),
+            ..
+        }) = lock(&self.running).get(key)
+        {
+            h.control(redis_engine::Control::SetUsers(
+                acl.map(engine_users),
+                acl.map(|a| self.iam_verifier(&a.cache_name)),
+            ));
+        }
+    }
+
+    /// Checks `AUTH <user> <token>` for IAM users: a SigV4-presigned
+    /// `connect` request for this cache and user, at most 15 minutes old.
+    fn iam_verifier(&self, cache_name: &str) -> redis_engine::acl::IamVerifier {
+        let creds = self.iam_credentials.clone();
+        let cache = cache_name.to_string();
+        redis_engine::acl::IamVerifier(Arc::new(move |user: &str, token: &str| {
+            match sigv4::verify_iam_auth_token(
+                token,
+                &cache,
+                user,
+                creds.as_ref(),
+                std::time::SystemTime::now(),
+            ) {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::info!(cache = %cache, user, error = %e, "IAM auth token refused");
+                    false
+                }
+            }
+        }))
+    }
+
     /// Give a TLS node a certificate for these names too (a group's members and
     /// endpoints share one certificate, as on AWS), for new connections.
     pub fn set_cert_names(&self, key: &NodeKey, names: &[String]) {
@@ -506,6 +568,17 @@ impl Supervisor {
             r.shutdown();
         }
     }
+}
+
+fn engine_users(a: &crate::model::NodeAcl) -> Vec<redis_engine::acl::UserSpec> {
+    a.users
+        .iter()
+        .map(|u| redis_engine::acl::UserSpec {
+            name: u.name.clone(),
+            rules: u.rules.clone(),
+            iam: u.iam,
+        })
+        .collect()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -28,6 +28,14 @@ pub enum RdbIoError {
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+fn internal_auth() -> [&'static [u8]; 3] {
+    [
+        b"AUTH",
+        redis_engine::acl::INTERNAL_USER.as_bytes(),
+        redis_engine::acl::internal_password().as_bytes(),
+    ]
+}
+
 /// Capture a node's data set into `dest` (written to a temporary file, then
 /// renamed, so a half-written snapshot never appears). Returns its size.
 pub async fn capture(
@@ -39,10 +47,10 @@ pub async fn capture(
         .await
         .map_err(|_| RdbIoError::Protocol("connect timed out".into()))??;
     let mut r = TokioBufReader::with_capacity(1 << 16, stream);
-    if let Some(pw) = password {
-        send(&mut r, &[b"AUTH", pw.as_bytes()]).await?;
-        expect_ok(&mut r).await?;
-    }
+    // elastilite's internal user passes whatever AUTH token or ACL users the node has.
+    let _ = password;
+    send(&mut r, &internal_auth()).await?;
+    expect_ok(&mut r).await?;
     send(&mut r, &[b"PSYNC", b"?", b"-1"]).await?;
     let line = read_line(&mut r).await?;
     if !line.starts_with("+FULLRESYNC") {
@@ -95,10 +103,9 @@ pub async fn restore(
     stream.set_nodelay(true)?;
     let (rd, mut wr) = stream.into_split();
     let mut rd = TokioBufReader::with_capacity(1 << 16, rd);
-    if let Some(pw) = password {
-        wr.write_all(&encode(&[b"AUTH", pw.as_bytes()])).await?;
-        expect_ok(&mut rd).await?;
-    }
+    let _ = password;
+    wr.write_all(&encode(&internal_auth())).await?;
+    expect_ok(&mut rd).await?;
     // The file is decoded on a blocking thread and sent over in batches.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Batch, RdbIoError>>(4);
     let path = src.to_path_buf();

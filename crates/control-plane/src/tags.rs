@@ -115,6 +115,16 @@ async fn resource(cp: &Inner, region: &str, p: &Params) -> Result<String, ApiErr
                 &s.name,
             ))
         }
+        kind @ ("user" | "usergroup") => {
+            if !crate::users::exists(cp, region, kind, &arn.name).await? {
+                return Err(if kind == "user" {
+                    ApiError::UserNotFound(arn.name.clone())
+                } else {
+                    ApiError::UserGroupNotFound(arn.name.clone())
+                });
+            }
+            Ok(Arn::format(region, &cp.config.account_id, kind, &arn.name))
+        }
         other => Err(ApiError::InvalidArn(format!(
             "{raw}: unknown resource type {other}"
         ))),

@@ -618,6 +618,35 @@ impl Acl {
     }
 }
 
+/// The user elastilite's own connections to its nodes log in as (replication
+/// links, snapshots, persistence), whatever users the node has. Its password is
+/// random per process and never leaves it, like ElastiCache's internal links.
+pub const INTERNAL_USER: &str = "elastilite-internal";
+
+pub fn internal_password() -> &'static str {
+    static P: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    P.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut out = String::new();
+        for i in 0..4u64 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(i);
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0),
+            );
+            out.push_str(&format!("{:016x}", h.finish()));
+        }
+        out
+    })
+}
+
+fn is_internal(user: &[u8]) -> bool {
+    user == INTERNAL_USER.as_bytes()
+}
+
 /// Whether unauthenticated connections are refused (`NOAUTH`).
 pub fn auth_required(node: &Node) -> bool {
     match &node.acl {
@@ -633,6 +662,14 @@ pub fn wrongpass() -> Error {
 
 /// Check a username/password pair; on success the connection becomes that user.
 pub fn authenticate(node: &Node, client: &Client, user: &[u8], pass: &[u8]) -> Result<(), Error> {
+    if is_internal(user) {
+        if pass != internal_password().as_bytes() {
+            return Err(wrongpass());
+        }
+        *client.user.borrow_mut() = user.to_vec();
+        client.authed.set(true);
+        return Ok(());
+    }
     match &node.acl {
         None => {
             if user != b"default" {
@@ -694,6 +731,9 @@ impl Denied {
 pub fn check(node: &Node, client: &Client, info: &CmdInfo, args: &Args<'_>) -> Result<(), Denied> {
     let Some(acl) = &node.acl else { return Ok(()) };
     let user = client.user.borrow();
+    if is_internal(&user) {
+        return Ok(());
+    }
     let Some(u) = acl.users.get(user.as_slice()) else {
         // The user was deleted; its connections are being closed.
         return Err(Denied::Command(info.def.name.to_string()));
@@ -778,10 +818,11 @@ pub fn set_users(node: &mut Node, acl: Option<Acl>) {
     node.acl = acl.map(Box::new);
     for c in node.clients.values() {
         let user = c.user.borrow();
-        let keep = match &node.acl {
-            None => user.as_slice() == b"default",
-            Some(acl) => acl.users.get(user.as_slice()).is_some_and(|u| u.enabled),
-        };
+        let keep = is_internal(&user)
+            || match &node.acl {
+                None => user.as_slice() == b"default",
+                Some(acl) => acl.users.get(user.as_slice()).is_some_and(|u| u.enabled),
+            };
         if !keep {
             c.killed.set(true);
             c.notify.notify_one();

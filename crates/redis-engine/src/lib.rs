@@ -75,8 +75,9 @@ pub enum Control {
     ReplicateFrom(SocketAddr),
     /// Stop replicating, accept writes (REPLICAOF NO ONE).
     Promote,
-    /// Replace the node's ACL users (None: back to the AUTH token only).
-    SetUsers(Option<Vec<acl::UserSpec>>),
+    /// Replace the node's ACL users (None: back to the AUTH token only), with the
+    /// verifier of IAM auth tokens (None keeps the current one).
+    SetUsers(Option<Vec<acl::UserSpec>>, Option<acl::IamVerifier>),
 }
 
 /// A running node. Dropping it does not stop the node; call `shutdown`.
@@ -394,8 +395,10 @@ async fn background(
                     }
                     Control::ReplicateFrom(addr) => replication::replicate_from(&mut n, addr),
                     Control::Promote => replication::promote(&mut n),
-                    Control::SetUsers(users) => {
-                        let iam = n.acl.as_ref().and_then(|a| a.iam.clone()).or_else(|| iam.clone());
+                    Control::SetUsers(users, verifier) => {
+                        let iam = verifier
+                            .or_else(|| n.acl.as_ref().and_then(|a| a.iam.clone()))
+                            .or_else(|| iam.clone());
                         let acl = users.map(|u| {
                             let mut a = acl::Acl::from_specs(&u);
                             a.iam = iam;

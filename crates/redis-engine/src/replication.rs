@@ -1717,15 +1717,18 @@ async fn link_once(
         s,
         buf: BytesMut::with_capacity(64 * 1024),
     };
-    let (pass, port) = {
-        let n = node.borrow();
-        (n.settings.requirepass.clone(), n.port)
-    };
-    if let Some(p) = pass {
-        let l = io.cmd(&[b"AUTH", &p]).await?;
-        if l.starts_with('-') {
-            return Err(format!("AUTH: {l}"));
-        }
+    let port = node.borrow().port;
+    // Nodes of one process trust each other's internal user (ACL users and
+    // AUTH tokens of the primary are for clients).
+    let l = io
+        .cmd(&[
+            b"AUTH",
+            crate::acl::INTERNAL_USER.as_bytes(),
+            crate::acl::internal_password().as_bytes(),
+        ])
+        .await?;
+    if l.starts_with('-') {
+        return Err(format!("AUTH: {l}"));
     }
     let l = io.cmd(&[b"PING"]).await?;
     if l.starts_with("-NOAUTH")

@@ -213,10 +213,13 @@ fn control_plane_users_apply_to_live_connections() {
         other.cmd(&["AUTH", "other", "otherpassword001"]).0,
         b"+OK\r\n"
     );
-    node.control(redis_engine::Control::SetUsers(Some(vec![
-        spec("default", "off nopass ~* +@all"),
-        spec("app", "on >apppassword0001 ~app:* +@read +@write"),
-    ])));
+    node.control(redis_engine::Control::SetUsers(
+        Some(vec![
+            spec("default", "off nopass ~* +@all"),
+            spec("app", "on >apppassword0001 ~app:* +@read +@write"),
+        ]),
+        None,
+    ));
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(app.cmd(&["SET", "app:x", "1"]).0, b"+OK\r\n");
     other.send(&words("PING"));

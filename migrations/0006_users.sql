@@ -1,0 +1,17 @@
+-- ElastiCache RBAC: users and user groups. The built-in `default` user is not
+-- stored: it always exists. Status and memberships live in the JSON spec.
+CREATE TABLE users (
+    region     TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    created_ms INTEGER NOT NULL,
+    spec       TEXT    NOT NULL,
+    PRIMARY KEY (region, name)
+);
+
+CREATE TABLE user_groups (
+    region     TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    created_ms INTEGER NOT NULL,
+    spec       TEXT    NOT NULL,
+    PRIMARY KEY (region, name)
+);
