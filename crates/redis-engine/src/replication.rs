@@ -1727,8 +1727,16 @@ async fn link_once(
             crate::acl::internal_password().as_bytes(),
         ])
         .await?;
+    // A primary that is not one of ours (REPLICAOF a real Redis) knows only its
+    // own password: the one we have, as masterauth.
     if l.starts_with('-') {
-        return Err(format!("AUTH: {l}"));
+        let pass = node.borrow().settings.requirepass.clone();
+        if let Some(p) = pass {
+            let l = io.cmd(&[b"AUTH", &p]).await?;
+            if l.starts_with('-') {
+                return Err(format!("AUTH: {l}"));
+            }
+        }
     }
     let l = io.cmd(&[b"PING"]).await?;
     if l.starts_with("-NOAUTH")
