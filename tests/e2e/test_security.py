@@ -311,3 +311,81 @@ def test_iam_authentication(server, tmp_path):
     time.sleep(2.1)
     with pytest.raises(redis.exceptions.AuthenticationError):
         connect(username="iam-user", password=short).ping()
+
+
+# --- At-rest encryption ------------------------------------------------------------------------------
+
+SECRET_KEY, SECRET_VALUE = "plaintext-key-8d1f", "plaintext-value-93ac7e"
+
+
+def snapshot_file(server, ec, rg, name):
+    ec.create_snapshot(SnapshotName=name, ReplicationGroupId=rg)
+    deadline = time.time() + 60
+    while ec.describe_snapshots(SnapshotName=name)["Snapshots"][0]["SnapshotStatus"] != "available":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    snap_dir = os.path.join(server.data_dir, "snapshots", "us-east-1")
+    files = [f for f in os.listdir(snap_dir) if f.startswith(name + "-")]
+    assert len(files) == 1, files
+    return open(os.path.join(snap_dir, files[0]), "rb").read()
+
+
+def test_at_rest_encryption_seals_snapshots_and_persisted_data(tmp_path):
+    from conftest import Server
+    server = Server("--persist-data")
+    try:
+        ec = server.client()
+        for rg, encrypted in (("plain", False), ("sealed", True)):
+            kw = {"AtRestEncryptionEnabled": True, "KmsKeyId": "alias/local"} if encrypted else {}
+            ec.create_replication_group(ReplicationGroupId=rg, ReplicationGroupDescription="d", **kw)
+        for rg in ("plain", "sealed"):
+            ec.get_waiter("replication_group_available").wait(ReplicationGroupId=rg,
+                                                              WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+            g = ec.describe_replication_groups(ReplicationGroupId=rg)["ReplicationGroups"][0]
+            ep = g["NodeGroups"][0]["PrimaryEndpoint"]
+            r = redis.Redis(host=ep["Address"], port=ep["Port"])
+            r.set(SECRET_KEY, SECRET_VALUE)
+            r.hset("h", SECRET_KEY, SECRET_VALUE)
+        g = ec.describe_replication_groups(ReplicationGroupId="sealed")["ReplicationGroups"][0]
+        assert g["AtRestEncryptionEnabled"] is True and g["KmsKeyId"] == "alias/local"
+        # The same data: plaintext in the unencrypted group's file, nowhere in the encrypted one's.
+        plain = snapshot_file(server, ec, "plain", "snap-plain")
+        assert plain.startswith(b"REDIS") and SECRET_VALUE.encode() in plain
+        sealed = snapshot_file(server, ec, "sealed", "snap-sealed")
+        assert not sealed.startswith(b"REDIS")
+        assert SECRET_VALUE.encode() not in sealed and SECRET_KEY.encode() not in sealed
+        assert ec.describe_snapshots(SnapshotName="snap-sealed")["Snapshots"][0]["KmsKeyId"] == "alias/local"
+        # The sealed snapshot restores.
+        ec.create_replication_group(ReplicationGroupId="back", ReplicationGroupDescription="d",
+                                    SnapshotName="snap-sealed", AtRestEncryptionEnabled=True)
+        ec.get_waiter("replication_group_available").wait(ReplicationGroupId="back",
+                                                          WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        ep = ec.describe_replication_groups(ReplicationGroupId="back")["ReplicationGroups"][0]["NodeGroups"][0][
+            "PrimaryEndpoint"]
+        r = redis.Redis(host=ep["Address"], port=ep["Port"])
+        deadline = time.time() + 10
+        while r.get(SECRET_KEY) != SECRET_VALUE.encode():
+            assert time.time() < deadline
+            time.sleep(0.05)
+        # Persisted node data of the encrypted group is sealed too, and comes back after a restart.
+        server.stop()
+        persisted = os.path.join(server.data_dir, "persist", "us-east-1")
+        contents = {f: open(os.path.join(persisted, f), "rb").read() for f in os.listdir(persisted)}
+        assert SECRET_VALUE.encode() in contents["plain-001.rdb"]
+        assert SECRET_VALUE.encode() not in contents["sealed-001.rdb"]
+        server.start()
+        ec = server.client()
+        g = ec.describe_replication_groups(ReplicationGroupId="sealed")["ReplicationGroups"][0]
+        ep = g["NodeGroups"][0]["PrimaryEndpoint"]
+        deadline = time.time() + 10
+        while True:
+            try:
+                if redis.Redis(host=ep["Address"], port=ep["Port"]).get(SECRET_KEY) == SECRET_VALUE.encode():
+                    break
+            except redis.exceptions.ConnectionError:
+                pass
+            assert time.time() < deadline
+            time.sleep(0.1)
+        assert os.path.exists(os.path.join(server.data_dir, "at-rest.key"))
+    finally:
+        server.stop()

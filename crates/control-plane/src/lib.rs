@@ -5,6 +5,7 @@
 //! decoded query-protocol request.
 
 mod admin;
+mod at_rest;
 mod catalog;
 mod clusters;
 mod engine_versions;
@@ -69,6 +70,8 @@ pub enum OpenError {
     Restore(#[from] ApiError),
     #[error("certificate authority: {0}")]
     Tls(String),
+    #[error("{0}")]
+    AtRest(String),
 }
 
 #[derive(Clone)]
@@ -78,6 +81,8 @@ pub struct ControlPlane {
 
 pub(crate) struct Inner {
     pub(crate) ca_pem_path: PathBuf,
+    /// The key of at-rest encryption (`<data-dir>/at-rest.key`).
+    pub(crate) at_rest_key: Arc<at_rest::Key>,
     pub(crate) config: Config,
     pub(crate) store: Store,
     pub(crate) nodes: nodes::Supervisor,
@@ -109,7 +114,12 @@ impl ControlPlane {
             Some(authority),
             config.iam_credentials.clone(),
         );
+        let at_rest_key = Arc::new(
+            at_rest::Key::load_or_create(&config.data_dir)
+                .map_err(|e| OpenError::AtRest(e.to_string()))?,
+        );
         let inner = Arc::new(Inner {
+            at_rest_key,
             ca_pem_path,
             config,
             store,

@@ -226,6 +226,9 @@ pub struct GroupSpec {
     pub auth_token_last_modified_ms: Option<i64>,
     #[serde(default)]
     pub user_group_ids: Vec<String>,
+    /// Recorded and reported with at-rest encryption (no KMS here).
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
     /// AuthTokenUpdateStrategy=ROTATE: the previous token, valid until the next SET.
     #[serde(default)]
     pub previous_auth_token: Option<String>,
@@ -273,6 +276,9 @@ pub struct SnapshotSpec {
     pub snapshot_window: String,
     pub automatic_failover: bool,
     pub kms_key_id: Option<String>,
+    /// The source had at-rest encryption: the files are sealed (see `at_rest.rs`).
+    #[serde(default)]
+    pub at_rest_encryption: bool,
     pub nodes: Vec<NodeSnapshot>,
 }
 

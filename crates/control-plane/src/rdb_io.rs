@@ -28,6 +28,8 @@ pub enum RdbIoError {
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// elastilite's internal user passes whatever AUTH token or ACL users one of
+/// its nodes has; another server (a real Redis) gets `password`, if any.
 fn internal_auth() -> [&'static [u8]; 3] {
     [
         b"AUTH",
@@ -47,10 +49,13 @@ pub async fn capture(
         .await
         .map_err(|_| RdbIoError::Protocol("connect timed out".into()))??;
     let mut r = TokioBufReader::with_capacity(1 << 16, stream);
-    // elastilite's internal user passes whatever AUTH token or ACL users the node has.
-    let _ = password;
     send(&mut r, &internal_auth()).await?;
-    expect_ok(&mut r).await?;
+    if read_line(&mut r).await? != "+OK" {
+        if let Some(pw) = password {
+            send(&mut r, &[b"AUTH", pw.as_bytes()]).await?;
+            expect_ok(&mut r).await?;
+        }
+    }
     send(&mut r, &[b"PSYNC", b"?", b"-1"]).await?;
     let line = read_line(&mut r).await?;
     if !line.starts_with("+FULLRESYNC") {
@@ -103,9 +108,13 @@ pub async fn restore(
     stream.set_nodelay(true)?;
     let (rd, mut wr) = stream.into_split();
     let mut rd = TokioBufReader::with_capacity(1 << 16, rd);
-    let _ = password;
     wr.write_all(&encode(&internal_auth())).await?;
-    expect_ok(&mut rd).await?;
+    if read_line(&mut rd).await? != "+OK" {
+        if let Some(pw) = password {
+            wr.write_all(&encode(&[b"AUTH", pw.as_bytes()])).await?;
+            expect_ok(&mut rd).await?;
+        }
+    }
     // The file is decoded on a blocking thread and sent over in batches.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Batch, RdbIoError>>(4);
     let path = src.to_path_buf();

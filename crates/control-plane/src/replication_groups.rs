@@ -200,7 +200,13 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         auth_token,
         user_group_ids: user_group_ids.clone(),
         previous_auth_token: None,
+        kms_key_id: p.str("KmsKeyId").map(str::to_string),
     };
+    if spec.kms_key_id.is_some() && !spec.at_rest_encryption_enabled {
+        return Err(ApiError::InvalidParameterCombination(
+            "KmsKeyId requires AtRestEncryptionEnabled.".into(),
+        ));
+    }
     crate::users::check_attach(
         cp,
         region,
@@ -529,6 +535,7 @@ fn write_group(
         s.transit_encryption_mode.as_deref(),
     )
     .bool("AtRestEncryptionEnabled", s.at_rest_encryption_enabled)
+    .opt_text("KmsKeyId", s.kms_key_id.as_deref())
     .text("ARN", &cp.arn(&g.region, "replicationgroup", &g.id))
     .string_list("UserGroupIds", "member", &s.user_group_ids);
     crate::log_delivery::write(w, &s.log_delivery);
