@@ -15,3 +15,10 @@ CREATE TABLE user_groups (
     spec       TEXT    NOT NULL,
     PRIMARY KEY (region, name)
 );
+
+-- Security groups, simulated: the ingress CIDRs of a VPC security group id as
+-- set through the admin API (`PUT /_elastilite/security-groups/{id}`).
+CREATE TABLE security_group_rules (
+    id    TEXT NOT NULL PRIMARY KEY,
+    cidrs TEXT NOT NULL
+);

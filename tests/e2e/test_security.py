@@ -5,6 +5,7 @@ import shutil
 import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -389,3 +390,66 @@ def test_at_rest_encryption_seals_snapshots_and_persisted_data(tmp_path):
         assert os.path.exists(os.path.join(server.data_dir, "at-rest.key"))
     finally:
         server.stop()
+
+
+# --- Security groups, simulated ------------------------------------------------------------------------
+
+def set_ingress(server, sg, cidrs):
+    req = urllib.request.Request(f"{server.endpoint}/_elastilite/security-groups/{sg}",
+                                 method="PUT" if cidrs is not None else "DELETE",
+                                 data=json.dumps({"ingress": cidrs}).encode() if cidrs is not None else None,
+                                 headers={"Content-Type": "application/json"})
+    assert urllib.request.urlopen(req).status == 204
+
+
+def refused(host, port, **kw):
+    try:
+        redis.Redis(host=host, port=port, socket_timeout=3, **kw).ping()
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        return True
+    return False
+
+
+def test_security_groups_admit_or_refuse_sources(server, tmp_path):
+    ec = server.client()
+    # A group without configured rules admits the local machine.
+    ec.create_replication_group(ReplicationGroupId="sgrg", ReplicationGroupDescription="d", NumCacheClusters=2,
+                                SecurityGroupIds=["sg-0a1b2c"])
+    ec.get_waiter("replication_group_available").wait(ReplicationGroupId="sgrg",
+                                                      WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    g = ec.describe_replication_groups(ReplicationGroupId="sgrg")["ReplicationGroups"][0]
+    ep = g["NodeGroups"][0]["PrimaryEndpoint"]
+    node = ec.describe_cache_clusters(CacheClusterId="sgrg-001", ShowCacheNodeInfo=True)["CacheClusters"][0][
+        "CacheNodes"][0]["Endpoint"]
+    assert redis.Redis(host=ep["Address"], port=ep["Port"]).set("k", "v")
+    # Rules that do not admit this machine: new connections are closed, at the node and the group endpoint.
+    set_ingress(server, "sg-0a1b2c", ["10.0.0.0/8"])
+    assert json.loads(urllib.request.urlopen(server.endpoint + "/_elastilite/security-groups").read()) == {
+        "sg-0a1b2c": ["10.0.0.0/8"]}
+    assert refused(ep["Address"], ep["Port"]) and refused(node["Address"], node["Port"])
+    # elastilite's own links still work (snapshots read the node).
+    ec.create_snapshot(SnapshotName="sg-snap", ReplicationGroupId="sgrg")
+    deadline = time.time() + 30
+    while ec.describe_snapshots(SnapshotName="sg-snap")["Snapshots"][0]["SnapshotStatus"] != "available":
+        assert time.time() < deadline
+        time.sleep(0.1)
+    set_ingress(server, "sg-0a1b2c", ["127.0.0.0/8"])
+    assert redis.Redis(host=ep["Address"], port=ep["Port"]).get("k") == b"v"
+    # Back to the default: the local machine.
+    set_ingress(server, "sg-0a1b2c", None)
+    assert redis.Redis(host=node["Address"], port=node["Port"]).get("k") == b"v"
+    # A TLS cluster whose group refuses us, then ModifyCacheCluster moves it to another group.
+    set_ingress(server, "sg-remote", ["192.0.2.0/24"])
+    ec.create_cache_cluster(CacheClusterId="sgtls", Engine="redis", TransitEncryptionEnabled=True,
+                            SecurityGroupIds=["sg-remote"])
+    ep = wait_available(ec, "sgtls")["CacheNodes"][0]["Endpoint"]
+    ca = ca_file(server, tmp_path)
+    assert refused(ep["Address"], ep["Port"], ssl=True, ssl_ca_certs=ca)
+    ec.modify_cache_cluster(CacheClusterId="sgtls", SecurityGroupIds=["sg-0a1b2c"], ApplyImmediately=True)
+    assert redis.Redis(host=ep["Address"], port=ep["Port"], ssl=True, ssl_ca_certs=ca, socket_timeout=5).ping()
+    req = urllib.request.Request(f"{server.endpoint}/_elastilite/security-groups/sg-x", method="PUT",
+                                 data=json.dumps({"ingress": ["not-a-cidr"]}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req)
+    assert e.value.code == 400

@@ -126,6 +126,13 @@ impl ControlPlane {
             nodes,
             lock: tokio::sync::Mutex::new(()),
         });
+        for (id, cidrs) in inner.store.security_group_rules().await? {
+            let rules = cidrs
+                .iter()
+                .filter_map(|c| redis_engine::sources::Cidr::parse(c))
+                .collect();
+            inner.nodes.set_security_group_rules(&id, Some(rules));
+        }
         let clusters = inner.store.all_clusters().await?;
         let count = clusters.len();
         for c in clusters {
@@ -264,6 +271,53 @@ impl ControlPlane {
     /// Forget all state and stop every node (admin API).
     pub async fn reset(&self) -> Result<(), ApiError> {
         admin::reset(&self.inner).await
+    }
+
+    /// Security groups, simulated (admin API): every configured group's ingress CIDRs.
+    pub async fn security_group_rules(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, ApiError> {
+        Ok(self
+            .inner
+            .store
+            .security_group_rules()
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    /// Set a security group's ingress CIDRs (None: back to admitting only the
+    /// local machine). Nodes and endpoints in the group apply it to new connections.
+    pub async fn set_security_group_rules(
+        &self,
+        id: &str,
+        cidrs: Option<Vec<String>>,
+    ) -> Result<(), ApiError> {
+        let valid = id.starts_with("sg-") && id.len() > 3 && id.len() <= 64;
+        if !valid {
+            return Err(ApiError::InvalidParameterValue(format!(
+                "Invalid security group id {id}: it must look like sg-0123abcd."
+            )));
+        }
+        let parsed = match &cidrs {
+            None => None,
+            Some(list) => Some(
+                list.iter()
+                    .map(|c| {
+                        redis_engine::sources::Cidr::parse(c).ok_or_else(|| {
+                            ApiError::InvalidParameterValue(format!("Invalid CIDR {c}"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        let _guard = self.inner.lock.lock().await;
+        self.inner
+            .store
+            .put_security_group_rules(id, cidrs.as_deref())
+            .await?;
+        self.inner.nodes.set_security_group_rules(id, parsed);
+        Ok(())
     }
 
     /// The CA certificate clients trust for TLS nodes (`<data-dir>/ca.pem`).

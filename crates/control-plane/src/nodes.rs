@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::model::ClusterSpec;
 use crate::proxy::{Kind, Proxy, Targets};
 use node_tls::{Authority, Mode, TlsFront};
+use redis_engine::sources::{Cidr, SourceFilter};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
@@ -87,6 +88,18 @@ pub struct Supervisor {
     proxies: Mutex<HashMap<NodeKey, Proxy>>,
     /// The keys IAM auth tokens must be signed with.
     iam_credentials: Arc<IamCredentials>,
+    /// Security groups: ingress CIDRs by group id (set through the admin API).
+    sg_rules: Mutex<HashMap<String, Vec<Cidr>>>,
+    /// Each endpoint's security groups and the filter its listener checks.
+    filters: Mutex<HashMap<NodeKey, (Vec<String>, Arc<SourceFilter>)>>,
+}
+
+/// What a security group without configured rules admits: the local machine.
+fn local_machine() -> Vec<Cidr> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|c| Cidr::parse(c))
+        .collect()
 }
 
 /// The access keys an IAM auth token may be signed with: `--credentials` in
@@ -124,6 +137,8 @@ impl Supervisor {
     ) -> Supervisor {
         Supervisor {
             iam_credentials: Arc::new(iam_credentials),
+            sg_rules: Mutex::new(HashMap::new()),
+            filters: Mutex::new(HashMap::new()),
             authority,
             network,
             allow_restricted_commands,
@@ -246,6 +261,8 @@ impl Supervisor {
             Some(l) => l,
             None => bind_with_retry(bind_ip, port).await?,
         };
+        self.set_security_groups(key, &spec.security_group_ids);
+        let filter = self.filter(key);
         let node = if spec.transit_encryption_enabled {
             // The engine listens privately; the reported endpoint speaks TLS.
             let private = bind(SocketAddr::new(
@@ -254,7 +271,9 @@ impl Supervisor {
             ))
             .map_err(io_err)?;
             let backend = private.local_addr().map_err(io_err)?;
-            let engine = self.spawn_engine(private, spec, params).map_err(io_err)?;
+            let engine = self
+                .spawn_engine(private, spec, params, None)
+                .map_err(io_err)?;
             let authority = self
                 .authority
                 .as_ref()
@@ -270,13 +289,17 @@ impl Supervisor {
                 Mode::Required
             };
             let front = TlsFront::spawn(listener, backend, config, mode).map_err(io_err)?;
+            let f = filter.clone();
+            front.set_filter(Some(Arc::new(move |peer| f.admits(peer))));
             Node {
                 engine,
                 tls: Some(front),
             }
         } else {
             Node {
-                engine: self.spawn_engine(listener, spec, params).map_err(io_err)?,
+                engine: self
+                    .spawn_engine(listener, spec, params, Some(filter))
+                    .map_err(io_err)?,
                 tls: None,
             }
         };
@@ -292,6 +315,7 @@ impl Supervisor {
         listener: TcpListener,
         spec: &ClusterSpec,
         params: &BTreeMap<String, String>,
+        filter: Option<Arc<SourceFilter>>,
     ) -> std::io::Result<Running> {
         listener.set_nonblocking(true)?;
         let memory = node_memory(spec);
@@ -309,6 +333,7 @@ impl Supervisor {
                     password: spec.auth_token.clone(),
                     users: spec.acl.as_ref().map(engine_users),
                     iam_verifier: spec.acl.as_ref().map(|a| self.iam_verifier(&a.cache_name)),
+                    source_filter: filter,
                 };
                 let handle = redis_engine::spawn(listener, config)?;
                 for (name, value) in params {
@@ -411,7 +436,7 @@ impl Supervisor {
             Some(l) => l,
             None => bind_with_retry(bind_ip, port).await?,
         };
-        let proxy = Proxy::spawn(listener, kind, targets).map_err(|e| {
+        let proxy = Proxy::spawn(listener, kind, targets, self.filter(key)).map_err(|e| {
             ApiError::InsufficientCacheClusterCapacity(format!(
                 "Could not serve {bind_ip}:{port}: {e}"
             ))
@@ -451,6 +476,59 @@ impl Supervisor {
         }) = lock(&self.running).get(key)
         {
             h.control(redis_engine::Control::SetPassword(password));
+        }
+    }
+
+    /// The rules an endpoint with these security groups enforces: none without
+    /// groups (everything is admitted); else every group's ingress CIDRs, a group
+    /// without configured rules admitting the local machine.
+    fn rules_for(&self, groups: &[String]) -> Option<Vec<Cidr>> {
+        if groups.is_empty() {
+            return None;
+        }
+        let rules = lock(&self.sg_rules);
+        let mut out = Vec::new();
+        for g in groups {
+            match rules.get(g) {
+                Some(r) => out.extend(r.iter().copied()),
+                None => out.extend(local_machine()),
+            }
+        }
+        Some(out)
+    }
+
+    /// The filter of an endpoint (created on first use, shared with its listener).
+    fn filter(&self, key: &NodeKey) -> Arc<SourceFilter> {
+        lock(&self.filters)
+            .entry(key.clone())
+            .or_insert_with(|| (Vec::new(), Arc::new(SourceFilter::default())))
+            .1
+            .clone()
+    }
+
+    /// Set an endpoint's security groups; its listener applies them to new connections.
+    pub fn set_security_groups(&self, key: &NodeKey, groups: &[String]) {
+        let rules = self.rules_for(groups);
+        let mut filters = lock(&self.filters);
+        let entry = filters
+            .entry(key.clone())
+            .or_insert_with(|| (Vec::new(), Arc::new(SourceFilter::default())));
+        entry.0 = groups.to_vec();
+        entry.1.set(rules);
+    }
+
+    /// Replace a security group's ingress rules (None: back to the default).
+    pub fn set_security_group_rules(&self, id: &str, rules: Option<Vec<Cidr>>) {
+        match rules {
+            Some(r) => lock(&self.sg_rules).insert(id.to_string(), r),
+            None => lock(&self.sg_rules).remove(id),
+        };
+        let all: Vec<(Vec<String>, Arc<SourceFilter>)> =
+            lock(&self.filters).values().cloned().collect();
+        for (groups, f) in all {
+            if groups.iter().any(|g| g == id) {
+                f.set(self.rules_for(&groups));
+            }
         }
     }
 

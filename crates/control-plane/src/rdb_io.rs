@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader};
-use tokio::net::TcpStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RdbIoError {
@@ -45,9 +44,10 @@ pub async fn capture(
     password: Option<&str>,
     dest: &Path,
 ) -> Result<u64, RdbIoError> {
-    let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| RdbIoError::Protocol("connect timed out".into()))??;
+    let (stream, _internal) =
+        tokio::time::timeout(TIMEOUT, redis_engine::sources::connect_internal(addr))
+            .await
+            .map_err(|_| RdbIoError::Protocol("connect timed out".into()))??;
     let mut r = TokioBufReader::with_capacity(1 << 16, stream);
     send(&mut r, &internal_auth()).await?;
     if read_line(&mut r).await? != "+OK" {
@@ -102,9 +102,10 @@ pub async fn restore(
     password: Option<&str>,
     src: &Path,
 ) -> Result<u64, RdbIoError> {
-    let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| RdbIoError::Protocol("connect timed out".into()))??;
+    let (stream, _internal) =
+        tokio::time::timeout(TIMEOUT, redis_engine::sources::connect_internal(addr))
+            .await
+            .map_err(|_| RdbIoError::Protocol("connect timed out".into()))??;
     stream.set_nodelay(true)?;
     let (rd, mut wr) = stream.into_split();
     let mut rd = TokioBufReader::with_capacity(1 << 16, rd);

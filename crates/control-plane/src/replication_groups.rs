@@ -1196,8 +1196,18 @@ async fn apply_topology(cp: &Inner, g: &GroupRecord, ms: &[ClusterRecord]) -> Re
         cp.nodes
             .set_cert_names(&node_key(&g.region, &c.id, CacheNodeId::new(1)), &names);
     }
+    for c in ms {
+        cp.nodes.set_security_groups(
+            &node_key(&g.region, &c.id, CacheNodeId::new(1)),
+            &g.spec.security_group_ids,
+        );
+    }
     for kind in [Kind::Primary, Kind::Reader] {
         if let Some((ip, port)) = cp.store.endpoint(&g.region, &g.id, kind.as_str()).await? {
+            cp.nodes.set_security_groups(
+                &endpoint_key(&g.region, &g.id, kind),
+                &g.spec.security_group_ids,
+            );
             cp.nodes
                 .start_proxy(
                     &endpoint_key(&g.region, &g.id, kind),

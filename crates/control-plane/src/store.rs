@@ -780,6 +780,46 @@ impl Store {
         self.delete_named(table, region, name, arn).await
     }
 
+    /// Security group ingress rules set through the admin API, by group id.
+    pub async fn security_group_rules(&self) -> Result<Vec<(String, Vec<String>)>, ApiError> {
+        let rows = sqlx::query("SELECT id, cidrs FROM security_group_rules ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let cidrs: String = r.try_get("cidrs")?;
+                Ok((r.try_get("id")?, serde_json::from_str(&cidrs)?))
+            })
+            .collect()
+    }
+
+    /// Set (Some) or remove (None) a security group's ingress rules.
+    pub async fn put_security_group_rules(
+        &self,
+        id: &str,
+        cidrs: Option<&[String]>,
+    ) -> Result<(), ApiError> {
+        match cidrs {
+            Some(c) => {
+                sqlx::query(
+                    "INSERT INTO security_group_rules (id, cidrs) VALUES (?, ?) \
+                     ON CONFLICT (id) DO UPDATE SET cidrs = excluded.cidrs",
+                )
+                .bind(id)
+                .bind(serde_json::to_string(c)?)
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM security_group_rules WHERE id = ?")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Delete every row of every resource table (the admin reset).
     pub async fn reset(&self) -> Result<(), ApiError> {
         let mut tx = self.pool.begin().await?;
@@ -796,6 +836,7 @@ impl Store {
             "snapshots",
             "users",
             "user_groups",
+            "security_group_rules",
         ] {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
                 .execute(&mut *tx)

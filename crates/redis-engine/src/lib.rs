@@ -18,6 +18,7 @@ pub mod keymap;
 pub mod node;
 pub mod replication;
 pub mod resp;
+pub mod sources;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -47,6 +48,8 @@ pub struct Config {
     pub users: Option<Vec<acl::UserSpec>>,
     /// Verifies IAM auth tokens of users in `iam` mode.
     pub iam_verifier: Option<acl::IamVerifier>,
+    /// Security groups: sources the listener admits (None: all).
+    pub source_filter: Option<std::sync::Arc<sources::SourceFilter>>,
 }
 
 impl Default for Config {
@@ -60,6 +63,7 @@ impl Default for Config {
             password: None,
             users: None,
             iam_verifier: None,
+            source_filter: None,
         }
     }
 }
@@ -282,7 +286,7 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
                     config.iam_verifier.clone(),
                 ));
                 tokio::select! {
-                    _ = accept_loop(node.clone(), listener) => {}
+                    _ = accept_loop(node.clone(), listener, config.source_filter.clone()) => {}
                     _ = async {
                         // A dropped handle (sender gone) does not stop the node.
                         if stop_rx.await.is_err() {
@@ -309,7 +313,11 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
     })
 }
 
-async fn accept_loop(node: Rc<RefCell<node::Node>>, listener: tokio::net::TcpListener) {
+async fn accept_loop(
+    node: Rc<RefCell<node::Node>>,
+    listener: tokio::net::TcpListener,
+    filter: Option<std::sync::Arc<sources::SourceFilter>>,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -319,6 +327,11 @@ async fn accept_loop(node: Rc<RefCell<node::Node>>, listener: tokio::net::TcpLis
                 continue;
             }
         };
+        if filter.as_ref().is_some_and(|f| !f.admits(peer)) {
+            tracing::info!(%peer, "connection refused: no security group rule admits it");
+            drop(stream);
+            continue;
+        }
         let laddr = stream
             .local_addr()
             .map(|a| a.to_string())

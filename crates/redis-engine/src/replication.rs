@@ -1707,10 +1707,14 @@ async fn link_once(
     primary: SocketAddr,
     mc: &mut Option<u64>,
 ) -> Result<(), String> {
-    let s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(primary))
-        .await
-        .map_err(|_| "connect timeout".to_string())?
-        .map_err(|e| e.to_string())?;
+    // Marked internal: the primary's security groups are for clients.
+    let (s, _internal) = tokio::time::timeout(
+        Duration::from_secs(5),
+        crate::sources::connect_internal(primary),
+    )
+    .await
+    .map_err(|_| "connect timeout".to_string())?
+    .map_err(|e| e.to_string())?;
     let _ = s.set_nodelay(true);
     let laddr = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let mut io = LinkIo {
