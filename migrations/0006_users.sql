@@ -22,3 +22,13 @@ CREATE TABLE security_group_rules (
     id    TEXT NOT NULL PRIMARY KEY,
     cidrs TEXT NOT NULL
 );
+
+-- Legacy (EC2-Classic) cache security groups; the authorized EC2 security
+-- groups live in the JSON spec.
+CREATE TABLE cache_security_groups (
+    region     TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    created_ms INTEGER NOT NULL,
+    spec       TEXT    NOT NULL,
+    PRIMARY KEY (region, name)
+);

@@ -453,3 +453,31 @@ def test_security_groups_admit_or_refuse_sources(server, tmp_path):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req)
     assert e.value.code == 400
+
+
+def test_legacy_cache_security_groups(server):
+    ec = server.client()
+    g = ec.create_cache_security_group(CacheSecurityGroupName="Legacy", Description="old",
+                                       Tags=[{"Key": "k", "Value": "v"}])["CacheSecurityGroup"]
+    assert g["CacheSecurityGroupName"] == "legacy" and g["EC2SecurityGroups"] == []
+    assert g["OwnerId"] == "000000000000" and g["ARN"].endswith(":securitygroup:legacy")
+    with pytest.raises(ec.exceptions.CacheSecurityGroupAlreadyExistsFault):
+        ec.create_cache_security_group(CacheSecurityGroupName="legacy", Description="again")
+    g = ec.authorize_cache_security_group_ingress(CacheSecurityGroupName="legacy", EC2SecurityGroupName="web",
+                                                  EC2SecurityGroupOwnerId="123456789012")["CacheSecurityGroup"]
+    assert g["EC2SecurityGroups"] == [{"Status": "authorized", "EC2SecurityGroupName": "web",
+                                       "EC2SecurityGroupOwnerId": "123456789012"}]
+    with pytest.raises(ec.exceptions.AuthorizationAlreadyExistsFault):
+        ec.authorize_cache_security_group_ingress(CacheSecurityGroupName="legacy", EC2SecurityGroupName="web",
+                                                  EC2SecurityGroupOwnerId="123456789012")
+    assert [x["CacheSecurityGroupName"] for x in ec.describe_cache_security_groups()["CacheSecurityGroups"]] == [
+        "legacy"]
+    assert ec.list_tags_for_resource(ResourceName=g["ARN"])["TagList"] == [{"Key": "k", "Value": "v"}]
+    ec.revoke_cache_security_group_ingress(CacheSecurityGroupName="legacy", EC2SecurityGroupName="web",
+                                           EC2SecurityGroupOwnerId="123456789012")
+    with pytest.raises(ec.exceptions.AuthorizationNotFoundFault):
+        ec.revoke_cache_security_group_ingress(CacheSecurityGroupName="legacy", EC2SecurityGroupName="web",
+                                               EC2SecurityGroupOwnerId="123456789012")
+    ec.delete_cache_security_group(CacheSecurityGroupName="legacy")
+    with pytest.raises(ec.exceptions.CacheSecurityGroupNotFoundFault):
+        ec.describe_cache_security_groups(CacheSecurityGroupName="legacy")

@@ -98,6 +98,19 @@ pub enum ApiError {
     #[error("{0}")]
     DefaultUserAssociatedToUserGroup(String),
 
+    #[error("CacheSecurityGroup not found: {0}")]
+    CacheSecurityGroupNotFound(String),
+    #[error("Cache security group {0} already exists.")]
+    CacheSecurityGroupAlreadyExists(String),
+    #[error("{0}")]
+    CacheSecurityGroupQuotaExceeded(String),
+    #[error("{0}")]
+    InvalidCacheSecurityGroupState(String),
+    #[error("{0}")]
+    AuthorizationAlreadyExists(String),
+    #[error("{0}")]
+    AuthorizationNotFound(String),
+
     /// Our own failure (database, I/O). Retried by SDKs, so never used for a
     /// client mistake.
     #[error("An internal error occurred: {0}")]
@@ -153,6 +166,12 @@ impl ApiError {
             InvalidUserGroupState(_) => "InvalidUserGroupState",
             DefaultUserRequired(_) => "DefaultUserRequired",
             DefaultUserAssociatedToUserGroup(_) => "DefaultUserAssociatedToUserGroup",
+            CacheSecurityGroupNotFound(_) => "CacheSecurityGroupNotFound",
+            CacheSecurityGroupAlreadyExists(_) => "CacheSecurityGroupAlreadyExists",
+            CacheSecurityGroupQuotaExceeded(_) => "QuotaExceeded.CacheSecurityGroup",
+            InvalidCacheSecurityGroupState(_) => "InvalidCacheSecurityGroupState",
+            AuthorizationAlreadyExists(_) => "AuthorizationAlreadyExists",
+            AuthorizationNotFound(_) => "AuthorizationNotFound",
             Internal(_) => "InternalFailure",
         }
     }
@@ -170,7 +189,9 @@ impl ApiError {
             | SnapshotNotFound(_)
             | TagNotFound(_)
             | UserNotFound(_)
-            | UserGroupNotFound(_) => 404,
+            | UserGroupNotFound(_)
+            | CacheSecurityGroupNotFound(_)
+            | AuthorizationNotFound(_) => 404,
             Internal(_) => 500,
             _ => 400,
         }

@@ -6,6 +6,7 @@
 
 mod admin;
 mod at_rest;
+mod cache_security_groups;
 mod catalog;
 mod clusters;
 mod engine_versions;
@@ -230,6 +231,18 @@ impl ControlPlane {
             "DeleteCacheSubnetGroup" => {
                 subnet_groups::delete(cp, region, p).await?;
                 return Ok(None);
+            }
+            "CreateCacheSecurityGroup" => cache_security_groups::create(cp, region, p).await?,
+            "DescribeCacheSecurityGroups" => cache_security_groups::describe(cp, region, p).await?,
+            "DeleteCacheSecurityGroup" => {
+                cache_security_groups::delete(cp, region, p).await?;
+                return Ok(None);
+            }
+            "AuthorizeCacheSecurityGroupIngress" => {
+                cache_security_groups::authorize(cp, region, p, true).await?
+            }
+            "RevokeCacheSecurityGroupIngress" => {
+                cache_security_groups::authorize(cp, region, p, false).await?
             }
             "CreateUser" => users::create_user(cp, region, p).await?,
             "DescribeUsers" => users::describe_users(cp, region, p).await?,

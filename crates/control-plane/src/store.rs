@@ -837,6 +837,7 @@ impl Store {
             "users",
             "user_groups",
             "security_group_rules",
+            "cache_security_groups",
         ] {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
                 .execute(&mut *tx)
