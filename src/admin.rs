@@ -20,6 +20,55 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/_elastilite/reset", post(reset))
         .route("/_elastilite/snapshots/run-window", post(run_window))
+        .route("/_elastilite/security-groups", get(security_groups))
+        .route(
+            "/_elastilite/security-groups/{id}",
+            axum::routing::put(put_security_group).delete(delete_security_group),
+        )
+}
+
+/// Security groups, simulated: each group id's ingress CIDRs.
+async fn security_groups(State(state): State<AppState>) -> Response {
+    match state.control_plane.security_group_rules().await {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => error(&e),
+    }
+}
+
+/// `{"ingress": ["10.0.0.0/8", "127.0.0.1/32"]}`
+async fn put_security_group(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<serde_json::Value>,
+) -> Response {
+    let cidrs: Option<Vec<String>> = body
+        .get("ingress")
+        .and_then(|v| v.as_array())
+        .and_then(|a| a.iter().map(|c| c.as_str().map(str::to_string)).collect());
+    let Some(cidrs) = cidrs else {
+        return error(&ApiError::InvalidParameterValue(
+            "The body must be {\"ingress\": [\"<cidr>\", ...]}.".into(),
+        ));
+    };
+    match state
+        .control_plane
+        .set_security_group_rules(&id, Some(cidrs))
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error(&e),
+    }
+}
+
+async fn delete_security_group(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match state
+        .control_plane
+        .set_security_group_rules(&id, None)
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error(&e),
+    }
 }
 
 async fn health(State(state): State<AppState>) -> Response {

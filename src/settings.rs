@@ -152,6 +152,10 @@ impl Settings {
                 .persist_data
                 .then(|| Duration::from_secs(self.persist_interval_secs.max(1))),
             failover_detection: Duration::from_millis(self.failover_detection_ms),
+            iam_credentials: control_plane::IamCredentials {
+                keys: self.credential_map()?,
+                strict: self.require_signatures,
+            },
         })
     }
 }

@@ -148,6 +148,7 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             log_delivery::apply(&mut l, p)?;
             l
         },
+        acl: None,
     };
 
     let _guard = cp.lock.lock().await;
@@ -349,6 +350,11 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         }
     }
     if let Some(ids) = p.list("SecurityGroupIds", "SecurityGroupId")? {
+        // Security groups apply to the running nodes at once, as on AWS.
+        for n in &c.nodes {
+            cp.nodes
+                .set_security_groups(&node_key(region, &c.id, n.id), &ids);
+        }
         spec.security_group_ids = ids;
     }
     if let Some(names) = p.list("CacheSecurityGroupNames", "CacheSecurityGroupName")? {

@@ -75,6 +75,42 @@ pub enum ApiError {
     #[error("{0}")]
     TagNotFound(String),
 
+    #[error("User not found: {0}")]
+    UserNotFound(String),
+    #[error("User {0} already exists.")]
+    UserAlreadyExists(String),
+    #[error("{0}")]
+    UserQuotaExceeded(String),
+    #[error("{0}")]
+    DuplicateUserName(String),
+    #[error("{0}")]
+    InvalidUserState(String),
+    #[error("User group not found: {0}")]
+    UserGroupNotFound(String),
+    #[error("User group {0} already exists.")]
+    UserGroupAlreadyExists(String),
+    #[error("{0}")]
+    UserGroupQuotaExceeded(String),
+    #[error("{0}")]
+    InvalidUserGroupState(String),
+    #[error("{0}")]
+    DefaultUserRequired(String),
+    #[error("{0}")]
+    DefaultUserAssociatedToUserGroup(String),
+
+    #[error("CacheSecurityGroup not found: {0}")]
+    CacheSecurityGroupNotFound(String),
+    #[error("Cache security group {0} already exists.")]
+    CacheSecurityGroupAlreadyExists(String),
+    #[error("{0}")]
+    CacheSecurityGroupQuotaExceeded(String),
+    #[error("{0}")]
+    InvalidCacheSecurityGroupState(String),
+    #[error("{0}")]
+    AuthorizationAlreadyExists(String),
+    #[error("{0}")]
+    AuthorizationNotFound(String),
+
     /// Our own failure (database, I/O). Retried by SDKs, so never used for a
     /// client mistake.
     #[error("An internal error occurred: {0}")]
@@ -119,6 +155,23 @@ impl ApiError {
             InvalidArn(_) => "InvalidARN",
             TagQuotaPerResourceExceeded(_) => "TagQuotaPerResourceExceeded",
             TagNotFound(_) => "TagNotFound",
+            UserNotFound(_) => "UserNotFound",
+            UserAlreadyExists(_) => "UserAlreadyExists",
+            UserQuotaExceeded(_) => "UserQuotaExceeded",
+            DuplicateUserName(_) => "DuplicateUserName",
+            InvalidUserState(_) => "InvalidUserState",
+            UserGroupNotFound(_) => "UserGroupNotFound",
+            UserGroupAlreadyExists(_) => "UserGroupAlreadyExists",
+            UserGroupQuotaExceeded(_) => "UserGroupQuotaExceeded",
+            InvalidUserGroupState(_) => "InvalidUserGroupState",
+            DefaultUserRequired(_) => "DefaultUserRequired",
+            DefaultUserAssociatedToUserGroup(_) => "DefaultUserAssociatedToUserGroup",
+            CacheSecurityGroupNotFound(_) => "CacheSecurityGroupNotFound",
+            CacheSecurityGroupAlreadyExists(_) => "CacheSecurityGroupAlreadyExists",
+            CacheSecurityGroupQuotaExceeded(_) => "QuotaExceeded.CacheSecurityGroup",
+            InvalidCacheSecurityGroupState(_) => "InvalidCacheSecurityGroupState",
+            AuthorizationAlreadyExists(_) => "AuthorizationAlreadyExists",
+            AuthorizationNotFound(_) => "AuthorizationNotFound",
             Internal(_) => "InternalFailure",
         }
     }
@@ -134,7 +187,11 @@ impl ApiError {
             | NodeGroupNotFound(_)
             | ServiceUpdateNotFound(_)
             | SnapshotNotFound(_)
-            | TagNotFound(_) => 404,
+            | TagNotFound(_)
+            | UserNotFound(_)
+            | UserGroupNotFound(_)
+            | CacheSecurityGroupNotFound(_)
+            | AuthorizationNotFound(_) => 404,
             Internal(_) => 500,
             _ => 400,
         }

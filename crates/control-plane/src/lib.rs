@@ -5,6 +5,8 @@
 //! decoded query-protocol request.
 
 mod admin;
+mod at_rest;
+mod cache_security_groups;
 mod catalog;
 mod clusters;
 mod engine_versions;
@@ -25,11 +27,12 @@ mod snapshots;
 mod store;
 mod subnet_groups;
 mod tags;
+mod users;
 
 pub use admin::{Fault, NodeInfo};
 pub use catalog::{Engine, ENGINE_VERSIONS, NODE_TYPES};
 pub use error::ApiError;
-pub use nodes::{Addressing, NodeNetwork};
+pub use nodes::{Addressing, IamCredentials, NodeNetwork};
 
 use aws_query::Params;
 use std::path::PathBuf;
@@ -56,6 +59,8 @@ pub struct Config {
     /// How long a group's primary must be unreachable (paused or isolated by fault
     /// injection) before automatic failover replaces it.
     pub failover_detection: Duration,
+    /// The access keys IAM auth tokens of RBAC users are verified against.
+    pub iam_credentials: nodes::IamCredentials,
 }
 
 /// Start-up failures.
@@ -69,6 +74,8 @@ pub enum OpenError {
     Restore(#[from] ApiError),
     #[error("certificate authority: {0}")]
     Tls(String),
+    #[error("{0}")]
+    AtRest(String),
 }
 
 #[derive(Clone)]
@@ -78,6 +85,8 @@ pub struct ControlPlane {
 
 pub(crate) struct Inner {
     pub(crate) ca_pem_path: PathBuf,
+    /// The key of at-rest encryption (`<data-dir>/at-rest.key`).
+    pub(crate) at_rest_key: Arc<at_rest::Key>,
     pub(crate) config: Config,
     pub(crate) store: Store,
     pub(crate) nodes: nodes::Supervisor,
@@ -107,14 +116,27 @@ impl ControlPlane {
             config.network.clone(),
             config.allow_restricted_commands,
             Some(authority),
+            config.iam_credentials.clone(),
+        );
+        let at_rest_key = Arc::new(
+            at_rest::Key::load_or_create(&config.data_dir)
+                .map_err(|e| OpenError::AtRest(e.to_string()))?,
         );
         let inner = Arc::new(Inner {
+            at_rest_key,
             ca_pem_path,
             config,
             store,
             nodes,
             lock: tokio::sync::Mutex::new(()),
         });
+        for (id, cidrs) in inner.store.security_group_rules().await? {
+            let rules = cidrs
+                .iter()
+                .filter_map(|c| redis_engine::sources::Cidr::parse(c))
+                .collect();
+            inner.nodes.set_security_group_rules(&id, Some(rules));
+        }
         let clusters = inner.store.all_clusters().await?;
         let count = clusters.len();
         for c in clusters {
@@ -213,6 +235,26 @@ impl ControlPlane {
                 subnet_groups::delete(cp, region, p).await?;
                 return Ok(None);
             }
+            "CreateCacheSecurityGroup" => cache_security_groups::create(cp, region, p).await?,
+            "DescribeCacheSecurityGroups" => cache_security_groups::describe(cp, region, p).await?,
+            "DeleteCacheSecurityGroup" => {
+                cache_security_groups::delete(cp, region, p).await?;
+                return Ok(None);
+            }
+            "AuthorizeCacheSecurityGroupIngress" => {
+                cache_security_groups::authorize(cp, region, p, true).await?
+            }
+            "RevokeCacheSecurityGroupIngress" => {
+                cache_security_groups::authorize(cp, region, p, false).await?
+            }
+            "CreateUser" => users::create_user(cp, region, p).await?,
+            "DescribeUsers" => users::describe_users(cp, region, p).await?,
+            "ModifyUser" => users::modify_user(cp, region, p).await?,
+            "DeleteUser" => users::delete_user(cp, region, p).await?,
+            "CreateUserGroup" => users::create_group(cp, region, p).await?,
+            "DescribeUserGroups" => users::describe_groups(cp, region, p).await?,
+            "ModifyUserGroup" => users::modify_group(cp, region, p).await?,
+            "DeleteUserGroup" => users::delete_group(cp, region, p).await?,
             "AddTagsToResource" => tags::add(cp, region, p).await?,
             "RemoveTagsFromResource" => tags::remove(cp, region, p).await?,
             "ListTagsForResource" => tags::list(cp, region, p).await?,
@@ -245,6 +287,53 @@ impl ControlPlane {
     /// Forget all state and stop every node (admin API).
     pub async fn reset(&self) -> Result<(), ApiError> {
         admin::reset(&self.inner).await
+    }
+
+    /// Security groups, simulated (admin API): every configured group's ingress CIDRs.
+    pub async fn security_group_rules(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, ApiError> {
+        Ok(self
+            .inner
+            .store
+            .security_group_rules()
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    /// Set a security group's ingress CIDRs (None: back to admitting only the
+    /// local machine). Nodes and endpoints in the group apply it to new connections.
+    pub async fn set_security_group_rules(
+        &self,
+        id: &str,
+        cidrs: Option<Vec<String>>,
+    ) -> Result<(), ApiError> {
+        let valid = id.starts_with("sg-") && id.len() > 3 && id.len() <= 64;
+        if !valid {
+            return Err(ApiError::InvalidParameterValue(format!(
+                "Invalid security group id {id}: it must look like sg-0123abcd."
+            )));
+        }
+        let parsed = match &cidrs {
+            None => None,
+            Some(list) => Some(
+                list.iter()
+                    .map(|c| {
+                        redis_engine::sources::Cidr::parse(c).ok_or_else(|| {
+                            ApiError::InvalidParameterValue(format!("Invalid CIDR {c}"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        let _guard = self.inner.lock.lock().await;
+        self.inner
+            .store
+            .put_security_group_rules(id, cidrs.as_deref())
+            .await?;
+        self.inner.nodes.set_security_group_rules(id, parsed);
+        Ok(())
     }
 
     /// The CA certificate clients trust for TLS nodes (`<data-dir>/ca.pem`).

@@ -102,6 +102,26 @@ pub struct ClusterSpec {
     pub auth_token: Option<String>,
     #[serde(default)]
     pub auth_token_last_modified_ms: Option<i64>,
+    /// The users the node enforces (from the replication group's user group).
+    #[serde(default)]
+    pub acl: Option<NodeAcl>,
+}
+
+/// What a node enforces for RBAC: its users and, for IAM tokens, the cache name
+/// they must be signed for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAcl {
+    pub cache_name: String,
+    pub users: Vec<NodeAclUser>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAclUser {
+    /// The Redis user name (`UserName`, not `UserId`).
+    pub name: String,
+    /// Full rule string: passwords then the access string.
+    pub rules: String,
+    pub iam: bool,
 }
 
 /// Changes requested without `ApplyImmediately`, applied in the maintenance window.
@@ -204,6 +224,14 @@ pub struct GroupSpec {
     pub auth_token: Option<String>,
     #[serde(default)]
     pub auth_token_last_modified_ms: Option<i64>,
+    #[serde(default)]
+    pub user_group_ids: Vec<String>,
+    /// Recorded and reported with at-rest encryption (no KMS here).
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    /// AuthTokenUpdateStrategy=ROTATE: the previous token, valid until the next SET.
+    #[serde(default)]
+    pub previous_auth_token: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -248,6 +276,9 @@ pub struct SnapshotSpec {
     pub snapshot_window: String,
     pub automatic_failover: bool,
     pub kms_key_id: Option<String>,
+    /// The source had at-rest encryption: the files are sealed (see `at_rest.rs`).
+    #[serde(default)]
+    pub at_rest_encryption: bool,
     pub nodes: Vec<NodeSnapshot>,
 }
 

@@ -11,9 +11,10 @@ use crate::error::ApiError;
 use crate::model::ClusterSpec;
 use crate::proxy::{Kind, Proxy, Targets};
 use node_tls::{Authority, Mode, TlsFront};
+use redis_engine::sources::{Cidr, SourceFilter};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How node endpoints are chosen.
@@ -87,6 +88,39 @@ pub struct Supervisor {
     proxies: Mutex<HashMap<NodeKey, Proxy>>,
     /// Faults injected into running nodes ("paused", "isolated"), for the node list.
     faults: Mutex<HashMap<NodeKey, &'static str>>,
+    /// The keys IAM auth tokens must be signed with.
+    iam_credentials: Arc<IamCredentials>,
+    /// Security groups: ingress CIDRs by group id (set through the admin API).
+    sg_rules: Mutex<HashMap<String, Vec<Cidr>>>,
+    /// Each endpoint's security groups and the filter its listener checks.
+    filters: Mutex<HashMap<NodeKey, (Vec<String>, Arc<SourceFilter>)>>,
+}
+
+/// What a security group without configured rules admits: the local machine.
+fn local_machine() -> Vec<Cidr> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|c| Cidr::parse(c))
+        .collect()
+}
+
+/// The access keys an IAM auth token may be signed with: `--credentials` in
+/// strict mode; otherwise those, and any other access key id with the secret
+/// `test` (what local tooling configures by convention).
+#[derive(Debug, Clone, Default)]
+pub struct IamCredentials {
+    pub keys: HashMap<String, String>,
+    pub strict: bool,
+}
+
+impl sigv4::CredentialStore for IamCredentials {
+    fn secret_for(&self, access_key_id: &str) -> Option<String> {
+        match self.keys.get(access_key_id) {
+            Some(s) => Some(s.clone()),
+            None if !self.strict => Some("test".to_string()),
+            None => None,
+        }
+    }
 }
 
 /// Why a fault cannot be injected.
@@ -110,8 +144,12 @@ impl Supervisor {
         network: NodeNetwork,
         allow_restricted_commands: bool,
         authority: Option<Authority>,
+        iam_credentials: IamCredentials,
     ) -> Supervisor {
         Supervisor {
+            iam_credentials: Arc::new(iam_credentials),
+            sg_rules: Mutex::new(HashMap::new()),
+            filters: Mutex::new(HashMap::new()),
             authority,
             network,
             allow_restricted_commands,
@@ -280,6 +318,8 @@ impl Supervisor {
             Some(l) => l,
             None => bind_with_retry(bind_ip, port).await?,
         };
+        self.set_security_groups(key, &spec.security_group_ids);
+        let filter = self.filter(key);
         let node = if spec.transit_encryption_enabled {
             // The engine listens privately; the reported endpoint speaks TLS.
             let private = bind(SocketAddr::new(
@@ -288,7 +328,9 @@ impl Supervisor {
             ))
             .map_err(io_err)?;
             let backend = private.local_addr().map_err(io_err)?;
-            let engine = self.spawn_engine(private, spec, params).map_err(io_err)?;
+            let engine = self
+                .spawn_engine(private, spec, params, None)
+                .map_err(io_err)?;
             let authority = self
                 .authority
                 .as_ref()
@@ -304,13 +346,17 @@ impl Supervisor {
                 Mode::Required
             };
             let front = TlsFront::spawn(listener, backend, config, mode).map_err(io_err)?;
+            let f = filter.clone();
+            front.set_filter(Some(Arc::new(move |peer| f.admits(peer))));
             Node {
                 engine,
                 tls: Some(front),
             }
         } else {
             Node {
-                engine: self.spawn_engine(listener, spec, params).map_err(io_err)?,
+                engine: self
+                    .spawn_engine(listener, spec, params, Some(filter))
+                    .map_err(io_err)?,
                 tls: None,
             }
         };
@@ -327,6 +373,7 @@ impl Supervisor {
         listener: TcpListener,
         spec: &ClusterSpec,
         params: &BTreeMap<String, String>,
+        filter: Option<Arc<SourceFilter>>,
     ) -> std::io::Result<Running> {
         listener.set_nonblocking(true)?;
         let memory = node_memory(spec);
@@ -342,6 +389,9 @@ impl Supervisor {
                     flavor: spec.engine.as_str().to_string(),
                     allow_restricted_commands: self.allow_restricted_commands,
                     password: spec.auth_token.clone(),
+                    users: spec.acl.as_ref().map(engine_users),
+                    iam_verifier: spec.acl.as_ref().map(|a| self.iam_verifier(&a.cache_name)),
+                    source_filter: filter,
                 };
                 let handle = redis_engine::spawn(listener, config)?;
                 for (name, value) in params {
@@ -445,7 +495,7 @@ impl Supervisor {
             Some(l) => l,
             None => bind_with_retry(bind_ip, port).await?,
         };
-        let proxy = Proxy::spawn(listener, kind, targets).map_err(|e| {
+        let proxy = Proxy::spawn(listener, kind, targets, self.filter(key)).map_err(|e| {
             ApiError::InsufficientCacheClusterCapacity(format!(
                 "Could not serve {bind_ip}:{port}: {e}"
             ))
@@ -486,6 +536,96 @@ impl Supervisor {
         {
             h.control(redis_engine::Control::SetPassword(password));
         }
+    }
+
+    /// The rules an endpoint with these security groups enforces: none without
+    /// groups (everything is admitted); else every group's ingress CIDRs, a group
+    /// without configured rules admitting the local machine.
+    fn rules_for(&self, groups: &[String]) -> Option<Vec<Cidr>> {
+        if groups.is_empty() {
+            return None;
+        }
+        let rules = lock(&self.sg_rules);
+        let mut out = Vec::new();
+        for g in groups {
+            match rules.get(g) {
+                Some(r) => out.extend(r.iter().copied()),
+                None => out.extend(local_machine()),
+            }
+        }
+        Some(out)
+    }
+
+    /// The filter of an endpoint (created on first use, shared with its listener).
+    fn filter(&self, key: &NodeKey) -> Arc<SourceFilter> {
+        lock(&self.filters)
+            .entry(key.clone())
+            .or_insert_with(|| (Vec::new(), Arc::new(SourceFilter::default())))
+            .1
+            .clone()
+    }
+
+    /// Set an endpoint's security groups; its listener applies them to new connections.
+    pub fn set_security_groups(&self, key: &NodeKey, groups: &[String]) {
+        let rules = self.rules_for(groups);
+        let mut filters = lock(&self.filters);
+        let entry = filters
+            .entry(key.clone())
+            .or_insert_with(|| (Vec::new(), Arc::new(SourceFilter::default())));
+        entry.0 = groups.to_vec();
+        entry.1.set(rules);
+    }
+
+    /// Replace a security group's ingress rules (None: back to the default).
+    pub fn set_security_group_rules(&self, id: &str, rules: Option<Vec<Cidr>>) {
+        match rules {
+            Some(r) => lock(&self.sg_rules).insert(id.to_string(), r),
+            None => lock(&self.sg_rules).remove(id),
+        };
+        let all: Vec<(Vec<String>, Arc<SourceFilter>)> =
+            lock(&self.filters).values().cloned().collect();
+        for (groups, f) in all {
+            if groups.iter().any(|g| g == id) {
+                f.set(self.rules_for(&groups));
+            }
+        }
+    }
+
+    /// Replace a running Redis node's users (None: the AUTH token only). Users
+    /// that disappear or are disabled lose their connections.
+    pub fn set_users(&self, key: &NodeKey, acl: Option<&crate::model::NodeAcl>) {
+        if let Some(Node {
+            engine: Running::Redis(h),
+            ..
+        }) = lock(&self.running).get(key)
+        {
+            h.control(redis_engine::Control::SetUsers(
+                acl.map(engine_users),
+                acl.map(|a| self.iam_verifier(&a.cache_name)),
+            ));
+        }
+    }
+
+    /// Checks `AUTH <user> <token>` for IAM users: a SigV4-presigned
+    /// `connect` request for this cache and user, at most 15 minutes old.
+    fn iam_verifier(&self, cache_name: &str) -> redis_engine::acl::IamVerifier {
+        let creds = self.iam_credentials.clone();
+        let cache = cache_name.to_string();
+        redis_engine::acl::IamVerifier(Arc::new(move |user: &str, token: &str| {
+            match sigv4::verify_iam_auth_token(
+                token,
+                &cache,
+                user,
+                creds.as_ref(),
+                std::time::SystemTime::now(),
+            ) {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::info!(cache = %cache, user, error = %e, "IAM auth token refused");
+                    false
+                }
+            }
+        }))
     }
 
     /// Give a TLS node a certificate for these names too (a group's members and
@@ -565,6 +705,17 @@ impl Supervisor {
             r.shutdown();
         }
     }
+}
+
+fn engine_users(a: &crate::model::NodeAcl) -> Vec<redis_engine::acl::UserSpec> {
+    a.users
+        .iter()
+        .map(|u| redis_engine::acl::UserSpec {
+            name: u.name.clone(),
+            rules: u.rules.clone(),
+            iam: u.iam,
+        })
+        .collect()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

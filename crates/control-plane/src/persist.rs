@@ -11,7 +11,7 @@
 use crate::catalog::Engine;
 use crate::error::ApiError;
 use crate::model::ClusterRecord;
-use crate::{rdb_io, Inner};
+use crate::Inner;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,7 +61,8 @@ pub(crate) async fn save_all(cp: &Inner) -> usize {
         if let Some(dir) = path.parent() {
             let _ = tokio::fs::create_dir_all(dir).await;
         }
-        match rdb_io::capture(addr, None, &path).await {
+        let key = c.spec.at_rest_encryption_enabled.then_some(&cp.at_rest_key);
+        match crate::at_rest::capture(key, addr, &path).await {
             Ok(_) => saved += 1,
             Err(e) => tracing::warn!(cluster = %c.id, error = %e, "could not persist node data"),
         }
@@ -81,7 +82,7 @@ pub(crate) async fn load_all(cp: &Inner) -> usize {
         if !path.is_file() {
             continue;
         }
-        match rdb_io::restore(addr, None, &path).await {
+        match crate::at_rest::restore(&cp.at_rest_key, addr, &path).await {
             Ok(keys) => {
                 tracing::info!(cluster = %c.id, keys, "persisted data loaded");
                 loaded += 1;

@@ -65,13 +65,14 @@ impl Proxy {
         listener: std::net::TcpListener,
         kind: Kind,
         targets: Targets,
+        filter: Arc<redis_engine::sources::SourceFilter>,
     ) -> std::io::Result<Proxy> {
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
         let (targets_tx, targets_rx) = watch::channel(targets);
         let (stop_tx, stop_rx) = watch::channel(false);
         let rr = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(accept_loop(listener, kind, targets_rx, stop_rx, rr));
+        tokio::spawn(accept_loop(listener, kind, targets_rx, stop_rx, rr, filter));
         Ok(Proxy {
             targets: targets_tx,
             stop: stop_tx,
@@ -107,17 +108,22 @@ async fn accept_loop(
     targets: watch::Receiver<Targets>,
     mut stop: watch::Receiver<bool>,
     rr: Arc<AtomicUsize>,
+    filter: Arc<redis_engine::sources::SourceFilter>,
 ) {
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = stop.changed() => return,
         };
-        let Ok((client, _)) = accepted else {
+        let Ok((client, peer)) = accepted else {
             // Out of descriptors and the like: back off rather than spin.
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
         };
+        if !filter.admits(peer) {
+            tracing::info!(%peer, "connection refused: no security group rule admits it");
+            continue;
+        }
         let target = kind.pick(&targets.borrow(), &rr);
         let Some(target) = target else {
             continue; // no node to send it to: the client sees the connection close
@@ -133,7 +139,9 @@ async fn forward(
     mut targets: watch::Receiver<Targets>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Ok(mut upstream) = TcpStream::connect(target).await else {
+    // The client was admitted here; the node must not check it again.
+    let Ok((mut upstream, _internal)) = redis_engine::sources::connect_internal(target).await
+    else {
         return;
     };
     let _ = client.set_nodelay(true);
@@ -210,6 +218,7 @@ mod tests {
                 primary: Some(backend_addr),
                 replicas: vec![],
             },
+            Default::default(),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let mut c = TcpStream::connect(front)

@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader};
-use tokio::net::TcpStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RdbIoError {
@@ -28,6 +27,16 @@ pub enum RdbIoError {
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// elastilite's internal user passes whatever AUTH token or ACL users one of
+/// its nodes has; another server (a real Redis) gets `password`, if any.
+fn internal_auth() -> [&'static [u8]; 3] {
+    [
+        b"AUTH",
+        redis_engine::acl::INTERNAL_USER.as_bytes(),
+        redis_engine::acl::internal_password().as_bytes(),
+    ]
+}
+
 /// Capture a node's data set into `dest` (written to a temporary file, then
 /// renamed, so a half-written snapshot never appears). Returns its size.
 pub async fn capture(
@@ -35,13 +44,17 @@ pub async fn capture(
     password: Option<&str>,
     dest: &Path,
 ) -> Result<u64, RdbIoError> {
-    let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| RdbIoError::Protocol("connect timed out".into()))??;
+    let (stream, _internal) =
+        tokio::time::timeout(TIMEOUT, redis_engine::sources::connect_internal(addr))
+            .await
+            .map_err(|_| RdbIoError::Protocol("connect timed out".into()))??;
     let mut r = TokioBufReader::with_capacity(1 << 16, stream);
-    if let Some(pw) = password {
-        send(&mut r, &[b"AUTH", pw.as_bytes()]).await?;
-        expect_ok(&mut r).await?;
+    send(&mut r, &internal_auth()).await?;
+    if read_line(&mut r).await? != "+OK" {
+        if let Some(pw) = password {
+            send(&mut r, &[b"AUTH", pw.as_bytes()]).await?;
+            expect_ok(&mut r).await?;
+        }
     }
     // `capa eof`: the node streams the RDB as it serializes it (diskless framing), so neither
     // side holds the whole file in memory; it is written to disk as it arrives.
@@ -135,15 +148,19 @@ pub async fn restore(
     password: Option<&str>,
     src: &Path,
 ) -> Result<u64, RdbIoError> {
-    let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| RdbIoError::Protocol("connect timed out".into()))??;
+    let (stream, _internal) =
+        tokio::time::timeout(TIMEOUT, redis_engine::sources::connect_internal(addr))
+            .await
+            .map_err(|_| RdbIoError::Protocol("connect timed out".into()))??;
     stream.set_nodelay(true)?;
     let (rd, mut wr) = stream.into_split();
     let mut rd = TokioBufReader::with_capacity(1 << 16, rd);
-    if let Some(pw) = password {
-        wr.write_all(&encode(&[b"AUTH", pw.as_bytes()])).await?;
-        expect_ok(&mut rd).await?;
+    wr.write_all(&encode(&internal_auth())).await?;
+    if read_line(&mut rd).await? != "+OK" {
+        if let Some(pw) = password {
+            wr.write_all(&encode(&[b"AUTH", pw.as_bytes()])).await?;
+            expect_ok(&mut rd).await?;
+        }
     }
     // The file is decoded on a blocking thread and sent over in batches.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Batch, RdbIoError>>(4);

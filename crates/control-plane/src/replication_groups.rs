@@ -78,7 +78,7 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             "Cluster mode enabled replication groups are not implemented by elastilite yet.".into(),
         ));
     }
-    for unsupported in ["UserGroupIds", "GlobalReplicationGroupId"] {
+    for unsupported in ["GlobalReplicationGroupId"] {
         if p.has(unsupported) {
             return Err(ApiError::InvalidParameterValue(format!(
                 "{unsupported}: not implemented by elastilite yet."
@@ -159,6 +159,7 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         .str("AuthToken")
         .map(|t| security::auth_token(t, transit))
         .transpose()?;
+    let user_group_ids = p.list("UserGroupIds", "member")?.unwrap_or_default();
 
     let _guard = cp.lock.lock().await;
     if cp.store.replication_group(region, &id).await?.is_some() {
@@ -197,7 +198,23 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         transit_encryption_mode: transit_mode,
         auth_token_last_modified_ms: auth_token.as_ref().map(|_| now_ms()),
         auth_token,
+        user_group_ids: user_group_ids.clone(),
+        previous_auth_token: None,
+        kms_key_id: p.str("KmsKeyId").map(str::to_string),
     };
+    if spec.kms_key_id.is_some() && !spec.at_rest_encryption_enabled {
+        return Err(ApiError::InvalidParameterCombination(
+            "KmsKeyId requires AtRestEncryptionEnabled.".into(),
+        ));
+    }
+    crate::users::check_attach(
+        cp,
+        region,
+        &user_group_ids,
+        transit,
+        spec.auth_token.is_some(),
+    )
+    .await?;
     let mut adopted = None;
     if let Some(pid) = &adopt {
         let c = cp
@@ -270,9 +287,19 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     if let Some(mut c) = adopted {
         c.replication_group_id = Some(id.clone());
         member_records.insert(0, c);
+        if let Some(first) = member_records.first() {
+            // The adopted node is already running: it gets the users now.
+            let key = node_key(region, &first.id, CacheNodeId::new(1));
+            let acl = crate::users::node_acl(cp, region, &id, &spec).await?;
+            cp.nodes.set_users(&key, acl.as_ref());
+        }
     } else if let Some(first) = member_records.first_mut() {
         // The primary loads the snapshot; replicas copy it through replication.
         first.spec.restore_from = restore_from;
+    }
+    let acl = crate::users::node_acl(cp, region, &id, &spec).await?;
+    for m in &mut member_records {
+        m.spec.acl = acl.clone();
     }
     let g = GroupRecord {
         region: region.to_string(),
@@ -361,6 +388,7 @@ fn member_record(
             pending_reboot_nodes: Vec::new(),
             restore_from: None,
             log_delivery: g.log_delivery.clone(),
+            acl: None,
         },
         nodes: vec![NodeRecord {
             id: CacheNodeId::new(1),
@@ -507,8 +535,9 @@ fn write_group(
         s.transit_encryption_mode.as_deref(),
     )
     .bool("AtRestEncryptionEnabled", s.at_rest_encryption_enabled)
+    .opt_text("KmsKeyId", s.kms_key_id.as_deref())
     .text("ARN", &cp.arn(&g.region, "replicationgroup", &g.id))
-    .string_list("UserGroupIds", "member", Vec::<String>::new());
+    .string_list("UserGroupIds", "member", &s.user_group_ids);
     crate::log_delivery::write(w, &s.log_delivery);
     w.text(
         "ReplicationGroupCreateTime",
@@ -617,16 +646,23 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         s.transit_encryption_mode = Some(mode.to_string());
     }
     if let Some(token) = p.str("AuthToken") {
+        if !s.user_group_ids.is_empty() {
+            return Err(ApiError::InvalidParameterCombination(
+                "An AuthToken cannot be set on a replication group with user groups.".into(),
+            ));
+        }
         match p.str("AuthTokenUpdateStrategy").unwrap_or("ROTATE") {
             "SET" => {
                 s.auth_token = Some(security::auth_token(token, s.transit_encryption_enabled)?);
+                s.previous_auth_token = None;
                 s.auth_token_last_modified_ms = Some(now_ms());
             }
             "ROTATE" => {
-                return Err(ApiError::InvalidParameterValue(
-                    "AuthTokenUpdateStrategy ROTATE (two valid tokens at once) is not implemented by elastilite yet; use SET."
-                        .into(),
-                ))
+                // Both tokens work until the next SET (or DELETE), as on AWS.
+                let new = security::auth_token(token, s.transit_encryption_enabled)?;
+                s.previous_auth_token = s.auth_token.take().filter(|old| *old != new);
+                s.auth_token = Some(new);
+                s.auth_token_last_modified_ms = Some(now_ms());
             }
             other => {
                 return Err(ApiError::InvalidParameterValue(format!(
@@ -642,7 +678,52 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             ));
         }
         s.auth_token = None;
+        s.previous_auth_token = None;
         s.auth_token_last_modified_ms = Some(now_ms());
+    }
+    let to_add = p.list("UserGroupIdsToAdd", "member")?.unwrap_or_default();
+    let to_remove = p
+        .list("UserGroupIdsToRemove", "member")?
+        .unwrap_or_default();
+    if !to_add.is_empty() || !to_remove.is_empty() {
+        for r in &to_remove {
+            if !s.user_group_ids.contains(r) {
+                return Err(ApiError::InvalidParameterValue(format!(
+                    "User group {r} is not associated with replication group {}.",
+                    g.id
+                )));
+            }
+        }
+        let mut ids: Vec<String> = s
+            .user_group_ids
+            .iter()
+            .filter(|x| !to_remove.contains(x))
+            .cloned()
+            .collect();
+        for a in &to_add {
+            if !ids.contains(a) {
+                ids.push(a.clone());
+            }
+        }
+        let fresh: Vec<String> = to_add
+            .iter()
+            .filter(|a| !s.user_group_ids.contains(a))
+            .cloned()
+            .collect();
+        crate::users::check_attach(
+            cp,
+            region,
+            &fresh,
+            s.transit_encryption_enabled,
+            s.auth_token.is_some(),
+        )
+        .await?;
+        if ids.len() > 1 {
+            return Err(ApiError::InvalidParameterValue(
+                "A replication group can be associated with one user group.".into(),
+            ));
+        }
+        s.user_group_ids = ids;
     }
     let mut new_primary = None;
     if let Some(pc) = p.str("PrimaryClusterId") {
@@ -665,7 +746,10 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     }
     // Members follow the group's recorded settings, and running nodes get the
     // security changes at once.
+    let acl = crate::users::node_acl(cp, region, &g.id, &g.spec).await?;
     for c in &mut ms {
+        let acl_changed = c.spec.acl != acl;
+        c.spec.acl = acl.clone();
         c.spec.transit_encryption_enabled = g.spec.transit_encryption_enabled;
         c.spec.transit_encryption_mode = g.spec.transit_encryption_mode.clone();
         c.spec.auth_token = g.spec.auth_token.clone();
@@ -678,6 +762,9 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             cp.nodes.stop(&key);
         } else {
             cp.nodes.set_password(&key, g.spec.auth_token.clone());
+            if acl_changed {
+                cp.nodes.set_users(&key, acl.as_ref());
+            }
             cp.nodes.set_transit_mode(
                 &key,
                 g.spec.transit_encryption_mode.as_deref() == Some("preferred"),
@@ -812,9 +899,9 @@ async fn change_replicas(
                 .get((ms.len() + i) % zones.len().max(1))
                 .cloned()
                 .unwrap_or_else(|| format!("{region}a"));
-            changed.push(member_record(
-                region, &g.id, mid, &g.spec, &az, ip, port, created,
-            ));
+            let mut c = member_record(region, &g.id, mid, &g.spec, &az, ip, port, created);
+            c.spec.acl = crate::users::node_acl(cp, region, &g.id, &g.spec).await?;
+            changed.push(c);
             g.spec.members.push(mid.to_string());
         }
         g.spec.last_member_number += add;
@@ -904,7 +991,8 @@ pub(crate) async fn add_member_cluster(
         .reserve(&keys, g.spec.port, &used)?
         .pop()
         .ok_or_else(|| ApiError::Internal("endpoint reservation came back empty".into()))?;
-    let c = member_record(region, &g.id, &id, &g.spec, &az, ip, port, now_ms());
+    let mut c = member_record(region, &g.id, &id, &g.spec, &az, ip, port, now_ms());
+    c.spec.acl = crate::users::node_acl(cp, region, &g.id, &g.spec).await?;
     g.spec.members.push(id.to_string());
     g.status = status::MODIFYING.to_string();
     cp.store
@@ -1108,8 +1196,18 @@ async fn apply_topology(cp: &Inner, g: &GroupRecord, ms: &[ClusterRecord]) -> Re
         cp.nodes
             .set_cert_names(&node_key(&g.region, &c.id, CacheNodeId::new(1)), &names);
     }
+    for c in ms {
+        cp.nodes.set_security_groups(
+            &node_key(&g.region, &c.id, CacheNodeId::new(1)),
+            &g.spec.security_group_ids,
+        );
+    }
     for kind in [Kind::Primary, Kind::Reader] {
         if let Some((ip, port)) = cp.store.endpoint(&g.region, &g.id, kind.as_str()).await? {
+            cp.nodes.set_security_groups(
+                &endpoint_key(&g.region, &g.id, kind),
+                &g.spec.security_group_ids,
+            );
             cp.nodes
                 .start_proxy(
                     &endpoint_key(&g.region, &g.id, kind),

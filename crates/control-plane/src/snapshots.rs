@@ -9,7 +9,7 @@ use crate::catalog::Engine;
 use crate::error::ApiError;
 use crate::ids::CacheClusterId;
 use crate::model::{status, ClusterRecord, NodeSnapshot, SnapshotRecord, SnapshotSpec};
-use crate::{events, now_ms, paginate_with, rdb_io, replication_groups, Inner};
+use crate::{events, now_ms, paginate_with, replication_groups, Inner};
 use aws_query::{Params, XmlWriter};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -94,6 +94,7 @@ async fn group_source(cp: &Inner, region: &str, raw: &str) -> Result<Source, Api
     s.spec.replication_group_description = Some(g.spec.description.clone());
     s.spec.cache_cluster_id = None;
     s.spec.automatic_failover = g.spec.automatic_failover;
+    s.spec.kms_key_id = g.spec.kms_key_id.clone();
     s.spec.num_cache_nodes = g.spec.members.len() as u16;
     Ok(s)
 }
@@ -142,6 +143,7 @@ async fn cluster_source(
         ),
         automatic_failover: false,
         kms_key_id: None,
+        at_rest_encryption: s.at_rest_encryption_enabled,
         nodes: vec![NodeSnapshot {
             cache_cluster_id: c.id.to_string(),
             node_group_id: replication_groups::NODE_GROUP_ID.to_string(),
@@ -164,7 +166,9 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     let tags = p.tags("Tags")?.unwrap_or_default();
     let _guard = cp.lock.lock().await;
     let mut src = source(cp, region, p).await?;
-    src.spec.kms_key_id = p.str("KmsKeyId").map(str::to_string);
+    if let Some(k) = p.str("KmsKeyId") {
+        src.spec.kms_key_id = Some(k.to_string());
+    }
     take(cp, region, &name, MANUAL, src, &tags).await
 }
 
@@ -234,9 +238,8 @@ async fn capture(
             .await
             .map_err(|e| ApiError::Internal(format!("snapshot directory: {e}")))?;
         let file = snap.spec.nodes.first().map(|n| n.file.clone()).unwrap_or_default();
-        let size = rdb_io::capture(node, None, &file_path(cp, region, &file))
-            .await
-            .map_err(|e| ApiError::Internal(format!("capture from {node}: {e}")))?;
+        let key = snap.spec.at_rest_encryption.then_some(&cp.at_rest_key);
+        let size = crate::at_rest::capture(key, node, &file_path(cp, region, &file)).await?;
         let _guard = cp.lock.lock().await;
         for n in &mut snap.spec.nodes {
             n.size = size;
@@ -441,7 +444,8 @@ pub(crate) async fn final_snapshot(
         .first()
         .map(|n| n.file.clone())
         .unwrap_or_default();
-    match rdb_io::capture(src.node, None, &file_path(cp, region, &file)).await {
+    let key = snap.spec.at_rest_encryption.then_some(&cp.at_rest_key);
+    match crate::at_rest::capture(key, src.node, &file_path(cp, region, &file)).await {
         Ok(size) => {
             let mut snap = snap;
             for n in &mut snap.spec.nodes {
@@ -549,10 +553,12 @@ pub(crate) async fn reconcile(cp: &Inner) -> Result<usize, ApiError> {
 }
 
 /// Load `file` into a freshly started node.
-pub(crate) async fn load(node: SocketAddr, file: &std::path::Path) -> Result<u64, ApiError> {
-    rdb_io::restore(node, None, file)
-        .await
-        .map_err(|e| ApiError::Internal(format!("restore into {node}: {e}")))
+pub(crate) async fn load(
+    cp: &Inner,
+    node: SocketAddr,
+    file: &std::path::Path,
+) -> Result<u64, ApiError> {
+    crate::at_rest::restore(&cp.at_rest_key, node, file).await
 }
 
 /// Take today's automatic snapshot of every cluster and group with a retention
@@ -726,7 +732,7 @@ pub(crate) fn spawn_restore(cp: &Arc<Inner>, region: &str, id: &CacheClusterId, 
         };
         let started = std::time::Instant::now();
         let result = match node {
-            Some(addr) => load(addr, &file).await,
+            Some(addr) => load(&cp, addr, &file).await,
             None => Err(ApiError::Internal("cluster has no node".into())),
         };
         let _guard = cp.lock.lock().await;

@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "snapshots",
         include_str!("../../../migrations/0004_snapshots.sql"),
     ),
+    (
+        6,
+        "users",
+        include_str!("../../../migrations/0006_users.sql"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -697,6 +702,124 @@ impl Store {
         Ok(())
     }
 
+    /// A stored JSON spec of a named resource (users, user groups).
+    pub async fn named_spec<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &'static str,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<(i64, T)>, ApiError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT created_ms, spec FROM {table} WHERE region = ? AND name = ?"
+        )))
+        .bind(region)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| -> Result<(i64, T), ApiError> {
+            let spec: String = r.try_get("spec")?;
+            Ok((r.try_get("created_ms")?, serde_json::from_str(&spec)?))
+        })
+        .transpose()
+    }
+
+    /// Every stored spec of a table in a region, by name.
+    pub async fn named_specs<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &'static str,
+        region: &str,
+    ) -> Result<Vec<(String, i64, T)>, ApiError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT name, created_ms, spec FROM {table} WHERE region = ? ORDER BY name"
+        )))
+        .bind(region)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let spec: String = r.try_get("spec")?;
+                Ok((
+                    r.try_get("name")?,
+                    r.try_get("created_ms")?,
+                    serde_json::from_str(&spec)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Insert or replace a named spec (users, user groups).
+    pub async fn put_named_spec<T: serde::Serialize>(
+        &self,
+        table: &'static str,
+        region: &str,
+        name: &str,
+        created_ms: i64,
+        spec: &T,
+    ) -> Result<(), ApiError> {
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {table} (region, name, created_ms, spec) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (region, name) DO UPDATE SET spec = excluded.spec"
+        )))
+        .bind(region)
+        .bind(name)
+        .bind(created_ms)
+        .bind(serde_json::to_string(spec)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Delete a named spec and its tags.
+    pub async fn delete_named_spec(
+        &self,
+        table: &'static str,
+        region: &str,
+        name: &str,
+        arn: &str,
+    ) -> Result<(), ApiError> {
+        self.delete_named(table, region, name, arn).await
+    }
+
+    /// Security group ingress rules set through the admin API, by group id.
+    pub async fn security_group_rules(&self) -> Result<Vec<(String, Vec<String>)>, ApiError> {
+        let rows = sqlx::query("SELECT id, cidrs FROM security_group_rules ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let cidrs: String = r.try_get("cidrs")?;
+                Ok((r.try_get("id")?, serde_json::from_str(&cidrs)?))
+            })
+            .collect()
+    }
+
+    /// Set (Some) or remove (None) a security group's ingress rules.
+    pub async fn put_security_group_rules(
+        &self,
+        id: &str,
+        cidrs: Option<&[String]>,
+    ) -> Result<(), ApiError> {
+        match cidrs {
+            Some(c) => {
+                sqlx::query(
+                    "INSERT INTO security_group_rules (id, cidrs) VALUES (?, ?) \
+                     ON CONFLICT (id) DO UPDATE SET cidrs = excluded.cidrs",
+                )
+                .bind(id)
+                .bind(serde_json::to_string(c)?)
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM security_group_rules WHERE id = ?")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Delete every row of every resource table (the admin reset).
     pub async fn reset(&self) -> Result<(), ApiError> {
         let mut tx = self.pool.begin().await?;
@@ -711,6 +834,10 @@ impl Store {
             "tags",
             "events",
             "snapshots",
+            "users",
+            "user_groups",
+            "security_group_rules",
+            "cache_security_groups",
         ] {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
                 .execute(&mut *tx)

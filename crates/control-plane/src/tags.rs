@@ -115,6 +115,27 @@ async fn resource(cp: &Inner, region: &str, p: &Params) -> Result<String, ApiErr
                 &s.name,
             ))
         }
+        "securitygroup" => {
+            if !crate::cache_security_groups::exists(cp, region, &arn.name).await? {
+                return Err(ApiError::CacheSecurityGroupNotFound(arn.name.clone()));
+            }
+            Ok(Arn::format(
+                region,
+                &cp.config.account_id,
+                "securitygroup",
+                &arn.name.to_ascii_lowercase(),
+            ))
+        }
+        kind @ ("user" | "usergroup") => {
+            if !crate::users::exists(cp, region, kind, &arn.name).await? {
+                return Err(if kind == "user" {
+                    ApiError::UserNotFound(arn.name.clone())
+                } else {
+                    ApiError::UserGroupNotFound(arn.name.clone())
+                });
+            }
+            Ok(Arn::format(region, &cp.config.account_id, kind, &arn.name))
+        }
         other => Err(ApiError::InvalidArn(format!(
             "{raw}: unknown resource type {other}"
         ))),

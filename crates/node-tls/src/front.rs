@@ -75,9 +75,21 @@ struct Shared {
     /// Running tasks (accept loop and connections); `closed` waits for zero.
     tasks: AtomicUsize,
     tasks_done: Notify,
+    /// Which client addresses may connect (security groups); None admits all.
+    filter: RwLock<Option<SourceCheck>>,
 }
 
+/// Decides whether a client address may connect.
+pub type SourceCheck = Arc<dyn Fn(SocketAddr) -> bool + Send + Sync>;
+
 impl Shared {
+    fn admits(&self, peer: SocketAddr) -> bool {
+        match self.filter.read() {
+            Ok(f) => f.as_ref().is_none_or(|f| f(peer)),
+            Err(_) => false,
+        }
+    }
+
     fn backend(&self) -> SocketAddr {
         *self.backend.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -169,6 +181,7 @@ impl TlsFront {
             connections: AtomicUsize::new(0),
             tasks: AtomicUsize::new(0),
             tasks_done: Notify::new(),
+            filter: RwLock::new(None),
         });
         let guard = shared.task();
         runtime.spawn(accept_loop(listener, shared.clone(), guard));
@@ -179,6 +192,13 @@ impl TlsFront {
     /// The address the front accepts on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Security groups: connections `check` refuses are closed at once (None admits all).
+    pub fn set_filter(&self, check: Option<SourceCheck>) {
+        if let Ok(mut f) = self.shared.filter.write() {
+            *f = check;
+        }
     }
 
     /// The current mode.
@@ -258,6 +278,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, _task: TaskGuar
             biased;
             _ = until(&mut control, |c| c.stopped) => break,
             accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) if !shared.admits(peer) => {
+                    tracing::info!(%peer, "connection refused: no security group rule admits it");
+                    drop(stream);
+                }
                 Ok((stream, peer)) => {
                     let task = shared.task();
                     shared.connections.fetch_add(1, Ordering::SeqCst);

@@ -8,6 +8,7 @@
 
 #![allow(clippy::type_complexity)]
 
+pub mod acl;
 mod alloc;
 pub mod cmd;
 mod conn;
@@ -22,6 +23,7 @@ pub mod notify;
 pub mod replication;
 pub mod resp;
 pub mod tracking;
+pub mod sources;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -47,6 +49,12 @@ pub struct Config {
     pub maxmemory_policy: String,
     /// AUTH token (requirepass); None = no auth.
     pub password: Option<String>,
+    /// ACL users (an ElastiCache user group); None = only `default` with `password`.
+    pub users: Option<Vec<acl::UserSpec>>,
+    /// Verifies IAM auth tokens of users in `iam` mode.
+    pub iam_verifier: Option<acl::IamVerifier>,
+    /// Security groups: sources the listener admits (None: all).
+    pub source_filter: Option<std::sync::Arc<sources::SourceFilter>>,
 }
 
 impl Default for Config {
@@ -58,6 +66,9 @@ impl Default for Config {
             allow_restricted_commands: false,
             maxmemory_policy: "noeviction".into(),
             password: None,
+            users: None,
+            iam_verifier: None,
+            source_filter: None,
         }
     }
 }
@@ -81,6 +92,9 @@ pub enum Control {
     /// to its primary) is cut and new ones are closed at once; healed, a replica reconnects
     /// to its primary (partial resync when the backlog allows).
     Isolate(bool),
+    /// Replace the node's ACL users (None: back to the AUTH token only), with the
+    /// verifier of IAM auth tokens (None keeps the current one).
+    SetUsers(Option<Vec<acl::UserSpec>>, Option<acl::IamVerifier>),
 }
 
 /// Wakes a paused node's thread (see `Control::Pause`).
@@ -367,11 +381,22 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
                         return;
                     }
                 };
-                let node = Rc::new(RefCell::new(node::Node::new(settings, addr.port())));
+                let mut n = node::Node::new(settings, addr.port());
+                if let Some(users) = &config.users {
+                    let mut a = acl::Acl::from_specs(users);
+                    a.iam = config.iam_verifier.clone();
+                    n.acl = Some(Box::new(a));
+                }
+                let node = Rc::new(RefCell::new(n));
                 replication::init(&node, repl_shared);
-                tokio::task::spawn_local(background(node.clone(), ctl_rx, gate_node));
+                tokio::task::spawn_local(background(
+                    node.clone(),
+                    ctl_rx,
+                    gate_node,
+                    config.iam_verifier.clone(),
+                ));
                 tokio::select! {
-                    _ = accept_loop(node.clone(), listener) => {}
+                    _ = accept_loop(node.clone(), listener, config.source_filter.clone()) => {}
                     _ = async {
                         // A dropped handle (sender gone) does not stop the node.
                         if stop_rx.await.is_err() {
@@ -399,7 +424,11 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
     })
 }
 
-async fn accept_loop(node: Rc<RefCell<node::Node>>, listener: tokio::net::TcpListener) {
+async fn accept_loop(
+    node: Rc<RefCell<node::Node>>,
+    listener: tokio::net::TcpListener,
+    filter: Option<std::sync::Arc<sources::SourceFilter>>,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -411,6 +440,11 @@ async fn accept_loop(node: Rc<RefCell<node::Node>>, listener: tokio::net::TcpLis
         };
         // Partitioned off (fault injection): the connection goes nowhere.
         if node.borrow().repl.isolated {
+            drop(stream);
+            continue;
+        }
+        if filter.as_ref().is_some_and(|f| !f.admits(peer)) {
+            tracing::info!(%peer, "connection refused: no security group rule admits it");
             drop(stream);
             continue;
         }
@@ -438,7 +472,7 @@ async fn accept_loop(node: Rc<RefCell<node::Node>>, listener: tokio::net::TcpLis
             n.next_client_id += 1;
             n.total_connections += 1;
             let c = Rc::new(node::Client::new(id, peer.to_string(), laddr, fd));
-            if n.settings.requirepass.is_none() {
+            if !acl::auth_required(&n) {
                 c.authed.set(true);
             }
             n.clients.insert(id, c.clone());
@@ -474,6 +508,7 @@ async fn background(
     node: Rc<RefCell<node::Node>>,
     mut ctl: tokio::sync::mpsc::UnboundedReceiver<Control>,
     gate: std::sync::Arc<PauseGate>,
+    iam: Option<acl::IamVerifier>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut ctl_open = true;
@@ -540,6 +575,17 @@ async fn background(
                     Control::Promote => replication::promote(&mut n),
                     Control::Isolate(on) => replication::isolate(&mut n, on),
                     Control::Pause(_) => {}
+                    Control::SetUsers(users, verifier) => {
+                        let iam = verifier
+                            .or_else(|| n.acl.as_ref().and_then(|a| a.iam.clone()))
+                            .or_else(|| iam.clone());
+                        let acl = users.map(|u| {
+                            let mut a = acl::Acl::from_specs(&u);
+                            a.iam = iam;
+                            a
+                        });
+                        acl::set_users(&mut n, acl);
+                    }
                 }
             }
         }

@@ -78,6 +78,8 @@ pub struct Client {
     /// The connection task is in the middle of writing replies (busy scripts must not
     /// write to the socket then).
     pub flushing: Cell<bool>,
+    /// The ACL user this connection is authenticated as (`default` until AUTH).
+    pub user: RefCell<Vec<u8>>,
 }
 
 /// CLIENT REPLY state.
@@ -129,6 +131,7 @@ impl Client {
             reply_mode: Cell::new(ReplyMode::On),
             pending_in: RefCell::new(Vec::new()),
             flushing: Cell::new(false),
+            user: RefCell::new(b"default".to_vec()),
         }
     }
     pub fn sub_count(&self) -> usize {
@@ -179,6 +182,8 @@ pub struct Node {
     pub propagate_as: Option<Vec<crate::resp::OwnedCmd>>,
     /// Lua scripts and function libraries (created on first use; see `lua/`).
     pub scripting: Option<Box<crate::lua::Scripting>>,
+    /// ACL users; None = only the `default` user with `requirepass` (see `acl.rs`).
+    pub acl: Option<Box<crate::acl::Acl>>,
 }
 
 impl Node {
@@ -220,6 +225,7 @@ impl Node {
             mon: Default::default(),
             propagate_as: None,
             scripting: None,
+            acl: None,
         }
     }
 

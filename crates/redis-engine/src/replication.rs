@@ -2041,24 +2041,39 @@ async fn link_once(
     if node.borrow().repl.isolated {
         return Err("isolated (fault injection)".into());
     }
-    let s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(primary))
-        .await
-        .map_err(|_| "connect timeout".to_string())?
-        .map_err(|e| e.to_string())?;
+    // Marked internal: the primary's security groups are for clients.
+    let (s, _internal) = tokio::time::timeout(
+        Duration::from_secs(5),
+        crate::sources::connect_internal(primary),
+    )
+    .await
+    .map_err(|_| "connect timeout".to_string())?
+    .map_err(|e| e.to_string())?;
     let _ = s.set_nodelay(true);
     let laddr = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let mut io = LinkIo {
         s,
         buf: BytesMut::with_capacity(64 * 1024),
     };
-    let (pass, port) = {
-        let n = node.borrow();
-        (n.settings.requirepass.clone(), n.port)
-    };
-    if let Some(p) = pass {
-        let l = io.cmd(&[b"AUTH", &p]).await?;
-        if l.starts_with('-') {
-            return Err(format!("AUTH: {l}"));
+    let port = node.borrow().port;
+    // Nodes of one process trust each other's internal user (ACL users and
+    // AUTH tokens of the primary are for clients).
+    let l = io
+        .cmd(&[
+            b"AUTH",
+            crate::acl::INTERNAL_USER.as_bytes(),
+            crate::acl::internal_password().as_bytes(),
+        ])
+        .await?;
+    // A primary that is not one of ours (REPLICAOF a real Redis) knows only its
+    // own password: the one we have, as masterauth.
+    if l.starts_with('-') {
+        let pass = node.borrow().settings.requirepass.clone();
+        if let Some(p) = pass {
+            let l = io.cmd(&[b"AUTH", &p]).await?;
+            if l.starts_with('-') {
+                return Err(format!("AUTH: {l}"));
+            }
         }
     }
     let l = io.cmd(&[b"PING"]).await?;

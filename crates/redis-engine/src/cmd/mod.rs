@@ -168,6 +168,7 @@ pub fn table() -> &'static Table {
             streams::COMMANDS,
             geo::COMMANDS,
             scripting::COMMANDS,
+            crate::acl::COMMANDS,
             // Last: replaces server.rs's placeholders (ROLE, WAIT, REPLICAOF, PSYNC, ...).
             crate::replication::COMMANDS,
         ] {
@@ -604,12 +605,21 @@ fn execute_cmd(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
         write_err(out, resp3, &Error::Arity(def.name.to_string()).to_string());
         return;
     }
-    if node.settings.requirepass.is_some() && !client.authed.get() && info.flags & F_NOAUTH == 0 {
+    if !client.authed.get() && info.flags & F_NOAUTH == 0 && crate::acl::auth_required(node) {
         if client.multi.borrow().is_some() {
             client.multi_error.set(true);
         }
         write_err(out, resp3, "NOAUTH Authentication required.");
         return;
+    }
+    if node.acl.is_some() {
+        if let Err(denied) = crate::acl::check(node, client, info, &args) {
+            if client.multi.borrow().is_some() {
+                client.multi_error.set(true);
+            }
+            write_err(out, resp3, &denied.message());
+            return;
+        }
     }
     if let Some(e) = crate::replication::refuse_write(node, client, info) {
         if client.multi.borrow().is_some() {

@@ -325,34 +325,19 @@ fn echo(ctx: &mut Ctx<'_>) -> CmdResult {
     Ok(())
 }
 
-fn check_pass(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), Error> {
-    if !user.eq_ignore_ascii_case(b"default") && user != b"default" {
-        return Err(Error::Raw(
-            "WRONGPASS invalid username-password pair or user is disabled.".into(),
-        ));
-    }
-    match &ctx.node.settings.requirepass {
-        None => Ok(()),
-        Some(p) if p.as_slice() == pass => Ok(()),
-        Some(_) => Err(Error::Raw(
-            "WRONGPASS invalid username-password pair or user is disabled.".into(),
-        )),
-    }
-}
-
 fn auth(ctx: &mut Ctx<'_>) -> CmdResult {
     if ctx.argc() > 3 {
         return Err(Error::Syntax);
     }
-    if ctx.argc() == 2 {
-        if ctx.node.settings.requirepass.is_none() {
+    let (user, pass) = if ctx.argc() == 2 {
+        if !crate::acl::auth_required(ctx.node) && ctx.node.acl.is_none() {
             return Err(err("AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"));
         }
-        check_pass(ctx, b"default", ctx.arg(1))?;
+        (&b"default"[..], ctx.arg(1))
     } else {
-        check_pass(ctx, ctx.arg(1), ctx.arg(2))?;
-    }
-    ctx.client.authed.set(true);
+        (ctx.arg(1), ctx.arg(2))
+    };
+    crate::acl::authenticate(ctx.node, ctx.client, user, pass)?;
     ctx.r().ok();
     Ok(())
 }
@@ -387,8 +372,7 @@ fn hello(ctx: &mut Ctx<'_>) -> CmdResult {
         }
     }
     if let Some((u, p)) = auth {
-        check_pass(ctx, u, p)?;
-        ctx.client.authed.set(true);
+        crate::acl::authenticate(ctx.node, ctx.client, u, p)?;
     }
     if !ctx.client.authed.get() {
         return Err(Error::Raw("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
@@ -462,7 +446,8 @@ fn reset(ctx: &mut Ctx<'_>) -> CmdResult {
     c.no_touch.set(false);
     crate::tracking::disable(ctx.node, &c);
     c.reply_mode.set(crate::node::ReplyMode::On);
-    c.authed.set(ctx.node.settings.requirepass.is_none());
+    c.authed.set(!crate::acl::auth_required(ctx.node));
+    *c.user.borrow_mut() = b"default".to_vec();
     ctx.r().simple("RESET");
     Ok(())
 }

@@ -1,0 +1,231 @@
+//! ACL differential tests: the same users (ACL SETUSER) and commands against Debian's
+//! redis-server 7.0.15 and our node, replies compared byte for byte.
+//!
+//! Our node runs with restricted commands allowed, because ElastiCache refuses
+//! ACL SETUSER/DELUSER (users come from user groups there); a test below checks
+//! that refusal separately.
+
+mod common;
+
+use common::*;
+
+fn words(line: &str) -> Vec<Vec<u8>> {
+    line.split(' ')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.as_bytes().to_vec())
+        .collect()
+}
+
+/// (user setup rules, commands run as that user after `AUTH`).
+const CASES: &[(&str, &[&str])] = &[
+    (
+        "ACL SETUSER app on >secretpass ~app:* +@read",
+        &[
+            "AUTH app wrong",
+            "AUTH nouser secretpass",
+            "AUTH app secretpass",
+            "GET app:x",
+            "SET app:x 1",
+            "GET other:x",
+            "MGET app:a app:b",
+            "MGET app:a other:b",
+            "ACL WHOAMI",
+            "PUBLISH ch 1",
+            "SUBSCRIBE ch",
+            "MULTI",
+            "EXISTS app:1 other:1",
+            "HGETALL app:h",
+            "DBSIZE",
+            "KEYS *",
+            "PING",
+            "CLIENT ID",
+        ],
+    ),
+    (
+        "ACL SETUSER w on nopass %R~r:* %W~w:* +@all &news*",
+        &[
+            "AUTH w anything",
+            "GET r:1",
+            "GET w:1",
+            "SET w:1 1",
+            "SET r:1 1",
+            "DEL r:1",
+            "LPUSH w:l a",
+            "LRANGE w:l 0 -1",
+            "PUBLISH news1 x",
+            "PUBLISH other x",
+            "PSUBSCRIBE news1",
+            "ACL WHOAMI",
+        ],
+    ),
+    (
+        "ACL SETUSER x on nopass ~* +client|id +get",
+        &[
+            "AUTH x p",
+            "CLIENT KILL ID 999999",
+            "GET a",
+            "SET a 1",
+            "CLIENT SETNAME a",
+        ],
+    ),
+    (
+        "ACL SETUSER y on nopass ~* &* +@all -client|kill -flushall",
+        &[
+            "AUTH y p",
+            "CLIENT KILL ID 999999",
+            "FLUSHALL",
+            "SET a 1",
+            "GET a",
+        ],
+    ),
+    (
+        "ACL SETUSER m on >pw allkeys allchannels +@all -@dangerous -@write +set",
+        &[
+            "AUTH m pw",
+            "SET a 1",
+            "INCR a",
+            "KEYS *",
+            "GET a",
+            "FLUSHDB",
+            "MULTI",
+            "SET b 1",
+            "DEL b",
+            "EXEC",
+        ],
+    ),
+    (
+        "ACL SETUSER off1 off >pw +@all ~*",
+        &["AUTH off1 pw", "HELLO 3 AUTH off1 pw", "HELLO 2 AUTH m pw"],
+    ),
+    (
+        "ACL SETUSER bad foo",
+        &[
+            "ACL SETUSER bad +nocmd",
+            "ACL SETUSER bad +@nocat",
+            "ACL SETUSER bad %X~a",
+            "ACL SETUSER bad #abc",
+        ],
+    ),
+    (
+        "ACL SETUSER cat on",
+        &["ACL CAT", "ACL CAT nope", "ACL WHOAMI"],
+    ),
+];
+
+#[test]
+fn acl_replies_match_redis() {
+    let Some(redis) = start_redis() else { return };
+    let cfg = redis_engine::Config {
+        allow_restricted_commands: true,
+        ..Default::default()
+    };
+    let (node, port) = start_node(cfg);
+    let mut failures = Vec::new();
+    for (setup, script) in CASES {
+        let mut admin_a = Conn::connect(redis.port);
+        let mut admin_b = Conn::connect(port);
+        let (ra, _) = admin_a.cmd(&setup.split(' ').collect::<Vec<_>>());
+        let (rb, _) = admin_b.cmd(&setup.split(' ').collect::<Vec<_>>());
+        if ra != rb {
+            failures.push(format!(
+                "{setup}: redis {:?} ours {:?}",
+                String::from_utf8_lossy(&ra),
+                String::from_utf8_lossy(&rb)
+            ));
+        }
+        let mut a = Conn::connect(redis.port);
+        let mut b = Conn::connect(port);
+        for line in *script {
+            a.send(&words(line));
+            b.send(&words(line));
+            let ra = a.read_reply().map(|r| r.0).unwrap_or_default();
+            let rb = b.read_reply().map(|r| r.0).unwrap_or_default();
+            if line.starts_with("HELLO") && ra.first() == rb.first() && ra.first() != Some(&b'-') {
+                continue; // server identity differs by design
+            }
+            if ra != rb {
+                failures.push(format!(
+                    "[{setup}] {line}: redis {:?} ours {:?}",
+                    String::from_utf8_lossy(&ra),
+                    String::from_utf8_lossy(&rb)
+                ));
+            }
+        }
+    }
+    node.shutdown();
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Without `--allow-restricted-commands` (ElastiCache), users cannot be changed
+/// from a connection, but WHOAMI/CAT/USERS work.
+#[test]
+fn elasticache_refuses_user_changes() {
+    let (node, port) = start_node(redis_engine::Config::default());
+    let mut c = Conn::connect(port);
+    let (r, _) = c.cmd(&["ACL", "SETUSER", "x", "on"]);
+    assert!(
+        r.starts_with(b"-ERR unknown subcommand 'SETUSER'"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    let (r, _) = c.cmd(&["ACL", "DELUSER", "x"]);
+    assert!(r.starts_with(b"-ERR unknown subcommand"));
+    assert_eq!(c.cmd(&["ACL", "WHOAMI"]).0, b"$7\r\ndefault\r\n");
+    assert_eq!(c.cmd(&["ACL", "USERS"]).0, b"*1\r\n$7\r\ndefault\r\n");
+    node.shutdown();
+}
+
+/// Users pushed by the control plane: permissions changes reach live connections,
+/// and a removed or disabled user's connections are closed.
+#[test]
+fn control_plane_users_apply_to_live_connections() {
+    use redis_engine::acl::UserSpec;
+    let spec = |name: &str, rules: &str| UserSpec {
+        name: name.into(),
+        rules: rules.into(),
+        iam: false,
+    };
+    let cfg = redis_engine::Config {
+        users: Some(vec![
+            spec("default", "off nopass ~* +@all"),
+            spec("app", "on >apppassword0001 ~app:* +@read"),
+            spec("other", "on >otherpassword001 ~* +@all"),
+        ]),
+        ..Default::default()
+    };
+    let (node, port) = start_node(cfg);
+    let mut anon = Conn::connect(port);
+    assert_eq!(
+        anon.cmd(&["GET", "x"]).0,
+        b"-NOAUTH Authentication required.\r\n"
+    );
+    let mut app = Conn::connect(port);
+    assert_eq!(app.cmd(&["AUTH", "app", "apppassword0001"]).0, b"+OK\r\n");
+    assert_eq!(app.cmd(&["GET", "app:x"]).0, b"$-1\r\n");
+    assert!(app.cmd(&["SET", "app:x", "1"]).0.starts_with(b"-NOPERM"));
+    let mut other = Conn::connect(port);
+    assert_eq!(
+        other.cmd(&["AUTH", "other", "otherpassword001"]).0,
+        b"+OK\r\n"
+    );
+    node.control(redis_engine::Control::SetUsers(
+        Some(vec![
+            spec("default", "off nopass ~* +@all"),
+            spec("app", "on >apppassword0001 ~app:* +@read +@write"),
+        ]),
+        None,
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(app.cmd(&["SET", "app:x", "1"]).0, b"+OK\r\n");
+    other.send(&words("PING"));
+    assert!(
+        other.read_reply().is_none(),
+        "a removed user's connection is closed"
+    );
+    node.shutdown();
+}
