@@ -353,6 +353,11 @@ fn keyspace_notifications_resp3_and_new_keys() {
 }
 
 #[test]
+fn keyspace_notifications_key_miss() {
+    notify_run(false, "Em");
+}
+
+#[test]
 fn keyspace_notifications_class_filter() {
     notify_run(false, "Elx");
 }

@@ -583,8 +583,13 @@ pub fn fmt_human(d: f64) -> String {
 fn incrbyfloat(ctx: &mut Ctx<'_>) -> CmdResult {
     let by = ctx.float(2)?;
     let key = ctx.arg(1);
-    let cur = match get_str(ctx, key)? {
-        Some(s) => parse_float_opt(s).ok_or(Error::NotFloat)?,
+    let db = ctx.db();
+    // A write lookup, as Redis's (no hit/miss accounting, no "keymiss" event).
+    let cur = match ctx.node.ks.get_w(db, key) {
+        Some(e) => match &e.val {
+            Value::Str(s) => parse_float_opt(s).ok_or(Error::NotFloat)?,
+            _ => return Err(Error::WrongType),
+        },
         None => 0.0,
     };
     let n = cur + by;
