@@ -2204,8 +2204,8 @@ fn xgroup(ctx: &mut Ctx<'_>) -> CmdResult {
                 });
             match pending {
                 Some(p) => {
-                    ctx.r().int(p as i64);
                     ctx.notify(N::STREAM, "xgroup-delconsumer", key);
+                    ctx.r().int(p as i64);
                 }
                 None => {
                     ctx.no_dirty = true;
