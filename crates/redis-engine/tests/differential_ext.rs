@@ -1092,3 +1092,124 @@ fn keyspace_notifications_to_the_running_client_resp3() {
         );
     }
 }
+
+/// Garbage arguments to every stream and geo command: same replies as redis-server (mostly
+/// errors), and never a panic.
+#[test]
+fn streams_and_geo_garbage_arguments() {
+    let Some(redis) = start_redis() else { return };
+    let (node, port) = start_ours();
+    let mut p = Pair::new(redis.port, port, false);
+    p.both(&split("FLUSHALL"));
+    for l in [
+        "XADD s 1-1 a 1",
+        "XADD s 2-1 a 2",
+        "XGROUP CREATE s g 0",
+        "XREADGROUP GROUP g c STREAMS s >",
+        "GEOADD geo 1 1 a 2 2 b",
+    ] {
+        p.both(&split(l));
+    }
+    let cmds = [
+        "XADD",
+        "XRANGE",
+        "XREVRANGE",
+        "XDEL",
+        "XTRIM",
+        "XREAD",
+        "XREADGROUP",
+        "XGROUP",
+        "XACK",
+        "XPENDING",
+        "XCLAIM",
+        "XAUTOCLAIM",
+        "XINFO",
+        "XSETID",
+        "XLEN",
+        "GEOADD",
+        "GEODIST",
+        "GEOHASH",
+        "GEOPOS",
+        "GEOSEARCH",
+        "GEOSEARCHSTORE",
+        "GEORADIUS",
+        "GEORADIUS_RO",
+        "GEORADIUSBYMEMBER",
+        "GEORADIUSBYMEMBER_RO",
+    ];
+    let pool = [
+        "s",
+        "g",
+        "c",
+        "geo",
+        "a",
+        "0",
+        "1",
+        "-1",
+        "1-1",
+        "2-0",
+        "*",
+        "$",
+        ">",
+        "+",
+        "-",
+        "(1",
+        "~",
+        "=",
+        "MAXLEN",
+        "MINID",
+        "LIMIT",
+        "COUNT",
+        "BLOCK",
+        "STREAMS",
+        "GROUP",
+        "NOACK",
+        "CREATE",
+        "SETID",
+        "JUSTID",
+        "FORCE",
+        "IDLE",
+        "km",
+        "m",
+        "BYRADIUS",
+        "BYBOX",
+        "FROMLONLAT",
+        "FROMMEMBER",
+        "WITHDIST",
+        "ANY",
+        "STORE",
+        "1.5",
+        "x",
+        "''",
+        "99999999999999999999",
+    ];
+    let mut lines = Vec::new();
+    for seed0 in [0xDEADBEEF12345u64, 0x1234_5678_9ABC, 0x0F0F_1234_4321] {
+        let mut seed = seed0;
+        let mut rnd = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let c = cmds[rnd(cmds.len())];
+            let n = rnd(8);
+            let mut l = c.to_string();
+            for _ in 0..n {
+                l.push(' ');
+                l.push_str(pool[rnd(pool.len())]);
+            }
+            if l.contains("BLOCK") {
+                continue;
+            }
+            lines.push(l);
+        }
+    }
+    let refs: Vec<&str> = lines.iter().map(|s| s.as_str()).collect();
+    let failures = p.run(&refs);
+    let mut o = Conn::connect(port);
+    assert_eq!(o.cmd(&["PING"]).0, b"+PONG\r\n");
+    node.shutdown();
+    report("garbage arguments", failures);
+}
