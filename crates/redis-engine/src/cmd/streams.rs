@@ -2096,7 +2096,10 @@ fn xgroup(ctx: &mut Ctx<'_>) -> CmdResult {
             }
         }
     }
-    if sub == "setid" && ctx.argc() != 5 && ctx.argc() != 7 {
+    if sub == "setid"
+        && ((ctx.argc() != 5 && ctx.argc() != 7)
+            || (ctx.argc() == 7 && !ctx.arg_eq(5, "entriesread")))
+    {
         return Err(sub_syntax(ctx));
     }
     let exists = typed!(ctx.node.ks, db, key, Stream, get_w).is_some();
@@ -2323,6 +2326,14 @@ fn xinfo(ctx: &mut Ctx<'_>) -> CmdResult {
         }
         return Ok(());
     }
+    let key = ctx.arg(2);
+    let db = ctx.db();
+    // The key is looked up before STREAM's options are parsed.
+    match ctx.node.ks.peek(db, key) {
+        None => return Err(Error::NoSuchKey),
+        Some(e) if !matches!(e.val, Value::Stream(_)) => return Err(Error::WrongType),
+        _ => {}
+    }
     let mut full = false;
     let mut count: i64 = 10;
     if sub == "stream" && ctx.argc() > 3 {
@@ -2340,10 +2351,8 @@ fn xinfo(ctx: &mut Ctx<'_>) -> CmdResult {
             }
         }
     }
-    let key = ctx.arg(2);
     let now = ctx.now();
     let resp3 = ctx.client.resp3.get();
-    let db = ctx.db();
     let Some(s) = typed!(ctx.node.ks, db, key, Stream, get) else {
         return Err(Error::NoSuchKey);
     };
