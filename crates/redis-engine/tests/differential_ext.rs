@@ -1206,7 +1206,14 @@ fn streams_and_geo_garbage_arguments() {
         "5",
     ];
     let mut lines = Vec::new();
-    for seed0 in [0xDEADBEEF12345u64, 0x1234_5678_9ABC, 0x0F0F_1234_4321] {
+    for seed0 in [
+        0xDEADBEEF12345u64,
+        0x1234_5678_9ABC,
+        0x0F0F_1234_4321,
+        0x5555_AAAA_1234,
+        0x7777_1111_9999,
+        0x0123_4567_89AB,
+    ] {
         let mut seed = seed0;
         let mut rnd = move |n: usize| {
             seed ^= seed << 13;
