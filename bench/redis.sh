@@ -69,7 +69,7 @@ one() { # server pid port testname args n
   # No globbing: custom commands carry '*'.
   set -f
   # shellcheck disable=SC2086
-  line=$(redis-benchmark -h 127.0.0.1 -p "$port" $args -n "$n" -r 100000 --csv | tail -1)
+  line=$(redis-benchmark -h 127.0.0.1 -p "$port" -n "$n" -r 100000 --csv $args | tail -1)
   set +f
   after=$(cpu "$pid")
   # "test","rps","avg","min","p50","p95","p99","max"

@@ -386,6 +386,7 @@ impl Keyspace {
     pub fn get(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
         if self.hidden(db, key) {
             self.stats.misses += 1;
+            self.event(crate::notify::KEY_MISS, "keymiss", db, key);
             return None;
         }
         let no_touch = self.no_touch;
@@ -402,6 +403,7 @@ impl Keyspace {
             }
             None => {
                 self.stats.misses += 1;
+                self.event(crate::notify::KEY_MISS, "keymiss", db, key);
                 None
             }
         }

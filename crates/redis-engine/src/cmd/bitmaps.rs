@@ -484,9 +484,19 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, ro: bool) -> CmdResult {
                 }
             }
         }
+        // Redis notifies after the replies.
+        let mut r = ctx.r();
+        r.array(results.len());
+        for v in &results {
+            match v {
+                Some(v) => r.int(*v),
+                None => r.null(),
+            }
+        }
         if changes > 0 {
             ctx.notify(crate::notify::STRING, "setbit", key);
         }
+        return Ok(());
     }
     let mut r = ctx.r();
     r.array(results.len());

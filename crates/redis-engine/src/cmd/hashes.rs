@@ -111,7 +111,6 @@ fn hset_generic(ctx: &mut Ctx<'_>, mset: bool) -> CmdResult {
             }
         }
     }
-    crate::notify::notify(ctx.node, ctx.out, N::HASH, "hset", db, key);
     let mut r = Reply {
         out: ctx.out,
         resp3,
@@ -121,6 +120,8 @@ fn hset_generic(ctx: &mut Ctx<'_>, mset: bool) -> CmdResult {
     } else {
         r.int(added);
     }
+    // Redis notifies after the reply.
+    crate::notify::notify(ctx.node, ctx.out, N::HASH, "hset", db, key);
     Ok(())
 }
 
@@ -144,10 +145,11 @@ fn hsetnx(ctx: &mut Ctx<'_>) -> CmdResult {
     };
     if n == 0 {
         ctx.no_dirty = true;
-    } else {
-        ctx.notify(N::HASH, "hset", key);
     }
     ctx.r().int(n);
+    if n != 0 {
+        ctx.notify(N::HASH, "hset", key);
+    }
     Ok(())
 }
 
@@ -287,8 +289,8 @@ fn hincrby(ctx: &mut Ctx<'_>) -> CmdResult {
     };
     let n = cur.checked_add(by).ok_or(Error::Overflow)?;
     h.insert(f.into(), n.to_string().into_bytes().into());
-    ctx.notify(N::HASH, "hincrby", key);
     ctx.r().int(n);
+    ctx.notify(N::HASH, "hincrby", key);
     Ok(())
 }
 
@@ -308,8 +310,8 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>) -> CmdResult {
     }
     let s = super::strings::fmt_human(n);
     h.insert(f.into(), s.as_bytes().into());
-    ctx.notify(N::HASH, "hincrbyfloat", key);
     ctx.r().bulk(s.as_bytes());
+    ctx.notify(N::HASH, "hincrbyfloat", key);
     Ok(())
 }
 

@@ -64,6 +64,13 @@ fn take_string(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Vec<u8>>, Error> 
     }
 }
 
+/// `take_string` after a read lookup (Redis's lookupKeyRead: hit/miss stats, "keymiss").
+fn take_string_read(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+    let db = ctx.db();
+    let _ = ctx.node.ks.get(db, key);
+    take_string(ctx, key)
+}
+
 fn store_string(ctx: &mut Ctx<'_>, key: &[u8], v: Vec<u8>) {
     let db = ctx.db();
     match ctx.node.ks.get_w(db, key) {
@@ -110,7 +117,7 @@ fn pfcount(ctx: &mut Ctx<'_>) -> CmdResult {
     let mut vals = Vec::new();
     for i in 1..ctx.argc() {
         let k = ctx.arg(i);
-        if let Some(v) = take_string(ctx, k)? {
+        if let Some(v) = take_string_read(ctx, k)? {
             vals.push(v);
         }
     }
@@ -123,14 +130,14 @@ fn pfcount(ctx: &mut Ctx<'_>) -> CmdResult {
 
 fn pfmerge(ctx: &mut Ctx<'_>) -> CmdResult {
     let dst = ctx.arg(1);
-    let mut dv = take_string(ctx, dst)?.unwrap_or_default();
+    let mut dv = take_string_read(ctx, dst)?.unwrap_or_default();
     let mut srcs = Vec::new();
     for i in 2..ctx.argc() {
         let k = ctx.arg(i);
         if k == dst {
             continue;
         }
-        if let Some(v) = take_string(ctx, k)? {
+        if let Some(v) = take_string_read(ctx, k)? {
             srcs.push(v);
         }
     }

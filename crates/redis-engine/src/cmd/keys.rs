@@ -564,14 +564,16 @@ fn expire_generic(ctx: &mut Ctx<'_>, ms: bool, abs: bool, name: &str) -> CmdResu
         ctx.r().int(0);
         return Ok(());
     }
+    // Redis: "del" before the reply, "expire" after it.
     if when <= now {
         ctx.node.ks.del(db, key);
         ctx.notify(N::GENERIC, "del", key);
+        ctx.r().int(1);
     } else {
         ctx.node.ks.set_expire(db, key, when as u64);
+        ctx.r().int(1);
         ctx.notify(N::GENERIC, "expire", key);
     }
-    ctx.r().int(1);
     Ok(())
 }
 

@@ -148,8 +148,8 @@ fn push_generic(ctx: &mut Ctx<'_>, left: bool, only_existing: bool) -> CmdResult
         }
     }
     let n = l.len();
-    ctx.notify(N::LIST, if left { "lpush" } else { "rpush" }, key);
     ctx.r().int(n as i64);
+    ctx.notify(N::LIST, if left { "lpush" } else { "rpush" }, key);
     Ok(())
 }
 
@@ -321,8 +321,8 @@ fn lset(ctx: &mut Ctx<'_>) -> CmdResult {
         return Err(Error::IndexOutOfRange);
     }
     l[idx as usize] = v.into();
-    ctx.notify(N::LIST, "lset", ctx.arg(1));
     ctx.r().ok();
+    ctx.notify(N::LIST, "lset", ctx.arg(1));
     Ok(())
 }
 
@@ -538,21 +538,29 @@ fn do_move(
     } else {
         d.push_back(v.clone());
     }
-    // Redis's order: the push event, then the pop event, then "del" of an emptied source.
+    // Redis's order: the push event, the reply, the pop event, then "del" of an emptied
+    // source (`after_move`, called by the callers once they replied).
     ctx.notify(N::LIST, if to_left { "lpush" } else { "rpush" }, dst);
-    ctx.notify(N::LIST, if from_left { "lpop" } else { "rpop" }, src);
-    ctx.drop_if_empty_notify(src);
     if src != dst {
         ctx.node.touch_key(db, dst);
     }
     Ok(Some(v))
 }
 
+/// The source side of a move, after the reply: pop event, then "del" when emptied.
+fn after_move(ctx: &mut Ctx<'_>, src: &[u8], from_left: bool) {
+    ctx.notify(N::LIST, if from_left { "lpop" } else { "rpop" }, src);
+    ctx.drop_if_empty_notify(src);
+}
+
 fn lmove(ctx: &mut Ctx<'_>) -> CmdResult {
     let (fl, tl) = (parse_dir(ctx, 3)?, parse_dir(ctx, 4)?);
     let (src, dst) = (ctx.arg(1), ctx.arg(2));
     match do_move(ctx, src, dst, fl, tl)? {
-        Some(v) => ctx.r().bulk(&v),
+        Some(v) => {
+            ctx.r().bulk(&v);
+            after_move(ctx, src, fl);
+        }
         None => {
             ctx.no_dirty = true;
             ctx.r().null()
@@ -564,7 +572,10 @@ fn lmove(ctx: &mut Ctx<'_>) -> CmdResult {
 fn rpoplpush(ctx: &mut Ctx<'_>) -> CmdResult {
     let (src, dst) = (ctx.arg(1), ctx.arg(2));
     match do_move(ctx, src, dst, false, true)? {
-        Some(v) => ctx.r().bulk(&v),
+        Some(v) => {
+            ctx.r().bulk(&v);
+            after_move(ctx, src, false);
+        }
         None => {
             ctx.no_dirty = true;
             ctx.r().null()
@@ -624,7 +635,10 @@ fn blmove_generic(ctx: &mut Ctx<'_>, fl: bool, tl: bool, tidx: usize) -> CmdResu
     let deadline = parse_timeout(ctx.arg(tidx))?;
     let (src, dst) = (ctx.arg(1), ctx.arg(2));
     match do_move(ctx, src, dst, fl, tl)? {
-        Some(v) => ctx.r().bulk(&v),
+        Some(v) => {
+            ctx.r().bulk(&v);
+            after_move(ctx, src, fl);
+        }
         None => request_block(ctx, vec![blob(src)], deadline),
     }
     Ok(())

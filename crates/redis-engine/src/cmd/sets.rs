@@ -244,11 +244,11 @@ fn spop(ctx: &mut Ctx<'_>) -> CmdResult {
             false
         }
     };
+    // Redis: the "spop" event, the reply, then "del" of an emptied set.
     if popped.is_empty() {
         ctx.no_dirty = true;
     } else {
         ctx.notify(N::SET, "spop", key);
-        ctx.drop_if_empty_notify(key);
     }
     let mut r = ctx.r();
     match count {
@@ -263,6 +263,9 @@ fn spop(ctx: &mut Ctx<'_>) -> CmdResult {
                 r.bulk(m);
             }
         }
+    }
+    if !popped.is_empty() {
+        ctx.drop_if_empty_notify(key);
     }
     Ok(())
 }
@@ -413,8 +416,16 @@ fn set_op_store(ctx: &mut Ctx<'_>, op: Op) -> CmdResult {
     let db = ctx.db();
     let dst = ctx.arg(1);
     let n = res.len();
+    // Redis replies first, then notifies; except SINTERSTORE with a missing source, which
+    // returns early: "del" first.
+    let early = op == Op::Inter && keys.iter().any(|k| !ctx.node.ks.exists(db, k));
     if n == 0 {
-        if ctx.node.ks.del(db, dst) {
+        let deleted = ctx.node.ks.del(db, dst);
+        if deleted && early {
+            ctx.notify(N::GENERIC, "del", dst);
+        }
+        ctx.r().int(0);
+        if deleted && !early {
             ctx.notify(N::GENERIC, "del", dst);
         }
     } else {
@@ -424,9 +435,9 @@ fn set_op_store(ctx: &mut Ctx<'_>, op: Op) -> CmdResult {
             Op::Union => "sunionstore",
             Op::Diff => "sdiffstore",
         };
+        ctx.r().int(n as i64);
         ctx.notify(N::SET, ev, dst);
     }
-    ctx.r().int(n as i64);
     Ok(())
 }
 

@@ -1210,12 +1210,8 @@ fn parse_read(ctx: &Ctx<'_>, group: bool) -> Result<ReadArgs, Error> {
             a.streams_arg = i + 1;
             let n = argc - a.streams_arg;
             if !n.is_multiple_of(2) {
-                let (name, sym) = if group {
-                    ("xreadgroup", '>')
-                } else {
-                    ("xread", '$')
-                };
-                return Err(err(format!("Unbalanced '{name}' list of streams: for each stream key an ID or '{sym}' must be specified.")));
+                // The same text for XREADGROUP in 7.0.
+                return Err(err("Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."));
             }
             a.nstreams = n / 2;
             break;
@@ -1558,6 +1554,15 @@ fn xreadgroup(ctx: &mut Ctx<'_>) -> CmdResult {
 fn xack(ctx: &mut Ctx<'_>) -> CmdResult {
     let key = ctx.arg(1);
     let gname = ctx.arg(2);
+    let db = ctx.db();
+    // A missing key or group answers 0 before the IDs are parsed.
+    let has_group =
+        typed!(ctx.node.ks, db, key, Stream, get).is_some_and(|s| s.groups.contains_key(gname));
+    if !has_group {
+        ctx.no_dirty = true;
+        ctx.r().int(0);
+        return Ok(());
+    }
     let mut ids = Vec::new();
     for i in 3..ctx.argc() {
         ids.push(parse_strict_id(ctx.arg(i))?);
@@ -2091,6 +2096,12 @@ fn xgroup(ctx: &mut Ctx<'_>) -> CmdResult {
             }
         }
     }
+    if sub == "setid"
+        && ((ctx.argc() != 5 && ctx.argc() != 7)
+            || (ctx.argc() == 7 && !ctx.arg_eq(5, "entriesread")))
+    {
+        return Err(sub_syntax(ctx));
+    }
     let exists = typed!(ctx.node.ks, db, key, Stream, get_w).is_some();
     if !exists && !mkstream {
         return Err(err("The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically."));
@@ -2204,8 +2215,8 @@ fn xgroup(ctx: &mut Ctx<'_>) -> CmdResult {
                 });
             match pending {
                 Some(p) => {
-                    ctx.r().int(p as i64);
                     ctx.notify(N::STREAM, "xgroup-delconsumer", key);
+                    ctx.r().int(p as i64);
                 }
                 None => {
                     ctx.no_dirty = true;
@@ -2315,6 +2326,14 @@ fn xinfo(ctx: &mut Ctx<'_>) -> CmdResult {
         }
         return Ok(());
     }
+    let key = ctx.arg(2);
+    let db = ctx.db();
+    // The key is looked up before STREAM's options are parsed.
+    match ctx.node.ks.peek(db, key) {
+        None => return Err(Error::NoSuchKey),
+        Some(e) if !matches!(e.val, Value::Stream(_)) => return Err(Error::WrongType),
+        _ => {}
+    }
     let mut full = false;
     let mut count: i64 = 10;
     if sub == "stream" && ctx.argc() > 3 {
@@ -2332,10 +2351,8 @@ fn xinfo(ctx: &mut Ctx<'_>) -> CmdResult {
             }
         }
     }
-    let key = ctx.arg(2);
     let now = ctx.now();
     let resp3 = ctx.client.resp3.get();
-    let db = ctx.db();
     let Some(s) = typed!(ctx.node.ks, db, key, Stream, get) else {
         return Err(Error::NoSuchKey);
     };

@@ -397,11 +397,12 @@ fn getset(ctx: &mut Ctx<'_>) -> CmdResult {
     ctx.node
         .ks
         .set(db, key, Value::Str(ctx.args.get(2).into()), false);
-    ctx.notify(N::STRING, "set", key);
+    // Redis replies with the old value first, then sets (and notifies).
     match old {
         Some(o) => ctx.r().bulk(&o),
         None => ctx.r().null(),
     }
+    ctx.notify(N::STRING, "set", key);
     Ok(())
 }
 
@@ -412,8 +413,8 @@ fn getdel(ctx: &mut Ctx<'_>) -> CmdResult {
         Some(o) => {
             let db = ctx.db();
             ctx.node.ks.del(db, key);
-            ctx.notify(N::GENERIC, "del", key);
             ctx.r().bulk(&o);
+            ctx.notify(N::GENERIC, "del", key);
         }
         None => {
             ctx.no_dirty = true;
@@ -451,6 +452,8 @@ fn getex(ctx: &mut Ctx<'_>) -> CmdResult {
         return Ok(());
     };
     let db = ctx.db();
+    // Redis replies before changing the TTL (and notifying).
+    ctx.r().bulk(&v);
     if let Some(t) = at {
         if t <= ctx.now() {
             ctx.node.ks.del(db, key);
@@ -466,7 +469,6 @@ fn getex(ctx: &mut Ctx<'_>) -> CmdResult {
     } else {
         ctx.no_dirty = true;
     }
-    ctx.r().bulk(&v);
     Ok(())
 }
 
@@ -583,8 +585,13 @@ pub fn fmt_human(d: f64) -> String {
 fn incrbyfloat(ctx: &mut Ctx<'_>) -> CmdResult {
     let by = ctx.float(2)?;
     let key = ctx.arg(1);
-    let cur = match get_str(ctx, key)? {
-        Some(s) => parse_float_opt(s).ok_or(Error::NotFloat)?,
+    let db = ctx.db();
+    // A write lookup, as Redis's (no hit/miss accounting, no "keymiss" event).
+    let cur = match ctx.node.ks.get_w(db, key) {
+        Some(e) => match &e.val {
+            Value::Str(s) => parse_float_opt(s).ok_or(Error::NotFloat)?,
+            _ => return Err(Error::WrongType),
+        },
         None => 0.0,
     };
     let n = cur + by;

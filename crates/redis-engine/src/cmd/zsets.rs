@@ -429,12 +429,11 @@ fn zrem(ctx: &mut Ctx<'_>) -> CmdResult {
     }
     if n == 0 {
         ctx.no_dirty = true;
-    }
-    ctx.r().int(n);
-    if n > 0 {
+    } else {
         ctx.notify(N::ZSET, "zrem", key);
         ctx.drop_if_empty_notify(key);
     }
+    ctx.r().int(n);
     Ok(())
 }
 
@@ -836,8 +835,11 @@ fn zrangestore(ctx: &mut Ctx<'_>) -> CmdResult {
 fn store_items(ctx: &mut Ctx<'_>, dst: &[u8], items: Vec<(Blob, f64)>, event: &str) -> CmdResult {
     let db = ctx.db();
     let n = items.len();
+    // Redis replies first, then notifies.
     if n == 0 {
-        if ctx.node.ks.del(db, dst) {
+        let deleted = ctx.node.ks.del(db, dst);
+        ctx.r().int(0);
+        if deleted {
             ctx.notify(N::GENERIC, "del", dst);
         }
     } else {
@@ -846,9 +848,9 @@ fn store_items(ctx: &mut Ctx<'_>, dst: &[u8], items: Vec<(Blob, f64)>, event: &s
             z.insert(&m, s);
         }
         ctx.node.ks.set(db, dst, Value::ZSet(Box::new(z)), false);
+        ctx.r().int(n as i64);
         ctx.notify(N::ZSET, event, dst);
     }
-    ctx.r().int(n as i64);
     Ok(())
 }
 
@@ -896,12 +898,11 @@ fn zremrange(ctx: &mut Ctx<'_>, kind: RangeKind) -> CmdResult {
     }
     if n == 0 {
         ctx.no_dirty = true;
-    }
-    ctx.r().int(n as i64);
-    if n > 0 {
+    } else {
         ctx.notify(N::ZSET, ev, key);
         ctx.drop_if_empty_notify(key);
     }
+    ctx.r().int(n as i64);
     Ok(())
 }
 
