@@ -9,6 +9,7 @@
 #![allow(clippy::type_complexity)]
 
 mod alloc;
+pub mod cluster;
 pub mod cmd;
 mod conn;
 pub mod db;
@@ -68,6 +69,12 @@ pub enum Control {
     ReplicateFrom(SocketAddr),
     /// Stop replicating, accept writes (REPLICAOF NO ONE).
     Promote,
+    /// Enter (or update) cluster mode with this view of the cluster.
+    SetClusterTopology(Box<cluster::Topology>),
+    /// Move a batch of keys of some slots to another node (resharding).
+    MigrateSlots(cluster::Migration),
+    /// Store keys another node is migrating here.
+    ImportKeys(cluster::ImportBatch),
 }
 
 /// A running node. Dropping it does not stop the node; call `shutdown`.
@@ -127,6 +134,11 @@ impl NodeHandle {
     /// Stop replicating and accept writes (REPLICAOF NO ONE); keeps the data.
     pub fn promote(&self) {
         self.control(Control::Promote);
+    }
+
+    /// Where another node sends keys migrated to this one.
+    pub fn import_target(&self) -> cluster::ImportTarget {
+        cluster::ImportTarget(self.ctl.clone())
     }
 
     /// master_repl_offset (primary) / processed offset (replica).
@@ -374,8 +386,24 @@ async fn background(
                     }
                     Control::ReplicateFrom(addr) => replication::replicate_from(&mut n, addr),
                     Control::Promote => replication::promote(&mut n),
+                    Control::SetClusterTopology(t) => cluster::set_topology(&mut n, *t),
+                    Control::MigrateSlots(m) => {
+                        let r = cluster::migrate(&mut n, &m);
+                        let _ = m.reply.send(r);
+                    }
+                    Control::ImportKeys(b) => cluster::import(&mut n, b),
                 }
             }
         }
     }
+}
+
+/// A value as a DUMP payload (cluster slot migration).
+pub(crate) fn rdb_dump(v: &db::Value) -> Vec<u8> {
+    rdb::dump(&cmd::hyperloglog::to_rdb(v)).to_vec()
+}
+
+/// A DUMP payload back into a value; None when it is not one this engine stores.
+pub(crate) fn rdb_restore(payload: &[u8]) -> Option<db::Value> {
+    cmd::hyperloglog::from_rdb(rdb::restore(payload).ok()?)
 }

@@ -67,6 +67,9 @@ pub struct Client {
     pub qbuf: Cell<usize>,
     /// Replication offset after this client's last propagated write (WAIT).
     pub woff: Cell<u64>,
+    /// Cluster mode: READONLY (reads served by a replica) and ASKING (next command only).
+    pub readonly: Cell<bool>,
+    pub asking: Cell<bool>,
 }
 
 impl Client {
@@ -101,6 +104,8 @@ impl Client {
             blocked: RefCell::new(None),
             qbuf: Cell::new(0),
             woff: Cell::new(0),
+            readonly: Cell::new(false),
+            asking: Cell::new(false),
         }
     }
     pub fn sub_count(&self) -> usize {
@@ -142,6 +147,8 @@ pub struct Node {
     pub blocked_count: usize,
     /// Replication state (see `replication.rs`).
     pub repl: crate::replication::Repl,
+    /// Cluster mode state; None on a standalone node.
+    pub cluster: Option<Box<crate::cluster::ClusterState>>,
 }
 
 impl Node {
@@ -179,6 +186,7 @@ impl Node {
             pubsub_clients_total: 0,
             blocked_count: 0,
             repl: crate::replication::Repl::default(),
+            cluster: None,
         }
     }
 

@@ -161,6 +161,7 @@ pub fn table() -> &'static Table {
             tx::COMMANDS,
             bitmaps::COMMANDS,
             hyperloglog::COMMANDS,
+            crate::cluster::COMMANDS,
             // Last: replaces server.rs's placeholders (ROLE, WAIT, REPLICAOF, PSYNC, ...).
             crate::replication::COMMANDS,
         ] {
@@ -555,6 +556,16 @@ pub fn execute(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
         }
         write_err(out, resp3, "NOAUTH Authentication required.");
         return;
+    }
+    // Cluster mode: redirect keyed commands for slots served elsewhere.
+    if node.cluster.is_some() {
+        if let Some(e) = crate::cluster::redirect(node, client, info, &args) {
+            if client.multi.borrow().is_some() {
+                client.multi_error.set(true);
+            }
+            write_err(out, resp3, &e);
+            return;
+        }
     }
     if let Some(e) = crate::replication::refuse_write(node, client, info) {
         if client.multi.borrow().is_some() {
