@@ -660,13 +660,22 @@ async fn failover_locked(
     if let Some(first) = g.spec.shards.first() {
         g.spec.primary = first.primary.clone();
     }
-    // Promote first so the shard's slots have a primary while the old one restarts.
+    // The old primary goes down first (its clients' connections drop, as on AWS);
+    // the replica is promoted once it has everything the old primary sent.
+    let old_record = ms.iter().find(|c| c.id.as_str() == old);
     let new_key = node_key(region, &CacheClusterId::parse(&new)?, CacheNodeId::new(1));
-    cp.nodes.set_role(&new_key, Role::Primary);
-    apply_topology(cp, &g, &ms, None).await?;
-    if let Some(c) = ms.iter().find(|c| c.id.as_str() == old) {
+    if let Some(c) = old_record {
         let key = node_key(region, &c.id, CacheNodeId::new(1));
+        let sent = cp.nodes.replication_offset(&key);
         cp.nodes.stop(&key);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while cp.nodes.replication_offset(&new_key) < sent && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    apply_topology(cp, &g, &ms, None).await?;
+    if let Some(c) = old_record {
+        let key = node_key(region, &c.id, CacheNodeId::new(1));
         let params = parameter_groups::effective(cp, region, &c.spec.parameter_group_name).await?;
         if let Some(n) = c.nodes.first() {
             cp.nodes
@@ -681,8 +690,8 @@ async fn failover_locked(
             "Finished recovery for cache nodes 0001",
         )
         .await;
+        apply_topology(cp, &g, &ms, None).await?;
     }
-    apply_topology(cp, &g, &ms, None).await?;
     g.status = status::AVAILABLE.to_string();
     cp.store.put_replication_group(&g, &[]).await?;
     let message = format!("Failover from master node {old} to replica node {new} completed");
