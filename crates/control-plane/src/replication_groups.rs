@@ -542,7 +542,10 @@ fn write_group(
     .bool("AutoMinorVersionUpgrade", s.auto_minor_version_upgrade)
     .text("NetworkType", "ipv4")
     .text("IpDiscovery", "ipv4")
-    .text("ClusterMode", s.cluster_mode.as_deref().unwrap_or("disabled"))
+    .text(
+        "ClusterMode",
+        s.cluster_mode.as_deref().unwrap_or("disabled"),
+    )
     .text("Engine", s.engine.as_str());
 }
 

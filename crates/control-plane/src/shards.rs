@@ -101,7 +101,11 @@ pub(crate) async fn plan(
             "Cluster mode needs a parameter group with cluster-enabled set to yes (default.{family}.cluster.on or one of that family)."
         )));
     }
-    for disabled_only in ["NumCacheClusters", "PreferredCacheClusterAZs", "PrimaryClusterId"] {
+    for disabled_only in [
+        "NumCacheClusters",
+        "PreferredCacheClusterAZs",
+        "PrimaryClusterId",
+    ] {
         if p.has(disabled_only) {
             return Err(ApiError::InvalidParameterCombination(format!(
                 "{disabled_only} cannot be used with cluster mode enabled; use NumNodeGroups, ReplicasPerNodeGroup or NodeGroupConfiguration."
@@ -131,12 +135,11 @@ pub(crate) async fn plan(
     let replicas = p.int("ReplicasPerNodeGroup")?.unwrap_or(0);
     let even = even_split(n as usize);
     let mut shards = Vec::with_capacity(n as usize);
-    for i in 0..n as usize {
+    for (i, range) in even.iter().enumerate() {
         let c = configs.get(i);
         let id = match c.and_then(|c| c.str("NodeGroupId")) {
             Some(id) => {
-                if id.is_empty() || id.len() > 4 || !id.chars().all(|c| c.is_ascii_alphanumeric())
-                {
+                if id.is_empty() || id.len() > 4 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
                     return Err(ApiError::InvalidParameterValue(format!(
                         "Invalid NodeGroupId {id}: 1 to 4 letters or digits."
                     )));
@@ -147,7 +150,7 @@ pub(crate) async fn plan(
         };
         let slots = match c.and_then(|c| c.str("Slots")) {
             Some(s) => parse_slots(s)?,
-            None => vec![even[i]],
+            None => vec![*range],
         };
         let r = match c.map(|c| c.int("ReplicaCount")).transpose()?.flatten() {
             Some(r) => r,
@@ -230,7 +233,8 @@ pub(crate) fn even_split(n: usize) -> Vec<(u16, u16)> {
 
 /// `0-5460` or `0-100,200-300` (also single slots).
 fn parse_slots(s: &str) -> Result<Vec<(u16, u16)>, ApiError> {
-    let bad = || ApiError::InvalidParameterValue(format!("Invalid Slots {s}: use ranges like 0-5460."));
+    let bad =
+        || ApiError::InvalidParameterValue(format!("Invalid Slots {s}: use ranges like 0-5460."));
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim) {
         let (a, b) = match part.split_once('-') {
@@ -472,9 +476,11 @@ pub(crate) async fn apply_topology(
     for (i, s) in g.spec.shards.iter().enumerate() {
         let shard_id = hex_id(&["shard", region, &g.id, &s.id]);
         let primary_id = node_id(region, &s.primary);
-        let primary_engine = cp
-            .nodes
-            .engine_addr(&node_key(region, &CacheClusterId::parse(&s.primary)?, CacheNodeId::new(1)));
+        let primary_engine = cp.nodes.engine_addr(&node_key(
+            region,
+            &CacheClusterId::parse(&s.primary)?,
+            CacheNodeId::new(1),
+        ));
         for m in &s.members {
             let Some(c) = by_id.get(m.as_str()) else {
                 continue;
@@ -492,7 +498,11 @@ pub(crate) async fn apply_topology(
                 ip: cp.nodes.advertised(&n.bind_ip),
                 port: n.port,
                 primary_id: (!is_primary).then(|| primary_id.clone()),
-                slots: if is_primary { s.slots.clone() } else { Vec::new() },
+                slots: if is_primary {
+                    s.slots.clone()
+                } else {
+                    Vec::new()
+                },
                 shard_id: shard_id.clone(),
                 epoch: i as u64 + 1,
             });
@@ -722,7 +732,10 @@ pub(crate) async fn on_node_down(cp: &Arc<Inner>, g: &GroupRecord, member: &str)
             &g.region,
             &g.id,
             events::REPLICATION_GROUP,
-            &format!("Primary node {member} of node group {} failed; failing over", s.id),
+            &format!(
+                "Primary node {member} of node group {} failed; failing over",
+                s.id
+            ),
         )
         .await;
         schedule_failover(cp, &g.region, &g.id, &s.id, false);
@@ -965,15 +978,12 @@ pub(crate) async fn modify_shard_configuration(
                 if cp.store.cluster(region, &mid).await?.is_some() {
                     return Err(ApiError::CacheClusterAlreadyExists(mid.to_string()));
                 }
-                let az = azs
-                    .get(usize::from(n) - 1)
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        zones
-                            .get((current + k + usize::from(n) - 1) % zones.len().max(1))
-                            .cloned()
-                            .unwrap_or_else(|| format!("{region}a"))
-                    });
+                let az = azs.get(usize::from(n) - 1).cloned().unwrap_or_else(|| {
+                    zones
+                        .get((current + k + usize::from(n) - 1) % zones.len().max(1))
+                        .cloned()
+                        .unwrap_or_else(|| format!("{region}a"))
+                });
                 shard.members.push(mid.to_string());
                 planned.push((mid, az));
             }
@@ -1039,7 +1049,10 @@ pub(crate) async fn modify_shard_configuration(
         region,
         &g.id,
         events::REPLICATION_GROUP,
-        &format!("Resharding replication group {} to {count} node groups", g.id),
+        &format!(
+            "Resharding replication group {} to {count} node groups",
+            g.id
+        ),
     )
     .await;
     tracing::info!(region, replication_group = %g.id, from = current, to = count, "resharding");
@@ -1110,12 +1123,12 @@ pub(crate) async fn run_resharding(
     let total: usize = moves_left(&g.spec.shards);
     let started = std::time::Instant::now();
     let mut moved_keys = 0usize;
-    loop {
-        // The next step: slots one shard gives to another.
-        let Some((from, to, slots)) = next_step(&g.spec.shards) else {
-            break;
-        };
-        let (src, dst) = (g.spec.shards[from].primary.clone(), g.spec.shards[to].primary.clone());
+    // Each step: slots one shard gives to another.
+    while let Some((from, to, slots)) = next_step(&g.spec.shards) {
+        let (src, dst) = (
+            g.spec.shards[from].primary.clone(),
+            g.spec.shards[to].primary.clone(),
+        );
         apply_topology(cp, g, ms, Some((&src, &dst, &slots))).await?;
         let src_key = node_key(&region, &CacheClusterId::parse(&src)?, CacheNodeId::new(1));
         let dst_key = node_key(&region, &CacheClusterId::parse(&dst)?, CacheNodeId::new(1));
@@ -1276,7 +1289,12 @@ mod tests {
         for (s, t) in shards.iter_mut().zip(t) {
             s.target_slots = Some(t);
         }
-        assert!(check_coverage(shards.iter().map(|s| s.target_slots.as_ref().unwrap_or(&s.slots))).is_ok());
+        assert!(check_coverage(
+            shards
+                .iter()
+                .map(|s| s.target_slots.as_ref().unwrap_or(&s.slots))
+        )
+        .is_ok());
         // Run the steps on the records alone.
         let mut steps = 0;
         while let Some((from, to, slots)) = next_step(&shards) {

@@ -265,7 +265,7 @@ pub fn redirect(
         return None;
     }
     let pubsub_shard = matches!(def.name, "ssubscribe" | "sunsubscribe" | "spublish");
-    if (client.readonly.get() || (pubsub_shard && def.name != "spublish"))
+    if (client.readonly.get() || pubsub_shard)
         && !write
         && cs.myself().primary_id.is_some()
         && cs.my_primary() == Some(owner)
@@ -278,22 +278,8 @@ pub fn redirect(
 // ---------------------------------------------------------------- commands
 
 pub static COMMANDS: &[CmdDef] = &[
-    cmd!(
-        "cluster",
-        -2,
-        "loading stale",
-        "@slow",
-        Keys::None,
-        cluster
-    ),
-    cmd!(
-        "asking",
-        1,
-        "fast",
-        "@fast @connection",
-        Keys::None,
-        asking
-    ),
+    cmd!("cluster", -2, "loading stale", "@slow", Keys::None, cluster),
+    cmd!("asking", 1, "fast", "@fast @connection", Keys::None, asking),
     cmd!(
         "readonly",
         1,
@@ -310,7 +296,111 @@ pub static COMMANDS: &[CmdDef] = &[
         Keys::None,
         readwrite
     ),
+    cmd!(
+        "ssubscribe",
+        -2,
+        "pubsub noscript loading stale",
+        "@pubsub @slow",
+        Keys::Range(1, -1, 1),
+        ssubscribe
+    ),
+    cmd!(
+        "sunsubscribe",
+        -1,
+        "pubsub noscript loading stale",
+        "@pubsub @slow",
+        Keys::Range(1, -1, 1),
+        sunsubscribe
+    ),
+    cmd!(
+        "spublish",
+        3,
+        "pubsub loading stale fast",
+        "@pubsub @fast",
+        Keys::Range(1, 1, 1),
+        spublish
+    ),
 ];
+
+fn shard_frame(ctx: &mut Ctx<'_>, kind: &[u8], ch: Option<&[u8]>) {
+    let n = ctx.client.ssubs.borrow().len();
+    let mut r = ctx.r();
+    r.push(3);
+    r.bulk(kind);
+    match ch {
+        Some(c) => r.bulk(c),
+        None => r.null(),
+    }
+    r.int(n as i64);
+}
+
+/// SSUBSCRIBE: sharded pub/sub (the channel hashes to a slot like a key).
+fn ssubscribe(ctx: &mut Ctx<'_>) -> CmdResult {
+    let c = ctx.client.clone();
+    for i in 1..ctx.argc() {
+        let ch = ctx.arg(i);
+        if c.ssubs.borrow_mut().insert(ch.into()) {
+            ctx.node
+                .shard_channels
+                .entry(ch.into())
+                .or_default()
+                .insert(c.id);
+        }
+        shard_frame(ctx, b"ssubscribe", Some(ch));
+    }
+    Ok(())
+}
+
+fn sunsubscribe_one(node: &mut Node, c: &Client, ch: &[u8]) {
+    if c.ssubs.borrow_mut().shift_remove(ch) {
+        if let Some(s) = node.shard_channels.get_mut(ch) {
+            s.shift_remove(&c.id);
+            if s.is_empty() {
+                node.shard_channels.remove(ch);
+            }
+        }
+    }
+}
+
+fn sunsubscribe(ctx: &mut Ctx<'_>) -> CmdResult {
+    let c = ctx.client.clone();
+    let list: Vec<Blob> = if ctx.argc() == 1 {
+        c.ssubs.borrow().iter().cloned().collect()
+    } else {
+        (1..ctx.argc()).map(|i| Blob::from(ctx.arg(i))).collect()
+    };
+    if list.is_empty() {
+        shard_frame(ctx, b"sunsubscribe", None);
+    }
+    for ch in list {
+        sunsubscribe_one(ctx.node, &c, &ch);
+        shard_frame(ctx, b"sunsubscribe", Some(&ch));
+    }
+    Ok(())
+}
+
+fn spublish(ctx: &mut Ctx<'_>) -> CmdResult {
+    let (ch, msg) = (ctx.arg(1), ctx.arg(2));
+    let ids: Vec<u64> = ctx
+        .node
+        .shard_channels
+        .get(ch)
+        .map(|s| s.iter().copied().collect())
+        .unwrap_or_default();
+    let mut n = 0;
+    for id in ids {
+        if ctx.node.deliver(id, ctx.out, |r| {
+            r.push(3);
+            r.bulk(b"smessage");
+            r.bulk(ch);
+            r.bulk(msg);
+        }) {
+            n += 1;
+        }
+    }
+    ctx.r().int(n);
+    Ok(())
+}
 
 const DISABLED: &str = "This instance has cluster support disabled";
 
@@ -441,19 +531,19 @@ fn cluster(ctx: &mut Ctx<'_>) -> CmdResult {
         }
         "countkeysinslot" => {
             arity(argc == 3)?;
-            let s = parse_int(ctx.arg(2))
-                .ok()
-                .filter(|s| (0..SLOTS as i64).contains(s))
-                .ok_or_else(|| err("Invalid slot"))?;
+            let s = parse_int(ctx.arg(2))?;
+            if !(0..SLOTS as i64).contains(&s) {
+                return Err(err("Invalid slot"));
+            }
             let n = keys_in_slot(ctx.node, s as u16, usize::MAX).len();
             ctx.r().int(n as i64);
         }
         "getkeysinslot" => {
             arity(argc == 4)?;
-            let (s, n) = match (parse_int(ctx.arg(2)), parse_int(ctx.arg(3))) {
-                (Ok(s), Ok(n)) if (0..SLOTS as i64).contains(&s) && n >= 0 => (s, n),
-                _ => return Err(err("Invalid slot or number of keys")),
-            };
+            let (s, n) = (parse_int(ctx.arg(2))?, parse_int(ctx.arg(3))?);
+            if !(0..SLOTS as i64).contains(&s) || n < 0 {
+                return Err(err("Invalid slot or number of keys"));
+            }
             let keys = keys_in_slot(ctx.node, s as u16, n as usize);
             let mut r = ctx.r();
             r.array(keys.len());
@@ -497,7 +587,9 @@ fn cluster(ctx: &mut Ctx<'_>) -> CmdResult {
         }
         _ => return Err(ctx.unknown_sub()),
     }
-    ctx.node.cluster.as_mut().map(|c| c.messages += 1);
+    if let Some(c) = ctx.node.cluster.as_mut() {
+        c.messages += 1;
+    }
     Ok(())
 }
 
@@ -505,20 +597,17 @@ fn cs(node: &Node) -> Result<&ClusterState, Error> {
     node.cluster.as_deref().ok_or_else(|| err(DISABLED))
 }
 
-/// Keys of db 0 hashing to `slot`, at most `max`.
+/// Keys of db 0 hashing to `slot`, at most `max`, newest first (Redis keeps
+/// each slot's keys in a list it prepends to).
 fn keys_in_slot(node: &Node, slot: u16, max: usize) -> Vec<Blob> {
-    let mut out = Vec::new();
-    if max == 0 {
-        return out;
-    }
-    for k in node.ks.dbs[0].map.keys() {
-        if key_slot(k) == slot {
-            out.push(Blob::from(&k[..]));
-            if out.len() >= max {
-                break;
-            }
-        }
-    }
+    let mut out: Vec<Blob> = node.ks.dbs[0]
+        .map
+        .keys()
+        .filter(|k| key_slot(k) == slot)
+        .map(|k| Blob::from(&k[..]))
+        .collect();
+    out.reverse();
+    out.truncate(max);
     out
 }
 

@@ -70,6 +70,8 @@ pub struct Client {
     /// Cluster mode: READONLY (reads served by a replica) and ASKING (next command only).
     pub readonly: Cell<bool>,
     pub asking: Cell<bool>,
+    /// Shard channels (SSUBSCRIBE).
+    pub ssubs: RefCell<IndexSet<Blob, Hasher>>,
 }
 
 impl Client {
@@ -106,13 +108,14 @@ impl Client {
             woff: Cell::new(0),
             readonly: Cell::new(false),
             asking: Cell::new(false),
+            ssubs: RefCell::new(IndexSet::default()),
         }
     }
     pub fn sub_count(&self) -> usize {
         self.subs.borrow().len() + self.psubs.borrow().len()
     }
     pub fn in_pubsub(&self) -> bool {
-        self.sub_count() > 0
+        self.sub_count() > 0 || !self.ssubs.borrow().is_empty()
     }
 }
 
@@ -149,6 +152,8 @@ pub struct Node {
     pub repl: crate::replication::Repl,
     /// Cluster mode state; None on a standalone node.
     pub cluster: Option<Box<crate::cluster::ClusterState>>,
+    /// Shard channel → subscribed client ids (SSUBSCRIBE).
+    pub shard_channels: HashMap<Blob, IndexSet<u64>, Hasher>,
 }
 
 impl Node {
@@ -187,6 +192,7 @@ impl Node {
             blocked_count: 0,
             repl: crate::replication::Repl::default(),
             cluster: None,
+            shard_channels: HashMap::default(),
         }
     }
 
@@ -287,6 +293,14 @@ impl Node {
                 s.shift_remove(&c.id);
                 if s.is_empty() {
                     self.channels.remove(&ch);
+                }
+            }
+        }
+        for ch in std::mem::take(&mut *c.ssubs.borrow_mut()) {
+            if let Some(s) = self.shard_channels.get_mut(&ch) {
+                s.shift_remove(&c.id);
+                if s.is_empty() {
+                    self.shard_channels.remove(&ch);
                 }
             }
         }
