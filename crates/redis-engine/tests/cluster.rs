@@ -269,3 +269,145 @@ fn cluster_mode_matches_redis_server() {
     assert_eq!(got, want);
     drop(r2);
 }
+
+fn topo(
+    me: &str,
+    a: (u16, Vec<(u16, u16)>),
+    b: (u16, Vec<(u16, u16)>),
+    moving: Option<(bool, u16)>,
+) -> Topology {
+    let node = |id: &str, port: u16, slots: Vec<(u16, u16)>| TopologyNode {
+        id: id.repeat(40),
+        ip: "127.0.0.1".into(),
+        port,
+        primary_id: None,
+        slots,
+        shard_id: id.repeat(40),
+        epoch: 1,
+    };
+    let (mut migrating, mut importing) = (vec![], vec![]);
+    if let Some((source, slot)) = moving {
+        if source {
+            migrating.push((slot, "b".repeat(40)));
+        } else {
+            importing.push((slot, "a".repeat(40)));
+        }
+    }
+    Topology {
+        myself: me.repeat(40),
+        epoch: 2,
+        nodes: vec![node("a", a.0, a.1), node("b", b.0, b.1)],
+        migrating,
+        importing,
+    }
+}
+
+fn wait_for(c: &mut Conn, args: &[&str], want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = String::from_utf8_lossy(&c.cmd(args).0).into_owned();
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{args:?}: {got:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A slot moving from node A to node B: ASK for keys A no longer has, TRYAGAIN
+/// for multi-key requests split between them, ASKING on B, the keys moved by
+/// `Control::MigrateSlots` (TTL kept), then MOVED once ownership flips.
+#[test]
+fn slot_migration_ask_tryagain_and_moved() {
+    let (ha, pa) = start_node(redis_engine::Config::default());
+    let (hb, pb) = start_node(redis_engine::Config::default());
+    let slot = key_slot(b"{t}");
+    let all = vec![(0u16, 16383u16)];
+    ha.control(redis_engine::Control::SetClusterTopology(Box::new(topo(
+        "a",
+        (pa, all.clone()),
+        (pb, vec![]),
+        None,
+    ))));
+    let mut a = Conn::connect(pa);
+    wait_for(&mut a, &["SET", "{t}1", "v1"], "+OK\r\n");
+    cmd(&mut a, &["SET", "{t}2", "v2", "PX", "100000"]);
+    cmd(&mut a, &["SET", "other", "x"]);
+    // Start moving the slot.
+    ha.control(redis_engine::Control::SetClusterTopology(Box::new(topo(
+        "a",
+        (pa, all.clone()),
+        (pb, vec![]),
+        Some((true, slot)),
+    ))));
+    hb.control(redis_engine::Control::SetClusterTopology(Box::new(topo(
+        "b",
+        (pa, all.clone()),
+        (pb, vec![]),
+        Some((false, slot)),
+    ))));
+    let ask = format!("-ASK {slot} 127.0.0.1:{pb}\r\n");
+    wait_for(&mut a, &["GET", "{t}missing"], &ask);
+    // Present keys are still served by the source.
+    assert_eq!(cmd(&mut a, &["GET", "{t}1"]), b"$2\r\nv1\r\n");
+    assert_eq!(
+        cmd(&mut a, &["MGET", "{t}1", "{t}missing"]),
+        b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n"
+    );
+    let mut b = Conn::connect(pb);
+    let moved = format!("-MOVED {slot} 127.0.0.1:{pa}\r\n");
+    wait_for(&mut b, &["GET", "{t}missing"], &moved);
+    assert_eq!(cmd(&mut b, &["ASKING"]), b"+OK\r\n");
+    assert_eq!(cmd(&mut b, &["GET", "{t}missing"]), b"$-1\r\n");
+    // ASKING covers one command only.
+    assert_eq!(cmd(&mut b, &["GET", "{t}missing"]), moved.as_bytes());
+    // Move the keys.
+    let (tx, rx) = std::sync::mpsc::channel();
+    ha.control(redis_engine::Control::MigrateSlots(
+        redis_engine::cluster::Migration {
+            slots: vec![slot],
+            max_keys: 100,
+            target: hb.import_target(),
+            reply: tx,
+        },
+    ));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(Ok(2)));
+    assert_eq!(cmd(&mut a, &["GET", "{t}1"]), ask.as_bytes());
+    assert_eq!(cmd(&mut a, &["GET", "other"]), b"$1\r\nx\r\n");
+    cmd(&mut b, &["ASKING"]);
+    assert_eq!(cmd(&mut b, &["GET", "{t}1"]), b"$2\r\nv1\r\n");
+    cmd(&mut b, &["ASKING"]);
+    let ttl = String::from_utf8_lossy(&cmd(&mut b, &["PTTL", "{t}2"])).into_owned();
+    let ttl: i64 = ttl.trim_start_matches(':').trim().parse().expect("pttl");
+    assert!(ttl > 90_000 && ttl <= 100_000, "{ttl}");
+    // Flip ownership.
+    let rest: Vec<(u16, u16)> = [(0, slot.wrapping_sub(1)), (slot + 1, 16383)]
+        .into_iter()
+        .filter(|(x, y)| x <= y && *y <= 16383 && !(slot == 0 && *x == 0))
+        .collect();
+    for (me, h) in [("a", &ha), ("b", &hb)] {
+        h.control(redis_engine::Control::SetClusterTopology(Box::new(topo(
+            me,
+            (pa, rest.clone()),
+            (pb, vec![(slot, slot)]),
+            None,
+        ))));
+    }
+    wait_for(
+        &mut a,
+        &["GET", "{t}1"],
+        &format!("-MOVED {slot} 127.0.0.1:{pb}\r\n"),
+    );
+    wait_for(&mut b, &["GET", "{t}1"], "$2\r\nv1\r\n");
+    assert_eq!(
+        cmd(&mut b, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]),
+        b":2\r\n"
+    );
+    assert_eq!(
+        cmd(&mut a, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]),
+        b":0\r\n"
+    );
+}
