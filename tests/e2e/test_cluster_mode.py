@@ -292,6 +292,14 @@ def test_online_resharding_out_and_in_loses_nothing(server):
         pipe.get(f"w:{n}")
     assert pipe.execute() == [str(n).encode() for n in acked]
     assert len(acked) > 10
+    # Replicas followed the moves (keys restored on the target, deleted on the source).
+    for ng in g["NodeGroups"]:
+        p, r = (redis.Redis(host=m["ReadEndpoint"]["Address"], port=m["ReadEndpoint"]["Port"])
+                for m in ng["NodeGroupMembers"])
+        deadline = time.time() + 20
+        while r.dbsize() != p.dbsize():
+            assert time.time() < deadline, (ng["NodeGroupId"], p.dbsize(), r.dbsize())
+            time.sleep(0.1)
     ep = g["ConfigurationEndpoint"]
     out = subprocess.run(["redis-cli", "--cluster", "check", f"{ep['Address']}:{ep['Port']}"],
                          capture_output=True, text=True, timeout=60).stdout

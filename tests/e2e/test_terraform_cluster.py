@@ -31,17 +31,21 @@ def test_terraform_cluster_mode_group():
         assert rg["configuration_endpoint_address"]
         assert not rg["primary_endpoint_address"]
         out = tf.outputs()
-        rc = RedisCluster(host=out["configuration_endpoint"], port=out["port"])
+        ec = server.client()
+        cfg = ec.describe_replication_groups(
+            ReplicationGroupId="tf-sharded")["ReplicationGroups"][0]["ConfigurationEndpoint"]
+        assert out["configuration_endpoint"] == cfg["Address"]
+        assert rg["port"] == cfg["Port"]
+        rc = RedisCluster(host=cfg["Address"], port=cfg["Port"])
         rc.set("from-terraform", "1")
         tf.plan_is_clean()
         tf.run("apply", "-auto-approve", variables={"shards": 3})
         rg = tf.resource("aws_elasticache_replication_group.sharded")
         assert rg["num_node_groups"] == 3
         assert len(rg["member_clusters"]) == 6
-        ec = server.client()
         g = ec.describe_replication_groups(ReplicationGroupId="tf-sharded")["ReplicationGroups"][0]
         assert [ng["NodeGroupId"] for ng in g["NodeGroups"]] == ["0001", "0002", "0003"]
-        rc = RedisCluster(host=out["configuration_endpoint"], port=out["port"])
+        rc = RedisCluster(host=cfg["Address"], port=cfg["Port"])
         assert rc.get("from-terraform") == b"1"
         tf.plan_is_clean(variables={"shards": 3})
         tf.run("destroy", "-auto-approve", variables={"shards": 3})

@@ -936,7 +936,7 @@ pub(crate) async fn modify_shard_configuration(
             .spec
             .shards
             .first()
-            .map(|s| s.members.len() as u16 - 1)
+            .map(|s| (s.members.len() as u16).saturating_sub(1))
             .unwrap_or(0);
         let nodes: usize = g.spec.members.len() + (count - current) * usize::from(replicas + 1);
         if nodes > MAX_NODES {

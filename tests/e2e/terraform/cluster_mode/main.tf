@@ -45,7 +45,3 @@ resource "aws_elasticache_replication_group" "sharded" {
 output "configuration_endpoint" {
   value = aws_elasticache_replication_group.sharded.configuration_endpoint_address
 }
-
-output "port" {
-  value = aws_elasticache_replication_group.sharded.port
-}
