@@ -23,6 +23,7 @@ mod proxy;
 pub mod rdb_io;
 mod replication_groups;
 mod security;
+mod shards;
 mod snapshots;
 mod store;
 mod subnet_groups;
@@ -201,6 +202,9 @@ impl ControlPlane {
             "IncreaseReplicaCount" => replication_groups::increase_replicas(cp, region, p).await?,
             "DecreaseReplicaCount" => replication_groups::decrease_replicas(cp, region, p).await?,
             "TestFailover" => replication_groups::test_failover(cp, region, p).await?,
+            "ModifyReplicationGroupShardConfiguration" => {
+                shards::modify_shard_configuration(cp, region, p).await?
+            }
             "DescribeEvents" => events::describe(cp, region, p).await?,
             "ListAllowedNodeTypeModifications" => {
                 misc::allowed_node_type_modifications(cp, region, p).await?

@@ -232,6 +232,43 @@ pub struct GroupSpec {
     /// AuthTokenUpdateStrategy=ROTATE: the previous token, valid until the next SET.
     #[serde(default)]
     pub previous_auth_token: Option<String>,
+    /// `enabled` or `compatible` for a cluster-mode group; None otherwise.
+    #[serde(default)]
+    pub cluster_mode: Option<String>,
+    /// Cluster mode enabled: the node groups (shards). Empty otherwise.
+    #[serde(default)]
+    pub shards: Vec<Shard>,
+    /// Cluster topology version, bumped by every failover and slot move.
+    #[serde(default)]
+    pub config_epoch: u64,
+    /// Slot migration progress (percent) while resharding.
+    #[serde(default)]
+    pub resharding_progress: Option<f64>,
+}
+
+impl GroupSpec {
+    pub fn cluster_enabled(&self) -> bool {
+        !self.shards.is_empty()
+    }
+}
+
+/// A node group of a cluster-mode-enabled replication group.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Shard {
+    /// `0001`, `0002`, … (or the caller's `NodeGroupId`).
+    pub id: String,
+    /// Inclusive slot ranges the shard serves now.
+    pub slots: Vec<(u16, u16)>,
+    /// Slots it must serve once the resharding in progress is done.
+    #[serde(default)]
+    pub target_slots: Option<Vec<(u16, u16)>>,
+    /// Member clusters (`<rg>-0001-001`, …), primary included.
+    pub members: Vec<String>,
+    pub primary: String,
+    pub last_member_number: u16,
+    /// Being removed by ModifyReplicationGroupShardConfiguration (scale in).
+    #[serde(default)]
+    pub removing: bool,
 }
 
 #[derive(Debug, Clone)]

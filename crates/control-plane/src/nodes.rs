@@ -676,6 +676,65 @@ impl Supervisor {
         }
     }
 
+    /// Push the cluster topology (cluster mode) to a running Redis node.
+    pub fn set_cluster_topology(&self, key: &NodeKey, topo: redis_engine::cluster::Topology) {
+        if let Some(Node {
+            engine: Running::Redis(h),
+            ..
+        }) = lock(&self.running).get(key)
+        {
+            h.control(redis_engine::Control::SetClusterTopology(Box::new(topo)));
+        }
+    }
+
+    /// Move one batch (at most `max_keys`) of the keys of `slots` from one running
+    /// node to another; returns how many moved (0: none left).
+    pub async fn migrate_slots(
+        &self,
+        from: &NodeKey,
+        to: &NodeKey,
+        slots: Vec<u16>,
+        max_keys: usize,
+    ) -> Result<usize, ApiError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let running = lock(&self.running);
+            let (
+                Some(Node {
+                    engine: Running::Redis(src),
+                    ..
+                }),
+                Some(Node {
+                    engine: Running::Redis(dst),
+                    ..
+                }),
+            ) = (running.get(from), running.get(to))
+            else {
+                return Err(ApiError::InvalidReplicationGroupState(
+                    "A node taking part in the slot migration is not running.".into(),
+                ));
+            };
+            src.control(redis_engine::Control::MigrateSlots(
+                redis_engine::cluster::Migration {
+                    slots,
+                    max_keys,
+                    target: dst.import_target(),
+                    reply: tx,
+                },
+            ));
+        }
+        let r = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+            .await
+            .map_err(|e| ApiError::Internal(format!("slot migration task: {e}")))?;
+        match r {
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => Err(ApiError::Internal(format!("slot migration: {e}"))),
+            Err(_) => Err(ApiError::Internal(
+                "slot migration: the source node did not answer".into(),
+            )),
+        }
+    }
+
     /// Where a node's engine itself listens (behind its TLS front, if any): the
     /// address replicas and snapshots connect to.
     pub fn engine_addr(&self, key: &NodeKey) -> Option<SocketAddr> {

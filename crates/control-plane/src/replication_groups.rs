@@ -14,7 +14,7 @@ use crate::model::{
 use crate::nodes::{NodeKey, Role};
 use crate::proxy::{Kind, Targets};
 use crate::{
-    events, now_ms, paginate, parameter_groups, security, snapshots, subnet_groups, Inner,
+    events, now_ms, paginate, parameter_groups, security, shards, snapshots, subnet_groups, Inner,
 };
 use aws_query::{Params, XmlWriter};
 use std::net::SocketAddr;
@@ -43,7 +43,7 @@ pub(crate) async fn find(cp: &Inner, region: &str, raw: &str) -> Result<GroupRec
         .ok_or_else(|| ApiError::ReplicationGroupNotFound(raw.to_string()))
 }
 
-async fn members(cp: &Inner, g: &GroupRecord) -> Result<Vec<ClusterRecord>, ApiError> {
+pub(crate) async fn members(cp: &Inner, g: &GroupRecord) -> Result<Vec<ClusterRecord>, ApiError> {
     let mut out = Vec::with_capacity(g.spec.members.len());
     for m in &g.spec.members {
         if let Some(c) = cp
@@ -67,17 +67,6 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         ));
     }
     let restore_from = snapshots::restore_source(cp, region, p, engine).await?;
-    let cluster_mode = p.str("ClusterMode").unwrap_or("disabled");
-    let shards = p.int("NumNodeGroups")?.unwrap_or(1);
-    if cluster_mode != "disabled"
-        || shards != 1
-        || p.str("CacheParameterGroupName")
-            .is_some_and(|g| g.ends_with(".cluster.on"))
-    {
-        return Err(ApiError::InvalidParameterValue(
-            "Cluster mode enabled replication groups are not implemented by elastilite yet.".into(),
-        ));
-    }
     for unsupported in ["GlobalReplicationGroupId"] {
         if p.has(unsupported) {
             return Err(ApiError::InvalidParameterValue(format!(
@@ -89,7 +78,15 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         .str("PrimaryClusterId")
         .map(CacheClusterId::parse)
         .transpose()?;
+    let version = catalog::resolve_version(engine, p.str("EngineVersion"))?;
+    let cluster_plan = shards::plan(cp, region, p, version.family).await?;
+    if cluster_plan.is_some() && restore_from.is_some() {
+        return Err(ApiError::InvalidParameterCombination(
+            "Restoring a cluster-mode-enabled replication group from a snapshot is not implemented by elastilite yet.".into(),
+        ));
+    }
     let count = match (p.int("NumCacheClusters")?, p.int("ReplicasPerNodeGroup")?) {
+        _ if cluster_plan.is_some() => 1,
         (Some(n), _) => n,
         (None, Some(r)) => r + 1,
         (None, None) => 1,
@@ -100,9 +97,11 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         )));
     }
     let count = count as u16;
-    let automatic_failover = p.bool("AutomaticFailoverEnabled")?.unwrap_or(false);
+    let automatic_failover = p
+        .bool("AutomaticFailoverEnabled")?
+        .unwrap_or(cluster_plan.is_some());
     let multi_az = p.bool("MultiAZEnabled")?.unwrap_or(false);
-    if automatic_failover && count < 2 {
+    if automatic_failover && count < 2 && cluster_plan.is_none() {
         return Err(ApiError::InvalidParameterCombination(
             "Automatic failover needs at least 2 cache clusters (a primary and a replica).".into(),
         ));
@@ -112,7 +111,6 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             "Multi-AZ requires automatic failover to be enabled.".into(),
         ));
     }
-    let version = catalog::resolve_version(engine, p.str("EngineVersion"))?;
     let node_type = catalog::node_type(p.str("CacheNodeType").unwrap_or("cache.t3.micro"))?;
     let port = match p.int("Port")? {
         None => engine.default_port(),
@@ -122,9 +120,18 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             ))
         })?,
     };
-    let parameter_group_name =
-        parameter_groups::for_cluster(cp, region, p.str("CacheParameterGroupName"), version.family)
-            .await?;
+    let parameter_group_name = match &cluster_plan {
+        Some(plan) => plan.parameter_group.clone(),
+        None => {
+            parameter_groups::for_cluster(
+                cp,
+                region,
+                p.str("CacheParameterGroupName"),
+                version.family,
+            )
+            .await?
+        }
+    };
     let subnet_group = subnet_groups::find(
         cp,
         region,
@@ -133,7 +140,7 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     )
     .await?;
     let group_zones = subnet_groups::zones(&subnet_group);
-    let zones = match p.list("PreferredCacheClusterAZs", "AvailabilityZone")?.filter(|l| !l.is_empty()) {
+    let zones = match p.list("PreferredCacheClusterAZs", "AvailabilityZone")?.filter(|l| !l.is_empty() && cluster_plan.is_none()) {
         Some(z) if z.len() != usize::from(count) => {
             return Err(ApiError::InvalidParameterValue(format!(
                 "The number of PreferredCacheClusterAZs ({}) must match NumCacheClusters ({count}).",
@@ -201,6 +208,10 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         user_group_ids: user_group_ids.clone(),
         previous_auth_token: None,
         kms_key_id: p.str("KmsKeyId").map(str::to_string),
+        cluster_mode: None,
+        shards: Vec::new(),
+        config_epoch: 0,
+        resharding_progress: None,
     };
     if spec.kms_key_id.is_some() && !spec.at_rest_encryption_enabled {
         return Err(ApiError::InvalidParameterCombination(
@@ -215,6 +226,9 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         spec.auth_token.is_some(),
     )
     .await?;
+    if let Some(plan) = cluster_plan {
+        return shards::create_locked(cp, region, &id, spec, plan, &tags).await;
+    }
     let mut adopted = None;
     if let Some(pid) = &adopt {
         let c = cp
@@ -339,7 +353,7 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
 }
 
 #[allow(clippy::too_many_arguments)]
-fn member_record(
+pub(crate) fn member_record(
     region: &str,
     rg: &str,
     id: &CacheClusterId,
@@ -420,12 +434,17 @@ pub(crate) async fn describe(cp: &Inner, region: &str, p: &Params) -> Result<Str
 }
 
 struct Endpoints {
+    configuration: Option<(String, u16)>,
     primary: Option<(String, u16)>,
     reader: Option<(String, u16)>,
 }
 
 async fn endpoints(cp: &Inner, g: &GroupRecord) -> Result<Endpoints, ApiError> {
     Ok(Endpoints {
+        configuration: cp
+            .store
+            .endpoint(&g.region, &g.id, shards::CONFIGURATION)
+            .await?,
         primary: cp
             .store
             .endpoint(&g.region, &g.id, Kind::Primary.as_str())
@@ -437,7 +456,7 @@ async fn endpoints(cp: &Inner, g: &GroupRecord) -> Result<Endpoints, ApiError> {
     })
 }
 
-async fn render_one(cp: &Inner, g: &GroupRecord) -> Result<String, ApiError> {
+pub(crate) async fn render_one(cp: &Inner, g: &GroupRecord) -> Result<String, ApiError> {
     let ms = members(cp, g).await?;
     let eps = endpoints(cp, g).await?;
     let mut w = XmlWriter::new();
@@ -474,10 +493,14 @@ fn write_group(
     };
     w.text("ReplicationGroupId", &g.id)
         .text("Description", &s.description)
-        .text("Status", &g.status)
-        .element("PendingModifiedValues", |_| {})
-        .string_list("MemberClusters", "ClusterId", s.members.iter())
-        .list("NodeGroups", "NodeGroup", [()], |w, ()| {
+        .text("Status", &g.status);
+    shards::write_pending(w, g);
+    w.string_list("MemberClusters", "ClusterId", s.members.iter());
+    if s.cluster_enabled() {
+        shards::write_node_groups(cp, w, g, members, node_group_status);
+        endpoint(w, "ConfigurationEndpoint", &eps.configuration);
+    } else {
+        w.list("NodeGroups", "NodeGroup", [()], |w, ()| {
             w.text("NodeGroupId", NODE_GROUP_ID)
                 .text("Status", node_group_status);
             endpoint(w, "PrimaryEndpoint", &eps.primary);
@@ -505,6 +528,7 @@ fn write_group(
                 );
             });
         });
+    }
     w.opt_text(
         "SnapshottingClusterId",
         s.snapshotting_cluster_id.as_deref(),
@@ -520,7 +544,7 @@ fn write_group(
     .text("MultiAZ", if s.multi_az { "enabled" } else { "disabled" })
     .int("SnapshotRetentionLimit", s.snapshot_retention_limit)
     .text("SnapshotWindow", &s.snapshot_window)
-    .bool("ClusterEnabled", false)
+    .bool("ClusterEnabled", s.cluster_enabled())
     .text("CacheNodeType", &s.node_type)
     .bool("AuthTokenEnabled", s.auth_token.is_some())
     .opt_text(
@@ -547,7 +571,10 @@ fn write_group(
     .bool("AutoMinorVersionUpgrade", s.auto_minor_version_upgrade)
     .text("NetworkType", "ipv4")
     .text("IpDiscovery", "ipv4")
-    .text("ClusterMode", "disabled")
+    .text(
+        "ClusterMode",
+        s.cluster_mode.as_deref().unwrap_or("disabled"),
+    )
     .text("Engine", s.engine.as_str());
 }
 
@@ -726,6 +753,13 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         s.user_group_ids = ids;
     }
     let mut new_primary = None;
+    if s.cluster_enabled()
+        && (p.has("PrimaryClusterId") || p.bool("AutomaticFailoverEnabled")? == Some(false))
+    {
+        return Err(ApiError::InvalidParameterCombination(
+            "PrimaryClusterId and disabling automatic failover are not supported for Redis (cluster mode enabled) replication groups.".into(),
+        ));
+    }
     if let Some(pc) = p.str("PrimaryClusterId") {
         let pc = pc.to_ascii_lowercase();
         if !s.members.contains(&pc) {
@@ -796,6 +830,11 @@ pub(crate) async fn delete(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     let _guard = cp.lock.lock().await;
     let mut g = find(cp, region, raw).await?;
     g.require_available()?;
+    if retain && g.spec.cluster_enabled() {
+        return Err(ApiError::InvalidParameterCombination(
+            "RetainPrimaryCluster is not supported for Redis (cluster mode enabled) replication groups.".into(),
+        ));
+    }
     if let Some(name) = p.str("FinalSnapshotIdentifier") {
         snapshots::final_snapshot(cp, region, name, None, Some(&g.id)).await?;
     }
@@ -843,6 +882,20 @@ async fn change_replicas(
         return Err(ApiError::InvalidParameterValue(
             "ApplyImmediately must be true: replica count changes are applied immediately.".into(),
         ));
+    }
+    {
+        let _guard = cp.lock.lock().await;
+        let mut g = find(cp, region, raw).await?;
+        if g.spec.cluster_enabled() {
+            g.require_available()?;
+            let changed = shards::change_replicas(cp, &mut g, p, increase).await?;
+            g.status = status::MODIFYING.to_string();
+            cp.store.put_replication_group(&g, &changed).await?;
+            tracing::info!(region, replication_group = %g.id, increase, "replica count changing");
+            let out = render_one(cp, &g).await?;
+            schedule(cp, region, &g.id);
+            return Ok(out);
+        }
     }
     let configured = match p.struct_list("ReplicaConfiguration", "ConfigureShard")? {
         Some(shards) => {
@@ -1045,6 +1098,9 @@ pub(crate) async fn test_failover(
     let ng = p.required("NodeGroupId")?;
     let _guard = cp.lock.lock().await;
     let g = find(cp, region, raw).await?;
+    if g.spec.cluster_enabled() {
+        return shards::test_failover(cp, &g, ng).await;
+    }
     if ng != NODE_GROUP_ID {
         return Err(ApiError::NodeGroupNotFound(ng.to_string()));
     }
@@ -1068,7 +1124,7 @@ pub(crate) async fn test_failover(
     Ok(out)
 }
 
-fn schedule(cp: &Arc<Inner>, region: &str, id: &str) {
+pub(crate) fn schedule(cp: &Arc<Inner>, region: &str, id: &str) {
     let cp = Arc::clone(cp);
     let region = region.to_string();
     let id = id.to_string();
@@ -1102,6 +1158,7 @@ pub(crate) async fn finish_locked(cp: &Arc<Inner>, region: &str, id: &str) -> Re
         for kind in [Kind::Primary, Kind::Reader] {
             cp.nodes.stop_proxy(&endpoint_key(region, id, kind));
         }
+        cp.nodes.stop_proxy(&shards::config_key(region, id));
         if let Some(kept) = &g.spec.retain_on_delete {
             if let Some(mut c) = ms.into_iter().find(|c| c.id.as_str() == kept) {
                 c.replication_group_id = None;
@@ -1146,20 +1203,51 @@ pub(crate) async fn finish_locked(cp: &Arc<Inner>, region: &str, id: &str) -> Re
     if !g.spec.members.contains(&g.spec.primary) {
         g.spec.primary = g.spec.members.first().cloned().unwrap_or_default();
     }
+    if g.spec.cluster_enabled() {
+        shards::retain_members(&mut g.spec, &ms);
+    }
     apply_topology(cp, &g, &ms).await?;
+    if g.spec.shards.iter().any(|s| s.target_slots.is_some()) {
+        shards::run_resharding(cp, &mut g, &ms).await?;
+        // Scale in: the shards left without slots go away.
+        let removed = shards::removed_members(&g);
+        if !removed.is_empty() {
+            let mut gone = Vec::new();
+            for c in &ms {
+                if removed.iter().any(|r| r == c.id.as_str()) {
+                    let mut c = c.clone();
+                    c.status = status::DELETING.to_string();
+                    gone.push(c);
+                }
+            }
+            cp.store.put_replication_group(&g, &gone).await?;
+            for c in &gone {
+                clusters::finish_locked(cp, region, &c.id, Transition::Delete).await?;
+            }
+            let ms = members(cp, &g).await?;
+            g.spec
+                .members
+                .retain(|m| ms.iter().any(|c| c.id.as_str() == m));
+            shards::retain_members(&mut g.spec, &ms);
+            apply_topology(cp, &g, &ms).await?;
+        }
+    }
     g.status = status::AVAILABLE.to_string();
     cp.store.put_replication_group(&g, &[]).await?;
     tracing::info!(region, replication_group = %id, primary = %g.spec.primary, members = g.spec.members.len(), "replication group available");
     Ok(())
 }
 
-fn node_addr(c: &ClusterRecord) -> Option<SocketAddr> {
+pub(crate) fn node_addr(c: &ClusterRecord) -> Option<SocketAddr> {
     let n = c.nodes.first()?;
     Some(SocketAddr::new(n.bind_ip.parse().ok()?, n.port))
 }
 
 /// Roles on the nodes and targets on the endpoints, from the group's record.
 async fn apply_topology(cp: &Inner, g: &GroupRecord, ms: &[ClusterRecord]) -> Result<(), ApiError> {
+    if g.spec.cluster_enabled() {
+        return shards::apply_topology(cp, g, ms, None).await;
+    }
     let primary = ms.iter().find(|c| c.id.as_str() == g.spec.primary);
     let primary_addr = primary.and_then(node_addr);
     // Replicas talk to the primary's engine directly, not through its TLS front.
@@ -1229,6 +1317,9 @@ pub(crate) async fn on_node_down(cp: &Arc<Inner>, region: &str, rg: &str, member
     let Ok(Some(g)) = cp.store.replication_group(region, rg).await else {
         return;
     };
+    if g.spec.cluster_enabled() {
+        return shards::on_node_down(cp, &g, member).await;
+    }
     if g.spec.primary != member {
         return;
     }

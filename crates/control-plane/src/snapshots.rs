@@ -83,6 +83,14 @@ async fn source(cp: &Inner, region: &str, p: &Params) -> Result<Source, ApiError
 async fn group_source(cp: &Inner, region: &str, raw: &str) -> Result<Source, ApiError> {
     let g = replication_groups::find(cp, region, raw).await?;
     g.require_available()?;
+    if g.spec.cluster_enabled() {
+        // One RDB per shard is not implemented; a snapshot of one shard would
+        // silently lose the others' keys.
+        return Err(ApiError::InvalidParameterCombination(format!(
+            "Snapshots of cluster-mode-enabled replication group {} are not implemented by elastilite yet.",
+            g.id
+        )));
+    }
     let primary = CacheClusterId::parse(&g.spec.primary)?;
     let c = cp
         .store

@@ -10,6 +10,7 @@
 
 pub mod acl;
 mod alloc;
+pub mod cluster;
 pub mod cmd;
 mod conn;
 pub mod db;
@@ -95,6 +96,12 @@ pub enum Control {
     /// Replace the node's ACL users (None: back to the AUTH token only), with the
     /// verifier of IAM auth tokens (None keeps the current one).
     SetUsers(Option<Vec<acl::UserSpec>>, Option<acl::IamVerifier>),
+    /// Enter (or update) cluster mode with this view of the cluster.
+    SetClusterTopology(Box<cluster::Topology>),
+    /// Move a batch of keys of some slots to another node (resharding).
+    MigrateSlots(cluster::Migration),
+    /// Store keys another node is migrating here.
+    ImportKeys(cluster::ImportBatch),
 }
 
 /// Wakes a paused node's thread (see `Control::Pause`).
@@ -210,6 +217,11 @@ impl NodeHandle {
     /// Fault injection: cut the node off the network (true) or heal it (false).
     pub fn isolate(&self, on: bool) {
         self.control(Control::Isolate(on));
+    }
+
+    /// Where another node sends keys migrated to this one.
+    pub fn import_target(&self) -> cluster::ImportTarget {
+        cluster::ImportTarget(self.ctl.clone())
     }
 
     /// master_repl_offset (primary) / processed offset (replica).
@@ -586,8 +598,24 @@ async fn background(
                         });
                         acl::set_users(&mut n, acl);
                     }
+                    Control::SetClusterTopology(t) => cluster::set_topology(&mut n, *t),
+                    Control::MigrateSlots(m) => {
+                        let r = cluster::migrate(&mut n, &m);
+                        let _ = m.reply.send(r);
+                    }
+                    Control::ImportKeys(b) => cluster::import(&mut n, b),
                 }
             }
         }
     }
+}
+
+/// A value as a DUMP payload (cluster slot migration).
+pub(crate) fn rdb_dump(v: &db::Value) -> Vec<u8> {
+    rdb::dump(&cmd::hyperloglog::to_rdb(v)).to_vec()
+}
+
+/// A DUMP payload back into a value; None when it is not one this engine stores.
+pub(crate) fn rdb_restore(payload: &[u8]) -> Option<db::Value> {
+    cmd::hyperloglog::from_rdb(rdb::restore(payload).ok()?)
 }

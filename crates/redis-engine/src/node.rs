@@ -80,6 +80,11 @@ pub struct Client {
     pub flushing: Cell<bool>,
     /// The ACL user this connection is authenticated as (`default` until AUTH).
     pub user: RefCell<Vec<u8>>,
+    /// Cluster mode: READONLY (reads served by a replica) and ASKING (next command only).
+    pub readonly: Cell<bool>,
+    pub asking: Cell<bool>,
+    /// Shard channels (SSUBSCRIBE).
+    pub ssubs: RefCell<IndexSet<Blob, Hasher>>,
 }
 
 /// CLIENT REPLY state.
@@ -132,13 +137,16 @@ impl Client {
             pending_in: RefCell::new(Vec::new()),
             flushing: Cell::new(false),
             user: RefCell::new(b"default".to_vec()),
+            readonly: Cell::new(false),
+            asking: Cell::new(false),
+            ssubs: RefCell::new(IndexSet::default()),
         }
     }
     pub fn sub_count(&self) -> usize {
         self.subs.borrow().len() + self.psubs.borrow().len()
     }
     pub fn in_pubsub(&self) -> bool {
-        self.sub_count() > 0
+        self.sub_count() > 0 || !self.ssubs.borrow().is_empty()
     }
 }
 
@@ -184,6 +192,10 @@ pub struct Node {
     pub scripting: Option<Box<crate::lua::Scripting>>,
     /// ACL users; None = only the `default` user with `requirepass` (see `acl.rs`).
     pub acl: Option<Box<crate::acl::Acl>>,
+    /// Cluster mode state; None on a standalone node.
+    pub cluster: Option<Box<crate::cluster::ClusterState>>,
+    /// Shard channel → subscribed client ids (SSUBSCRIBE).
+    pub shard_channels: HashMap<Blob, IndexSet<u64>, Hasher>,
 }
 
 impl Node {
@@ -226,6 +238,8 @@ impl Node {
             propagate_as: None,
             scripting: None,
             acl: None,
+            cluster: None,
+            shard_channels: HashMap::default(),
         }
     }
 
@@ -330,6 +344,14 @@ impl Node {
                 s.shift_remove(&c.id);
                 if s.is_empty() {
                     self.channels.remove(&ch);
+                }
+            }
+        }
+        for ch in std::mem::take(&mut *c.ssubs.borrow_mut()) {
+            if let Some(s) = self.shard_channels.get_mut(&ch) {
+                s.shift_remove(&c.id);
+                if s.is_empty() {
+                    self.shard_channels.remove(&ch);
                 }
             }
         }

@@ -264,6 +264,11 @@ pub fn init(node: &Rc<RefCell<Node>>, shared: Arc<AtomicU64>) {
 /// Before a write command (or EXEC): replicas refuse writes from everyone but their primary
 /// (an EXEC holding writes is discarded, as Redis does); a snapshot in progress is completed
 /// first (it must not see the write). Returns the error line to reply with.
+/// Whether `id` is this replica's link to its primary (its writes are applied as is).
+pub(crate) fn is_master_client(node: &Node, id: u64) -> bool {
+    node.repl.is_replica() && node.repl.is_master_client(id)
+}
+
 pub fn refuse_write(node: &mut Node, client: &Client, info: &CmdInfo) -> Option<&'static str> {
     let write = info.flags & F_WRITE != 0;
     if !write && info.def.name != "exec" {

@@ -169,6 +169,7 @@ pub fn table() -> &'static Table {
             geo::COMMANDS,
             scripting::COMMANDS,
             crate::acl::COMMANDS,
+            crate::cluster::COMMANDS,
             // Last: replaces server.rs's placeholders (ROLE, WAIT, REPLICAOF, PSYNC, ...).
             crate::replication::COMMANDS,
         ] {
@@ -618,6 +619,16 @@ fn execute_cmd(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
                 client.multi_error.set(true);
             }
             write_err(out, resp3, &denied.message());
+            return;
+        }
+    }
+    // Cluster mode: redirect keyed commands for slots served elsewhere.
+    if node.cluster.is_some() {
+        if let Some(e) = crate::cluster::redirect(node, client, info, &args) {
+            if client.multi.borrow().is_some() {
+                client.multi_error.set(true);
+            }
+            write_err(out, resp3, &e);
             return;
         }
     }

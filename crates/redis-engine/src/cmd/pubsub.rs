@@ -157,6 +157,14 @@ pub fn unsubscribe_all(node: &mut Node, c: &Client) {
     for ch in list {
         unsub_one(node, c, &ch, true);
     }
+    for ch in std::mem::take(&mut *c.ssubs.borrow_mut()) {
+        if let Some(s) = node.shard_channels.get_mut(&ch) {
+            s.shift_remove(&c.id);
+            if s.is_empty() {
+                node.shard_channels.remove(&ch);
+            }
+        }
+    }
 }
 
 fn unsubscribe(ctx: &mut Ctx<'_>) -> CmdResult {
@@ -226,16 +234,16 @@ fn pubsub(ctx: &mut Ctx<'_>) -> CmdResult {
             } else {
                 None
             };
-            let list: Vec<Blob> = if sub == "channels" {
-                ctx.node
-                    .channels
-                    .keys()
-                    .filter(|c| pat.is_none_or(|p| glob_match(p, c, false)))
-                    .cloned()
-                    .collect()
+            let map = if sub == "channels" {
+                &ctx.node.channels
             } else {
-                vec![]
+                &ctx.node.shard_channels
             };
+            let list: Vec<Blob> = map
+                .keys()
+                .filter(|c| pat.is_none_or(|p| glob_match(p, c, false)))
+                .cloned()
+                .collect();
             let mut r = ctx.r();
             r.array(list.len());
             for c in list {
@@ -246,15 +254,12 @@ fn pubsub(ctx: &mut Ctx<'_>) -> CmdResult {
             let n = ctx.argc() - 2;
             let counts: Vec<usize> = (2..ctx.argc())
                 .map(|i| {
-                    if sub == "numsub" {
-                        ctx.node
-                            .channels
-                            .get(ctx.arg(i))
-                            .map(|s| s.len())
-                            .unwrap_or(0)
+                    let map = if sub == "numsub" {
+                        &ctx.node.channels
                     } else {
-                        0
-                    }
+                        &ctx.node.shard_channels
+                    };
+                    map.get(ctx.arg(i)).map(|s| s.len()).unwrap_or(0)
                 })
                 .collect();
             let resp3 = ctx.client.resp3.get();

@@ -343,6 +343,7 @@ fn auth(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 fn hello(ctx: &mut Ctx<'_>) -> CmdResult {
+    let cluster_mode = ctx.node.cluster.is_some();
     let mut ver = None;
     let mut i = 1;
     if ctx.argc() >= 2 {
@@ -408,7 +409,11 @@ fn hello(ctx: &mut Ctx<'_>) -> CmdResult {
     r.bulk(b"id");
     r.int(id);
     r.bulk(b"mode");
-    r.bulk(b"standalone");
+    r.bulk(if cluster_mode {
+        b"cluster"
+    } else {
+        b"standalone"
+    });
     r.bulk(b"role");
     r.bulk(role_name);
     r.bulk(b"modules");
@@ -418,6 +423,9 @@ fn hello(ctx: &mut Ctx<'_>) -> CmdResult {
 
 fn select(ctx: &mut Ctx<'_>) -> CmdResult {
     let i = ctx.int(1)?;
+    if ctx.node.cluster.is_some() && i != 0 {
+        return Err(err("SELECT is not allowed in cluster mode"));
+    }
     if i < 0 || i as usize >= ctx.node.ks.dbs.len() {
         return Err(err("DB index is out of range"));
     }
@@ -1197,8 +1205,9 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
         sec(
             "Server",
             format!(
-                "redis_version:{v}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{os}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{pid}\r\nprocess_supervised:no\r\nrun_id:{rid}\r\ntcp_port:{port}\r\nserver_time_usec:{usec}\r\nuptime_in_seconds:{up}\r\nuptime_in_days:{days}\r\nhz:10\r\nconfigured_hz:10\r\nlru_clock:{lru}\r\nexecutable:/usr/local/bin/redis-server\r\nconfig_file:\r\nio_threads_active:0\r\n{flavor}",
+                "redis_version:{v}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:{mode}\r\nos:{os}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{pid}\r\nprocess_supervised:no\r\nrun_id:{rid}\r\ntcp_port:{port}\r\nserver_time_usec:{usec}\r\nuptime_in_seconds:{up}\r\nuptime_in_days:{days}\r\nhz:10\r\nconfigured_hz:10\r\nlru_clock:{lru}\r\nexecutable:/usr/local/bin/redis-server\r\nconfig_file:\r\nio_threads_active:0\r\n{flavor}",
                 v = s.version,
+                mode = if node.cluster.is_some() { "cluster" } else { "standalone" },
                 os = std::env::consts::OS,
                 pid = std::process::id(),
                 rid = node.run_id,
@@ -1308,7 +1317,10 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
         sec("Errorstats", String::new());
     }
     if want("cluster") {
-        sec("Cluster", "cluster_enabled:0\r\n".into());
+        sec(
+            "Cluster",
+            format!("cluster_enabled:{}\r\n", u8::from(node.cluster.is_some())),
+        );
     }
     if want("keyspace") {
         let mut body = String::new();
