@@ -75,6 +75,42 @@ pub enum ApiError {
     #[error("{0}")]
     TagNotFound(String),
 
+    // Serverless caches, global datastores, reserved nodes, migrations.
+    #[error("Serverless cache not found: {0}")]
+    ServerlessCacheNotFound(String),
+    #[error("Serverless cache {0} already exists.")]
+    ServerlessCacheAlreadyExists(String),
+    #[error("{0}")]
+    InvalidServerlessCacheState(String),
+    #[error("{0}")]
+    ServerlessCacheQuotaForCustomerExceeded(String),
+    #[error("Serverless cache snapshot not found: {0}")]
+    ServerlessCacheSnapshotNotFound(String),
+    #[error("Serverless cache snapshot {0} already exists.")]
+    ServerlessCacheSnapshotAlreadyExists(String),
+    #[error("{0}")]
+    InvalidServerlessCacheSnapshotState(String),
+    #[error("{0}")]
+    ServerlessCacheSnapshotQuotaExceeded(String),
+    #[error("Global replication group not found: {0}")]
+    GlobalReplicationGroupNotFound(String),
+    #[error("Global replication group {0} already exists.")]
+    GlobalReplicationGroupAlreadyExists(String),
+    #[error("{0}")]
+    InvalidGlobalReplicationGroupState(String),
+    #[error("Reserved cache node {0} already exists.")]
+    ReservedCacheNodeAlreadyExists(String),
+    #[error("Reserved cache nodes offering not found: {0}")]
+    ReservedCacheNodesOfferingNotFound(String),
+    #[error("Reserved cache node not found: {0}")]
+    ReservedCacheNodeNotFound(String),
+    #[error("{0}")]
+    ReservedCacheNodeQuotaExceeded(String),
+    #[error("{0}")]
+    ReplicationGroupNotUnderMigration(String),
+    #[error("{0}")]
+    ReplicationGroupAlreadyUnderMigration(String),
+
     /// Our own failure (database, I/O). Retried by SDKs, so never used for a
     /// client mistake.
     #[error("An internal error occurred: {0}")]
@@ -119,6 +155,27 @@ impl ApiError {
             InvalidArn(_) => "InvalidARN",
             TagQuotaPerResourceExceeded(_) => "TagQuotaPerResourceExceeded",
             TagNotFound(_) => "TagNotFound",
+            ServerlessCacheNotFound(_) => "ServerlessCacheNotFoundFault",
+            ServerlessCacheAlreadyExists(_) => "ServerlessCacheAlreadyExistsFault",
+            InvalidServerlessCacheState(_) => "InvalidServerlessCacheStateFault",
+            ServerlessCacheQuotaForCustomerExceeded(_) => {
+                "ServerlessCacheQuotaForCustomerExceededFault"
+            }
+            ServerlessCacheSnapshotNotFound(_) => "ServerlessCacheSnapshotNotFoundFault",
+            ServerlessCacheSnapshotAlreadyExists(_) => "ServerlessCacheSnapshotAlreadyExistsFault",
+            InvalidServerlessCacheSnapshotState(_) => "InvalidServerlessCacheSnapshotStateFault",
+            ServerlessCacheSnapshotQuotaExceeded(_) => "ServerlessCacheSnapshotQuotaExceededFault",
+            GlobalReplicationGroupNotFound(_) => "GlobalReplicationGroupNotFoundFault",
+            GlobalReplicationGroupAlreadyExists(_) => "GlobalReplicationGroupAlreadyExistsFault",
+            InvalidGlobalReplicationGroupState(_) => "InvalidGlobalReplicationGroupState",
+            ReservedCacheNodeAlreadyExists(_) => "ReservedCacheNodeAlreadyExists",
+            ReservedCacheNodesOfferingNotFound(_) => "ReservedCacheNodesOfferingNotFound",
+            ReservedCacheNodeNotFound(_) => "ReservedCacheNodeNotFound",
+            ReservedCacheNodeQuotaExceeded(_) => "ReservedCacheNodeQuotaExceeded",
+            ReplicationGroupNotUnderMigration(_) => "ReplicationGroupNotUnderMigrationFault",
+            ReplicationGroupAlreadyUnderMigration(_) => {
+                "ReplicationGroupAlreadyUnderMigrationFault"
+            }
             Internal(_) => "InternalFailure",
         }
     }
@@ -134,6 +191,12 @@ impl ApiError {
             | NodeGroupNotFound(_)
             | ServiceUpdateNotFound(_)
             | SnapshotNotFound(_)
+            | ServerlessCacheNotFound(_)
+            | ServerlessCacheSnapshotNotFound(_)
+            | GlobalReplicationGroupNotFound(_)
+            | ReservedCacheNodeAlreadyExists(_)
+            | ReservedCacheNodesOfferingNotFound(_)
+            | ReservedCacheNodeNotFound(_)
             | TagNotFound(_) => 404,
             Internal(_) => 500,
             _ => 400,

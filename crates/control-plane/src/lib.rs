@@ -21,6 +21,7 @@ mod proxy;
 pub mod rdb_io;
 mod replication_groups;
 mod security;
+mod serverless;
 mod snapshots;
 mod store;
 mod subnet_groups;
@@ -53,6 +54,8 @@ pub struct Config {
     pub allow_restricted_commands: bool,
     /// Keep Redis data across restarts, saving at this interval (and on shutdown).
     pub persist_interval: Option<Duration>,
+    /// Bytes per "GB" of a serverless cache's data storage limit.
+    pub serverless_gb_bytes: u64,
 }
 
 /// Start-up failures.
@@ -140,6 +143,11 @@ impl ControlPlane {
                 tracing::error!(region = %g.region, replication_group = %g.id, error = %e, "could not restore replication group");
             }
         }
+        match serverless::restore_all(&inner).await {
+            Ok(n) if n > 0 => tracing::info!(serverless_caches = n, "serverless caches restored"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not restore serverless caches"),
+        }
         tracing::info!(
             clusters = count,
             replication_groups = groups.len(),
@@ -213,6 +221,19 @@ impl ControlPlane {
             "AddTagsToResource" => tags::add(cp, region, p).await?,
             "RemoveTagsFromResource" => tags::remove(cp, region, p).await?,
             "ListTagsForResource" => tags::list(cp, region, p).await?,
+            // Serverless caches and their snapshots, global datastores,
+            // reserved nodes and migrations (the api helper's block).
+            "CreateServerlessCache" => serverless::create(cp, region, p).await?,
+            "DescribeServerlessCaches" => serverless::describe(cp, region, p).await?,
+            "ModifyServerlessCache" => serverless::modify(cp, region, p).await?,
+            "DeleteServerlessCache" => serverless::delete(cp, region, p).await?,
+            "CreateServerlessCacheSnapshot" => serverless::create_snapshot(cp, region, p).await?,
+            "DescribeServerlessCacheSnapshots" => {
+                serverless::describe_snapshots(cp, region, p).await?
+            }
+            "CopyServerlessCacheSnapshot" => serverless::copy_snapshot(cp, region, p).await?,
+            "DeleteServerlessCacheSnapshot" => serverless::delete_snapshot(cp, region, p).await?,
+            "ExportServerlessCacheSnapshot" => serverless::export_snapshot(cp, region, p).await?,
             other => return Err(ApiError::InvalidAction(other.to_string())),
         };
         Ok(Some(body))

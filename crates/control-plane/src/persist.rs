@@ -53,7 +53,7 @@ pub(crate) async fn save_all(cp: &Inner) -> usize {
     let Ok(clusters) = holders(cp).await else {
         return 0;
     };
-    let mut saved = 0;
+    let mut saved = crate::serverless::save_all(cp).await;
     for c in clusters {
         let (Some(addr), path) = (node_addr(&c), file(cp, &c)) else {
             continue;
@@ -74,7 +74,7 @@ pub(crate) async fn load_all(cp: &Inner) -> usize {
     let Ok(clusters) = holders(cp).await else {
         return 0;
     };
-    let mut loaded = 0;
+    let mut loaded = crate::serverless::load_all(cp).await;
     for c in clusters {
         let path = file(cp, &c);
         let Some(addr) = node_addr(&c) else { continue };
