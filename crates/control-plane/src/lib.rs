@@ -10,6 +10,7 @@ mod clusters;
 mod engine_versions;
 mod error;
 mod events;
+mod global_groups;
 mod ids;
 mod log_delivery;
 mod misc;
@@ -20,6 +21,7 @@ mod persist;
 mod proxy;
 pub mod rdb_io;
 mod replication_groups;
+mod reserved;
 mod security;
 mod serverless;
 mod snapshots;
@@ -234,6 +236,21 @@ impl ControlPlane {
             "CopyServerlessCacheSnapshot" => serverless::copy_snapshot(cp, region, p).await?,
             "DeleteServerlessCacheSnapshot" => serverless::delete_snapshot(cp, region, p).await?,
             "ExportServerlessCacheSnapshot" => serverless::export_snapshot(cp, region, p).await?,
+            "CreateGlobalReplicationGroup" => global_groups::create(cp, region, p).await?,
+            "DescribeGlobalReplicationGroups" => global_groups::describe(cp, p).await?,
+            "ModifyGlobalReplicationGroup" => global_groups::modify(cp, p).await?,
+            "DeleteGlobalReplicationGroup" => global_groups::delete(cp, p).await?,
+            "DisassociateGlobalReplicationGroup" => global_groups::disassociate(cp, p).await?,
+            "FailoverGlobalReplicationGroup" => global_groups::failover(cp, p).await?,
+            "IncreaseNodeGroupsInGlobalReplicationGroup"
+            | "DecreaseNodeGroupsInGlobalReplicationGroup"
+            | "RebalanceSlotsInGlobalReplicationGroup" => global_groups::node_groups(cp, p).await?,
+            "StartMigration" => global_groups::start_migration(cp, region, p).await?,
+            "TestMigration" => global_groups::test_migration(cp, region, p).await?,
+            "CompleteMigration" => global_groups::complete_migration(cp, region, p).await?,
+            "DescribeReservedCacheNodesOfferings" => reserved::describe_offerings(p)?,
+            "PurchaseReservedCacheNodesOffering" => reserved::purchase(cp, region, p).await?,
+            "DescribeReservedCacheNodes" => reserved::describe(cp, region, p).await?,
             other => return Err(ApiError::InvalidAction(other.to_string())),
         };
         Ok(Some(body))

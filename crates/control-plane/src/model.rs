@@ -204,6 +204,16 @@ pub struct GroupSpec {
     pub auth_token: Option<String>,
     #[serde(default)]
     pub auth_token_last_modified_ms: Option<i64>,
+    /// The global datastore this group belongs to, and its role there
+    /// (`PRIMARY` / `SECONDARY`).
+    #[serde(default)]
+    pub global_replication_group_id: Option<String>,
+    #[serde(default)]
+    pub global_role: Option<String>,
+    /// While an online migration runs: the customer's node (`ip:port`) the
+    /// group's primary replicates from.
+    #[serde(default)]
+    pub migration_source: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -78,7 +78,7 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             "Cluster mode enabled replication groups are not implemented by elastilite yet.".into(),
         ));
     }
-    for unsupported in ["UserGroupIds", "GlobalReplicationGroupId"] {
+    for unsupported in ["UserGroupIds"] {
         if p.has(unsupported) {
             return Err(ApiError::InvalidParameterValue(format!(
                 "{unsupported}: not implemented by elastilite yet."
@@ -197,7 +197,14 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         transit_encryption_mode: transit_mode,
         auth_token_last_modified_ms: auth_token.as_ref().map(|_| now_ms()),
         auth_token,
+        global_replication_group_id: None,
+        global_role: None,
+        migration_source: None,
     };
+    if let Some(gid) = p.str("GlobalReplicationGroupId") {
+        // A secondary of a global datastore: settings come from its primary.
+        crate::global_groups::join_as_secondary(cp, region, gid, &mut spec).await?;
+    }
     let mut adopted = None;
     if let Some(pid) = &adopt {
         let c = cp
@@ -409,7 +416,7 @@ async fn endpoints(cp: &Inner, g: &GroupRecord) -> Result<Endpoints, ApiError> {
     })
 }
 
-async fn render_one(cp: &Inner, g: &GroupRecord) -> Result<String, ApiError> {
+pub(crate) async fn render_one(cp: &Inner, g: &GroupRecord) -> Result<String, ApiError> {
     let ms = members(cp, g).await?;
     let eps = endpoints(cp, g).await?;
     let mut w = XmlWriter::new();
@@ -445,8 +452,14 @@ fn write_group(
         status::AVAILABLE
     };
     w.text("ReplicationGroupId", &g.id)
-        .text("Description", &s.description)
-        .text("Status", &g.status)
+        .text("Description", &s.description);
+    if let (Some(gid), Some(role)) = (&s.global_replication_group_id, &s.global_role) {
+        w.element("GlobalReplicationGroupInfo", |w| {
+            w.text("GlobalReplicationGroupId", gid)
+                .text("GlobalReplicationGroupMemberRole", role);
+        });
+    }
+    w.text("Status", &g.status)
         .element("PendingModifiedValues", |_| {})
         .string_list("MemberClusters", "ClusterId", s.members.iter())
         .list("NodeGroups", "NodeGroup", [()], |w, ()| {
@@ -709,6 +722,12 @@ pub(crate) async fn delete(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     let _guard = cp.lock.lock().await;
     let mut g = find(cp, region, raw).await?;
     g.require_available()?;
+    if let Some(gid) = &g.spec.global_replication_group_id {
+        return Err(ApiError::InvalidReplicationGroupState(format!(
+            "Replication group {} is a member of global replication group {gid}; remove it from the global replication group first.",
+            g.id
+        )));
+    }
     if let Some(name) = p.str("FinalSnapshotIdentifier") {
         snapshots::final_snapshot(cp, region, name, None, Some(&g.id)).await?;
     }
@@ -1072,6 +1091,8 @@ fn node_addr(c: &ClusterRecord) -> Option<SocketAddr> {
 
 /// Roles on the nodes and targets on the endpoints, from the group's record.
 async fn apply_topology(cp: &Inner, g: &GroupRecord, ms: &[ClusterRecord]) -> Result<(), ApiError> {
+    // A global secondary's (or a migrating group's) primary is itself a replica.
+    let upstream = crate::global_groups::upstream(cp, g).await?;
     let primary = ms.iter().find(|c| c.id.as_str() == g.spec.primary);
     let primary_addr = primary.and_then(node_addr);
     // Replicas talk to the primary's engine directly, not through its TLS front.
@@ -1083,7 +1104,8 @@ async fn apply_topology(cp: &Inner, g: &GroupRecord, ms: &[ClusterRecord]) -> Re
     for c in ms {
         let key = node_key(&g.region, &c.id, CacheNodeId::new(1));
         if Some(c.id.as_str()) == primary.map(|p| p.id.as_str()) {
-            cp.nodes.set_role(&key, Role::Primary);
+            cp.nodes
+                .set_role(&key, upstream.map_or(Role::Primary, Role::ReplicaOf));
         } else if let Some(pa) = primary_engine {
             cp.nodes.set_role(&key, Role::ReplicaOf(pa));
             replicas.extend(node_addr(c));
@@ -1121,7 +1143,18 @@ async fn apply_topology(cp: &Inner, g: &GroupRecord, ms: &[ClusterRecord]) -> Re
                 .await?;
         }
     }
+    crate::global_groups::after_topology(cp, g, primary_engine).await?;
     Ok(())
+}
+
+/// Re-run [`apply_topology`] for a group (a global datastore or migration
+/// changed where its primary replicates from). The caller holds the lock.
+pub(crate) async fn reapply_topology(cp: &Inner, region: &str, id: &str) -> Result<(), ApiError> {
+    let Some(g) = cp.store.replication_group(region, id).await? else {
+        return Ok(());
+    };
+    let ms = members(cp, &g).await?;
+    apply_topology(cp, &g, &ms).await
 }
 
 /// A member's node was stopped by fault injection. A primary failure in a group
