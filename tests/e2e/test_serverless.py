@@ -216,3 +216,21 @@ def test_serverless_cache_survives_restart(tmp_path):
         assert tls_client(after["ReaderEndpoint"], ca).get("kept") == b"yes"
     finally:
         s.stop()
+
+
+def test_serverless_daily_snapshots_follow_retention(sserver):
+    ec = sserver.client()
+    ec.create_serverless_cache(ServerlessCacheName="daily", Engine="redis", SnapshotRetentionLimit=1)
+    wait_cache(ec, "daily")
+    names = []
+    for _ in range(2):
+        req = urllib.request.Request(sserver.endpoint + "/_elastilite/snapshots/run-window", method="POST")
+        urllib.request.urlopen(req).read()
+        autos = ec.describe_serverless_cache_snapshots(ServerlessCacheName="daily",
+                                                       SnapshotType="automated")["ServerlessCacheSnapshots"]
+        assert len(autos) == 1, autos  # the retention limit keeps one
+        assert autos[0]["ExpiryTime"] > autos[0]["CreateTime"]
+        names.append(autos[0]["ServerlessCacheSnapshotName"])
+        time.sleep(1.1)  # automatic snapshot names carry the second
+    assert names[0] != names[1] and names[1].startswith("automatic.daily-")
+    assert ec.describe_serverless_cache_snapshots(SnapshotType="manual")["ServerlessCacheSnapshots"] == []

@@ -1344,6 +1344,58 @@ fn write_snapshot(cp: &Inner, w: &mut XmlWriter, s: &Snap) {
         });
 }
 
+/// The daily snapshot of every Redis/Valkey serverless cache with a retention
+/// limit, and removal of automated snapshots beyond it (run with the cluster
+/// backup window; the caller holds the lock).
+pub(crate) async fn run_automatic(cp: &Inner, stamp: &str) -> Result<Vec<String>, ApiError> {
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    let mut taken = Vec::new();
+    for row in cp.store.resources(None, KIND).await? {
+        let spec: CacheSpec = serde_json::from_str(&row.spec)?;
+        if spec.snapshot_retention_limit <= 0
+            || !spec.engine.is_redis_like()
+            || row.status != AVAILABLE
+        {
+            continue;
+        }
+        let region = row.region.clone();
+        let c = Cache { row, spec };
+        let name = format!("automatic.{}-{stamp}", c.row.name);
+        let Ok(mut s) = new_snapshot(cp, &region, &c, &name, "automated", None).await else {
+            continue;
+        };
+        s.spec.expiry_ms = Some(s.row.created_ms + c.spec.snapshot_retention_limit * DAY_MS);
+        match capture_into(cp, &region, &c, s).await {
+            Ok(_) => taken.push(name),
+            Err(e) => {
+                tracing::warn!(serverless_cache = %c.row.name, error = %e, "automatic snapshot failed")
+            }
+        }
+        let mut autos = Vec::new();
+        for r in cp.store.resources(Some(&region), SNAPSHOT_KIND).await? {
+            let spec: SnapshotSpec = serde_json::from_str(&r.spec)?;
+            if spec.snapshot_type == "automated" && spec.serverless_cache_name == c.row.name {
+                autos.push(Snap { row: r, spec });
+            }
+        }
+        autos.sort_by_key(|s| std::cmp::Reverse(s.row.created_ms));
+        let keep = usize::try_from(c.spec.snapshot_retention_limit).unwrap_or(0);
+        for old in autos.into_iter().skip(keep) {
+            let _ = tokio::fs::remove_file(snapshot_path(cp, &region, &old.spec.file)).await;
+            cp.store
+                .delete_resource(
+                    &region,
+                    SNAPSHOT_KIND,
+                    &old.row.name,
+                    &cp.arn(&region, SNAPSHOT_ARN_KIND, &old.row.name),
+                    None,
+                )
+                .await?;
+        }
+    }
+    Ok(taken)
+}
+
 /// Tagging: the ARN kinds this module owns, and whether the resource exists.
 pub(crate) async fn tag_target(cp: &Inner, arn: &Arn) -> Result<Option<String>, ApiError> {
     match arn.kind.as_str() {
