@@ -101,7 +101,13 @@ def test_global_datastore_replicates_across_regions_and_fails_over(server):
         east.delete_replication_group(ReplicationGroupId="orders")
 
     east.modify_global_replication_group(GlobalReplicationGroupId=gid, ApplyImmediately=True,
-                                         GlobalReplicationGroupDescription="renamed")
+                                         GlobalReplicationGroupDescription="renamed",
+                                         CacheNodeType="cache.r6g.xlarge")
+    assert wait_group(east, "orders")["CacheNodeType"] == "cache.r6g.xlarge"
+    assert wait_group(west, "orders-west")["CacheNodeType"] == "cache.r6g.xlarge"
+    with pytest.raises(west.exceptions.InvalidGlobalReplicationGroupStateFault):
+        west.create_replication_group(ReplicationGroupId="second-west", ReplicationGroupDescription="w",
+                                      GlobalReplicationGroupId=gid)
     # Disassociating a secondary makes it a writable, standalone group with its data.
     east.disassociate_global_replication_group(GlobalReplicationGroupId=gid, ReplicationGroupId="orders",
                                                ReplicationGroupRegion="us-east-1")
