@@ -245,6 +245,33 @@ mod tests {
         );
         let rg = ApiError::ReplicationGroupNotFound("x".into());
         assert_eq!(rg.code(), "ReplicationGroupNotFoundFault");
+        // Codes and statuses botocore's model gives the serverless, global
+        // datastore and reserved-node faults (some without the Fault suffix,
+        // some AlreadyExists faults with 404).
+        for (e, code, status) in [
+            (
+                ApiError::ServerlessCacheNotFound("x".into()),
+                "ServerlessCacheNotFoundFault",
+                404,
+            ),
+            (
+                ApiError::InvalidGlobalReplicationGroupState("x".into()),
+                "InvalidGlobalReplicationGroupState",
+                400,
+            ),
+            (
+                ApiError::ReservedCacheNodeAlreadyExists("x".into()),
+                "ReservedCacheNodeAlreadyExists",
+                404,
+            ),
+            (
+                ApiError::ReplicationGroupAlreadyUnderMigration("x".into()),
+                "ReplicationGroupAlreadyUnderMigrationFault",
+                400,
+            ),
+        ] {
+            assert_eq!((e.code(), e.status()), (code, status));
+        }
         assert!(ApiError::InvalidAction("X".into()).sender_fault());
         assert!(!ApiError::Internal("db".into()).sender_fault());
     }

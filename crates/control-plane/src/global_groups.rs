@@ -786,3 +786,48 @@ pub(crate) async fn complete_migration(
 async fn replication_group_result(cp: &Inner, g: &GroupRecord) -> Result<String, ApiError> {
     replication_groups::render_one(cp, g).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_prefix_is_five_letters_and_stable() {
+        let p = prefix("000000000000");
+        assert_eq!(p.len(), 5);
+        assert!(p.chars().all(|c| c.is_ascii_lowercase()));
+        assert_eq!(p, prefix("000000000000"));
+        assert_ne!(p, prefix("123456789012"));
+    }
+
+    #[test]
+    fn node_types_of_global_datastores() {
+        assert!(supported_node_type("cache.r6g.large"));
+        assert!(supported_node_type("cache.m5.xlarge"));
+        for t in [
+            "cache.t3.micro",
+            "cache.t4g.small",
+            "cache.m4.large",
+            "cache.r4.large",
+        ] {
+            assert!(!supported_node_type(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn migration_endpoints() {
+        let p = Params::from_pairs([
+            ("CustomerNodeEndpointList.member.1.Address", "10.0.0.1"),
+            ("CustomerNodeEndpointList.member.1.Port", "6380"),
+        ]);
+        assert_eq!(migration_endpoint(&p).unwrap(), ("10.0.0.1".into(), 6380));
+        let default_port = Params::from_pairs([("CustomerNodeEndpointList.member.1.Address", "h")]);
+        assert_eq!(migration_endpoint(&default_port).unwrap().1, 6379);
+        assert!(migration_endpoint(&Params::from_pairs([("X", "1")])).is_err());
+        let two = Params::from_pairs([
+            ("CustomerNodeEndpointList.member.1.Address", "a"),
+            ("CustomerNodeEndpointList.member.2.Address", "b"),
+        ]);
+        assert!(migration_endpoint(&two).is_err());
+    }
+}

@@ -1472,3 +1472,65 @@ fn persist_file(cp: &Inner, region: &str, name: &str) -> PathBuf {
         .join(region)
         .join(format!("serverless-{name}.rdb"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(validate_name("My-Cache", "n").unwrap(), "my-cache");
+        for bad in ["", "1abc", "a--b", "a-", "a_b", &"a".repeat(41)] {
+            assert!(validate_name(bad, "n").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn engine_versions() {
+        assert_eq!(
+            versions(Engine::Redis, None).unwrap(),
+            ("7".into(), "7.1".into(), "7.1.0".into())
+        );
+        assert_eq!(versions(Engine::Valkey, Some("7")).unwrap().1, "7.2");
+        assert_eq!(versions(Engine::Memcached, None).unwrap().1, "1.6.22");
+        assert!(versions(Engine::Redis, Some("6")).is_err());
+    }
+
+    #[test]
+    fn usage_limits_are_validated() {
+        let p = Params::from_pairs([
+            ("CacheUsageLimits.DataStorage.Maximum", "10"),
+            ("CacheUsageLimits.DataStorage.Unit", "GB"),
+            ("CacheUsageLimits.ECPUPerSecond.Minimum", "1000"),
+        ]);
+        assert_eq!(
+            usage_limits(&p).unwrap(),
+            Some((Some(10), None, None, Some(1000)))
+        );
+        let no_unit = Params::from_pairs([("CacheUsageLimits.DataStorage.Maximum", "10")]);
+        assert!(matches!(
+            usage_limits(&no_unit),
+            Err(ApiError::MissingParameter(_))
+        ));
+        let inverted = Params::from_pairs([
+            ("CacheUsageLimits.DataStorage.Maximum", "1"),
+            ("CacheUsageLimits.DataStorage.Minimum", "2"),
+            ("CacheUsageLimits.DataStorage.Unit", "GB"),
+        ]);
+        assert!(usage_limits(&inverted).is_err());
+        let too_slow = Params::from_pairs([("CacheUsageLimits.ECPUPerSecond.Maximum", "10")]);
+        assert!(usage_limits(&too_slow).is_err());
+        assert_eq!(
+            usage_limits(&Params::from_pairs([("X", "1")])).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn daily_snapshot_time() {
+        assert_eq!(daily_time("05:30").unwrap(), "05:30");
+        for bad in ["5:30", "24:00", "05:60", "0530", "ab:cd"] {
+            assert!(daily_time(bad).is_err(), "{bad}");
+        }
+    }
+}
