@@ -215,3 +215,33 @@ def test_reserved_cache_nodes(server):
         ec.describe_reserved_cache_nodes(ReservedCacheNodeId="other")
     # Reservations are per region.
     assert server.client("eu-west-1").describe_reserved_cache_nodes()["ReservedCacheNodes"] == []
+
+
+def test_global_secondary_keeps_replicating_after_restart():
+    from conftest import Server
+    s = Server("--persist-data")
+    try:
+        east, west = s.client("us-east-1"), s.client("us-west-2")
+        east.create_replication_group(ReplicationGroupId="p", ReplicationGroupDescription="p",
+                                      CacheNodeType="cache.m5.large")
+        p = primary_client(wait_group(east, "p"))
+        gid = east.create_global_replication_group(
+            GlobalReplicationGroupIdSuffix="g", PrimaryReplicationGroupId="p")["GlobalReplicationGroup"][
+            "GlobalReplicationGroupId"]
+        west.create_replication_group(ReplicationGroupId="s", ReplicationGroupDescription="s",
+                                      GlobalReplicationGroupId=gid)
+        sec = primary_client(wait_group(west, "s"))
+        p.set("before", "1")
+        assert eventually(lambda: sec.get("before") == b"1")
+        s.stop()
+        s.start()
+        east, west = s.client("us-east-1"), s.client("us-west-2")
+        wait_group(east, "p")
+        wait_group(west, "s")
+        assert eventually(lambda: _try_set(p, "after", "2"))
+        assert eventually(lambda: sec.get("after") == b"2")
+        assert sec.get("before") == b"1"
+        with pytest.raises(redis.exceptions.ReadOnlyError):
+            sec.set("x", "y")
+    finally:
+        s.stop()

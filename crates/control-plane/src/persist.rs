@@ -38,7 +38,13 @@ async fn holders(cp: &Inner) -> Result<Vec<ClusterRecord>, ApiError> {
         }
         if let Some(rg) = &c.replication_group_id {
             match cp.store.replication_group(&c.region, rg).await? {
-                Some(g) if g.spec.primary == c.id.as_str() => {}
+                // A global secondary's or migrating group's primary is itself a
+                // replica: it resynchronises from its upstream.
+                Some(g)
+                    if g.spec.primary == c.id.as_str()
+                        && g.spec.global_role.as_deref()
+                            != Some(crate::global_groups::SECONDARY)
+                        && g.spec.migration_source.is_none() => {}
                 _ => continue,
             }
         }
