@@ -87,6 +87,11 @@ pub struct Settings {
     /// Let Redis nodes run the commands ElastiCache refuses (CONFIG SET, DEBUG, …).
     #[arg(long, env = "ELASTILITE_ALLOW_RESTRICTED_COMMANDS")]
     pub allow_restricted_commands: bool,
+
+    /// Bytes one "GB" of a serverless cache's `DataStorage` limit stands for
+    /// (1 GiB like AWS; tests shrink it to reach the limit quickly).
+    #[arg(long, env = "ELASTILITE_SERVERLESS_GB_BYTES", default_value_t = 1 << 30)]
+    pub serverless_gb_bytes: u64,
 }
 
 impl Settings {
@@ -156,6 +161,7 @@ impl Settings {
                 keys: self.credential_map()?,
                 strict: self.require_signatures,
             },
+            serverless_gb_bytes: self.serverless_gb_bytes.max(1),
         })
     }
 }

@@ -25,10 +25,12 @@ import subprocess
 import tempfile
 import time
 import traceback
+import urllib.request
 
 import boto3
 import botocore.exceptions
 import pytest
+import redis
 
 from conftest import Server
 
@@ -321,6 +323,59 @@ def groups_scenario(server, root):
     return sc
 
 
+def serverless_scenario(server, root):
+    """aws_elasticache_serverless_cache (issue 11): create, TLS connect, modify the
+    usage limits, destroy."""
+    sc = Scenario("serverless")
+    tf = Terraform("serverless", root, server.endpoint)
+    ec = server.client()
+    updated = {"max_storage_gb": 20}
+    seen = {}
+
+    sc.step("init", lambda: tf.run("init"))
+    sc.step("apply_create", lambda: tf.run("apply", "-auto-approve"))
+
+    def created():
+        out = tf.outputs()
+        assert out["arn"] == "arn:aws:elasticache:us-east-1:000000000000:serverlesscache:tf-serverless"
+        ep, reader = out["endpoint"][0], out["reader_endpoint"][0]
+        assert (ep["port"], reader["port"]) == (6379, 6380)
+        state = tf.resource("aws_elasticache_serverless_cache.valkey")
+        assert (state["status"], state["full_engine_version"]) == ("available", "8.1"), state
+        ca = os.path.join(root, "serverless-ca.pem")
+        with open(ca, "wb") as f:
+            f.write(urllib.request.urlopen(server.endpoint + "/_elastilite/ca.pem").read())
+        client = redis.Redis(host=ep["address"], port=ep["port"], ssl=True, ssl_ca_certs=ca,
+                             socket_timeout=5)
+        assert client.set("tf", "yes") and client.get("tf") == b"yes"
+        seen["client"] = client
+        assert tags_of(ec, out["arn"]) == {"Name": "tf-serverless"}
+
+    sc.step("created_and_reachable_over_tls", created, blocking=False)
+    sc.step("plan_clean_after_create", tf.plan_is_clean, blocking=False)
+    sc.step("apply_update", lambda: tf.run("apply", "-auto-approve", variables=updated))
+
+    def update_applied():
+        c = ec.describe_serverless_caches(ServerlessCacheName="tf-serverless")["ServerlessCaches"][0]
+        assert c["CacheUsageLimits"]["DataStorage"]["Maximum"] == 20, c
+        if "client" in seen:
+            assert seen["client"].get("tf") == b"yes"
+
+    sc.step("update_applied", update_applied, blocking=False)
+    sc.step("plan_clean_after_update", lambda: tf.plan_is_clean(updated), blocking=False)
+    sc.step("destroy", lambda: tf.run("destroy", "-auto-approve", "-refresh=false",
+                                      variables=updated))
+
+    def gone():
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            ec.describe_serverless_caches(ServerlessCacheName="tf-serverless")
+        assert error_code(e) == "ServerlessCacheNotFoundFault"
+
+    sc.step("serverless_gone", gone)
+    sc.timings = tf.timings
+    return sc
+
+
 @pytest.fixture(scope="module")
 def terraform_runs():
     if TERRAFORM is None:
@@ -332,9 +387,10 @@ def terraform_runs():
     root = tempfile.mkdtemp(prefix="elastilite-tf-")
     started = time.monotonic()
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
             futures = {"clusters": pool.submit(clusters_scenario, server, root),
-                       "groups": pool.submit(groups_scenario, server, root)}
+                       "groups": pool.submit(groups_scenario, server, root),
+                       "serverless": pool.submit(serverless_scenario, server, root)}
             runs = {k: f.result() for k, f in futures.items()}
         elapsed = round(time.monotonic() - started, 1)
         print(f"\nterraform scenarios took {elapsed}s: "
@@ -410,6 +466,32 @@ def test_tf_groups_plan_clean_after_update(terraform_runs):
 def test_tf_groups_destroy(terraform_runs):
     terraform_runs["groups"].check("destroy")
     terraform_runs["groups"].check("groups_gone")
+
+
+# One test per recorded step (serverless cache).
+
+def test_tf_serverless_apply_creates_a_reachable_cache(terraform_runs):
+    terraform_runs["serverless"].check("init")
+    terraform_runs["serverless"].check("apply_create")
+    terraform_runs["serverless"].check("created_and_reachable_over_tls")
+
+
+def test_tf_serverless_plan_clean_after_create(terraform_runs):
+    terraform_runs["serverless"].check("plan_clean_after_create")
+
+
+def test_tf_serverless_update_usage_limits(terraform_runs):
+    terraform_runs["serverless"].check("apply_update")
+    terraform_runs["serverless"].check("update_applied")
+
+
+def test_tf_serverless_plan_clean_after_update(terraform_runs):
+    terraform_runs["serverless"].check("plan_clean_after_update")
+
+
+def test_tf_serverless_destroy(terraform_runs):
+    terraform_runs["serverless"].check("destroy")
+    terraform_runs["serverless"].check("serverless_gone")
 
 
 # --------------------------------------------------------------------------- replays

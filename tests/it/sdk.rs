@@ -430,3 +430,171 @@ async fn pagination_and_engine_versions() {
         .unwrap();
     assert!(v.cache_engine_versions().len() >= 5);
 }
+
+/// Serverless caches, their snapshots, global datastores and reserved-node
+/// offerings: every list the SDK reads must come back under the model's names.
+#[tokio::test]
+async fn serverless_global_and_reserved_shapes() {
+    use aws_sdk_elasticache::types::{CacheUsageLimits, DataStorage, DataStorageUnit};
+    let s = Server::start().await;
+    let c = s.sdk();
+    let created = c
+        .create_serverless_cache()
+        .serverless_cache_name("sdk-serverless")
+        .engine("valkey")
+        .cache_usage_limits(
+            CacheUsageLimits::builder()
+                .data_storage(
+                    DataStorage::builder()
+                        .maximum(5)
+                        .unit(DataStorageUnit::Gb)
+                        .build(),
+                )
+                .build(),
+        )
+        .security_group_ids("sg-1")
+        .subnet_ids("subnet-1")
+        .subnet_ids("subnet-2")
+        .send()
+        .await
+        .expect("create serverless cache");
+    assert_eq!(
+        created.serverless_cache().and_then(|c| c.status()),
+        Some("creating")
+    );
+    let mut cache = None;
+    for _ in 0..200 {
+        let out = c
+            .describe_serverless_caches()
+            .send()
+            .await
+            .expect("describe");
+        assert_eq!(
+            out.serverless_caches().len(),
+            1,
+            "list read under its model name"
+        );
+        if out.serverless_caches()[0].status() == Some("available") {
+            cache = Some(out.serverless_caches()[0].clone());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let cache = cache.expect("serverless cache available");
+    assert_eq!(cache.subnet_ids().len(), 2);
+    assert_eq!(cache.security_group_ids(), ["sg-1".to_string()]);
+    assert_eq!(cache.endpoint().and_then(|e| e.port()), Some(6379));
+    assert_eq!(cache.reader_endpoint().and_then(|e| e.port()), Some(6380));
+    assert_eq!(
+        cache
+            .cache_usage_limits()
+            .and_then(|l| l.data_storage())
+            .and_then(|d| d.maximum()),
+        Some(5)
+    );
+
+    c.create_serverless_cache_snapshot()
+        .serverless_cache_name("sdk-serverless")
+        .serverless_cache_snapshot_name("sdk-snap")
+        .send()
+        .await
+        .expect("snapshot");
+    let snaps = c
+        .describe_serverless_cache_snapshots()
+        .send()
+        .await
+        .expect("describe snapshots");
+    assert_eq!(snaps.serverless_cache_snapshots().len(), 1);
+    assert_eq!(
+        snaps.serverless_cache_snapshots()[0]
+            .serverless_cache_configuration()
+            .and_then(|c| c.serverless_cache_name()),
+        Some("sdk-serverless")
+    );
+    let err = c
+        .describe_serverless_caches()
+        .serverless_cache_name("missing")
+        .send()
+        .await
+        .expect_err("not found");
+    assert_eq!(err.code(), Some("ServerlessCacheNotFoundFault"));
+
+    c.create_replication_group()
+        .replication_group_id("sdk-global-primary")
+        .replication_group_description("p")
+        .cache_node_type("cache.m5.large")
+        .send()
+        .await
+        .expect("group");
+    for _ in 0..200 {
+        let g = c
+            .describe_replication_groups()
+            .replication_group_id("sdk-global-primary")
+            .send()
+            .await
+            .expect("describe group");
+        if g.replication_groups()[0].status() == Some("available") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let g = c
+        .create_global_replication_group()
+        .global_replication_group_id_suffix("sdk")
+        .primary_replication_group_id("sdk-global-primary")
+        .send()
+        .await
+        .expect("global group");
+    let gid = g
+        .global_replication_group()
+        .and_then(|g| g.global_replication_group_id())
+        .expect("id")
+        .to_string();
+    let described = c
+        .describe_global_replication_groups()
+        .show_member_info(true)
+        .send()
+        .await
+        .expect("describe global");
+    assert_eq!(described.global_replication_groups().len(), 1);
+    assert_eq!(described.global_replication_groups()[0].members().len(), 1);
+    let rg = c
+        .describe_replication_groups()
+        .replication_group_id("sdk-global-primary")
+        .send()
+        .await
+        .expect("describe group");
+    assert_eq!(
+        rg.replication_groups()[0]
+            .global_replication_group_info()
+            .and_then(|i| i.global_replication_group_id()),
+        Some(gid.as_str())
+    );
+
+    let offerings = c
+        .describe_reserved_cache_nodes_offerings()
+        .cache_node_type("cache.m5.large")
+        .duration("1")
+        .offering_type("Partial Upfront")
+        .product_description("redis")
+        .send()
+        .await
+        .expect("offerings");
+    assert_eq!(offerings.reserved_cache_nodes_offerings().len(), 1);
+    let o = &offerings.reserved_cache_nodes_offerings()[0];
+    assert_eq!(o.recurring_charges().len(), 1);
+    assert!(o.fixed_price().unwrap_or(0.0) > 0.0);
+    c.purchase_reserved_cache_nodes_offering()
+        .reserved_cache_nodes_offering_id(o.reserved_cache_nodes_offering_id().expect("id"))
+        .reserved_cache_node_id("sdk-ri")
+        .send()
+        .await
+        .expect("purchase");
+    let nodes = c
+        .describe_reserved_cache_nodes()
+        .send()
+        .await
+        .expect("reserved nodes");
+    assert_eq!(nodes.reserved_cache_nodes().len(), 1);
+    assert_eq!(nodes.reserved_cache_nodes()[0].recurring_charges().len(), 1);
+}

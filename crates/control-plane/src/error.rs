@@ -110,6 +110,41 @@ pub enum ApiError {
     AuthorizationAlreadyExists(String),
     #[error("{0}")]
     AuthorizationNotFound(String),
+    // Serverless caches, global datastores, reserved nodes, migrations.
+    #[error("Serverless cache not found: {0}")]
+    ServerlessCacheNotFound(String),
+    #[error("Serverless cache {0} already exists.")]
+    ServerlessCacheAlreadyExists(String),
+    #[error("{0}")]
+    InvalidServerlessCacheState(String),
+    #[error("{0}")]
+    ServerlessCacheQuotaForCustomerExceeded(String),
+    #[error("Serverless cache snapshot not found: {0}")]
+    ServerlessCacheSnapshotNotFound(String),
+    #[error("Serverless cache snapshot {0} already exists.")]
+    ServerlessCacheSnapshotAlreadyExists(String),
+    #[error("{0}")]
+    InvalidServerlessCacheSnapshotState(String),
+    #[error("{0}")]
+    ServerlessCacheSnapshotQuotaExceeded(String),
+    #[error("Global replication group not found: {0}")]
+    GlobalReplicationGroupNotFound(String),
+    #[error("Global replication group {0} already exists.")]
+    GlobalReplicationGroupAlreadyExists(String),
+    #[error("{0}")]
+    InvalidGlobalReplicationGroupState(String),
+    #[error("Reserved cache node {0} already exists.")]
+    ReservedCacheNodeAlreadyExists(String),
+    #[error("Reserved cache nodes offering not found: {0}")]
+    ReservedCacheNodesOfferingNotFound(String),
+    #[error("Reserved cache node not found: {0}")]
+    ReservedCacheNodeNotFound(String),
+    #[error("{0}")]
+    ReservedCacheNodeQuotaExceeded(String),
+    #[error("{0}")]
+    ReplicationGroupNotUnderMigration(String),
+    #[error("{0}")]
+    ReplicationGroupAlreadyUnderMigration(String),
 
     /// Our own failure (database, I/O). Retried by SDKs, so never used for a
     /// client mistake.
@@ -172,6 +207,27 @@ impl ApiError {
             InvalidCacheSecurityGroupState(_) => "InvalidCacheSecurityGroupState",
             AuthorizationAlreadyExists(_) => "AuthorizationAlreadyExists",
             AuthorizationNotFound(_) => "AuthorizationNotFound",
+            ServerlessCacheNotFound(_) => "ServerlessCacheNotFoundFault",
+            ServerlessCacheAlreadyExists(_) => "ServerlessCacheAlreadyExistsFault",
+            InvalidServerlessCacheState(_) => "InvalidServerlessCacheStateFault",
+            ServerlessCacheQuotaForCustomerExceeded(_) => {
+                "ServerlessCacheQuotaForCustomerExceededFault"
+            }
+            ServerlessCacheSnapshotNotFound(_) => "ServerlessCacheSnapshotNotFoundFault",
+            ServerlessCacheSnapshotAlreadyExists(_) => "ServerlessCacheSnapshotAlreadyExistsFault",
+            InvalidServerlessCacheSnapshotState(_) => "InvalidServerlessCacheSnapshotStateFault",
+            ServerlessCacheSnapshotQuotaExceeded(_) => "ServerlessCacheSnapshotQuotaExceededFault",
+            GlobalReplicationGroupNotFound(_) => "GlobalReplicationGroupNotFoundFault",
+            GlobalReplicationGroupAlreadyExists(_) => "GlobalReplicationGroupAlreadyExistsFault",
+            InvalidGlobalReplicationGroupState(_) => "InvalidGlobalReplicationGroupState",
+            ReservedCacheNodeAlreadyExists(_) => "ReservedCacheNodeAlreadyExists",
+            ReservedCacheNodesOfferingNotFound(_) => "ReservedCacheNodesOfferingNotFound",
+            ReservedCacheNodeNotFound(_) => "ReservedCacheNodeNotFound",
+            ReservedCacheNodeQuotaExceeded(_) => "ReservedCacheNodeQuotaExceeded",
+            ReplicationGroupNotUnderMigration(_) => "ReplicationGroupNotUnderMigrationFault",
+            ReplicationGroupAlreadyUnderMigration(_) => {
+                "ReplicationGroupAlreadyUnderMigrationFault"
+            }
             Internal(_) => "InternalFailure",
         }
     }
@@ -187,11 +243,17 @@ impl ApiError {
             | NodeGroupNotFound(_)
             | ServiceUpdateNotFound(_)
             | SnapshotNotFound(_)
-            | TagNotFound(_)
             | UserNotFound(_)
             | UserGroupNotFound(_)
             | CacheSecurityGroupNotFound(_)
-            | AuthorizationNotFound(_) => 404,
+            | AuthorizationNotFound(_)
+            | ServerlessCacheNotFound(_)
+            | ServerlessCacheSnapshotNotFound(_)
+            | GlobalReplicationGroupNotFound(_)
+            | ReservedCacheNodeAlreadyExists(_)
+            | ReservedCacheNodesOfferingNotFound(_)
+            | ReservedCacheNodeNotFound(_)
+            | TagNotFound(_) => 404,
             Internal(_) => 500,
             _ => 400,
         }
@@ -239,6 +301,33 @@ mod tests {
         );
         let rg = ApiError::ReplicationGroupNotFound("x".into());
         assert_eq!(rg.code(), "ReplicationGroupNotFoundFault");
+        // Codes and statuses botocore's model gives the serverless, global
+        // datastore and reserved-node faults (some without the Fault suffix,
+        // some AlreadyExists faults with 404).
+        for (e, code, status) in [
+            (
+                ApiError::ServerlessCacheNotFound("x".into()),
+                "ServerlessCacheNotFoundFault",
+                404,
+            ),
+            (
+                ApiError::InvalidGlobalReplicationGroupState("x".into()),
+                "InvalidGlobalReplicationGroupState",
+                400,
+            ),
+            (
+                ApiError::ReservedCacheNodeAlreadyExists("x".into()),
+                "ReservedCacheNodeAlreadyExists",
+                404,
+            ),
+            (
+                ApiError::ReplicationGroupAlreadyUnderMigration("x".into()),
+                "ReplicationGroupAlreadyUnderMigrationFault",
+                400,
+            ),
+        ] {
+            assert_eq!((e.code(), e.status()), (code, status));
+        }
         assert!(ApiError::InvalidAction("X".into()).sender_fault());
         assert!(!ApiError::Internal("db".into()).sender_fault());
     }

@@ -6,6 +6,8 @@ use aws_query::{Params, XmlWriter};
 
 pub const CACHE_CLUSTER: &str = "cache-cluster";
 pub const REPLICATION_GROUP: &str = "replication-group";
+pub const SERVERLESS_CACHE: &str = "serverless-cache";
+pub const SERVERLESS_CACHE_SNAPSHOT: &str = "serverless-cache-snapshot";
 const SOURCE_TYPES: &[&str] = &[
     "cache-cluster",
     "cache-parameter-group",

@@ -12,6 +12,7 @@ mod clusters;
 mod engine_versions;
 mod error;
 mod events;
+mod global_groups;
 mod ids;
 mod log_delivery;
 mod misc;
@@ -22,8 +23,10 @@ mod persist;
 mod proxy;
 pub mod rdb_io;
 mod replication_groups;
+mod reserved;
 mod security;
 mod shards;
+mod serverless;
 mod snapshots;
 mod store;
 mod subnet_groups;
@@ -62,6 +65,8 @@ pub struct Config {
     pub failover_detection: Duration,
     /// The access keys IAM auth tokens of RBAC users are verified against.
     pub iam_credentials: nodes::IamCredentials,
+    /// Bytes per "GB" of a serverless cache's data storage limit.
+    pub serverless_gb_bytes: u64,
 }
 
 /// Start-up failures.
@@ -166,6 +171,11 @@ impl ControlPlane {
                 tracing::error!(region = %g.region, replication_group = %g.id, error = %e, "could not restore replication group");
             }
         }
+        match serverless::restore_all(&inner).await {
+            Ok(n) if n > 0 => tracing::info!(serverless_caches = n, "serverless caches restored"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not restore serverless caches"),
+        }
         tracing::info!(
             clusters = count,
             replication_groups = groups.len(),
@@ -262,6 +272,34 @@ impl ControlPlane {
             "AddTagsToResource" => tags::add(cp, region, p).await?,
             "RemoveTagsFromResource" => tags::remove(cp, region, p).await?,
             "ListTagsForResource" => tags::list(cp, region, p).await?,
+            // Serverless caches and their snapshots, global datastores,
+            // reserved nodes and migrations (the api helper's block).
+            "CreateServerlessCache" => serverless::create(cp, region, p).await?,
+            "DescribeServerlessCaches" => serverless::describe(cp, region, p).await?,
+            "ModifyServerlessCache" => serverless::modify(cp, region, p).await?,
+            "DeleteServerlessCache" => serverless::delete(cp, region, p).await?,
+            "CreateServerlessCacheSnapshot" => serverless::create_snapshot(cp, region, p).await?,
+            "DescribeServerlessCacheSnapshots" => {
+                serverless::describe_snapshots(cp, region, p).await?
+            }
+            "CopyServerlessCacheSnapshot" => serverless::copy_snapshot(cp, region, p).await?,
+            "DeleteServerlessCacheSnapshot" => serverless::delete_snapshot(cp, region, p).await?,
+            "ExportServerlessCacheSnapshot" => serverless::export_snapshot(cp, region, p).await?,
+            "CreateGlobalReplicationGroup" => global_groups::create(cp, region, p).await?,
+            "DescribeGlobalReplicationGroups" => global_groups::describe(cp, p).await?,
+            "ModifyGlobalReplicationGroup" => global_groups::modify(cp, p).await?,
+            "DeleteGlobalReplicationGroup" => global_groups::delete(cp, p).await?,
+            "DisassociateGlobalReplicationGroup" => global_groups::disassociate(cp, p).await?,
+            "FailoverGlobalReplicationGroup" => global_groups::failover(cp, p).await?,
+            "IncreaseNodeGroupsInGlobalReplicationGroup"
+            | "DecreaseNodeGroupsInGlobalReplicationGroup"
+            | "RebalanceSlotsInGlobalReplicationGroup" => global_groups::node_groups(cp, p).await?,
+            "StartMigration" => global_groups::start_migration(cp, region, p).await?,
+            "TestMigration" => global_groups::test_migration(cp, region, p).await?,
+            "CompleteMigration" => global_groups::complete_migration(cp, region, p).await?,
+            "DescribeReservedCacheNodesOfferings" => reserved::describe_offerings(p)?,
+            "PurchaseReservedCacheNodesOffering" => reserved::purchase(cp, region, p).await?,
+            "DescribeReservedCacheNodes" => reserved::describe(cp, region, p).await?,
             other => return Err(ApiError::InvalidAction(other.to_string())),
         };
         Ok(Some(body))

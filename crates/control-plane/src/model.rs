@@ -244,6 +244,16 @@ pub struct GroupSpec {
     /// Slot migration progress (percent) while resharding.
     #[serde(default)]
     pub resharding_progress: Option<f64>,
+    /// The global datastore this group belongs to, and its role there
+    /// (`PRIMARY` / `SECONDARY`).
+    #[serde(default)]
+    pub global_replication_group_id: Option<String>,
+    #[serde(default)]
+    pub global_role: Option<String>,
+    /// While an online migration runs: the customer's node (`ip:port`) the
+    /// group's primary replicates from.
+    #[serde(default)]
+    pub migration_source: Option<String>,
 }
 
 impl GroupSpec {

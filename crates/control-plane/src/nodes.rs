@@ -756,6 +756,48 @@ impl Supervisor {
         }
     }
 
+    /// Set a node's data memory limit directly (a serverless cache's data storage
+    /// maximum), whatever its node type says.
+    pub fn set_memory_limit(&self, key: &NodeKey, bytes: u64) {
+        match lock(&self.running).get(key).map(|n| &n.engine) {
+            Some(Running::Redis(h)) => h.set_maxmemory(bytes),
+            Some(Running::Memcached(h)) => h.set_memory_limit(bytes),
+            None => {}
+        }
+    }
+
+    /// Reserve one more endpoint next to an existing one: the same address on
+    /// `port` (loopback addressing), or the next free port on the bind address
+    /// (ports addressing). A serverless cache's reader endpoint.
+    pub fn reserve_beside(
+        &self,
+        key: &NodeKey,
+        ip: &str,
+        port: u16,
+        used: &[(String, u16)],
+    ) -> Result<(String, u16), ApiError> {
+        let taken: HashSet<(String, u16)> = used.iter().cloned().collect();
+        let (ip, port, listener) = match &self.network.addressing {
+            Addressing::Loopback { .. } => {
+                let addr: IpAddr = ip.parse().map_err(|_| {
+                    ApiError::Internal(format!("stored address {ip} is not an IP address"))
+                })?;
+                if taken.contains(&(ip.to_string(), port)) {
+                    return Err(ApiError::InsufficientCacheClusterCapacity(format!(
+                        "{ip}:{port} is already in use"
+                    )));
+                }
+                let l = bind(SocketAddr::new(addr, port)).map_err(|e| bind_error(ip, port, &e))?;
+                (ip.to_string(), port, l)
+            }
+            Addressing::Ports { bind, first_port } => {
+                self.bind_port(*bind, port, *first_port, &taken)?
+            }
+        };
+        lock(&self.reserved).insert(key.clone(), listener);
+        Ok((ip, port))
+    }
+
     pub fn stop_all(&self) {
         lock(&self.proxies).clear();
         lock(&self.reserved).clear();

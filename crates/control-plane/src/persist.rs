@@ -38,7 +38,13 @@ async fn holders(cp: &Inner) -> Result<Vec<ClusterRecord>, ApiError> {
         }
         if let Some(rg) = &c.replication_group_id {
             match cp.store.replication_group(&c.region, rg).await? {
-                Some(g) if g.spec.primary == c.id.as_str() => {}
+                // A global secondary's or migrating group's primary is itself a
+                // replica: it resynchronises from its upstream.
+                Some(g)
+                    if g.spec.primary == c.id.as_str()
+                        && g.spec.global_role.as_deref()
+                            != Some(crate::global_groups::SECONDARY)
+                        && g.spec.migration_source.is_none() => {}
                 _ => continue,
             }
         }
@@ -53,7 +59,7 @@ pub(crate) async fn save_all(cp: &Inner) -> usize {
     let Ok(clusters) = holders(cp).await else {
         return 0;
     };
-    let mut saved = 0;
+    let mut saved = crate::serverless::save_all(cp).await;
     for c in clusters {
         let (Some(addr), path) = (node_addr(&c), file(cp, &c)) else {
             continue;
@@ -75,7 +81,7 @@ pub(crate) async fn load_all(cp: &Inner) -> usize {
     let Ok(clusters) = holders(cp).await else {
         return 0;
     };
-    let mut loaded = 0;
+    let mut loaded = crate::serverless::load_all(cp).await;
     for c in clusters {
         let path = file(cp, &c);
         let Some(addr) = node_addr(&c) else { continue };

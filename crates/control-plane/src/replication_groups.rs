@@ -67,13 +67,6 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         ));
     }
     let restore_from = snapshots::restore_source(cp, region, p, engine).await?;
-    for unsupported in ["GlobalReplicationGroupId"] {
-        if p.has(unsupported) {
-            return Err(ApiError::InvalidParameterValue(format!(
-                "{unsupported}: not implemented by elastilite yet."
-            )));
-        }
-    }
     let adopt = p
         .str("PrimaryClusterId")
         .map(CacheClusterId::parse)
@@ -212,7 +205,14 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         shards: Vec::new(),
         config_epoch: 0,
         resharding_progress: None,
+        global_replication_group_id: None,
+        global_role: None,
+        migration_source: None,
     };
+    if let Some(gid) = p.str("GlobalReplicationGroupId") {
+        // A secondary of a global datastore: settings come from its primary.
+        crate::global_groups::join_as_secondary(cp, region, gid, &mut spec).await?;
+    }
     if spec.kms_key_id.is_some() && !spec.at_rest_encryption_enabled {
         return Err(ApiError::InvalidParameterCombination(
             "KmsKeyId requires AtRestEncryptionEnabled.".into(),
@@ -492,8 +492,14 @@ fn write_group(
         status::AVAILABLE
     };
     w.text("ReplicationGroupId", &g.id)
-        .text("Description", &s.description)
-        .text("Status", &g.status);
+        .text("Description", &s.description);
+    if let (Some(gid), Some(role)) = (&s.global_replication_group_id, &s.global_role) {
+        w.element("GlobalReplicationGroupInfo", |w| {
+            w.text("GlobalReplicationGroupId", gid)
+                .text("GlobalReplicationGroupMemberRole", role);
+        });
+    }
+    w.text("Status", &g.status);
     shards::write_pending(w, g);
     w.string_list("MemberClusters", "ClusterId", s.members.iter());
     if s.cluster_enabled() {
@@ -834,6 +840,12 @@ pub(crate) async fn delete(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         return Err(ApiError::InvalidParameterCombination(
             "RetainPrimaryCluster is not supported for Redis (cluster mode enabled) replication groups.".into(),
         ));
+    }
+    if let Some(gid) = &g.spec.global_replication_group_id {
+        return Err(ApiError::InvalidReplicationGroupState(format!(
+            "Replication group {} is a member of global replication group {gid}; remove it from the global replication group first.",
+            g.id
+        )));
     }
     if let Some(name) = p.str("FinalSnapshotIdentifier") {
         snapshots::final_snapshot(cp, region, name, None, Some(&g.id)).await?;
@@ -1248,6 +1260,8 @@ async fn apply_topology(cp: &Inner, g: &GroupRecord, ms: &[ClusterRecord]) -> Re
     if g.spec.cluster_enabled() {
         return shards::apply_topology(cp, g, ms, None).await;
     }
+    // A global secondary's (or a migrating group's) primary is itself a replica.
+    let upstream = crate::global_groups::upstream(cp, g).await?;
     let primary = ms.iter().find(|c| c.id.as_str() == g.spec.primary);
     let primary_addr = primary.and_then(node_addr);
     // Replicas talk to the primary's engine directly, not through its TLS front.
@@ -1259,7 +1273,8 @@ async fn apply_topology(cp: &Inner, g: &GroupRecord, ms: &[ClusterRecord]) -> Re
     for c in ms {
         let key = node_key(&g.region, &c.id, CacheNodeId::new(1));
         if Some(c.id.as_str()) == primary.map(|p| p.id.as_str()) {
-            cp.nodes.set_role(&key, Role::Primary);
+            cp.nodes
+                .set_role(&key, upstream.map_or(Role::Primary, Role::ReplicaOf));
         } else if let Some(pa) = primary_engine {
             cp.nodes.set_role(&key, Role::ReplicaOf(pa));
             replicas.extend(node_addr(c));
@@ -1307,7 +1322,18 @@ async fn apply_topology(cp: &Inner, g: &GroupRecord, ms: &[ClusterRecord]) -> Re
                 .await?;
         }
     }
+    crate::global_groups::after_topology(cp, g, primary_engine).await?;
     Ok(())
+}
+
+/// Re-run [`apply_topology`] for a group (a global datastore or migration
+/// changed where its primary replicates from). The caller holds the lock.
+pub(crate) async fn reapply_topology(cp: &Inner, region: &str, id: &str) -> Result<(), ApiError> {
+    let Some(g) = cp.store.replication_group(region, id).await? else {
+        return Ok(());
+    };
+    let ms = members(cp, &g).await?;
+    apply_topology(cp, &g, &ms).await
 }
 
 /// A member's node was stopped by fault injection. A primary failure in a group

@@ -623,6 +623,7 @@ pub(crate) async fn run_automatic(cp: &Arc<Inner>) -> Result<Vec<String>, ApiErr
         )
         .await?;
     }
+    taken.extend(crate::serverless::run_automatic(cp, &stamp).await?);
     Ok(taken)
 }
 

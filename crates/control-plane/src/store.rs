@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/0004_snapshots.sql"),
     ),
     (
+        5,
+        "serverless",
+        include_str!("../../../migrations/0005_serverless.sql"),
+    ),
+    (
         6,
         "users",
         include_str!("../../../migrations/0006_users.sql"),
@@ -838,8 +843,100 @@ impl Store {
             "user_groups",
             "security_group_rules",
             "cache_security_groups",
+            "api_resources",
         ] {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One resource of the generic table (serverless caches and snapshots,
+    /// global datastores, reserved nodes).
+    pub async fn resource(
+        &self,
+        region: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<ResourceRow>, ApiError> {
+        let row =
+            sqlx::query("SELECT * FROM api_resources WHERE region = ? AND kind = ? AND name = ?")
+                .bind(region)
+                .bind(kind)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(resource_from_row).transpose()
+    }
+
+    /// Resources of one kind in a region (`None`: every region), ordered by name.
+    pub async fn resources(
+        &self,
+        region: Option<&str>,
+        kind: &str,
+    ) -> Result<Vec<ResourceRow>, ApiError> {
+        let rows = match region {
+            Some(r) => {
+                sqlx::query(
+                    "SELECT * FROM api_resources WHERE region = ? AND kind = ? ORDER BY name",
+                )
+                .bind(r)
+                .bind(kind)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM api_resources WHERE kind = ? ORDER BY region, name")
+                    .bind(kind)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(resource_from_row).collect()
+    }
+
+    pub async fn put_resource(&self, r: &ResourceRow) -> Result<(), ApiError> {
+        sqlx::query(
+            "INSERT INTO api_resources (region, kind, name, status, created_ms, spec) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (region, kind, name) DO UPDATE SET status = excluded.status, spec = excluded.spec",
+        )
+        .bind(&r.region)
+        .bind(&r.kind)
+        .bind(&r.name)
+        .bind(&r.status)
+        .bind(r.created_ms)
+        .bind(&r.spec)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Delete a resource, its tags and the endpoints it owns, atomically.
+    pub async fn delete_resource(
+        &self,
+        region: &str,
+        kind: &str,
+        name: &str,
+        arn: &str,
+        endpoint_owner: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM api_resources WHERE region = ? AND kind = ? AND name = ?")
+            .bind(region)
+            .bind(kind)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM tags WHERE arn = ?")
+            .bind(arn)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(owner) = endpoint_owner {
+            sqlx::query("DELETE FROM endpoints WHERE region = ? AND owner = ?")
+                .bind(region)
+                .bind(owner)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -994,4 +1091,26 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .is_empty());
     }
+}
+
+/// A row of `api_resources`; `spec` is the resource's JSON settings.
+#[derive(Debug, Clone)]
+pub struct ResourceRow {
+    pub region: String,
+    pub kind: String,
+    pub name: String,
+    pub status: String,
+    pub created_ms: i64,
+    pub spec: String,
+}
+
+fn resource_from_row(r: &SqliteRow) -> Result<ResourceRow, ApiError> {
+    Ok(ResourceRow {
+        region: r.try_get("region")?,
+        kind: r.try_get("kind")?,
+        name: r.try_get("name")?,
+        status: r.try_get("status")?,
+        created_ms: r.try_get("created_ms")?,
+        spec: r.try_get("spec")?,
+    })
 }

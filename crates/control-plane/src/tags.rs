@@ -136,8 +136,11 @@ async fn resource(cp: &Inner, region: &str, p: &Params) -> Result<String, ApiErr
             }
             Ok(Arn::format(region, &cp.config.account_id, kind, &arn.name))
         }
-        other => Err(ApiError::InvalidArn(format!(
-            "{raw}: unknown resource type {other}"
-        ))),
+        other => match crate::serverless::tag_target(cp, &arn).await? {
+            Some(stored) => Ok(stored),
+            None => Err(ApiError::InvalidArn(format!(
+                "{raw}: unknown resource type {other}"
+            ))),
+        },
     }
 }
