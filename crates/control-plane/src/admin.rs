@@ -5,6 +5,7 @@ use crate::clusters::node_key;
 use crate::error::ApiError;
 use crate::ids::{CacheClusterId, CacheNodeId};
 use crate::model::status;
+use crate::nodes::NodeKey;
 use crate::{events, replication_groups, Inner};
 use std::sync::Arc;
 
@@ -36,6 +37,11 @@ pub enum Fault {
 }
 
 pub(crate) async fn nodes(cp: &Inner) -> Result<Vec<NodeInfo>, ApiError> {
+    Ok(nodes_keyed(cp).await?.into_iter().map(|(i, _)| i).collect())
+}
+
+/// Every node with the key the supervisor knows it by.
+pub(crate) async fn nodes_keyed(cp: &Inner) -> Result<Vec<(NodeInfo, NodeKey)>, ApiError> {
     let mut out = Vec::new();
     for c in cp.store.all_clusters().await? {
         let primary = match &c.replication_group_id {
@@ -47,7 +53,8 @@ pub(crate) async fn nodes(cp: &Inner) -> Result<Vec<NodeInfo>, ApiError> {
             None => None,
         };
         for n in &c.nodes {
-            out.push(NodeInfo {
+            let key = node_key(&c.region, &c.id, n.id);
+            let info = NodeInfo {
                 region: c.region.clone(),
                 cache_cluster_id: c.id.to_string(),
                 cache_node_id: n.id.to_string(),
@@ -55,7 +62,7 @@ pub(crate) async fn nodes(cp: &Inner) -> Result<Vec<NodeInfo>, ApiError> {
                 address: cp.nodes.advertised(&n.bind_ip),
                 port: n.port,
                 status: n.status.clone(),
-                running: cp.nodes.is_running(&node_key(&c.region, &c.id, n.id)),
+                running: cp.nodes.is_running(&key),
                 replication_group_id: c.replication_group_id.clone(),
                 role: primary.as_ref().map(|p| {
                     if p == c.id.as_str() {
@@ -65,7 +72,8 @@ pub(crate) async fn nodes(cp: &Inner) -> Result<Vec<NodeInfo>, ApiError> {
                     }
                     .to_string()
                 }),
-            });
+            };
+            out.push((info, key));
         }
     }
     Ok(out)
