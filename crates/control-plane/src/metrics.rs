@@ -516,13 +516,14 @@ pub(crate) fn render(views: &[NodeView]) -> String {
         if node_lines.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "# HELP {family} {} (per node)", def.help);
-        let _ = writeln!(out, "# TYPE {family} {typ}");
+        // Text format 0.0.4 names a counter's family by its sample name (`…_total`).
+        let _ = writeln!(out, "# HELP {family}{suffix} {} (per node)", def.help);
+        let _ = writeln!(out, "# TYPE {family}{suffix} {typ}");
         out.push_str(&node_lines);
         let cfamily = format!("elasticache_cluster_{}", def.name);
         let _ = writeln!(
             out,
-            "# HELP {cfamily} {} (per cluster: {} over its nodes)",
+            "# HELP {cfamily}{suffix} {} (per cluster: {} over its nodes)",
             def.help,
             match def.kind {
                 Kind::Counter | Kind::GaugeSum => "sum",
@@ -530,7 +531,7 @@ pub(crate) fn render(views: &[NodeView]) -> String {
                 Kind::GaugeMax => "maximum",
             }
         );
-        let _ = writeln!(out, "# TYPE {cfamily} {typ}");
+        let _ = writeln!(out, "# TYPE {cfamily}{suffix} {typ}");
         for (_, l, vals) in &clusters {
             let agg = match def.kind {
                 Kind::Counter | Kind::GaugeSum => vals.iter().sum(),
