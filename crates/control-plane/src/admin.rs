@@ -88,16 +88,19 @@ pub(crate) async fn inject(
 ) -> Result<(), ApiError> {
     let id = CacheClusterId::parse(cluster)
         .map_err(|_| ApiError::CacheClusterNotFound(cluster.to_string()))?;
-    let node_id = CacheNodeId::parse(node)?;
+    let node_id = CacheNodeId::parse(node)
+        .map_err(|_| ApiError::CacheNodeNotFound(format!("{cluster}/{node}")))?;
     let _guard = cp.lock.lock().await;
     let c = cp
         .store
         .cluster(region, &id)
         .await?
         .ok_or_else(|| ApiError::CacheClusterNotFound(cluster.to_string()))?;
-    let n = c.nodes.iter().find(|n| n.id == node_id).ok_or_else(|| {
-        ApiError::InvalidParameterValue(format!("Cache node {node} not found in cluster {id}."))
-    })?;
+    let n = c
+        .nodes
+        .iter()
+        .find(|n| n.id == node_id)
+        .ok_or_else(|| ApiError::CacheNodeNotFound(format!("{id}/{node}")))?;
     let key = node_key(region, &id, node_id);
     match fault {
         Fault::Stop => {
@@ -115,6 +118,8 @@ pub(crate) async fn inject(
                 replication_groups::on_node_down(cp, region, rg, id.as_str()).await;
             }
         }
+        // Already serving: nothing to bring back (its endpoint is in use by itself).
+        Fault::Start if cp.nodes.is_running(&key) => {}
         Fault::Start => {
             if c.status == status::DELETING {
                 return Err(ApiError::InvalidCacheClusterState(format!(

@@ -294,7 +294,11 @@ fn series(h: &[Sample]) -> Vec<(i64, f64, u64)> {
         .map(|w| {
             let secs = w[1].at.duration_since(w[0].at).as_secs_f64().max(0.001);
             let rate = ops(&w[1].stats).saturating_sub(ops(&w[0].stats)) as f64 / secs;
-            (w[1].unix_ms, (rate * 10.0).round() / 10.0, used(&w[1].stats))
+            (
+                w[1].unix_ms,
+                (rate * 10.0).round() / 10.0,
+                used(&w[1].stats),
+            )
         })
         .collect()
 }
