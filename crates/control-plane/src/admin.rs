@@ -151,9 +151,17 @@ pub(crate) async fn inject(
 
 /// Forget every resource in every region and stop every node.
 pub(crate) async fn reset(cp: &Inner) -> Result<(), ApiError> {
+    let started = std::time::Instant::now();
     let _guard = cp.lock.lock().await;
+    let locked = started.elapsed();
     cp.nodes.stop_all();
+    let stopped = started.elapsed();
     cp.store.reset().await?;
-    tracing::info!("all state reset");
+    tracing::info!(
+        lock_us = locked.as_micros() as u64,
+        nodes_us = (stopped - locked).as_micros() as u64,
+        store_us = (started.elapsed() - stopped).as_micros() as u64,
+        "all state reset"
+    );
     Ok(())
 }

@@ -178,15 +178,10 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
             };
             let _ = ready_tx.send(Ok(()));
             let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, server::run(
-                    listener,
-                    addr,
-                    s2,
-                    c2,
-                    version,
-                    stop_rx,
-                    stats_shared,
-                ));
+            local.block_on(
+                &rt,
+                server::run(listener, addr, s2, c2, version, stop_rx, stats_shared),
+            );
             drop(local);
             drop(rt);
         })?;

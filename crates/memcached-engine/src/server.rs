@@ -237,7 +237,10 @@ fn publish(n: &Node, tid: u32, out: &Mutex<crate::NodeStats>) {
         reclaimed: s.reclaimed,
         curr_items: st.curr_items,
         bytes: st.mem_used,
-        limit_maxbytes: st.settings.memory_limit.load(std::sync::atomic::Ordering::Relaxed),
+        limit_maxbytes: st
+            .settings
+            .memory_limit
+            .load(std::sync::atomic::Ordering::Relaxed),
         bytes_read: s.bytes_read,
         bytes_written: s.bytes_written,
     };
