@@ -5,13 +5,16 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import urllib.parse
 import urllib.request
 
+import pymemcache.client.base
 import pytest
+import redis
 
 from conftest import ROOT, Server, wait_available
 from test_replication_groups import wait_group
@@ -68,6 +71,16 @@ def test_version_and_configuration():
         s.stop()
 
 
+def available_endpoint(ec, cluster_id):
+    deadline = time.time() + 10
+    while True:
+        c = ec.describe_cache_clusters(CacheClusterId=cluster_id, ShowCacheNodeInfo=True)["CacheClusters"][0]
+        if c["CacheClusterStatus"] == "available":
+            return c["CacheNodes"][0]["Endpoint"]
+        assert time.time() < deadline
+        time.sleep(0.01)
+
+
 def test_reset_between_100_tests_takes_under_10_ms(server):
     ec = server.client()
     host = urllib.parse.urlparse(server.endpoint)
@@ -75,8 +88,13 @@ def test_reset_between_100_tests_takes_under_10_ms(server):
     timings = []
     for i in range(100):
         # What a test does: create a cluster, use it; then the suite resets.
-        ec.create_cache_cluster(CacheClusterId=f"t{i}", Engine="redis" if i % 2 else "memcached")
-        assert ec.describe_cache_clusters(CacheClusterId=f"t{i}")["CacheClusters"]
+        engine = "redis" if i % 2 else "memcached"
+        ec.create_cache_cluster(CacheClusterId=f"t{i}", Engine=engine)
+        ep = available_endpoint(ec, f"t{i}")
+        if engine == "redis":
+            assert redis.Redis(host=ep["Address"], port=ep["Port"], socket_timeout=5).set("k", "v")
+        else:
+            pymemcache.client.base.Client((ep["Address"], ep["Port"]), timeout=5).set("k", b"v")
         started = time.perf_counter()
         conn.request("POST", "/_elastilite/reset")
         resp = conn.getresponse()
@@ -84,11 +102,19 @@ def test_reset_between_100_tests_takes_under_10_ms(server):
         timings.append(time.perf_counter() - started)
         assert resp.status == 204
         assert ec.describe_cache_clusters()["CacheClusters"] == []
+        # The node really stopped.
+        with pytest.raises(OSError):
+            socket.create_connection((ep["Address"], ep["Port"]), timeout=2).close()
     conn.close()
     timings.sort()
     print(f"reset: median {timings[50] * 1000:.2f} ms, p95 {timings[95] * 1000:.2f} ms, "
           f"max {timings[-1] * 1000:.2f} ms")
-    # The target is every reset under 10 ms (it is on a quiet machine). On a shared,
-    # overloaded CI host a few calls wait for a CPU, so the bound is on 90 of 100.
-    assert timings[90] < 0.010, [round(t * 1000, 2) for t in timings]
-    assert timings[50] < 0.005, [round(t * 1000, 2) for t in timings]
+    # Every reset under 10 ms — on a machine with a CPU to spare. On an overloaded
+    # shared host (load above 2 per core) calls wait for a CPU, and only the median
+    # is held to the bound.
+    busy = os.getloadavg()[0] / (os.cpu_count() or 1) > 2
+    ms = [round(t * 1000, 2) for t in timings]
+    if busy:
+        assert timings[50] < 0.010, ms
+    else:
+        assert timings[-1] < 0.010, ms
