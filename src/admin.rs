@@ -59,10 +59,7 @@ pub const CONSOLE_PATH: &str = "/_elastilite/console";
 async fn console() -> Response {
     (
         [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "text/html; charset=utf-8",
-            ),
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (axum::http::header::CACHE_CONTROL, "no-cache"),
         ],
         include_str!("console.html"),
@@ -80,7 +77,11 @@ pub fn wants_html(headers: &axum::http::HeaderMap) -> bool {
 
 /// What the console polls: nodes with live statistics and history, groups, events.
 async fn console_state(State(state): State<AppState>) -> Response {
-    match state.control_plane.console_state(&state.default_region).await {
+    match state
+        .control_plane
+        .console_state(&state.default_region)
+        .await
+    {
         Ok(s) => Json(s).into_response(),
         Err(e) => error(&e),
     }

@@ -620,7 +620,7 @@ pub(crate) async fn console(cp: &Inner, also_region: &str) -> Result<ConsoleStat
             });
         }
     }
-    events.sort_by(|a, b| b.date_ms.cmp(&a.date_ms));
+    events.sort_by_key(|e| std::cmp::Reverse(e.date_ms));
     events.truncate(CONSOLE_EVENTS);
     let replication_groups = groups
         .into_iter()
