@@ -645,3 +645,70 @@ pub(crate) async fn console(cp: &Inner, also_region: &str) -> Result<ConsoleStat
         events,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis_sample(at: Instant, offset: u64) -> Sample {
+        Sample {
+            at,
+            unix_ms: 0,
+            cpu_ticks: None,
+            stats: EngineStats::Redis(redis_engine::NodeStats {
+                repl_offset: offset,
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn lag_is_zero_when_caught_up_and_counts_from_when_the_primary_moved_ahead() {
+        let now = Instant::now();
+        let h = vec![
+            redis_sample(now - Duration::from_secs(5), 100),
+            redis_sample(now - Duration::from_secs(3), 200),
+            redis_sample(now - Duration::from_secs(1), 300),
+        ];
+        assert_eq!(replication_lag(300, 300, &h), 0.0);
+        let lag = replication_lag(150, 300, &h);
+        assert!((2.9..4.0).contains(&lag), "{lag}");
+        // Behind everything in the history: at least its whole span.
+        assert!(replication_lag(50, 300, &h) >= 4.9);
+    }
+
+    #[test]
+    fn text_format_escapes_labels_and_names_counters_by_their_samples() {
+        let view = NodeView {
+            info: NodeInfo {
+                region: "us-east-1".into(),
+                cache_cluster_id: "a\"b".into(),
+                cache_node_id: "0001".into(),
+                engine: "redis".into(),
+                address: "127.0.0.1".into(),
+                port: 6379,
+                status: "available".into(),
+                running: true,
+                replication_group_id: None,
+                role: None,
+            },
+            engine_role: Some("primary".into()),
+            node_type: "cache.t3.micro".into(),
+            cluster_status: "available".into(),
+            used_memory: 0,
+            max_memory: 0,
+            items: 0,
+            connections: 0,
+            ops_per_sec: 0.0,
+            engine_cpu_percent: 0.0,
+            series: vec![],
+            values: Values(vec![("CacheHits", 7.0), ("CacheHitRate", 12.5)]),
+        };
+        let text = render(&[view]);
+        assert!(text.contains("# TYPE elasticache_CacheHits_total counter\n"));
+        assert!(text.contains("elasticache_CacheHits_total{region=\"us-east-1\",cache_cluster_id=\"a\\\"b\",cache_node_id=\"0001\",replication_group_id=\"\",role=\"primary\",engine=\"redis\"} 7\n"));
+        assert!(text.contains("# TYPE elasticache_cluster_CacheHitRate gauge\n"));
+        assert!(text.contains("} 12.500\n"));
+        assert!(!text.contains("CurrItems"));
+    }
+}
