@@ -135,6 +135,9 @@ def test_memcached_metrics_follow_the_node(server):
     assert per_node(fams, "GetHits")["mc"] == 40
     assert per_node(fams, "GetMisses")["mc"] == 20
     assert per_node(fams, "CmdSet")["mc"] == 40
+    # The Redis names, derived from memcached's counters.
+    assert per_node(fams, "CacheHits")["mc"] == 40 and per_node(fams, "CacheMisses")["mc"] == 20
+    assert per_node(fams, "GetTypeCmds")["mc"] == get0 + 60 and per_node(fams, "SetTypeCmds")["mc"] == 40
     stats = c.stats()
     assert per_node(fams, "CurrItems")["mc"] == stats[b"curr_items"] == 40
     assert per_node(fams, "BytesUsedForCacheItems")["mc"] == stats[b"bytes"]

@@ -183,18 +183,18 @@ const DEFS: &[Def] = &[
     Def { name: "EngineCPUUtilization", kind: Kind::GaugeAvg, help: "Percent of one core used by the node's engine thread, averaged over the last 10 s" },
     Def { name: "CurrConnections", kind: Kind::GaugeSum, help: "Client connections open now" },
     Def { name: "NewConnections", kind: Kind::Counter, help: "Connections accepted since the node started" },
-    Def { name: "CacheHits", kind: Kind::Counter, help: "Successful key lookups" },
-    Def { name: "CacheMisses", kind: Kind::Counter, help: "Unsuccessful key lookups" },
+    Def { name: "CacheHits", kind: Kind::Counter, help: "Successful key lookups (memcached: get_hits)" },
+    Def { name: "CacheMisses", kind: Kind::Counter, help: "Unsuccessful key lookups (memcached: get_misses)" },
     Def { name: "CacheHitRate", kind: Kind::GaugeAvg, help: "Percent of lookups that hit over the last 10 s (0 without lookups)" },
     Def { name: "Evictions", kind: Kind::Counter, help: "Keys evicted because of the memory limit" },
     Def { name: "Reclaimed", kind: Kind::Counter, help: "Keys expired (Redis) / expired items whose memory was reused (memcached)" },
     Def { name: "CurrItems", kind: Kind::GaugeSum, help: "Items (keys) stored" },
-    Def { name: "BytesUsedForCache", kind: Kind::GaugeSum, help: "Bytes allocated for the data set (Redis used_memory)" },
+    Def { name: "BytesUsedForCache", kind: Kind::GaugeSum, help: "Bytes allocated for the data set (Redis used_memory, memcached bytes)" },
     Def { name: "DatabaseMemoryUsagePercentage", kind: Kind::GaugeAvg, help: "BytesUsedForCache as a percent of maxmemory" },
     Def { name: "ReplicationLag", kind: Kind::GaugeMax, help: "Seconds the replica's applied stream is behind its primary's" },
     Def { name: "ReplicationBytes", kind: Kind::Counter, help: "Replication stream bytes the primary sent, summed over its replicas" },
-    Def { name: "GetTypeCmds", kind: Kind::Counter, help: "Read-only commands run" },
-    Def { name: "SetTypeCmds", kind: Kind::Counter, help: "Write commands run" },
+    Def { name: "GetTypeCmds", kind: Kind::Counter, help: "Read-only commands run (memcached: cmd_get)" },
+    Def { name: "SetTypeCmds", kind: Kind::Counter, help: "Write commands run (memcached: cmd_set)" },
     Def { name: "NetworkBytesIn", kind: Kind::Counter, help: "Bytes read from clients" },
     Def { name: "NetworkBytesOut", kind: Kind::Counter, help: "Bytes written to clients" },
     Def { name: "IsMaster", kind: Kind::GaugeMax, help: "1 on a primary, 0 on a replica" },
@@ -427,6 +427,13 @@ pub(crate) async fn views(cp: &Inner) -> Result<Vec<NodeView>, ApiError> {
                 v.push("BytesWrittenOutFromMemcached", m.bytes_written as f64);
                 v.push("NetworkBytesIn", m.bytes_read as f64);
                 v.push("NetworkBytesOut", m.bytes_written as f64);
+                // The Redis names too, derived from memcached's counters, so one
+                // dashboard covers both engines.
+                v.push("CacheHits", m.get_hits as f64);
+                v.push("CacheMisses", m.get_misses as f64);
+                v.push("GetTypeCmds", m.cmd_get as f64);
+                v.push("SetTypeCmds", m.cmd_set as f64);
+                v.push("BytesUsedForCache", m.bytes as f64);
                 view.used_memory = m.bytes;
                 view.max_memory = m.limit_maxbytes;
                 view.items = m.curr_items;
