@@ -1,5 +1,6 @@
 //! The emulator's own JSON endpoints under `/_elastilite/` (described in
-//! `openapi/admin.yaml`): health, the node list, fault injection and reset.
+//! `openapi/admin.yaml`): health, version, configuration, the node list, fault
+//! injection, reset, the web console and its data, and `/metrics`.
 
 use crate::http::AppState;
 use axum::extract::{Path, Query, State};
@@ -12,6 +13,11 @@ use control_plane::{ApiError, Fault};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/_elastilite/health", get(health))
+        .route("/_elastilite/version", get(version))
+        .route("/_elastilite/configuration", get(configuration))
+        .route(CONSOLE_PATH, get(console))
+        .route("/_elastilite/console/state", get(console_state))
+        .route("/metrics", get(metrics))
         .route("/_elastilite/nodes", get(nodes))
         .route("/_elastilite/ca.pem", get(ca_pem))
         .route(
@@ -79,6 +85,70 @@ async fn health(State(state): State<AppState>) -> Response {
         "ca_pem": state.control_plane.ca_pem_path().display().to_string(),
     }))
     .into_response()
+}
+
+async fn version() -> Response {
+    Json(serde_json::json!({
+        "name": env!("CARGO_PKG_NAME"),
+        "version": env!("CARGO_PKG_VERSION"),
+        "api_version": control_plane::API_VERSION,
+    }))
+    .into_response()
+}
+
+/// The effective settings (flags and environment), without secrets.
+async fn configuration(State(state): State<AppState>) -> Response {
+    Json(state.configuration.as_ref().clone()).into_response()
+}
+
+/// Where the web console is served.
+pub const CONSOLE_PATH: &str = "/_elastilite/console";
+
+/// The console: one self-contained page (no external scripts or styles).
+async fn console() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("console.html"),
+    )
+        .into_response()
+}
+
+/// Whether a request without an Action comes from a browser.
+pub fn wants_html(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// What the console polls: nodes with live statistics and history, groups, events.
+async fn console_state(State(state): State<AppState>) -> Response {
+    match state
+        .control_plane
+        .console_state(&state.default_region)
+        .await
+    {
+        Ok(s) => Json(s).into_response(),
+        Err(e) => error(&e),
+    }
+}
+
+/// Prometheus text exposition of every node's CloudWatch-named metrics.
+async fn metrics(State(state): State<AppState>) -> Response {
+    match state.control_plane.metrics_text().await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => error(&e),
+    }
 }
 
 /// The certificate authority TLS nodes' certificates are signed by.

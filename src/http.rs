@@ -22,6 +22,8 @@ pub struct AppState {
     pub default_region: String,
     /// Strict mode: the access keys whose signatures are accepted.
     pub credentials: Option<Arc<HashMap<String, String>>>,
+    /// What `GET /_elastilite/configuration` answers.
+    pub configuration: Arc<serde_json::Value>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -73,6 +75,10 @@ async fn api(
         .unwrap_or("elasticache");
 
     let Some(action) = params.str("Action").map(str::to_string) else {
+        if method == Method::GET && crate::admin::wants_html(&headers) {
+            // A browser opening the endpoint: show the console.
+            return axum::response::Redirect::to(crate::admin::CONSOLE_PATH).into_response();
+        }
         return error_response(
             NAMESPACE,
             &request_id,

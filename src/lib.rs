@@ -52,6 +52,7 @@ impl Application {
                 .settings
                 .require_signatures
                 .then(|| std::sync::Arc::new(credentials)),
+            configuration: std::sync::Arc::new(self.settings.configuration_json()),
         });
         tracing::info!(%addr, data_dir = %self.settings.data_dir().display(), "elastilite API listening");
         axum::serve(self.listener, app)

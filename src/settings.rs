@@ -164,4 +164,34 @@ impl Settings {
             serverless_gb_bytes: self.serverless_gb_bytes.max(1),
         })
     }
+
+    /// The effective settings as `GET /_elastilite/configuration` reports them
+    /// (secrets left out: only the access key ids of `--credentials`).
+    pub fn configuration_json(&self) -> serde_json::Value {
+        let key_ids: Vec<&str> = self
+            .credentials
+            .iter()
+            .filter_map(|c| c.split_once(':').map(|(id, _)| id))
+            .collect();
+        serde_json::json!({
+            "listen": self.listen,
+            "data_dir": self.data_dir().display().to_string(),
+            "account_id": self.account_id,
+            "default_region": self.default_region,
+            "provision_delay_ms": self.provision_delay_ms,
+            "node_addressing": match self.node_addressing {
+                NodeAddressing::Loopback => "loopback",
+                NodeAddressing::Ports => "ports",
+            },
+            "loopback_base": self.loopback_base.to_string(),
+            "node_bind": self.node_bind.to_string(),
+            "node_first_port": self.node_first_port,
+            "advertise_host": self.advertise_host,
+            "persist_data": self.persist_data,
+            "persist_interval_secs": self.persist_interval_secs,
+            "require_signatures": self.require_signatures,
+            "credential_key_ids": key_ids,
+            "allow_restricted_commands": self.allow_restricted_commands,
+        })
+    }
 }

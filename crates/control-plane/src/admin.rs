@@ -5,6 +5,7 @@ use crate::clusters::node_key;
 use crate::error::ApiError;
 use crate::ids::{CacheClusterId, CacheNodeId};
 use crate::model::status;
+use crate::nodes::NodeKey;
 use crate::{events, replication_groups, Inner};
 use std::sync::Arc;
 
@@ -46,6 +47,11 @@ pub enum Fault {
 }
 
 pub(crate) async fn nodes(cp: &Inner) -> Result<Vec<NodeInfo>, ApiError> {
+    Ok(nodes_keyed(cp).await?.into_iter().map(|(i, _)| i).collect())
+}
+
+/// Every node with the key the supervisor knows it by.
+pub(crate) async fn nodes_keyed(cp: &Inner) -> Result<Vec<(NodeInfo, NodeKey)>, ApiError> {
     let mut out = Vec::new();
     for c in cp.store.all_clusters().await? {
         let primary = match &c.replication_group_id {
@@ -57,7 +63,8 @@ pub(crate) async fn nodes(cp: &Inner) -> Result<Vec<NodeInfo>, ApiError> {
             None => None,
         };
         for n in &c.nodes {
-            out.push(NodeInfo {
+            let key = node_key(&c.region, &c.id, n.id);
+            let info = NodeInfo {
                 region: c.region.clone(),
                 cache_cluster_id: c.id.to_string(),
                 cache_node_id: n.id.to_string(),
@@ -65,11 +72,8 @@ pub(crate) async fn nodes(cp: &Inner) -> Result<Vec<NodeInfo>, ApiError> {
                 address: cp.nodes.advertised(&n.bind_ip),
                 port: n.port,
                 status: n.status.clone(),
-                running: cp.nodes.is_running(&node_key(&c.region, &c.id, n.id)),
-                fault: cp
-                    .nodes
-                    .fault(&node_key(&c.region, &c.id, n.id))
-                    .map(str::to_string),
+                running: cp.nodes.is_running(&key),
+                fault: cp.nodes.fault(&key).map(str::to_string),
                 replication_group_id: c.replication_group_id.clone(),
                 role: primary.as_ref().map(|p| {
                     if p == c.id.as_str() {
@@ -79,7 +83,8 @@ pub(crate) async fn nodes(cp: &Inner) -> Result<Vec<NodeInfo>, ApiError> {
                     }
                     .to_string()
                 }),
-            });
+            };
+            out.push((info, key));
         }
     }
     Ok(out)
@@ -94,16 +99,19 @@ pub(crate) async fn inject(
 ) -> Result<(), ApiError> {
     let id = CacheClusterId::parse(cluster)
         .map_err(|_| ApiError::CacheClusterNotFound(cluster.to_string()))?;
-    let node_id = CacheNodeId::parse(node)?;
+    let node_id = CacheNodeId::parse(node)
+        .map_err(|_| ApiError::CacheNodeNotFound(format!("{cluster}/{node}")))?;
     let _guard = cp.lock.lock().await;
     let c = cp
         .store
         .cluster(region, &id)
         .await?
         .ok_or_else(|| ApiError::CacheClusterNotFound(cluster.to_string()))?;
-    let n = c.nodes.iter().find(|n| n.id == node_id).ok_or_else(|| {
-        ApiError::InvalidParameterValue(format!("Cache node {node} not found in cluster {id}."))
-    })?;
+    let n = c
+        .nodes
+        .iter()
+        .find(|n| n.id == node_id)
+        .ok_or_else(|| ApiError::CacheNodeNotFound(format!("{id}/{node}")))?;
     let key = node_key(region, &id, node_id);
     let fault_err = |e: crate::nodes::FaultError| match e {
         crate::nodes::FaultError::NotRunning => ApiError::InvalidCacheClusterState(format!(
@@ -149,6 +157,8 @@ pub(crate) async fn inject(
                 replication_groups::on_node_down(cp, region, rg, id.as_str()).await;
             }
         }
+        // Already serving: nothing to bring back (its endpoint is in use by itself).
+        Fault::Start if cp.nodes.is_running(&key) => {}
         Fault::Start => {
             if c.status == status::DELETING {
                 return Err(ApiError::InvalidCacheClusterState(format!(
@@ -180,9 +190,17 @@ pub(crate) async fn inject(
 
 /// Forget every resource in every region and stop every node.
 pub(crate) async fn reset(cp: &Inner) -> Result<(), ApiError> {
+    let started = std::time::Instant::now();
     let _guard = cp.lock.lock().await;
+    let locked = started.elapsed();
     cp.nodes.stop_all();
+    let stopped = started.elapsed();
     cp.store.reset().await?;
-    tracing::info!("all state reset");
+    tracing::info!(
+        lock_us = locked.as_micros() as u64,
+        nodes_us = (stopped - locked).as_micros() as u64,
+        store_us = (started.elapsed() - stopped).as_micros() as u64,
+        "all state reset"
+    );
     Ok(())
 }

@@ -150,6 +150,10 @@ pub enum ApiError {
     /// client mistake.
     #[error("An internal error occurred: {0}")]
     Internal(String),
+    /// The admin API's fault injection names a node the cluster does not have
+    /// (elastilite's own code; no AWS operation returns it).
+    #[error("Cache node {0} not found.")]
+    CacheNodeNotFound(String),
 }
 
 impl ApiError {
@@ -158,6 +162,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             InvalidAction(_) => "InvalidAction",
+            CacheNodeNotFound(_) => "CacheNodeNotFound",
             MissingParameter(_) => "MissingParameter",
             InvalidParameterValue(_) => "InvalidParameterValue",
             InvalidParameterCombination(_) => "InvalidParameterCombination",
@@ -253,7 +258,8 @@ impl ApiError {
             | ReservedCacheNodeAlreadyExists(_)
             | ReservedCacheNodesOfferingNotFound(_)
             | ReservedCacheNodeNotFound(_)
-            | TagNotFound(_) => 404,
+            | TagNotFound(_)
+            | CacheNodeNotFound(_) => 404,
             Internal(_) => 500,
             _ => 400,
         }

@@ -15,6 +15,7 @@ mod events;
 mod global_groups;
 mod ids;
 mod log_delivery;
+mod metrics;
 mod misc;
 mod model;
 mod nodes;
@@ -36,6 +37,7 @@ mod users;
 pub use admin::{Fault, NodeInfo};
 pub use catalog::{Engine, ENGINE_VERSIONS, NODE_TYPES};
 pub use error::ApiError;
+pub use metrics::{ConsoleState, EventView, GroupView, NodeView, ShardView};
 pub use nodes::{Addressing, IamCredentials, NodeNetwork};
 
 use aws_query::Params;
@@ -99,6 +101,8 @@ pub(crate) struct Inner {
     /// Serialises mutations, so concurrent calls cannot interleave a
     /// check-then-act on the same resources (or endpoints).
     pub(crate) lock: tokio::sync::Mutex<()>,
+    /// Recent per-node statistics (metrics, the console).
+    pub(crate) history: metrics::History,
 }
 
 impl Inner {
@@ -135,6 +139,7 @@ impl ControlPlane {
             store,
             nodes,
             lock: tokio::sync::Mutex::new(()),
+            history: metrics::History::default(),
         });
         for (id, cidrs) in inner.store.security_group_rules().await? {
             let rules = cidrs
@@ -143,6 +148,7 @@ impl ControlPlane {
                 .collect();
             inner.nodes.set_security_group_rules(&id, Some(rules));
         }
+        metrics::spawn_sampler(&inner);
         let clusters = inner.store.all_clusters().await?;
         let count = clusters.len();
         for c in clusters {
@@ -324,6 +330,17 @@ impl ControlPlane {
     /// Take the automatic snapshots now, as the backup window would (admin API).
     pub async fn run_snapshot_window(&self) -> Result<Vec<String>, ApiError> {
         snapshots::run_automatic(&self.inner).await
+    }
+
+    /// Every node's metrics in the Prometheus text format (`GET /metrics`).
+    pub async fn metrics_text(&self) -> Result<String, ApiError> {
+        Ok(metrics::render(&metrics::views(&self.inner).await?))
+    }
+
+    /// What the web console shows: nodes with live statistics and history,
+    /// replication groups, recent events (of `also_region` too).
+    pub async fn console_state(&self, also_region: &str) -> Result<ConsoleState, ApiError> {
+        metrics::console(&self.inner, also_region).await
     }
 
     /// Forget all state and stop every node (admin API).

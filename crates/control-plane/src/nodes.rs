@@ -59,6 +59,22 @@ enum Running {
     Memcached(memcached_engine::NodeHandle),
 }
 
+/// What a node's engine last published about itself (metrics, the console).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineStats {
+    Redis(redis_engine::NodeStats),
+    Memcached(memcached_engine::NodeStats),
+}
+
+impl Running {
+    fn stats(&self) -> EngineStats {
+        match self {
+            Running::Redis(h) => EngineStats::Redis(h.stats()),
+            Running::Memcached(h) => EngineStats::Memcached(h.stats()),
+        }
+    }
+}
+
 /// A running node and, with in-transit encryption, the TLS front on its endpoint.
 struct Node {
     engine: Running,
@@ -798,13 +814,36 @@ impl Supervisor {
         Ok((ip, port))
     }
 
+    /// The statistics a running node last published.
+    pub fn engine_stats(&self, key: &NodeKey) -> Option<EngineStats> {
+        lock(&self.running).get(key).map(|n| n.engine.stats())
+    }
+
+    /// Every running node's statistics (one lock, no waiting on any node).
+    pub fn all_engine_stats(&self) -> Vec<(NodeKey, EngineStats)> {
+        lock(&self.running)
+            .iter()
+            .map(|(k, n)| (k.clone(), n.engine.stats()))
+            .collect()
+    }
+
     pub fn stop_all(&self) {
         lock(&self.proxies).clear();
         lock(&self.reserved).clear();
         let all: Vec<_> = lock(&self.running).drain().collect();
-        for (_, r) in &all {
-            r.shutdown();
+        if all.len() <= 1 {
+            for (_, r) in &all {
+                r.shutdown();
+            }
+            return;
         }
+        // Each shutdown waits for its node's thread to close the listener: wait for
+        // all of them at once, so a reset costs one node's stop, not the sum.
+        std::thread::scope(|s| {
+            for (_, r) in &all {
+                s.spawn(move || r.shutdown());
+            }
+        });
     }
 }
 

@@ -62,6 +62,30 @@ pub struct NodeHandle {
     cluster: Arc<Mutex<ClusterConfig>>,
     stop: tokio::sync::watch::Sender<bool>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    stats: Arc<Mutex<NodeStats>>,
+}
+
+/// What the control plane reads about a node without talking to it (metrics, the
+/// console): refreshed by the node's thread every 100 ms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// The node thread's Linux thread id (its CPU time is in /proc/self/task/<tid>/stat).
+    pub tid: u32,
+    pub curr_connections: u64,
+    pub total_connections: u64,
+    pub cmd_get: u64,
+    pub cmd_set: u64,
+    pub get_hits: u64,
+    pub get_misses: u64,
+    pub evictions: u64,
+    /// Expired items whose memory was reused (memcached's `reclaimed`).
+    pub reclaimed: u64,
+    pub curr_items: u64,
+    /// Bytes of items (memcached's `bytes`).
+    pub bytes: u64,
+    pub limit_maxbytes: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
 }
 
 impl NodeHandle {
@@ -103,6 +127,11 @@ impl NodeHandle {
         self.settings.evict.store(evict, Ordering::Relaxed);
     }
 
+    /// The latest statistics the node published (at most ~100 ms old).
+    pub fn stats(&self) -> NodeStats {
+        *self.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Change the memory limit (bytes, 0 = unlimited).
     pub fn set_memory_limit(&self, bytes: u64) {
         self.settings.memory_limit.store(bytes, Ordering::Relaxed);
@@ -129,6 +158,8 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
     let s2 = settings.clone();
     let c2 = cluster.clone();
     let version = config.version.clone();
+    let stats = Arc::new(Mutex::new(NodeStats::default()));
+    let stats_shared = stats.clone();
     // The runtime is built and dropped on the node's own thread, so `spawn`/`shutdown` may be
     // called from inside another tokio runtime.
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
@@ -147,7 +178,10 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
             };
             let _ = ready_tx.send(Ok(()));
             let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, server::run(listener, addr, s2, c2, version, stop_rx));
+            local.block_on(
+                &rt,
+                server::run(listener, addr, s2, c2, version, stop_rx, stats_shared),
+            );
             drop(local);
             drop(rt);
         })?;
@@ -170,5 +204,6 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
         cluster,
         stop,
         thread: Mutex::new(Some(thread)),
+        stats,
     })
 }

@@ -24,6 +24,7 @@ pub async fn run(
     cluster: Arc<Mutex<ClusterConfig>>,
     version: String,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    stats: Arc<Mutex<crate::NodeStats>>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -45,6 +46,7 @@ pub async fn run(
     // LRU-crawler equivalent: reclaim expired items in the background, a slice per 100 ms.
     {
         let node = node.clone();
+        let tid = current_tid();
         tokio::task::spawn_local(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -53,6 +55,7 @@ pub async fn run(
                 if let Ok(mut n) = node.try_borrow_mut() {
                     n.store.tick();
                     n.store.crawl(5_000);
+                    publish(&n, tid, &stats);
                 }
             }
         });
@@ -216,4 +219,38 @@ async fn serve(node: Rc<RefCell<Node>>, mut stream: TcpStream, id: u64) {
             }
         }
     }
+}
+
+/// Copy the node's counters into the handle's shared [`crate::NodeStats`].
+fn publish(n: &Node, tid: u32, out: &Mutex<crate::NodeStats>) {
+    let st = &n.store;
+    let s = &st.stats;
+    let snapshot = crate::NodeStats {
+        tid,
+        curr_connections: n.curr_connections,
+        total_connections: s.total_connections,
+        cmd_get: s.cmd_get,
+        cmd_set: s.cmd_set,
+        get_hits: s.get_hits,
+        get_misses: s.get_misses,
+        evictions: s.evictions,
+        reclaimed: s.reclaimed,
+        curr_items: st.curr_items,
+        bytes: st.mem_used,
+        limit_maxbytes: st
+            .settings
+            .memory_limit
+            .load(std::sync::atomic::Ordering::Relaxed),
+        bytes_read: s.bytes_read,
+        bytes_written: s.bytes_written,
+    };
+    *out.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
+}
+
+/// This thread's Linux thread id (0 where /proc is not available).
+fn current_tid() -> u32 {
+    std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name()?.to_str()?.parse().ok())
+        .unwrap_or(0)
 }

@@ -149,6 +149,41 @@ pub struct NodeHandle {
     ctl: tokio::sync::mpsc::UnboundedSender<Control>,
     repl_offset: std::sync::Arc<std::sync::atomic::AtomicU64>,
     gate: std::sync::Arc<PauseGate>,
+    stats: std::sync::Arc<Mutex<NodeStats>>,
+}
+
+/// What the control plane reads about a node without talking to it (metrics, the
+/// console): refreshed by the node's thread every background tick (100 ms), so
+/// reading it never waits for the node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// The node thread's Linux thread id (its CPU time is in /proc/self/task/<tid>/stat).
+    pub tid: u32,
+    pub connected_clients: u64,
+    pub total_connections: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub evicted_keys: u64,
+    pub expired_keys: u64,
+    /// Keys in every database.
+    pub keys: u64,
+    pub used_memory: u64,
+    pub maxmemory: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub total_commands: u64,
+    /// Calls of read-only commands (ElastiCache's GetTypeCmds).
+    pub read_commands: u64,
+    /// Calls of write commands (SetTypeCmds).
+    pub write_commands: u64,
+    /// false while replicating from a primary.
+    pub is_master: bool,
+    /// A replica's link to its primary is up.
+    pub master_link_up: bool,
+    pub repl_offset: u64,
+    pub connected_replicas: u64,
+    /// Replication stream bytes sent to replicas, summed over replicas.
+    pub replication_bytes: u64,
 }
 
 impl NodeHandle {
@@ -227,6 +262,11 @@ impl NodeHandle {
     /// master_repl_offset (primary) / processed offset (replica).
     pub fn replication_offset(&self) -> u64 {
         self.repl_offset.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The latest statistics the node published (at most ~100 ms old).
+    pub fn stats(&self) -> NodeStats {
+        *self.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -381,6 +421,8 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
     let repl_shared = repl_offset.clone();
     let gate = std::sync::Arc::new(PauseGate::default());
     let gate_node = gate.clone();
+    let stats = std::sync::Arc::new(Mutex::new(NodeStats::default()));
+    let stats_shared = stats.clone();
     std::thread::Builder::new()
         .name(format!("redis-node-{}", addr.port()))
         .spawn(move || {
@@ -406,6 +448,7 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
                     ctl_rx,
                     gate_node,
                     config.iam_verifier.clone(),
+                    stats_shared,
                 ));
                 tokio::select! {
                     _ = accept_loop(node.clone(), listener, config.source_filter.clone()) => {}
@@ -433,6 +476,7 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
         ctl: ctl_tx,
         repl_offset,
         gate,
+        stats,
     })
 }
 
@@ -521,10 +565,12 @@ async fn background(
     mut ctl: tokio::sync::mpsc::UnboundedReceiver<Control>,
     gate: std::sync::Arc<PauseGate>,
     iam: Option<acl::IamVerifier>,
+    stats: std::sync::Arc<Mutex<NodeStats>>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut ctl_open = true;
     let mut ticks: u64 = 0;
+    let mut publisher = StatsPublisher::new();
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -535,6 +581,7 @@ async fn background(
                 if ticks.is_multiple_of(5) {
                     close_idle_clients(&n);
                 }
+                publisher.publish(&n, &stats);
                 // Replicas never expire or evict on their own: their primary sends DELs.
                 if replication::may_expire(&n) {
                     n.ks.active_expire(10_000);
@@ -618,4 +665,91 @@ pub(crate) fn rdb_dump(v: &db::Value) -> Vec<u8> {
 /// A DUMP payload back into a value; None when it is not one this engine stores.
 pub(crate) fn rdb_restore(payload: &[u8]) -> Option<db::Value> {
     cmd::hyperloglog::from_rdb(rdb::restore(payload).ok()?)
+}
+
+/// Copies a node's counters into its shared [`NodeStats`].
+struct StatsPublisher {
+    tid: u32,
+    last_offset: u64,
+    replication_bytes: u64,
+    /// Command-table indexes of read-only and of write commands.
+    read_idx: Vec<usize>,
+    write_idx: Vec<usize>,
+}
+
+impl StatsPublisher {
+    fn new() -> StatsPublisher {
+        let (mut read_idx, mut write_idx) = (Vec::new(), Vec::new());
+        for i in cmd::table().values() {
+            if i.flags & cmd::F_READONLY != 0 {
+                read_idx.push(i.idx);
+            } else if i.flags & cmd::F_WRITE != 0 {
+                write_idx.push(i.idx);
+            }
+        }
+        // Aliases share an index: count each command once.
+        for v in [&mut read_idx, &mut write_idx] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        StatsPublisher {
+            tid: current_tid(),
+            last_offset: 0,
+            replication_bytes: 0,
+            read_idx,
+            write_idx,
+        }
+    }
+
+    fn publish(&mut self, n: &node::Node, out: &Mutex<NodeStats>) {
+        let replicas = n
+            .repl
+            .replicas
+            .iter()
+            .filter(|p| p.online && n.clients.contains_key(&p.client_id))
+            .count() as u64;
+        let is_master = n.repl.link.is_none();
+        let offset = n.repl.offset;
+        if is_master && offset > self.last_offset {
+            // Every byte of the stream goes to each connected replica.
+            self.replication_bytes += (offset - self.last_offset) * replicas;
+        }
+        self.last_offset = offset;
+        let sum = |idx: &[usize]| idx.iter().filter_map(|&i| n.cmd_calls.get(i)).sum::<u64>();
+        let s = NodeStats {
+            tid: self.tid,
+            connected_clients: n.clients.len() as u64,
+            total_connections: n.total_connections,
+            keyspace_hits: n.ks.stats.hits,
+            keyspace_misses: n.ks.stats.misses,
+            evicted_keys: n.ks.stats.evicted_keys,
+            expired_keys: n.ks.stats.expired_keys,
+            keys: n.ks.dbs.iter().map(|d| d.map.len() as u64).sum(),
+            used_memory: n.used_memory(),
+            maxmemory: n.settings.maxmemory,
+            net_input_bytes: n.net_in,
+            net_output_bytes: n.net_out,
+            total_commands: n.total_commands,
+            read_commands: sum(&self.read_idx),
+            write_commands: sum(&self.write_idx),
+            is_master,
+            master_link_up: n
+                .repl
+                .link
+                .as_ref()
+                .is_some_and(|l| l.state == replication::LinkState::Connected),
+            repl_offset: offset,
+            connected_replicas: replicas,
+            replication_bytes: self.replication_bytes,
+        };
+        *out.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+}
+
+/// This thread's Linux thread id (0 where /proc is not available).
+fn current_tid() -> u32 {
+    std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name()?.to_str()?.parse().ok())
+        .unwrap_or(0)
 }
