@@ -765,3 +765,34 @@ fn latency_monitor_and_slowlog_with_a_slow_command() {
         assert_eq!(a, b, "step {i}");
     }
 }
+
+/// `timeout` never closes the replica's link to its primary (Redis exempts masters),
+/// even when the primary sends nothing for longer than the timeout. (Today the link does
+/// not act on its client's kill flag either; this guards the pair.)
+#[test]
+fn idle_timeout_spares_the_master_link() {
+    let (primary, pport) = start_node(redis_engine::Config::default());
+    let (replica, rport) = start_node(redis_engine::Config::default());
+    replica.set_param("timeout", "1").expect("timeout");
+    replica.replicate_from(primary.local_addr());
+    let mut p = Conn::connect(pport);
+    let mut r = Conn::connect(rport);
+    let wait_for = |r: &mut Conn, key: &str| {
+        for _ in 0..300 {
+            if let RVal::Bulk(Some(_)) = r.cmd(&["GET", key]).1 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    };
+    p.cmd(&["SET", "first", "1"]);
+    assert!(wait_for(&mut r, "first"));
+    // Idle well past the timeout (the replica's own client keeps talking meanwhile).
+    std::thread::sleep(Duration::from_millis(2600));
+    p.cmd(&["SET", "second", "1"]);
+    let mut r2 = Conn::connect(rport);
+    assert!(wait_for(&mut r2, "second"));
+    replica.shutdown();
+    primary.shutdown();
+}
