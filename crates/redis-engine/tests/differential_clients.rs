@@ -84,16 +84,23 @@ fn run(side: &mut Side, step: &str) -> Vec<String> {
     } else if step != "drain" {
         let (c, cmd) = step.split_once(": ").expect("step format");
         let c: usize = c.parse().expect("conn index");
-        let w = words(cmd, &side.ids);
-        side.conns[c].write_all(&encode(&w)).expect("write");
+        // "A | B" pipelines several commands in one write.
+        let mut wire = Vec::new();
+        for one in cmd.split(" | ") {
+            wire.extend(encode(&words(one, &side.ids)));
+        }
+        side.conns[c].write_all(&wire).expect("write");
     }
+    // Let every connection's output arrive before any is drained (a loaded machine can
+    // delay the server's thread; a per-connection window alone made steps flaky).
+    std::thread::sleep(Duration::from_millis(120));
     // Only replies that carry client ids are normalized (small ids would collide with counts).
     let ids = side.ids.clone();
     let with_ids = step.contains("CLIENT");
     side.conns
         .iter_mut()
         .map(|s| {
-            let raw = drain(s, 60);
+            let raw = drain(s, 40);
             if with_ids || raw.windows(21).any(|w| w == b"tracking-redir-broken") {
                 normalize(&raw, &ids)
             } else {
@@ -260,6 +267,8 @@ fn tracking_bcast() {
             "0: CLIENT TRACKING on BCAST PREFIX c PREFIX cd",
             "0: CLIENT TRACKINGINFO",
             "2: MSET a1 1 b1 1 c1 1 a0 1",
+            // A pipeline's keys go out in one message per prefix.
+            "2: SET a5 1 | SET b5 1 | SET a4 1 | DEL a5 | SET c5 1",
             "0: SET a2 x",
             "2: DEL a1",
             "2: FLUSHDB",
