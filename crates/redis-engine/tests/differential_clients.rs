@@ -383,22 +383,24 @@ fn client_pause_write_and_all() {
         redis_engine::Config::default(),
         &["0: FLUSHALL"],
         &[
-            "0: CLIENT PAUSE 600 WRITE",
+            // Pauses are long next to a step (~0.25 s): steps inside a pause end well before
+            // it, and a sleep step covers its end.
+            "0: CLIENT PAUSE 4000 WRITE",
             // A write waits; reads from others are answered at once.
             "1: SET p 1",
             "2: GET p",
             "2: PUBLISH ch m",
             "2: NOSUCHCOMMAND",
             "2: GET",
-            "sleep 800",
+            "sleep 4000",
             "2: GET p",
             // Writes queued in MULTI wait too (Redis checks before queueing).
-            "0: CLIENT PAUSE 600 WRITE",
+            "0: CLIENT PAUSE 3000 WRITE",
             "1: MULTI",
             "1: SET m 1",
             "1: GET m",
             "2: GET m",
-            "sleep 800",
+            "sleep 3500",
             "1: EXEC",
             "0: CLIENT PAUSE 10 maybe",
             "0: CLIENT PAUSE x",
@@ -410,10 +412,10 @@ fn client_pause_write_and_all() {
             "1: SET u 1",
             "0: CLIENT UNPAUSE",
             // ALL holds every command, reads and PING included, until the end.
-            "0: CLIENT PAUSE 700 ALL",
+            "0: CLIENT PAUSE 2500 ALL",
             "1: PING",
             "2: GET u",
-            "sleep 900",
+            "sleep 3000",
             "1: GET u",
         ],
     );
