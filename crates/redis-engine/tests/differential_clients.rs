@@ -807,3 +807,57 @@ fn idle_timeout_spares_the_master_link() {
     replica.shutdown();
     primary.shutdown();
 }
+
+/// BCAST reports exactly the keys a command modified: not missing keys a DEL names, not
+/// an empty *STORE destination that did not exist, not a no-op SET NX / SADD / ZADD.
+/// (Not compared: GETEX PERSIST of a key without a TTL, which Redis does not signal and
+/// this engine does.)
+#[test]
+fn tracking_bcast_only_modified_keys() {
+    let mut steps = vec!["0: CLIENT TRACKING on BCAST PREFIX a".to_string()];
+    for c in [
+        "SET a6 1",
+        "DEL a6 a7",
+        "SET a6 1",
+        "SET a6 2 NX",
+        "EXPIRE a9 100",
+        "EXPIRE a6 100",
+        "PERSIST a6",
+        "PERSIST a6",
+        "HSET ah f v",
+        "HDEL ah nof",
+        "HDEL ah f",
+        "LPOP al",
+        "RPUSH al x",
+        "LPOP al 5",
+        "SADD as x",
+        "SADD as x",
+        "SREM as y",
+        "ZADD az 1 m",
+        "ZADD az 1 m",
+        "ZADD az XX 2 n",
+        "GETDEL nokey",
+        "SET a6 1",
+        "RENAME a6 a60",
+        "MOVE a60 1",
+        "HSET ah f v",
+        "COPY ah ah2",
+        "SUNIONSTORE asu nokey1 nokey2",
+        "ZUNIONSTORE azu 1 nokey",
+        "RPUSH al y",
+        "LMOVE al al2 LEFT RIGHT",
+        "PFADD ahl a",
+        "PFADD ahl a",
+        "UNLINK ah ah9",
+    ] {
+        steps.push(format!("1: {c}"));
+    }
+    let refs: Vec<&str> = steps.iter().map(|s| s.as_str()).collect();
+    compare(
+        "tracking-bcast-modified",
+        2,
+        redis_engine::Config::default(),
+        &["0: HELLO 3", "0: FLUSHALL"],
+        &refs,
+    );
+}
