@@ -542,13 +542,16 @@ async fn accept_loop(
 /// does (not replicas, blocked clients or Pub/Sub subscribers).
 fn close_idle_clients(n: &node::Node) {
     let t = n.settings.timeout;
-    if t == 0 {
+    // Clients held by CLIENT PAUSE are blocked ones in Redis, exempt too.
+    if t == 0 || n.mon.pause_end.is_some() {
         return;
     }
+    let master = n.repl.link.as_ref().and_then(|l| l.master_client);
     let now = std::time::Instant::now();
     for c in n.clients.values() {
         if c.blocked.borrow().is_some()
             || c.in_pubsub()
+            || Some(c.id) == master
             || n.repl.replicas.iter().any(|p| p.client_id == c.id)
         {
             continue;

@@ -241,10 +241,36 @@ pub fn invalidate(node: &mut Node, key: &[u8], modifier: u64, cur_out: &mut Opti
     }
 }
 
-/// Invalidate the keys a write command touched.
-pub fn invalidate_args(node: &mut Node, c: &Client, def: &CmdDef, args: &Args<'_>) {
+/// Before a write command: the written keys that do not exist yet. A key absent before
+/// and after the command was not modified (DEL of a missing key, an empty *STORE result),
+/// and Redis does not signal it.
+pub fn absent_written(node: &Node, db: usize, def: &CmdDef, args: &Args<'_>) -> Vec<usize> {
+    let Some(d) = node.ks.dbs.get(db) else {
+        return Vec::new();
+    };
+    crate::cmd::meta::written_keys(def, args)
+        .into_iter()
+        .filter(|&i| !d.map.contains_key(args.get(i)))
+        .collect()
+}
+
+/// Invalidate the keys a write command modified (`absent_before`: see `absent_written`).
+pub fn invalidate_args(
+    node: &mut Node,
+    c: &Client,
+    db: usize,
+    def: &CmdDef,
+    args: &Args<'_>,
+    absent_before: &[usize],
+) {
     for i in crate::cmd::meta::written_keys(def, args) {
-        invalidate(node, args.get(i), c.id, &mut None);
+        let key = args.get(i);
+        if absent_before.contains(&i)
+            && !node.ks.dbs.get(db).is_some_and(|d| d.map.contains_key(key))
+        {
+            continue;
+        }
+        invalidate(node, key, c.id, &mut None);
     }
 }
 

@@ -738,6 +738,11 @@ pub fn call(
     *client.last_cmd.borrow_mut() = std::borrow::Cow::Borrowed(def.name);
     let out_start = out.len();
     crate::replication::before_call(node, client, info, &args);
+    let absent_before = if info.flags & F_WRITE != 0 && node.tracking.active() {
+        crate::tracking::absent_written(node, client.db.get(), def, &args)
+    } else {
+        Vec::new()
+    };
     let mut ctx = Ctx {
         node,
         client,
@@ -783,7 +788,7 @@ pub fn call(
                     }
                 }
                 if node.tracking.active() {
-                    crate::tracking::invalidate_args(node, client, def, &args);
+                    crate::tracking::invalidate_args(node, client, db, def, &args, &absent_before);
                 }
                 if let Some(h) = node.write_hook.as_mut() {
                     h(db, &args);
@@ -892,7 +897,7 @@ pub fn serve_blocked(node: &mut Node) {
                     node.touch_key(st.db, cargs.get(i));
                 }
                 if node.tracking.active() {
-                    crate::tracking::invalidate_args(node, &c, info.def, &cargs);
+                    crate::tracking::invalidate_args(node, &c, st.db, info.def, &cargs, &[]);
                 }
                 if let Some(h) = node.write_hook.as_mut() {
                     h(st.db, &cargs);
