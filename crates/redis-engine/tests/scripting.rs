@@ -285,6 +285,8 @@ const CASES: &[&[&str]] = &[
     &["EVAL", "return bit.tohex(-1, 2)", "0"],
     &["EVAL", "return bit.band()", "0"],
     &["EVAL", "return bit.band('x')", "0"],
+    &["EVAL", "return {pcall(bit.band)}", "0"],
+    &["EVAL", "return {pcall(bit.tohex, 'zz')}", "0"],
     // struct.
     &["EVAL", "return struct.pack('>I2', 258)", "0"],
     &["EVAL", "return struct.pack('<i4', -2)", "0"],
@@ -297,6 +299,9 @@ const CASES: &[&[&str]] = &[
     &["EVAL", "return struct.size('>iIhd')", "0"],
     &["EVAL", "return struct.pack('>q', 1)", "0"],
     &["EVAL", "return {struct.unpack('>I4', 'ab')}", "0"],
+    &["EVAL", "return {struct.unpack('>I4', 'abcdefgh', 3)}", "0"],
+    &["EVAL", "return {pcall(struct.unpack, 'c0', 'abc')}", "0"],
+    &["EVAL", "return {pcall(struct.unpack, 'b c0', '\\255abc')}", "0"],
     // Script cache.
     &["SCRIPT", "FLUSH"],
     &["SCRIPT", "LOAD", "return 'loaded'"],

@@ -568,8 +568,9 @@ fn read_rdb_len(b: &[u8], pos: &mut usize) -> Option<(u64, bool)> {
 fn read_rdb_string(b: &[u8], pos: &mut usize) -> Option<Vec<u8>> {
     let (len, enc) = read_rdb_len(b, pos)?;
     if !enc {
-        let s = b.get(*pos..*pos + len as usize)?.to_vec();
-        *pos += len as usize;
+        let end = pos.checked_add(usize::try_from(len).ok()?)?;
+        let s = b.get(*pos..end)?.to_vec();
+        *pos = end;
         return Some(s);
     }
     match len {
@@ -595,8 +596,13 @@ fn read_rdb_string(b: &[u8], pos: &mut usize) -> Option<Vec<u8>> {
         3 => {
             let (clen, _) = read_rdb_len(b, pos)?;
             let (ulen, _) = read_rdb_len(b, pos)?;
-            let data = b.get(*pos..*pos + clen as usize)?;
-            *pos += clen as usize;
+            // A library is source code: refuse absurd sizes before allocating.
+            if ulen > 512 << 20 {
+                return None;
+            }
+            let end = pos.checked_add(usize::try_from(clen).ok()?)?;
+            let data = b.get(*pos..end)?;
+            *pos = end;
             rdb::lzf::decompress(data, ulen as usize).ok()
         }
         _ => None,

@@ -1003,16 +1003,28 @@ pub(crate) fn raise_table(msg: &str) -> mlua::Error {
 
 /// A `luaL_error`-style error: prefixed with the calling Lua code's position.
 pub(crate) fn raise_lib(lua: &Lua, msg: &str) -> mlua::Error {
-    let pos = lua
+    let (pos, from_c) = lua
         .inspect_stack(1, |d| {
             let line = d.current_line();
-            let src = d.source().short_src.map(|s| s.into_owned());
-            match (src, line) {
-                (Some(s), Some(l)) if l > 0 => format!("{s}:{l}: "),
-                _ => String::new(),
+            let src = d.source();
+            let from_c = src.what == "C";
+            let short = src.short_src.map(|s| s.into_owned());
+            match (short, line) {
+                (Some(s), Some(l)) if l > 0 => (format!("{s}:{l}: "), from_c),
+                _ => (String::new(), from_c),
             }
         })
         .unwrap_or_default();
+    let mut msg = msg.to_string();
+    // luaL_argerror names the function from the calling instruction: called from C (pcall)
+    // there is none, and it says '?'.
+    if from_c && msg.starts_with("bad argument #") {
+        if let Some(a) = msg.find(" to '") {
+            if let Some(b) = msg[a + 5..].find('\'') {
+                msg.replace_range(a + 5..a + 5 + b, "?");
+            }
+        }
+    }
     mlua::Error::external(ScriptErr::Str(format!("{pos}{msg}")))
 }
 
