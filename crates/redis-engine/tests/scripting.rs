@@ -733,3 +733,19 @@ fn busy_scripts() {
     node.shutdown();
     assert_eq!(ours, theirs);
 }
+
+/// Deliberate difference: the Lua debugger is not offered (ElastiCache does not either).
+#[test]
+fn script_debug_is_refused() {
+    let (node, port) = start_node(redis_engine::Config::default());
+    let mut c = Conn::connect(port);
+    for mode in ["YES", "SYNC", "NO"] {
+        assert_eq!(
+            c.cmd(&["SCRIPT", "DEBUG", mode]).0,
+            b"-ERR SCRIPT DEBUG is not supported\r\n"
+        );
+    }
+    // Scripts still run afterwards.
+    assert_eq!(c.cmd(&["EVAL", "return 7", "0"]).0, b":7\r\n");
+    node.shutdown();
+}

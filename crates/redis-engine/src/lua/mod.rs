@@ -1510,3 +1510,70 @@ fn trunc_i64(n: f64) -> i64 {
 pub fn double_str(d: f64) -> String {
     fmt_double(d)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebang_flags_and_errors() {
+        let (f, body) = eval_shebang(b"return 1").unwrap_or_default();
+        assert!(f.compat);
+        assert_eq!(body, b"return 1");
+        let (f, body) =
+            eval_shebang(b"#!lua flags=no-writes,allow-oom\nreturn 1").unwrap_or_default();
+        assert!(!f.compat && f.no_writes && f.allow_oom && !f.allow_stale);
+        // The shebang line is dropped but its newline kept: line numbers do not move.
+        assert_eq!(body, b"\nreturn 1");
+        assert_eq!(
+            eval_shebang(b"#!lua flags=bogus\n").map(|_| ()),
+            Err("Unexpected flag in script shebang: bogus".to_string())
+        );
+        assert_eq!(
+            eval_shebang(b"#!py\n").map(|_| ()),
+            Err("Unexpected engine in script shebang: #!py".to_string())
+        );
+        assert_eq!(
+            library_shebang(b"#!lua name=lib_1\nx").map(|(n, _)| n),
+            Ok("lib_1".to_string())
+        );
+        assert!(library_shebang(b"#!lua\nx").is_err());
+        assert!(library_shebang(b"return 1").is_err());
+    }
+
+    #[test]
+    fn numbers_and_sha() {
+        assert_eq!(lua_num_str(0.1), "0.1");
+        assert_eq!(lua_num_str(1e100), "1e+100");
+        assert_eq!(lua_num_str(3.0), "3");
+        assert_eq!(trunc_i64(3.99), 3);
+        assert_eq!(trunc_i64(-3.99), -3);
+        assert_eq!(trunc_i64(f64::INFINITY), i64::MIN);
+        assert_eq!(sha1hex(b""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    }
+
+    #[test]
+    fn scripts_run_and_convert_replies() {
+        let mut sc = Scripting::new().expect("lua state");
+        let sha = sc.load_script(b"return {1, 'a', {ok='fine'}, 2.9, false}");
+        assert_eq!(sha.as_ref().map(|s| s.len()), Ok(40));
+        assert!(sc.load_script(b"return +").is_err_and(
+            |e| e.starts_with("ERR Error compiling script (new function): user_script:1:")
+        ));
+        assert_eq!(
+            sc.load_library(
+                b"#!lua name=l\nredis.register_function('f', function() return 1 end)",
+                false
+            ),
+            Ok("l".to_string())
+        );
+        assert!(sc
+            .load_library(
+                b"#!lua name=l\nredis.register_function('f', function() return 1 end)",
+                false
+            )
+            .is_err());
+        assert!(sc.delete_library("l"));
+        assert!(!sc.functions.contains_key("f"));
+    }
+}
