@@ -532,6 +532,12 @@ fn link_up(port: u16) -> bool {
 fn scripts_replicate_by_effects() {
     let (primary, pp) = start_node(redis_engine::Config::default());
     let (replica, rp) = start_node(redis_engine::Config::default());
+    // Loaded before the replicas connect: it reaches them in the RDB of the full sync.
+    let pre = "#!lua name=prelib\nredis.register_function{function_name='pre', callback=function() return 'pre' end, flags={'no-writes'}}";
+    assert_eq!(
+        Conn::connect(pp).cmd(&["FUNCTION", "LOAD", pre]).0,
+        b"$6\r\nprelib\r\n"
+    );
     replica.replicate_from(primary.local_addr());
     wait_until("link up", || link_up(rp));
     let real = start_redis();
@@ -597,7 +603,12 @@ fn scripts_replicate_by_effects() {
         r.cmd(&["SELECT", "5"]);
         assert_eq!(r.cmd(&["GET", "in5"]).0, b"$1\r\ny\r\n", "port {port}");
         r.cmd(&["SELECT", "0"]);
-        // The library arrived with FUNCTION LOAD.
+        // The earlier library arrived with the RDB, the other with FUNCTION LOAD.
+        assert_eq!(
+            r.cmd(&["FCALL_RO", "pre", "0"]).0,
+            b"$3\r\npre\r\n",
+            "port {port}"
+        );
         assert_eq!(
             r.cmd(&["FCALL_RO", "peek", "1", "fc"]).0,
             b"$1\r\n5\r\n",
@@ -748,4 +759,31 @@ fn script_debug_is_refused() {
     // Scripts still run afterwards.
     assert_eq!(c.cmd(&["EVAL", "return 7", "0"]).0, b":7\r\n");
     node.shutdown();
+}
+
+/// Our node as a replica of a real redis-server that has function libraries: they arrive
+/// in the RDB of the full sync, and later FUNCTION LOADs in the stream.
+#[test]
+fn functions_from_a_real_primary() {
+    let Some(real) = start_redis() else { return };
+    let mut p = Conn::connect(real.port);
+    p.cmd(&["FUNCTION", "FLUSH"]);
+    let lib = "#!lua name=reallib\nredis.register_function{function_name='hello', callback=function(k, a) return 'hello ' .. a[1] end, flags={'no-writes'}}";
+    assert_eq!(p.cmd(&["FUNCTION", "LOAD", lib]).0, b"$7\r\nreallib\r\n");
+    let (replica, rp) = start_node(redis_engine::Config::default());
+    replica.replicate_from(std::net::SocketAddr::from(([127, 0, 0, 1], real.port)));
+    wait_until("link up", || link_up(rp));
+    let mut r = Conn::connect(rp);
+    assert_eq!(
+        r.cmd(&["FCALL_RO", "hello", "0", "x"]).0,
+        b"$7\r\nhello x\r\n"
+    );
+    let lib2 = "#!lua name=later\nredis.register_function{function_name='later', callback=function() return 2 end, flags={'no-writes'}}";
+    p.cmd(&["FUNCTION", "LOAD", lib2]);
+    p.cmd(&["EVAL", "redis.call('set', 'via', 'script') return 1", "0"]);
+    wait_until("stream applied", || {
+        Conn::connect(rp).cmd(&["GET", "via"]).0 == b"$6\r\nscript\r\n"
+    });
+    assert_eq!(r.cmd(&["FCALL_RO", "later", "0"]).0, b":2\r\n");
+    replica.shutdown();
 }

@@ -610,6 +610,33 @@ impl Scripting {
     }
 }
 
+/// Replace the node's function libraries with those of an RDB being loaded (a full sync
+/// carries all of them).
+pub fn load_rdb_functions(node: &mut Node, codes: &[Vec<u8>]) -> Result<(), String> {
+    if codes.is_empty()
+        && node
+            .scripting
+            .as_ref()
+            .is_none_or(|s| s.libraries.is_empty())
+    {
+        return Ok(());
+    }
+    let mut sc = match node.scripting.take() {
+        Some(s) => s,
+        None => Box::new(Scripting::new()?),
+    };
+    sc.flush_libraries();
+    let mut res = Ok(());
+    for c in codes {
+        if let Err(e) = sc.load_library(c, true) {
+            res = Err(format!("function library in RDB: {e}"));
+            break;
+        }
+    }
+    node.scripting = Some(sc);
+    res
+}
+
 /// `#!lua name=<lib>` of a library. Returns (name, body with the shebang line blanked).
 fn library_shebang(code: &[u8]) -> Result<(String, Vec<u8>), String> {
     if !code.starts_with(b"#!") {
