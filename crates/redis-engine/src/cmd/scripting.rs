@@ -506,7 +506,7 @@ const DUMP_RDB_VERSION: u16 = 10;
 
 /// FUNCTION DUMP payload: per library the opcode and its code as an RDB string, then the
 /// RDB version and a CRC64, like DUMP's.
-fn dump_functions(codes: &[Vec<u8>]) -> Vec<u8> {
+pub fn dump_functions(codes: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
     for c in codes {
         out.push(OPCODE_FUNCTION2);
