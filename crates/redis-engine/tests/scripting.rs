@@ -787,3 +787,78 @@ fn functions_from_a_real_primary() {
     assert_eq!(r.cmd(&["FCALL_RO", "later", "0"]).0, b":2\r\n");
     replica.shutdown();
 }
+
+/// Garbage into scripts, the libraries' decoders and FUNCTION RESTORE: errors, never a crash.
+#[test]
+fn garbage_inputs_do_not_crash() {
+    let (node, port) = start_node(redis_engine::Config::default());
+    let mut c = Conn::connect(port);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let alphabet = b"{}[]\",:0123456789.eE+-truefalsnl \\u\x00\x7f\xff\x90\x80\xc0\xdc\xde\xd9abcIihlLbBdfsc<>!x";
+    for round in 0..400 {
+        let len = (next() % 40) as usize;
+        let junk: Vec<u8> = (0..len)
+            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+            .collect();
+        let cases: Vec<Vec<Vec<u8>>> = vec![
+            vec![b"EVAL".to_vec(), junk.clone(), b"0".to_vec()],
+            vec![
+                b"EVAL".to_vec(),
+                b"return cjson.decode(ARGV[1])".to_vec(),
+                b"0".to_vec(),
+                junk.clone(),
+            ],
+            vec![
+                b"EVAL".to_vec(),
+                b"return {cmsgpack.unpack(ARGV[1])}".to_vec(),
+                b"0".to_vec(),
+                junk.clone(),
+            ],
+            vec![
+                b"EVAL".to_vec(),
+                b"return {struct.unpack(ARGV[1], ARGV[2])}".to_vec(),
+                b"0".to_vec(),
+                junk.clone(),
+                junk.iter().rev().copied().collect(),
+            ],
+            vec![
+                b"EVAL".to_vec(),
+                b"return struct.pack(ARGV[1], 1, 2, 'x', 4)".to_vec(),
+                b"0".to_vec(),
+                junk.clone(),
+            ],
+            vec![b"FUNCTION".to_vec(), b"RESTORE".to_vec(), junk.clone()],
+            vec![b"FUNCTION".to_vec(), b"LOAD".to_vec(), {
+                let mut v = b"#!lua name=j\n".to_vec();
+                v.extend_from_slice(&junk);
+                v
+            }],
+        ];
+        for a in &cases {
+            c.send(a);
+            assert!(
+                c.read_reply().is_some(),
+                "no reply to {a:?} (round {round})"
+            );
+        }
+    }
+    // Deep nesting and cycles end in errors, not in a blown stack.
+    for script in [
+        "return cjson.decode(string.rep('[', 100000))",
+        "return cmsgpack.unpack(string.rep(string.char(0x91), 100000))",
+        "local t = {} t[1] = t return t",
+        "local t = {} t[1] = t return cjson.encode(t)",
+        "local t = {} t[1] = t return cmsgpack.pack(t)",
+        "local t = {} t.map = t return t",
+    ] {
+        assert!(c.cmd(&["EVAL", script, "0"]).1 != RVal::Null, "{script}");
+    }
+    assert_eq!(c.cmd(&["PING"]).0, b"+PONG\r\n");
+    node.shutdown();
+}

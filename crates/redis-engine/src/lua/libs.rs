@@ -5,7 +5,7 @@
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value, Variadic};
 
-use super::{lua_num_str, raise_lib};
+use super::{deep, lua_num_str, raise_lib};
 
 fn type_name(v: Option<&Value>) -> &'static str {
     match v {
@@ -353,6 +353,10 @@ fn json_str(s: &[u8], out: &mut Vec<u8>) {
 }
 
 fn json_encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+    deep(|| json_encode_inner(v, out, depth))
+}
+
+fn json_encode_inner(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
@@ -662,6 +666,10 @@ impl<'a> JsonParser<'a> {
     }
 
     fn value(&mut self, t: (Tok, usize, Value, &'static str)) -> Result<Value, String> {
+        deep(|| self.value_inner(t))
+    }
+
+    fn value_inner(&mut self, t: (Tok, usize, Value, &'static str)) -> Result<Value, String> {
         match t.0 {
             Tok::Str | Tok::Num | Tok::Bool | Tok::Null => Ok(t.2),
             Tok::ObjBegin => {
@@ -871,6 +879,10 @@ fn be(b: &[u8]) -> u64 {
 }
 
 fn mp_decode(lua: &Lua, s: &[u8], pos: &mut usize, depth: usize) -> Result<Value, String> {
+    deep(|| mp_decode_inner(lua, s, pos, depth))
+}
+
+fn mp_decode_inner(lua: &Lua, s: &[u8], pos: &mut usize, depth: usize) -> Result<Value, String> {
     if depth > 1000 {
         return Err("Bad data format in input.".into());
     }

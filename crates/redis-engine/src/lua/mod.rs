@@ -1282,6 +1282,15 @@ fn parse_one(
     pos: &mut usize,
     depth: usize,
 ) -> mlua::Result<Option<(Value, bool)>> {
+    deep(|| parse_one_inner(lua, buf, pos, depth))
+}
+
+fn parse_one_inner(
+    lua: &Lua,
+    buf: &[u8],
+    pos: &mut usize,
+    depth: usize,
+) -> mlua::Result<Option<(Value, bool)>> {
     let Some(&t) = buf.get(*pos) else {
         return Ok(None);
     };
@@ -1408,8 +1417,18 @@ fn parse_one(
     Ok(Some((v, false)))
 }
 
+/// Recursion in the converters and decoders is bounded (depth 1000, as Redis's limits) but
+/// debug-build frames are large: grow the stack on the heap when it runs low.
+pub(crate) fn deep<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(64 * 1024, 1024 * 1024, f)
+}
+
 /// Lua value to a reply, following Redis 7.0's `luaReplyToRedisReply`.
 fn to_resp(v: &Value, out: &mut Vec<u8>, script_resp3: bool, resp3: bool, depth: usize) {
+    deep(|| to_resp_inner(v, out, script_resp3, resp3, depth))
+}
+
+fn to_resp_inner(v: &Value, out: &mut Vec<u8>, script_resp3: bool, resp3: bool, depth: usize) {
     let mut r = Reply { out, resp3 };
     match v {
         Value::String(s) => r.bulk(&s.as_bytes()),
