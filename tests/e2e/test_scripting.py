@@ -200,3 +200,27 @@ def test_rq_worker_processes_jobs(server, redis_server):
     assert ours["finished"] and ours["failed"] and ours["bad_exc"]
     assert ours["emptied"] == 5 and ours["gone"] == [0] * 5 and ours["len_after"] == 0
     assert ours == theirs
+
+
+def test_functions_survive_snapshot_and_restore(server):
+    """Function libraries are part of a snapshot (the RDB's FUNCTION2 records) and come back
+    in a cluster restored from it, like an ElastiCache Redis 7 backup."""
+    ec = server.client()
+    host, port = node_endpoint(server, "fsrc")
+    r = redis.Redis(host=host, port=port)
+    lib = ("#!lua name=kept\n"
+           "redis.register_function('keep', function(keys, args) "
+           "return redis.call('incrby', keys[1], args[1]) end)")
+    assert r.function_load(lib) in ("kept", b"kept")
+    assert r.fcall("keep", 1, "n", 5) == 5
+    ec.create_snapshot(SnapshotName="with-functions", CacheClusterId="fsrc")
+    deadline = time.time() + 60
+    while ec.describe_snapshots(SnapshotName="with-functions")["Snapshots"][0]["SnapshotStatus"] != "available":
+        assert time.time() < deadline, "snapshot never became available"
+        time.sleep(0.05)
+    ec.create_cache_cluster(CacheClusterId="frestored", Engine="redis", SnapshotName="with-functions")
+    ep = wait_available(ec, "frestored")["CacheNodes"][0]["Endpoint"]
+    r2 = redis.Redis(host=ep["Address"], port=ep["Port"])
+    assert r2.fcall("keep", 1, "n", 2) == 7
+    libs = r2.function_list()
+    assert len(libs) == 1 and b"kept" in (libs[0].values() if isinstance(libs[0], dict) else libs[0])

@@ -225,6 +225,18 @@ pub async fn restore(
                 }
             }
         }
+        // Function libraries in the file (Redis 7) are restored too.
+        let functions: Vec<Vec<u8>> = entries.functions().iter().map(|f| f.to_vec()).collect();
+        if !functions.is_empty() {
+            let payload = redis_engine::cmd::scripting::dump_functions(&functions);
+            batch.bytes.extend_from_slice(&encode(&[
+                b"FUNCTION",
+                b"RESTORE",
+                &payload,
+                b"REPLACE",
+            ]));
+            batch.replies += 1;
+        }
         let _ = tx.blocking_send(Ok(batch));
     });
     let mut restored = 0u64;

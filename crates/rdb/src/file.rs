@@ -117,6 +117,14 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
+    /// Writes a function library (`FUNCTION2` opcode: the library's source code), as Redis
+    /// writes them after the aux fields.
+    pub fn write_function(&mut self, code: &[u8]) -> std::io::Result<()> {
+        self.buf.push(OP_FUNCTION2);
+        write_string(&mut self.buf, code, self.compress);
+        self.flush_buf()
+    }
+
     /// Starts database `db`, with the sizing hints Redis writes (`RESIZEDB`: number of keys and
     /// of keys with an expiry; they need not be exact).
     pub fn select_db(&mut self, db: u64, keys: u64, expires: u64) -> std::io::Result<()> {

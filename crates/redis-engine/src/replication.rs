@@ -1410,7 +1410,14 @@ fn rdb_writer(node: &Node, stream_db: usize) -> std::io::Result<rdb::Writer<Vec<
         ],
         ..Default::default()
     };
-    rdb::Writer::with_options(Vec::with_capacity(1 << 16), &opts)
+    let mut w = rdb::Writer::with_options(Vec::with_capacity(1 << 16), &opts)?;
+    // Function libraries travel in the RDB, as Redis 7 sends them.
+    if let Some(sc) = node.scripting.as_ref() {
+        for lib in sc.libraries.values() {
+            w.write_function(&lib.code)?;
+        }
+    }
+    Ok(w)
 }
 
 /// Serialize one key (with its expiry) in `db`.
@@ -1825,6 +1832,8 @@ pub fn load_rdb(node: &mut Node, data: &[u8]) -> Result<usize, String> {
     while let Some(e) = rd.next_entry().map_err(|e| e.to_string())? {
         entries.push(e);
     }
+    let functions: Vec<Vec<u8>> = rd.functions().iter().map(|f| f.to_vec()).collect();
+    crate::lua::load_rdb_functions(node, &functions)?;
     let stream_db = rd
         .aux_fields()
         .iter()

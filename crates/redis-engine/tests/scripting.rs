@@ -285,6 +285,8 @@ const CASES: &[&[&str]] = &[
     &["EVAL", "return bit.tohex(-1, 2)", "0"],
     &["EVAL", "return bit.band()", "0"],
     &["EVAL", "return bit.band('x')", "0"],
+    &["EVAL", "return {pcall(bit.band)}", "0"],
+    &["EVAL", "return {pcall(bit.tohex, 'zz')}", "0"],
     // struct.
     &["EVAL", "return struct.pack('>I2', 258)", "0"],
     &["EVAL", "return struct.pack('<i4', -2)", "0"],
@@ -297,6 +299,9 @@ const CASES: &[&[&str]] = &[
     &["EVAL", "return struct.size('>iIhd')", "0"],
     &["EVAL", "return struct.pack('>q', 1)", "0"],
     &["EVAL", "return {struct.unpack('>I4', 'ab')}", "0"],
+    &["EVAL", "return {struct.unpack('>I4', 'abcdefgh', 3)}", "0"],
+    &["EVAL", "return {pcall(struct.unpack, 'c0', 'abc')}", "0"],
+    &["EVAL", "return {pcall(struct.unpack, 'b c0', '\\255abc')}", "0"],
     // Script cache.
     &["SCRIPT", "FLUSH"],
     &["SCRIPT", "LOAD", "return 'loaded'"],
@@ -527,6 +532,12 @@ fn link_up(port: u16) -> bool {
 fn scripts_replicate_by_effects() {
     let (primary, pp) = start_node(redis_engine::Config::default());
     let (replica, rp) = start_node(redis_engine::Config::default());
+    // Loaded before the replicas connect: it reaches them in the RDB of the full sync.
+    let pre = "#!lua name=prelib\nredis.register_function{function_name='pre', callback=function() return 'pre' end, flags={'no-writes'}}";
+    assert_eq!(
+        Conn::connect(pp).cmd(&["FUNCTION", "LOAD", pre]).0,
+        b"$6\r\nprelib\r\n"
+    );
     replica.replicate_from(primary.local_addr());
     wait_until("link up", || link_up(rp));
     let real = start_redis();
@@ -592,7 +603,12 @@ fn scripts_replicate_by_effects() {
         r.cmd(&["SELECT", "5"]);
         assert_eq!(r.cmd(&["GET", "in5"]).0, b"$1\r\ny\r\n", "port {port}");
         r.cmd(&["SELECT", "0"]);
-        // The library arrived with FUNCTION LOAD.
+        // The earlier library arrived with the RDB, the other with FUNCTION LOAD.
+        assert_eq!(
+            r.cmd(&["FCALL_RO", "pre", "0"]).0,
+            b"$3\r\npre\r\n",
+            "port {port}"
+        );
         assert_eq!(
             r.cmd(&["FCALL_RO", "peek", "1", "fc"]).0,
             b"$1\r\n5\r\n",
@@ -727,4 +743,122 @@ fn busy_scripts() {
     });
     node.shutdown();
     assert_eq!(ours, theirs);
+}
+
+/// Deliberate difference: the Lua debugger is not offered (ElastiCache does not either).
+#[test]
+fn script_debug_is_refused() {
+    let (node, port) = start_node(redis_engine::Config::default());
+    let mut c = Conn::connect(port);
+    for mode in ["YES", "SYNC", "NO"] {
+        assert_eq!(
+            c.cmd(&["SCRIPT", "DEBUG", mode]).0,
+            b"-ERR SCRIPT DEBUG is not supported\r\n"
+        );
+    }
+    // Scripts still run afterwards.
+    assert_eq!(c.cmd(&["EVAL", "return 7", "0"]).0, b":7\r\n");
+    node.shutdown();
+}
+
+/// Our node as a replica of a real redis-server that has function libraries: they arrive
+/// in the RDB of the full sync, and later FUNCTION LOADs in the stream.
+#[test]
+fn functions_from_a_real_primary() {
+    let Some(real) = start_redis() else { return };
+    let mut p = Conn::connect(real.port);
+    p.cmd(&["FUNCTION", "FLUSH"]);
+    let lib = "#!lua name=reallib\nredis.register_function{function_name='hello', callback=function(k, a) return 'hello ' .. a[1] end, flags={'no-writes'}}";
+    assert_eq!(p.cmd(&["FUNCTION", "LOAD", lib]).0, b"$7\r\nreallib\r\n");
+    let (replica, rp) = start_node(redis_engine::Config::default());
+    replica.replicate_from(std::net::SocketAddr::from(([127, 0, 0, 1], real.port)));
+    wait_until("link up", || link_up(rp));
+    let mut r = Conn::connect(rp);
+    assert_eq!(
+        r.cmd(&["FCALL_RO", "hello", "0", "x"]).0,
+        b"$7\r\nhello x\r\n"
+    );
+    let lib2 = "#!lua name=later\nredis.register_function{function_name='later', callback=function() return 2 end, flags={'no-writes'}}";
+    p.cmd(&["FUNCTION", "LOAD", lib2]);
+    p.cmd(&["EVAL", "redis.call('set', 'via', 'script') return 1", "0"]);
+    wait_until("stream applied", || {
+        Conn::connect(rp).cmd(&["GET", "via"]).0 == b"$6\r\nscript\r\n"
+    });
+    assert_eq!(r.cmd(&["FCALL_RO", "later", "0"]).0, b":2\r\n");
+    replica.shutdown();
+}
+
+/// Garbage into scripts, the libraries' decoders and FUNCTION RESTORE: errors, never a crash.
+#[test]
+fn garbage_inputs_do_not_crash() {
+    let (node, port) = start_node(redis_engine::Config::default());
+    let mut c = Conn::connect(port);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let alphabet = b"{}[]\",:0123456789.eE+-truefalsnl \\u\x00\x7f\xff\x90\x80\xc0\xdc\xde\xd9abcIihlLbBdfsc<>!x";
+    for round in 0..400 {
+        let len = (next() % 40) as usize;
+        let junk: Vec<u8> = (0..len)
+            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+            .collect();
+        let cases: Vec<Vec<Vec<u8>>> = vec![
+            vec![b"EVAL".to_vec(), junk.clone(), b"0".to_vec()],
+            vec![
+                b"EVAL".to_vec(),
+                b"return cjson.decode(ARGV[1])".to_vec(),
+                b"0".to_vec(),
+                junk.clone(),
+            ],
+            vec![
+                b"EVAL".to_vec(),
+                b"return {cmsgpack.unpack(ARGV[1])}".to_vec(),
+                b"0".to_vec(),
+                junk.clone(),
+            ],
+            vec![
+                b"EVAL".to_vec(),
+                b"return {struct.unpack(ARGV[1], ARGV[2])}".to_vec(),
+                b"0".to_vec(),
+                junk.clone(),
+                junk.iter().rev().copied().collect(),
+            ],
+            vec![
+                b"EVAL".to_vec(),
+                b"return struct.pack(ARGV[1], 1, 2, 'x', 4)".to_vec(),
+                b"0".to_vec(),
+                junk.clone(),
+            ],
+            vec![b"FUNCTION".to_vec(), b"RESTORE".to_vec(), junk.clone()],
+            vec![b"FUNCTION".to_vec(), b"LOAD".to_vec(), {
+                let mut v = b"#!lua name=j\n".to_vec();
+                v.extend_from_slice(&junk);
+                v
+            }],
+        ];
+        for a in &cases {
+            c.send(a);
+            assert!(
+                c.read_reply().is_some(),
+                "no reply to {a:?} (round {round})"
+            );
+        }
+    }
+    // Deep nesting and cycles end in errors, not in a blown stack.
+    for script in [
+        "return cjson.decode(string.rep('[', 100000))",
+        "return cmsgpack.unpack(string.rep(string.char(0x91), 100000))",
+        "local t = {} t[1] = t return t",
+        "local t = {} t[1] = t return cjson.encode(t)",
+        "local t = {} t[1] = t return cmsgpack.pack(t)",
+        "local t = {} t.map = t return t",
+    ] {
+        assert!(c.cmd(&["EVAL", script, "0"]).1 != RVal::Null, "{script}");
+    }
+    assert_eq!(c.cmd(&["PING"]).0, b"+PONG\r\n");
+    node.shutdown();
 }

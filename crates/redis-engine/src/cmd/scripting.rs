@@ -506,7 +506,7 @@ const DUMP_RDB_VERSION: u16 = 10;
 
 /// FUNCTION DUMP payload: per library the opcode and its code as an RDB string, then the
 /// RDB version and a CRC64, like DUMP's.
-fn dump_functions(codes: &[Vec<u8>]) -> Vec<u8> {
+pub fn dump_functions(codes: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
     for c in codes {
         out.push(OPCODE_FUNCTION2);
@@ -568,8 +568,9 @@ fn read_rdb_len(b: &[u8], pos: &mut usize) -> Option<(u64, bool)> {
 fn read_rdb_string(b: &[u8], pos: &mut usize) -> Option<Vec<u8>> {
     let (len, enc) = read_rdb_len(b, pos)?;
     if !enc {
-        let s = b.get(*pos..*pos + len as usize)?.to_vec();
-        *pos += len as usize;
+        let end = pos.checked_add(usize::try_from(len).ok()?)?;
+        let s = b.get(*pos..end)?.to_vec();
+        *pos = end;
         return Some(s);
     }
     match len {
@@ -595,8 +596,13 @@ fn read_rdb_string(b: &[u8], pos: &mut usize) -> Option<Vec<u8>> {
         3 => {
             let (clen, _) = read_rdb_len(b, pos)?;
             let (ulen, _) = read_rdb_len(b, pos)?;
-            let data = b.get(*pos..*pos + clen as usize)?;
-            *pos += clen as usize;
+            // A library is source code: refuse absurd sizes before allocating.
+            if ulen > 512 << 20 {
+                return None;
+            }
+            let end = pos.checked_add(usize::try_from(clen).ok()?)?;
+            let data = b.get(*pos..end)?;
+            *pos = end;
             rdb::lzf::decompress(data, ulen as usize).ok()
         }
         _ => None,

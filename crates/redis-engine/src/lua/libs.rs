@@ -5,7 +5,7 @@
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value, Variadic};
 
-use super::{lua_num_str, raise_lib};
+use super::{deep, lua_num_str, raise_lib};
 
 fn type_name(v: Option<&Value>) -> &'static str {
     match v {
@@ -278,7 +278,11 @@ pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
             match item.kind {
                 b's' => return Err("options 's' has no fixed size".into()),
                 b'c' if item.size == 0 => return Err("options 'c0' has no fixed size".into()),
-                _ => total += item.size,
+                _ => {
+                    total = total
+                        .checked_add(item.size)
+                        .ok_or("bad argument #1 to 'size' (format too large)")?
+                }
             }
         }
         Ok(MultiValue::from_vec(vec![Value::Integer(total as _)]))
@@ -349,6 +353,10 @@ fn json_str(s: &[u8], out: &mut Vec<u8>) {
 }
 
 fn json_encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+    deep(|| json_encode_inner(v, out, depth))
+}
+
+fn json_encode_inner(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
@@ -658,6 +666,10 @@ impl<'a> JsonParser<'a> {
     }
 
     fn value(&mut self, t: (Tok, usize, Value, &'static str)) -> Result<Value, String> {
+        deep(|| self.value_inner(t))
+    }
+
+    fn value_inner(&mut self, t: (Tok, usize, Value, &'static str)) -> Result<Value, String> {
         match t.0 {
             Tok::Str | Tok::Num | Tok::Bool | Tok::Null => Ok(t.2),
             Tok::ObjBegin => {
@@ -867,6 +879,10 @@ fn be(b: &[u8]) -> u64 {
 }
 
 fn mp_decode(lua: &Lua, s: &[u8], pos: &mut usize, depth: usize) -> Result<Value, String> {
+    deep(|| mp_decode_inner(lua, s, pos, depth))
+}
+
+fn mp_decode_inner(lua: &Lua, s: &[u8], pos: &mut usize, depth: usize) -> Result<Value, String> {
     if depth > 1000 {
         return Err("Bad data format in input.".into());
     }
@@ -1200,7 +1216,8 @@ fn struct_unpack(lua: &Lua, a: &[Value]) -> Result<MultiValue, String> {
         match item.kind {
             b'x' => pos += 1,
             b'i' | b'f' | b'd' => {
-                let b = data.get(pos..pos + item.size).ok_or_else(short)?;
+                let end = pos.checked_add(item.size).ok_or_else(short)?;
+                let b = data.get(pos..end).ok_or_else(short)?;
                 let mut bytes = b.to_vec();
                 if !f.little {
                     bytes.reverse();
@@ -1236,17 +1253,23 @@ fn struct_unpack(lua: &Lua, a: &[Value]) -> Result<MultiValue, String> {
             b'c' => {
                 let size = if item.size == 0 {
                     // c0: size given by the previous numeric value.
-                    match vals.pop() {
-                        Some(Value::Number(n)) => n as usize,
-                        Some(Value::Integer(n)) => n as usize,
+                    // A negative size converts to a huge size_t in C: "too short".
+                    let n = match vals.pop() {
+                        Some(Value::Number(n)) => n,
+                        Some(Value::Integer(n)) => n as f64,
                         _ => return Err("format 'c0' needs a previous size".into()),
+                    };
+                    if n < 0.0 {
+                        return Err(short());
                     }
+                    n as usize
                 } else {
                     item.size
                 };
-                let b = data.get(pos..pos + size).ok_or_else(short)?;
+                let end = pos.checked_add(size).ok_or_else(short)?;
+                let b = data.get(pos..end).ok_or_else(short)?;
                 vals.push(Value::String(lua.create_string(b).map_err(me)?));
-                pos += size;
+                pos = end;
             }
             b's' => {
                 let rest = data.get(pos..).ok_or_else(short)?;

@@ -610,6 +610,33 @@ impl Scripting {
     }
 }
 
+/// Replace the node's function libraries with those of an RDB being loaded (a full sync
+/// carries all of them).
+pub fn load_rdb_functions(node: &mut Node, codes: &[Vec<u8>]) -> Result<(), String> {
+    if codes.is_empty()
+        && node
+            .scripting
+            .as_ref()
+            .is_none_or(|s| s.libraries.is_empty())
+    {
+        return Ok(());
+    }
+    let mut sc = match node.scripting.take() {
+        Some(s) => s,
+        None => Box::new(Scripting::new()?),
+    };
+    sc.flush_libraries();
+    let mut res = Ok(());
+    for c in codes {
+        if let Err(e) = sc.load_library(c, true) {
+            res = Err(format!("function library in RDB: {e}"));
+            break;
+        }
+    }
+    node.scripting = Some(sc);
+    res
+}
+
 /// `#!lua name=<lib>` of a library. Returns (name, body with the shebang line blanked).
 fn library_shebang(code: &[u8]) -> Result<(String, Vec<u8>), String> {
     if !code.starts_with(b"#!") {
@@ -1003,16 +1030,28 @@ pub(crate) fn raise_table(msg: &str) -> mlua::Error {
 
 /// A `luaL_error`-style error: prefixed with the calling Lua code's position.
 pub(crate) fn raise_lib(lua: &Lua, msg: &str) -> mlua::Error {
-    let pos = lua
+    let (pos, from_c) = lua
         .inspect_stack(1, |d| {
             let line = d.current_line();
-            let src = d.source().short_src.map(|s| s.into_owned());
-            match (src, line) {
-                (Some(s), Some(l)) if l > 0 => format!("{s}:{l}: "),
-                _ => String::new(),
+            let src = d.source();
+            let from_c = src.what == "C";
+            let short = src.short_src.map(|s| s.into_owned());
+            match (short, line) {
+                (Some(s), Some(l)) if l > 0 => (format!("{s}:{l}: "), from_c),
+                _ => (String::new(), from_c),
             }
         })
         .unwrap_or_default();
+    let mut msg = msg.to_string();
+    // luaL_argerror names the function from the calling instruction: called from C (pcall)
+    // there is none, and it says '?'.
+    if from_c && msg.starts_with("bad argument #") {
+        if let Some(a) = msg.find(" to '") {
+            if let Some(b) = msg[a + 5..].find('\'') {
+                msg.replace_range(a + 5..a + 5 + b, "?");
+            }
+        }
+    }
     mlua::Error::external(ScriptErr::Str(format!("{pos}{msg}")))
 }
 
@@ -1243,6 +1282,15 @@ fn parse_one(
     pos: &mut usize,
     depth: usize,
 ) -> mlua::Result<Option<(Value, bool)>> {
+    deep(|| parse_one_inner(lua, buf, pos, depth))
+}
+
+fn parse_one_inner(
+    lua: &Lua,
+    buf: &[u8],
+    pos: &mut usize,
+    depth: usize,
+) -> mlua::Result<Option<(Value, bool)>> {
     let Some(&t) = buf.get(*pos) else {
         return Ok(None);
     };
@@ -1369,8 +1417,18 @@ fn parse_one(
     Ok(Some((v, false)))
 }
 
+/// Recursion in the converters and decoders is bounded (depth 1000, as Redis's limits) but
+/// debug-build frames are large: grow the stack on the heap when it runs low.
+pub(crate) fn deep<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(64 * 1024, 1024 * 1024, f)
+}
+
 /// Lua value to a reply, following Redis 7.0's `luaReplyToRedisReply`.
 fn to_resp(v: &Value, out: &mut Vec<u8>, script_resp3: bool, resp3: bool, depth: usize) {
+    deep(|| to_resp_inner(v, out, script_resp3, resp3, depth))
+}
+
+fn to_resp_inner(v: &Value, out: &mut Vec<u8>, script_resp3: bool, resp3: bool, depth: usize) {
     let mut r = Reply { out, resp3 };
     match v {
         Value::String(s) => r.bulk(&s.as_bytes()),
@@ -1497,4 +1555,71 @@ fn trunc_i64(n: f64) -> i64 {
 /// Double formatting used by `{double=...}` replies.
 pub fn double_str(d: f64) -> String {
     fmt_double(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebang_flags_and_errors() {
+        let (f, body) = eval_shebang(b"return 1").unwrap_or_default();
+        assert!(f.compat);
+        assert_eq!(body, b"return 1");
+        let (f, body) =
+            eval_shebang(b"#!lua flags=no-writes,allow-oom\nreturn 1").unwrap_or_default();
+        assert!(!f.compat && f.no_writes && f.allow_oom && !f.allow_stale);
+        // The shebang line is dropped but its newline kept: line numbers do not move.
+        assert_eq!(body, b"\nreturn 1");
+        assert_eq!(
+            eval_shebang(b"#!lua flags=bogus\n").map(|_| ()),
+            Err("Unexpected flag in script shebang: bogus".to_string())
+        );
+        assert_eq!(
+            eval_shebang(b"#!py\n").map(|_| ()),
+            Err("Unexpected engine in script shebang: #!py".to_string())
+        );
+        assert_eq!(
+            library_shebang(b"#!lua name=lib_1\nx").map(|(n, _)| n),
+            Ok("lib_1".to_string())
+        );
+        assert!(library_shebang(b"#!lua\nx").is_err());
+        assert!(library_shebang(b"return 1").is_err());
+    }
+
+    #[test]
+    fn numbers_and_sha() {
+        assert_eq!(lua_num_str(0.1), "0.1");
+        assert_eq!(lua_num_str(1e100), "1e+100");
+        assert_eq!(lua_num_str(3.0), "3");
+        assert_eq!(trunc_i64(3.99), 3);
+        assert_eq!(trunc_i64(-3.99), -3);
+        assert_eq!(trunc_i64(f64::INFINITY), i64::MIN);
+        assert_eq!(sha1hex(b""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    }
+
+    #[test]
+    fn scripts_run_and_convert_replies() {
+        let mut sc = Scripting::new().expect("lua state");
+        let sha = sc.load_script(b"return {1, 'a', {ok='fine'}, 2.9, false}");
+        assert_eq!(sha.as_ref().map(|s| s.len()), Ok(40));
+        assert!(sc.load_script(b"return +").is_err_and(
+            |e| e.starts_with("ERR Error compiling script (new function): user_script:1:")
+        ));
+        assert_eq!(
+            sc.load_library(
+                b"#!lua name=l\nredis.register_function('f', function() return 1 end)",
+                false
+            ),
+            Ok("l".to_string())
+        );
+        assert!(sc
+            .load_library(
+                b"#!lua name=l\nredis.register_function('f', function() return 1 end)",
+                false
+            )
+            .is_err());
+        assert!(sc.delete_library("l"));
+        assert!(!sc.functions.contains_key("f"));
+    }
 }
