@@ -716,6 +716,21 @@ pub enum Denied {
 }
 
 impl Denied {
+    /// The wording Redis 7.0 uses when a script's `redis.call` is denied (script.c).
+    pub fn script_message(&self) -> &'static str {
+        match self {
+            Denied::Command(_) => {
+                "ERR The user executing the script can't run this command or subcommand"
+            }
+            Denied::Key => {
+                "ERR The user executing the script can't access at least one of the keys mentioned in the command arguments"
+            }
+            Denied::Channel => {
+                "ERR The user executing the script can't publish to the channel mentioned in the command"
+            }
+        }
+    }
+
     pub fn message(&self) -> String {
         match self {
             Denied::Command(name) => format!("NOPERM this user has no permissions to run the '{name}' command"),

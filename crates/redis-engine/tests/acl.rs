@@ -42,6 +42,19 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        // Commands a script runs are checked against the user running it.
+        "ACL SETUSER s on nopass ~app:* +@read +@scripting",
+        &[
+            "AUTH s x",
+            "EVAL return(redis.call('get','app:x')) 0",
+            "EVAL return(redis.call('get','other:x')) 0",
+            "EVAL return(redis.call('set','app:x','1')) 0",
+            "EVAL return(redis.pcall('set','app:x','1')) 0",
+            "EVAL return(redis.call('publish','ch','1')) 0",
+            "EVAL return(redis.call('get',KEYS[1])) 1 other:y",
+        ],
+    ),
+    (
         "ACL SETUSER w on nopass %R~r:* %W~w:* +@all &news*",
         &[
             "AUTH w anything",

@@ -473,6 +473,8 @@ impl Scripting {
         sclient.resp3.set(false);
         sclient.authed.set(true);
         sclient.woff.set(caller.woff.get());
+        // Commands a script runs are checked against the ACL user that runs the script.
+        sclient.user.borrow_mut().clone_from(&caller.user.borrow());
         let caller_resp3 = caller.resp3.get();
         let running = Rc::new(busy::Running {
             started: std::time::Instant::now(),
@@ -1217,6 +1219,11 @@ fn dispatch(lua: &Lua, st: &mut RunCtx<'_>, args: &[Value]) -> mlua::Result<Resu
         return Ok(Err(
             "ERR This Redis command is not allowed from script".to_string()
         ));
+    }
+    if node.acl.is_some() {
+        if let Err(denied) = crate::acl::check(node, &st.sclient, info, &cargs) {
+            return Ok(Err(denied.script_message().to_string()));
+        }
     }
     let write = info.flags & F_WRITE != 0;
     if st.read_only && write {
