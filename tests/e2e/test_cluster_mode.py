@@ -234,8 +234,10 @@ class Writer:
 
 
 def reshard(ec, rg, count, **kw):
-    ec.modify_replication_group_shard_configuration(
-        ReplicationGroupId=rg, NodeGroupCount=count, ApplyImmediately=True, **kw)
+    resp = ec.modify_replication_group_shard_configuration(
+        ReplicationGroupId=rg, NodeGroupCount=count, ApplyImmediately=True, **kw)["ReplicationGroup"]
+    assert resp["Status"] == "modifying"
+    assert resp["PendingModifiedValues"]["Resharding"]["SlotMigration"]["ProgressPercentage"] == 0.0
     seen_progress = None
     deadline = time.time() + 300
     while True:
