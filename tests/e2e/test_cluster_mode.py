@@ -347,6 +347,14 @@ def test_failover_of_one_shard_while_writing(server):
     assert missing == []
     with pytest.raises(ec.exceptions.NodeGroupNotFoundFault):
         ec.test_failover(ReplicationGroupId="fo", NodeGroupId="0009")
+    # Not supported on cluster-mode groups (yet, or at all on AWS): refused, not ignored.
+    for call, kw in ((ec.modify_replication_group, {"ClusterMode": "disabled", "ApplyImmediately": True}),
+                     (ec.modify_replication_group, {"PrimaryClusterId": "fo-0002-001", "ApplyImmediately": True}),
+                     (ec.create_snapshot, {"SnapshotName": "fo-snap"}),
+                     (ec.delete_replication_group, {"RetainPrimaryCluster": True})):
+        with pytest.raises(ec.exceptions.ClientError) as e:
+            call(ReplicationGroupId="fo", **kw)
+        assert e.value.response["Error"]["Code"] in ("InvalidParameterValue", "InvalidParameterCombination")
 
 
 def test_replica_count_per_shard_and_delete(server):
