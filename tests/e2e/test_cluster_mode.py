@@ -357,6 +357,35 @@ def test_failover_of_one_shard_while_writing(server):
         assert e.value.response["Error"]["Code"] in ("InvalidParameterValue", "InvalidParameterCombination")
 
 
+def test_shard_primary_dying_fails_over(server):
+    import json
+    import urllib.request
+    ec = server.client()
+    g = create(ec, "die", shards=2, replicas=1)
+    rc = cluster_client(g, cluster_error_retry_attempts=10)
+    rc.set("before", "1")
+    with urllib.request.urlopen(server.endpoint + "/_elastilite/nodes", timeout=10) as r:
+        nodes = {n["cache_cluster_id"]: n for n in json.loads(r.read())}
+    assert nodes["die-0002-001"]["role"] == "primary" and nodes["die-0002-002"]["role"] == "replica"
+    req = urllib.request.Request(server.endpoint + "/_elastilite/nodes/us-east-1/die-0002-001/0001/stop",
+                                 method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 204
+    deadline = time.time() + 20
+    while True:
+        g = ec.describe_replication_groups(ReplicationGroupId="die")["ReplicationGroups"][0]
+        if g["NodeGroups"][1]["NodeGroupMembers"][0]["CacheClusterId"] == "die-0002-002":
+            break
+        assert time.time() < deadline
+        time.sleep(0.05)
+    # Keys of both shards are writable again through the same client.
+    for i in range(200):
+        rc.set(f"after:{i}", i)
+    assert rc.get("after:199") == b"199"
+    events = [e["Message"] for e in ec.describe_events(SourceType="replication-group", SourceIdentifier="die")["Events"]]
+    assert any("Failover from master node die-0002-001 to replica node die-0002-002" in m for m in events), events
+
+
 def test_replica_count_per_shard_and_delete(server):
     ec = server.client()
     g = create(ec, "reps", shards=2, replicas=1)
