@@ -6,7 +6,9 @@ import time
 
 import pytest
 import redis
-from redis.cluster import RedisCluster
+from redis.backoff import ExponentialBackoff
+from redis.cluster import LoadBalancingStrategy, RedisCluster
+from redis.retry import Retry
 
 from conftest import wait_available
 
@@ -176,7 +178,7 @@ def test_cluster_clients_redirections_and_redis_cli_check(server):
     with pytest.raises(redis.exceptions.MovedError):
         rr.get("key:77777")
     # RedisCluster reading from replicas.
-    ro = cluster_client(g, read_from_replicas=True)
+    ro = cluster_client(g, load_balancing_strategy=LoadBalancingStrategy.ROUND_ROBIN)
     assert ro.get("key:12345") == b"12345"
     # ElastiCache keeps cluster administration to the API.
     with pytest.raises(redis.ResponseError, match="unknown subcommand"):
@@ -208,7 +210,7 @@ class Writer:
     """Writes w:<n> = n through a cluster client until stopped; remembers what was acknowledged."""
 
     def __init__(self, g):
-        self.client = cluster_client(g, cluster_error_retry_attempts=10)
+        self.client = cluster_client(g, retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), 10))
         self.acked = []
         self.errors = 0
         self.stop = threading.Event()
@@ -362,7 +364,7 @@ def test_shard_primary_dying_fails_over(server):
     import urllib.request
     ec = server.client()
     g = create(ec, "die", shards=2, replicas=1)
-    rc = cluster_client(g, cluster_error_retry_attempts=10)
+    rc = cluster_client(g, retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), 10))
     rc.set("before", "1")
     with urllib.request.urlopen(server.endpoint + "/_elastilite/nodes", timeout=10) as r:
         nodes = {n["cache_cluster_id"]: n for n in json.loads(r.read())}
