@@ -6,7 +6,9 @@ import time
 
 import pytest
 import redis
-from redis.cluster import RedisCluster
+from redis.backoff import ExponentialBackoff
+from redis.cluster import LoadBalancingStrategy, RedisCluster
+from redis.retry import Retry
 
 from conftest import wait_available
 
@@ -176,7 +178,7 @@ def test_cluster_clients_redirections_and_redis_cli_check(server):
     with pytest.raises(redis.exceptions.MovedError):
         rr.get("key:77777")
     # RedisCluster reading from replicas.
-    ro = cluster_client(g, read_from_replicas=True)
+    ro = cluster_client(g, load_balancing_strategy=LoadBalancingStrategy.ROUND_ROBIN)
     assert ro.get("key:12345") == b"12345"
     # ElastiCache keeps cluster administration to the API.
     with pytest.raises(redis.ResponseError, match="unknown subcommand"):
@@ -208,7 +210,7 @@ class Writer:
     """Writes w:<n> = n through a cluster client until stopped; remembers what was acknowledged."""
 
     def __init__(self, g):
-        self.client = cluster_client(g, cluster_error_retry_attempts=10)
+        self.client = cluster_client(g, retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), 10))
         self.acked = []
         self.errors = 0
         self.stop = threading.Event()
@@ -234,8 +236,10 @@ class Writer:
 
 
 def reshard(ec, rg, count, **kw):
-    ec.modify_replication_group_shard_configuration(
-        ReplicationGroupId=rg, NodeGroupCount=count, ApplyImmediately=True, **kw)
+    resp = ec.modify_replication_group_shard_configuration(
+        ReplicationGroupId=rg, NodeGroupCount=count, ApplyImmediately=True, **kw)["ReplicationGroup"]
+    assert resp["Status"] == "modifying"
+    assert resp["PendingModifiedValues"]["Resharding"]["SlotMigration"]["ProgressPercentage"] == 0.0
     seen_progress = None
     deadline = time.time() + 300
     while True:
@@ -345,6 +349,43 @@ def test_failover_of_one_shard_while_writing(server):
     assert missing == []
     with pytest.raises(ec.exceptions.NodeGroupNotFoundFault):
         ec.test_failover(ReplicationGroupId="fo", NodeGroupId="0009")
+    # Not supported on cluster-mode groups (yet, or at all on AWS): refused, not ignored.
+    for call, kw in ((ec.modify_replication_group, {"ClusterMode": "disabled", "ApplyImmediately": True}),
+                     (ec.modify_replication_group, {"PrimaryClusterId": "fo-0002-001", "ApplyImmediately": True}),
+                     (ec.create_snapshot, {"SnapshotName": "fo-snap"}),
+                     (ec.delete_replication_group, {"RetainPrimaryCluster": True})):
+        with pytest.raises(ec.exceptions.ClientError) as e:
+            call(ReplicationGroupId="fo", **kw)
+        assert e.value.response["Error"]["Code"] in ("InvalidParameterValue", "InvalidParameterCombination")
+
+
+def test_shard_primary_dying_fails_over(server):
+    import json
+    import urllib.request
+    ec = server.client()
+    g = create(ec, "die", shards=2, replicas=1)
+    rc = cluster_client(g, retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), 10))
+    rc.set("before", "1")
+    with urllib.request.urlopen(server.endpoint + "/_elastilite/nodes", timeout=10) as r:
+        nodes = {n["cache_cluster_id"]: n for n in json.loads(r.read())}
+    assert nodes["die-0002-001"]["role"] == "primary" and nodes["die-0002-002"]["role"] == "replica"
+    req = urllib.request.Request(server.endpoint + "/_elastilite/nodes/us-east-1/die-0002-001/0001/stop",
+                                 method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 204
+    deadline = time.time() + 20
+    while True:
+        g = ec.describe_replication_groups(ReplicationGroupId="die")["ReplicationGroups"][0]
+        if g["NodeGroups"][1]["NodeGroupMembers"][0]["CacheClusterId"] == "die-0002-002":
+            break
+        assert time.time() < deadline
+        time.sleep(0.05)
+    # Keys of both shards are writable again through the same client.
+    for i in range(200):
+        rc.set(f"after:{i}", i)
+    assert rc.get("after:199") == b"199"
+    events = [e["Message"] for e in ec.describe_events(SourceType="replication-group", SourceIdentifier="die")["Events"]]
+    assert any("Failover from master node die-0002-001 to replica node die-0002-002" in m for m in events), events
 
 
 def test_replica_count_per_shard_and_delete(server):

@@ -59,7 +59,11 @@ pub(crate) async fn nodes_keyed(cp: &Inner) -> Result<Vec<(NodeInfo, NodeKey)>, 
                 .store
                 .replication_group(&c.region, rg)
                 .await?
-                .map(|g| g.spec.primary),
+                // Cluster mode: the primary of the member's own shard.
+                .map(|g| match crate::shards::shard_of(&g, c.id.as_str()) {
+                    Some(s) => s.primary.clone(),
+                    None => g.spec.primary,
+                }),
             None => None,
         };
         for n in &c.nodes {

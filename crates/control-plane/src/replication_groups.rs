@@ -595,6 +595,13 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     if let Some(d) = p.str("ReplicationGroupDescription") {
         s.description = d.to_string();
     }
+    if let Some(mode) = p.str("ClusterMode") {
+        if mode != s.cluster_mode.as_deref().unwrap_or("disabled") {
+            return Err(ApiError::InvalidParameterValue(
+                "Changing ClusterMode of an existing replication group is not implemented by elastilite yet.".into(),
+            ));
+        }
+    }
     if let Some(af) = p.bool("AutomaticFailoverEnabled")? {
         if af && s.members.len() < 2 {
             return Err(ApiError::InvalidParameterCombination(

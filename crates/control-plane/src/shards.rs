@@ -1143,8 +1143,9 @@ pub(crate) async fn run_resharding(
             moved_keys += n;
         }
         // Flip ownership on every node at once (one topology push).
+        let moved = bitmap(&compress(slots.clone()));
         let mut from_slots = expand(&g.spec.shards[from].slots);
-        from_slots.retain(|s| !slots.contains(s));
+        from_slots.retain(|s| !moved[usize::from(*s)]);
         g.spec.shards[from].slots = compress(from_slots);
         let mut to_slots = expand(&g.spec.shards[to].slots);
         to_slots.extend_from_slice(&slots);
@@ -1181,13 +1182,24 @@ fn moves_left(shards: &[Shard]) -> usize {
         .iter()
         .map(|s| {
             let Some(t) = &s.target_slots else { return 0 };
-            let want = expand(t);
+            let want = bitmap(t);
             expand(&s.slots)
                 .into_iter()
-                .filter(|x| !want.contains(x))
+                .filter(|x| !want[usize::from(*x)])
                 .count()
         })
         .sum()
+}
+
+/// Which slots a set of ranges holds, indexed by slot.
+fn bitmap(r: &[(u16, u16)]) -> Vec<bool> {
+    let mut m = vec![false; SLOTS];
+    for x in expand(r) {
+        if let Some(b) = m.get_mut(usize::from(x)) {
+            *b = true;
+        }
+    }
+    m
 }
 
 /// Up to `STEP_SLOTS` slots one shard holds but must give to another.

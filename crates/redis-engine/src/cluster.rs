@@ -170,9 +170,48 @@ fn cport(port: u16) -> u32 {
 /// Apply a topology pushed by the control plane.
 pub fn set_topology(node: &mut Node, topo: Topology) {
     match ClusterState::new(topo) {
-        Some(cs) => node.cluster = Some(Box::new(cs)),
+        Some(cs) => {
+            node.cluster = Some(Box::new(cs));
+            drop_moved_shard_channels(node);
+        }
         None => tracing::warn!("cluster topology without this node ignored"),
     }
+}
+
+/// Shard channels whose slot this node no longer serves lose their subscribers,
+/// who are told with an `sunsubscribe` message (as Redis does when a slot moves).
+fn drop_moved_shard_channels(node: &mut Node) {
+    let Some(cs) = node.cluster.as_deref() else {
+        return;
+    };
+    let gone: Vec<Blob> = node
+        .shard_channels
+        .keys()
+        .filter(|ch| !cs.serves(key_slot(ch)))
+        .cloned()
+        .collect();
+    // Not inside a command: every frame goes to its client's own buffer.
+    let saved = std::mem::replace(&mut node.current_client, 0);
+    for ch in gone {
+        let Some(ids) = node.shard_channels.remove(&ch) else {
+            continue;
+        };
+        for id in ids {
+            let Some(c) = node.clients.get(&id).cloned() else {
+                continue;
+            };
+            c.ssubs.borrow_mut().shift_remove(&ch);
+            let n = c.ssubs.borrow().len();
+            let mut scratch = Vec::new();
+            node.deliver(id, &mut scratch, |r| {
+                r.push(3);
+                r.bulk(b"sunsubscribe");
+                r.bulk(&ch);
+                r.int(n as i64);
+            });
+        }
+    }
+    node.current_client = saved;
 }
 
 /// Calls `f` with every key of a command (for EXEC: of every queued command).

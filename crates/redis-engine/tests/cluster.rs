@@ -411,3 +411,45 @@ fn slot_migration_ask_tryagain_and_moved() {
         b":0\r\n"
     );
 }
+
+/// A shard channel's subscribers are unsubscribed (with a `sunsubscribe` frame)
+/// when its slot leaves the node, as Redis does.
+#[test]
+fn shard_subscribers_dropped_when_their_slot_moves() {
+    let (h, p) = start_node(redis_engine::Config::default());
+    let all = vec![(0u16, 16383u16)];
+    h.control(redis_engine::Control::SetClusterTopology(Box::new(topo(
+        "a",
+        (p, all),
+        (1, vec![]),
+        None,
+    ))));
+    let mut c = Conn::connect(p);
+    wait_for(
+        &mut c,
+        &["CLUSTER", "MYID"],
+        &format!("$40\r\n{}\r\n", "a".repeat(40)),
+    );
+    let mut sub = Conn::connect(p);
+    assert_eq!(
+        cmd(&mut sub, &["SSUBSCRIBE", "news"]),
+        b"*3\r\n$10\r\nssubscribe\r\n$4\r\nnews\r\n:1\r\n"
+    );
+    let slot = key_slot(b"news");
+    let keep: Vec<(u16, u16)> = [(0, slot.saturating_sub(1)), (slot + 1, 16383)]
+        .into_iter()
+        .filter(|(x, y)| x <= y && !(slot == 0 && *y == 0))
+        .collect();
+    h.control(redis_engine::Control::SetClusterTopology(Box::new(topo(
+        "a",
+        (p, keep),
+        (1, vec![(slot, slot)]),
+        None,
+    ))));
+    let (raw, _) = sub.read_reply().expect("sunsubscribe frame");
+    assert_eq!(raw, b"*3\r\n$12\r\nsunsubscribe\r\n$4\r\nnews\r\n:0\r\n");
+    assert_eq!(
+        cmd(&mut c, &["PUBSUB", "SHARDNUMSUB", "news"]),
+        b"*2\r\n$4\r\nnews\r\n:0\r\n"
+    );
+}
