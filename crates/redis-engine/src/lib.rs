@@ -17,14 +17,14 @@ pub mod db;
 pub mod geohash;
 pub mod hll;
 pub mod keymap;
-pub mod monitor;
 pub mod lua;
+pub mod monitor;
 pub mod node;
 pub mod notify;
 pub mod replication;
 pub mod resp;
-pub mod tracking;
 pub mod sources;
+pub mod tracking;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;

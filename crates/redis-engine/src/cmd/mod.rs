@@ -92,6 +92,8 @@ pub enum Keys {
     NumKeys(usize),
     /// numkeys at index, keys follow; plus a destination key at index 1 (ZUNIONSTORE…)
     DestNumKeys(usize),
+    /// XREAD / XREADGROUP: the first half of the arguments after `STREAMS`.
+    Streams,
 }
 
 pub struct CmdDef {
@@ -216,6 +218,17 @@ pub fn key_indexes(def: &CmdDef, args: &Args<'_>) -> Vec<usize> {
                 i += step;
             }
             v
+        }
+        Keys::Streams => {
+            let Some(at) = (1..args.len()).find(|&i| args.get(i).eq_ignore_ascii_case(b"streams"))
+            else {
+                return vec![];
+            };
+            let rest = args.len() - at - 1;
+            if rest == 0 || rest % 2 != 0 {
+                return vec![];
+            }
+            (at + 1..at + 1 + rest / 2).collect()
         }
         Keys::NumKeys(idx) | Keys::DestNumKeys(idx) => {
             let mut v = Vec::new();
@@ -1007,6 +1020,29 @@ mod tests {
             *log.borrow(),
             vec!["0:SET a 1", "0:SET b 1 PX 1", "0:DEL b", "2:LPUSH l x"]
         );
+    }
+
+    #[test]
+    fn stream_reads_name_the_keys_after_streams() {
+        let def = lookup(b"xreadgroup").map(|i| i.def);
+        let Some(def) = def else { panic!("xreadgroup") };
+        let words: Vec<&[u8]> = vec![
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            b"c",
+            b"COUNT",
+            b"1",
+            b"STREAMS",
+            b"a",
+            b"b",
+            b">",
+            b">",
+        ];
+        let cmd = crate::resp::OwnedCmd::from_parts(&words);
+        assert_eq!(key_indexes(def, &cmd.args()), vec![7, 8]);
+        let odd = crate::resp::OwnedCmd::from_parts(&words[..10]);
+        assert!(key_indexes(def, &odd.args()).is_empty());
     }
 
     #[test]

@@ -853,7 +853,7 @@ fn write_command_info(r: &mut Reply<'_>, info: &CmdInfo) {
     let (first, last, step) = match d.keys {
         Keys::None => (0, 0, 0),
         Keys::Range(a, b, c) => (a, b, c),
-        Keys::NumKeys(_) | Keys::DestNumKeys(_) => (0, 0, 0),
+        Keys::NumKeys(_) | Keys::DestNumKeys(_) | Keys::Streams => (0, 0, 0),
     };
     r.int(first as i64);
     r.int(last as i64);

@@ -46,7 +46,7 @@ pub static COMMANDS: &[CmdDef] = &[
         -4,
         "readonly blocking",
         "@read @stream @slow @blocking",
-        Keys::None,
+        Keys::Streams,
         xread
     ),
     cmd!(
@@ -54,7 +54,7 @@ pub static COMMANDS: &[CmdDef] = &[
         -7,
         "write blocking",
         "@write @stream @slow @blocking",
-        Keys::None,
+        Keys::Streams,
         xreadgroup
     ),
     cmd!("xgroup", -2, "write", "@write @stream @slow", K2, xgroup),
