@@ -60,6 +60,7 @@ def test_a_timed_pause_without_automatic_failover_only_delays_clients(server):
     assert c.get("k") == b"v"
     assert time.time() - started >= 1.2
     assert roles(ec, "tp")["tp-001"] == "primary"
+    assert node_entry(server, "tp-001")["fault"] is None, "a timed pause ends by itself"
     # Resume of a node that is not paused is harmless; bad durations are refused.
     assert admin(server, "POST", "/_elastilite/nodes/us-east-1/tp-001/0001/resume")[0] == 204
     with pytest.raises(urllib.error.HTTPError) as e:

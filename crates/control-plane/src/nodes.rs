@@ -103,7 +103,7 @@ pub struct Supervisor {
     reserved: Mutex<HashMap<NodeKey, TcpListener>>,
     proxies: Mutex<HashMap<NodeKey, Proxy>>,
     /// Faults injected into running nodes ("paused", "isolated"), for the node list.
-    faults: Mutex<HashMap<NodeKey, &'static str>>,
+    faults: Mutex<HashMap<NodeKey, (&'static str, Option<std::time::Instant>)>>,
     /// The keys IAM auth tokens must be signed with.
     iam_credentials: Arc<IamCredentials>,
     /// Security groups: ingress CIDRs by group id (set through the admin API).
@@ -194,7 +194,8 @@ impl Supervisor {
     /// Fault injection: freeze a Redis node (for `d`, or until `resume`).
     pub fn pause(&self, key: &NodeKey, d: Option<Duration>) -> Result<(), FaultError> {
         self.redis(key, |h| h.pause(d))?;
-        lock(&self.faults).insert(key.clone(), "paused");
+        let until = d.map(|d| std::time::Instant::now() + d);
+        lock(&self.faults).insert(key.clone(), ("paused", until));
         Ok(())
     }
 
@@ -208,17 +209,23 @@ impl Supervisor {
     pub fn isolate(&self, key: &NodeKey, on: bool) -> Result<(), FaultError> {
         self.redis(key, |h| h.isolate(on))?;
         if on {
-            lock(&self.faults).insert(key.clone(), "isolated");
+            lock(&self.faults).insert(key.clone(), ("isolated", None));
         } else {
             lock(&self.faults).remove(key);
         }
         Ok(())
     }
 
-    /// The fault injected into a node, if any ("paused" ends by itself after its duration,
-    /// so the list may say "paused" a little longer).
+    /// The fault injected into a node, if any (a timed pause ends by itself).
     pub fn fault(&self, key: &NodeKey) -> Option<&'static str> {
-        lock(&self.faults).get(key).copied()
+        let mut faults = lock(&self.faults);
+        match faults.get(key).copied() {
+            Some((_, Some(until))) if until <= std::time::Instant::now() => {
+                faults.remove(key);
+                None
+            }
+            other => other.map(|(f, _)| f),
+        }
     }
 
     /// The address clients are told for a node listening on `bind_ip`.

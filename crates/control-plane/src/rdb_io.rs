@@ -61,7 +61,14 @@ pub async fn capture(
     send(&mut r, &[b"REPLCONF", b"capa", b"eof"]).await?;
     expect_ok(&mut r).await?;
     send(&mut r, &[b"PSYNC", b"?", b"-1"]).await?;
-    let line = read_line(&mut r).await?;
+    // redis-server may send keep-alive newlines first (while it waits
+    // `repl-diskless-sync-delay` for other replicas).
+    let line = loop {
+        let l = read_line(&mut r).await?;
+        if !l.is_empty() {
+            break l;
+        }
+    };
     if !line.starts_with("+FULLRESYNC") {
         return Err(RdbIoError::Refused(line));
     }

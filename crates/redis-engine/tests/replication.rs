@@ -1872,3 +1872,49 @@ fn streams_replicate_with_group_state() {
     a.shutdown();
     b.shutdown();
 }
+
+/// A real redis-server replica takes our streamed diskless RDB while we keep writing: it
+/// finds the end mark (the command stream waits for its first ACK, as redis-server's own
+/// primaries do) and ends with exactly our data.
+#[test]
+fn interop_real_redis_replica_syncs_while_we_write() {
+    let a = node(false);
+    let pa = a.local_addr().port();
+    let mut ca = C::new(pa);
+    let mut cmds = Vec::new();
+    for i in 0..20_000 {
+        cmds.push(vec!["SET".to_string(), format!("c:{i}"), i.to_string()]);
+    }
+    ca.pipeline(&cmds);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let st = stop.clone();
+    let writer = std::thread::spawn(move || {
+        let mut c = C::new(pa);
+        let mut i = 0u64;
+        while !st.load(std::sync::atomic::Ordering::Relaxed) || i < 500 {
+            c.pipeline(&[
+                vec!["INCR".into(), format!("c:{}", (i * 7919) % 20_000)],
+                vec!["RPUSH".into(), format!("l:{}", i % 13), i.to_string()],
+                vec!["SET".into(), format!("n:{i}"), "x".into()],
+                vec!["DEL".into(), format!("n:{}", i / 2)],
+            ]);
+            i += 1;
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    });
+    let Some(real) = real_redis(&["--replicaof", "127.0.0.1", &pa.to_string()]) else {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = writer.join();
+        return;
+    };
+    wait_until("real replica link up", Duration::from_secs(20), || {
+        link_up(real.port)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    ca.cmd(&["SET", "end", "1"]);
+    assert_eq!(ca.cmd(&["WAIT", "1", "5000"]), V::Int(1));
+    assert_same(&mut ca, &mut C::new(real.port));
+    a.shutdown();
+}
