@@ -109,11 +109,19 @@ pub enum Control {
 struct PauseGate {
     paused: Mutex<bool>,
     cv: std::sync::Condvar,
+    /// How many pauses the node thread has entered: `pause` returns once its own has,
+    /// so a command sent after the pause call is really held.
+    entered: Mutex<u64>,
+    entered_cv: std::sync::Condvar,
 }
 
 impl PauseGate {
     /// Block the calling (node) thread while paused, at most until `until`.
     fn wait(&self, until: Option<std::time::Instant>) {
+        if let Ok(mut e) = self.entered.lock() {
+            *e += 1;
+        }
+        self.entered_cv.notify_all();
         let Ok(mut p) = self.paused.lock() else {
             return;
         };
@@ -138,6 +146,25 @@ impl PauseGate {
             *p = v;
         }
         self.cv.notify_all();
+    }
+    fn entered_count(&self) -> u64 {
+        self.entered.lock().map(|e| *e).unwrap_or(0)
+    }
+    /// Wait (at most `max`) until the node thread has entered a pause after `before`.
+    fn await_entered(&self, before: u64, max: Duration) {
+        let deadline = std::time::Instant::now() + max;
+        let Ok(mut e) = self.entered.lock() else {
+            return;
+        };
+        while *e <= before {
+            let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+                return;
+            };
+            match self.entered_cv.wait_timeout(e, left) {
+                Ok((g, _)) => e = g,
+                Err(_) => return,
+            }
+        }
     }
 }
 
@@ -239,9 +266,12 @@ impl NodeHandle {
     }
 
     /// Fault injection: freeze the node for `d` (None: until `resume`).
+    /// Returns once the node's thread is frozen (or after 2 s if it is busy).
     pub fn pause(&self, d: Option<Duration>) {
+        let before = self.gate.entered_count();
         self.gate.set(true);
         self.control(Control::Pause(d.map(|d| std::time::Instant::now() + d)));
+        self.gate.await_entered(before, Duration::from_secs(2));
     }
 
     /// End a pause.
