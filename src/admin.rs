@@ -45,10 +45,13 @@ async fn security_groups(State(state): State<AppState>) -> Response {
 async fn put_security_group(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Json(body): Json<serde_json::Value>,
+    body: axum::body::Bytes,
 ) -> Response {
+    // Parsed here rather than by an extractor, so a bad body gets this API's JSON error.
+    let body: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
     let cidrs: Option<Vec<String>> = body
-        .get("ingress")
+        .as_ref()
+        .and_then(|b| b.get("ingress"))
         .and_then(|v| v.as_array())
         .and_then(|a| a.iter().map(|c| c.as_str().map(str::to_string)).collect());
     let Some(cidrs) = cidrs else {

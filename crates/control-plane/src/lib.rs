@@ -368,7 +368,12 @@ impl ControlPlane {
         id: &str,
         cidrs: Option<Vec<String>>,
     ) -> Result<(), ApiError> {
-        let valid = id.starts_with("sg-") && id.len() > 3 && id.len() <= 64;
+        let valid = id.len() > 3
+            && id.len() <= 64
+            && id.starts_with("sg-")
+            && id[3..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !valid {
             return Err(ApiError::InvalidParameterValue(format!(
                 "Invalid security group id {id}: it must look like sg-0123abcd."
@@ -379,9 +384,17 @@ impl ControlPlane {
             Some(list) => Some(
                 list.iter()
                     .map(|c| {
-                        redis_engine::sources::Cidr::parse(c).ok_or_else(|| {
-                            ApiError::InvalidParameterValue(format!("Invalid CIDR {c}"))
-                        })
+                        // IPv4 blocks, as the admin API documents them.
+                        let v4 = c.split_once('/').is_some_and(|(ip, bits)| {
+                            ip.parse::<std::net::Ipv4Addr>().is_ok()
+                                && (bits == "0" || !bits.starts_with('0'))
+                                && bits.parse::<u8>().is_ok_and(|b| b <= 32)
+                        });
+                        v4.then(|| redis_engine::sources::Cidr::parse(c))
+                            .flatten()
+                            .ok_or_else(|| {
+                                ApiError::InvalidParameterValue(format!("Invalid CIDR {c}"))
+                            })
                     })
                     .collect::<Result<Vec<_>, _>>()?,
             ),

@@ -92,7 +92,8 @@ pub enum Control {
     /// Isolated, the node keeps running but every connection (clients, replicas, its link
     /// to its primary) is cut and new ones are closed at once; healed, a replica reconnects
     /// to its primary (partial resync when the backlog allows).
-    Isolate(bool),
+    /// The sender, when given, is told once the partition is in place.
+    Isolate(bool, Option<std::sync::mpsc::Sender<()>>),
     /// Replace the node's ACL users (None: back to the AUTH token only), with the
     /// verifier of IAM auth tokens (None keeps the current one).
     SetUsers(Option<Vec<acl::UserSpec>>, Option<acl::IamVerifier>),
@@ -281,7 +282,11 @@ impl NodeHandle {
 
     /// Fault injection: cut the node off the network (true) or heal it (false).
     pub fn isolate(&self, on: bool) {
-        self.control(Control::Isolate(on));
+        // Returns once the node has cut its connections (or after 2 s if it is busy), so
+        // whatever a caller sends next already meets the partition.
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.control(Control::Isolate(on, Some(tx)));
+        let _ = rx.recv_timeout(Duration::from_secs(2));
     }
 
     /// Where another node sends keys migrated to this one.
@@ -665,7 +670,12 @@ async fn background(
                     }
                     Control::ReplicateFrom(addr) => replication::replicate_from(&mut n, addr),
                     Control::Promote => replication::promote(&mut n),
-                    Control::Isolate(on) => replication::isolate(&mut n, on),
+                    Control::Isolate(on, done) => {
+                        replication::isolate(&mut n, on);
+                        if let Some(d) = done {
+                            let _ = d.send(());
+                        }
+                    }
                     Control::Pause(_) => {}
                     Control::SetUsers(users, verifier) => {
                         let iam = verifier
