@@ -218,6 +218,7 @@ mod tests {
                 primary: Some(backend_addr),
                 replicas: vec![],
             },
+            Default::default(),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let mut c = TcpStream::connect(front)
