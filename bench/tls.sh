@@ -26,18 +26,18 @@ ec.create_cache_cluster(CacheClusterId="tls", Engine="redis", CacheNodeType="cac
 for c in ("plain", "tls"):
     ec.get_waiter("cache_cluster_available").wait(CacheClusterId=c, WaiterConfig={"Delay": 1})
     ep = ec.describe_cache_clusters(CacheClusterId=c, ShowCacheNodeInfo=True)["CacheClusters"][0]["CacheNodes"][0]["Endpoint"]
-    open(f"{sys.argv[2]}/{c}", "w").write(f"{ep['Address']} {ep['Port']}")
+    open(f"{sys.argv[2]}/{c}", "w").write(f"{ep['Address']} {ep['Port']}\n")
 PY
-curl -s "http://127.0.0.1:$PORT/_elastilite/ca.pem" >"$WORK/ca.pem"
+curl -s "http://127.0.0.1:$PORT/_elastilite/ca.pem" >"$WORK/client-ca.pem"
 read -r PH PP <"$WORK/plain"; read -r TH TP <"$WORK/tls"
 run() { # host port extra... -> requests/s
   local h=$1 p=$2; shift 2
-  redis-benchmark -h "$h" -p "$p" -n "$N" -c 50 -q --csv "$@" | awk -F'","' 'NR==2 {gsub(/"/,"",$2); print $2}'
+  redis-benchmark -h "$h" -p "$p" -n "$N" -c 50 -q --csv "$@" 2>/dev/null | awk -F'","' 'NR==2 {gsub(/"/,"",$2); print $2}'
 }
 for test in "-t set" "-t get" "-t set -P 16" "-t get -P 16"; do
   plain=0; tls=0
   for _ in $(seq "$RUNS"); do
-    p=$(run "$PH" "$PP" $test); t=$(run "$TH" "$TP" $test --tls --cacert "$WORK/ca.pem")
+    p=$(run "$PH" "$PP" $test); t=$(run "$TH" "$TP" $test --tls --cacert "$WORK/client-ca.pem")
     plain=$(python3 -c "print(max($plain, $p))"); tls=$(python3 -c "print(max($tls, $t))")
   done
   printf '%-14s plain %10.0f rps   tls %10.0f rps   tls/plain %.2f\n' "$test" "$plain" "$tls" \
