@@ -481,3 +481,29 @@ def test_legacy_cache_security_groups(server):
     ec.delete_cache_security_group(CacheSecurityGroupName="legacy")
     with pytest.raises(ec.exceptions.CacheSecurityGroupNotFoundFault):
         ec.describe_cache_security_groups(CacheSecurityGroupName="legacy")
+
+
+def test_cluster_auth_token_rotate_set_delete(server, tmp_path):
+    ec = server.client()
+    first, second, third = "first-token-0123456789", "second-token-0123456789", "third-token-0123456789"
+    ec.create_cache_cluster(CacheClusterId="rotc", Engine="redis", TransitEncryptionEnabled=True, AuthToken=first)
+    ep = wait_available(ec, "rotc")["CacheNodes"][0]["Endpoint"]
+    ca = ca_file(server, tmp_path)
+
+    def ok(pw):
+        try:
+            return redis.Redis(host=ep["Address"], port=ep["Port"], ssl=True, ssl_ca_certs=ca, password=pw,
+                               socket_timeout=5).ping()
+        except redis.exceptions.AuthenticationError:
+            return False
+    ec.modify_cache_cluster(CacheClusterId="rotc", AuthToken=second, AuthTokenUpdateStrategy="ROTATE",
+                            ApplyImmediately=True)
+    wait_available(ec, "rotc")
+    assert ok(first) and ok(second)
+    ec.modify_cache_cluster(CacheClusterId="rotc", AuthToken=third, AuthTokenUpdateStrategy="SET",
+                            ApplyImmediately=True)
+    wait_available(ec, "rotc")
+    assert ok(third) and not ok(first) and not ok(second)
+    # DELETE needs TransitEncryptionMode preferred, which a required-mode cluster is not.
+    with pytest.raises(ec.exceptions.InvalidParameterCombinationException):
+        ec.modify_cache_cluster(CacheClusterId="rotc", AuthTokenUpdateStrategy="DELETE", ApplyImmediately=True)

@@ -382,6 +382,17 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         spec.notification_topic_status = Some(s.to_string());
     }
     log_delivery::apply(&mut spec.log_delivery, p)?;
+    if c.replication_group_id.is_none() && spec.engine.is_redis_like() {
+        if let Some(changed) = crate::security::modify_auth_token(p, spec)? {
+            // The running node follows at once: SET/DELETE change its password,
+            // ROTATE gives its default user both tokens.
+            for n in &c.nodes {
+                let key = node_key(region, &c.id, n.id);
+                cp.nodes.set_password(&key, changed.password.clone());
+                cp.nodes.set_users(&key, changed.acl.as_ref());
+            }
+        }
+    }
     if let Some(m) = p.str("AZMode") {
         if m != "single-az" && m != "cross-az" {
             return Err(ApiError::InvalidParameterValue(format!(

@@ -109,8 +109,11 @@ pub struct Supervisor {
     /// Security groups: ingress CIDRs by group id (set through the admin API).
     sg_rules: Mutex<HashMap<String, Vec<Cidr>>>,
     /// Each endpoint's security groups and the filter its listener checks.
-    filters: Mutex<HashMap<NodeKey, (Vec<String>, Arc<SourceFilter>)>>,
+    filters: Mutex<HashMap<NodeKey, EndpointFilter>>,
 }
+
+/// An endpoint's security group ids and the filter its listener checks.
+type EndpointFilter = (Vec<String>, Arc<SourceFilter>);
 
 /// What a security group without configured rules admits: the local machine.
 fn local_machine() -> Vec<Cidr> {
@@ -605,8 +608,7 @@ impl Supervisor {
             Some(r) => lock(&self.sg_rules).insert(id.to_string(), r),
             None => lock(&self.sg_rules).remove(id),
         };
-        let all: Vec<(Vec<String>, Arc<SourceFilter>)> =
-            lock(&self.filters).values().cloned().collect();
+        let all: Vec<EndpointFilter> = lock(&self.filters).values().cloned().collect();
         for (groups, f) in all {
             if groups.iter().any(|g| g == id) {
                 f.set(self.rules_for(&groups));

@@ -43,6 +43,66 @@ pub(crate) fn auth_token(raw: &str, transit_encryption: bool) -> Result<String, 
     Ok(raw.to_string())
 }
 
+/// What ModifyCacheCluster's AUTH token change makes the node enforce.
+pub(crate) struct TokenChange {
+    pub password: Option<String>,
+    pub acl: Option<crate::model::NodeAcl>,
+}
+
+/// ModifyCacheCluster `AuthToken` + `AuthTokenUpdateStrategy` (SET, ROTATE,
+/// DELETE) on a standalone Redis cluster. ROTATE keeps the previous token valid
+/// (recorded as the node's `default` user with both passwords) until the next
+/// SET or DELETE. Returns None when the call does not touch the token.
+pub(crate) fn modify_auth_token(
+    p: &Params,
+    spec: &mut crate::model::ClusterSpec,
+) -> Result<Option<TokenChange>, ApiError> {
+    let strategy = p.str("AuthTokenUpdateStrategy");
+    let previous = spec.auth_token.clone();
+    match (p.str("AuthToken"), strategy.unwrap_or("ROTATE")) {
+        (None, "DELETE") if strategy.is_some() => {
+            if spec.transit_encryption_mode.as_deref() == Some("required") {
+                return Err(ApiError::InvalidParameterCombination(
+                    "The AUTH token can only be deleted while TransitEncryptionMode is preferred."
+                        .into(),
+                ));
+            }
+            spec.auth_token = None;
+            spec.acl = None;
+        }
+        (None, _) => return Ok(None),
+        (Some(t), "SET") => {
+            spec.auth_token = Some(auth_token(t, spec.transit_encryption_enabled)?);
+            spec.acl = None;
+        }
+        (Some(t), "ROTATE") => {
+            let new = auth_token(t, spec.transit_encryption_enabled)?;
+            spec.acl = previous
+                .filter(|old| *old != new)
+                .map(|old| crate::model::NodeAcl {
+                    cache_name: String::new(),
+                    users: vec![crate::model::NodeAclUser {
+                        name: "default".into(),
+                        rules: format!(">{old} >{new} on ~* &* +@all"),
+                        iam: false,
+                    }],
+                });
+            spec.auth_token = Some(new);
+        }
+        (Some(_), other) => {
+            return Err(ApiError::InvalidParameterValue(format!(
+                "Invalid AuthTokenUpdateStrategy {other} with an AuthToken: use SET or ROTATE."
+            )))
+        }
+    }
+    spec.auth_token_enabled = spec.auth_token.is_some();
+    spec.auth_token_last_modified_ms = Some(crate::now_ms());
+    Ok(Some(TokenChange {
+        password: spec.auth_token.clone(),
+        acl: spec.acl.clone(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -230,7 +230,8 @@ fn authentication(p: &Params) -> Result<Option<(String, Vec<String>)>, ApiError>
     let mode_type = mode.str("Type");
     let mode_passwords = mode.list("Passwords", "member")?;
     if mode_type.is_some() || mode_passwords.is_some() {
-        if passwords.is_some() || no_password.is_some() {
+        // Terraform sends NoPasswordRequired=false alongside AuthenticationMode.
+        if passwords.as_ref().is_some_and(|p| !p.is_empty()) || no_password == Some(true) {
             return Err(ApiError::InvalidParameterCombination(
                 "AuthenticationMode cannot be combined with Passwords or NoPasswordRequired."
                     .into(),
