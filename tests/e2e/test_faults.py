@@ -125,4 +125,4 @@ def test_pause_and_isolate_need_a_running_redis_node(server):
     ec.get_waiter("cache_cluster_available").wait(CacheClusterId="mc", WaiterConfig={"Delay": 1})
     with pytest.raises(urllib.error.HTTPError) as e:
         admin(server, "POST", "/_elastilite/nodes/us-east-1/mc/0001/pause")
-    assert e.value.code == 400
+    assert e.value.code == 409

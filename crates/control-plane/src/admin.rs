@@ -118,10 +118,10 @@ pub(crate) async fn inject(
         .ok_or_else(|| ApiError::CacheNodeNotFound(format!("{id}/{node}")))?;
     let key = node_key(region, &id, node_id);
     let fault_err = |e: crate::nodes::FaultError| match e {
-        crate::nodes::FaultError::NotRunning => ApiError::InvalidCacheClusterState(format!(
+        crate::nodes::FaultError::NotRunning => ApiError::FaultRefused(format!(
             "Cache node {node_id} of cluster {id} is not running."
         )),
-        crate::nodes::FaultError::NotRedis => ApiError::InvalidParameterValue(e.to_string()),
+        crate::nodes::FaultError::NotRedis => ApiError::FaultRefused(e.to_string()),
     };
     match fault {
         Fault::Pause(d) => {

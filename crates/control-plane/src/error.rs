@@ -22,6 +22,10 @@ pub enum ApiError {
     CacheClusterAlreadyExists(String),
     #[error("{0}")]
     InvalidCacheClusterState(String),
+    /// The admin API's fault injection cannot act on the node as it is (not running, not
+    /// Redis): a conflict with the node's state, not a malformed request.
+    #[error("{0}")]
+    FaultRefused(String),
     #[error("{0}")]
     InsufficientCacheClusterCapacity(String),
     #[error("{0}")]
@@ -168,7 +172,7 @@ impl ApiError {
             InvalidParameterCombination(_) => "InvalidParameterCombination",
             CacheClusterNotFound(_) => "CacheClusterNotFound",
             CacheClusterAlreadyExists(_) => "CacheClusterAlreadyExists",
-            InvalidCacheClusterState(_) => "InvalidCacheClusterState",
+            InvalidCacheClusterState(_) | FaultRefused(_) => "InvalidCacheClusterState",
             InsufficientCacheClusterCapacity(_) => "InsufficientCacheClusterCapacity",
             NodeQuotaForClusterExceeded(_) => "NodeQuotaForClusterExceeded",
             CacheParameterGroupNotFound(_) => "CacheParameterGroupNotFound",
@@ -261,6 +265,7 @@ impl ApiError {
             | TagNotFound(_)
             | CacheNodeNotFound(_) => 404,
             Internal(_) => 500,
+            FaultRefused(_) => 409,
             _ => 400,
         }
     }
