@@ -225,7 +225,7 @@ pub fn key_indexes(def: &CmdDef, args: &Args<'_>) -> Vec<usize> {
                 return vec![];
             };
             let rest = args.len() - at - 1;
-            if rest == 0 || rest % 2 != 0 {
+            if rest == 0 || !rest.is_multiple_of(2) {
                 return vec![];
             }
             (at + 1..at + 1 + rest / 2).collect()
