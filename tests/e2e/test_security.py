@@ -507,3 +507,28 @@ def test_cluster_auth_token_rotate_set_delete(server, tmp_path):
     # DELETE needs TransitEncryptionMode preferred, which a required-mode cluster is not.
     with pytest.raises(ec.exceptions.InvalidParameterCombinationException):
         ec.modify_cache_cluster(CacheClusterId="rotc", AuthTokenUpdateStrategy="DELETE", ApplyImmediately=True)
+
+
+def test_snapshot_of_a_tls_cluster_with_auth_token_restores(server, tmp_path):
+    """Snapshots are taken from the engine behind the TLS front (as AWS takes them from the
+    node itself), whatever the client-facing transport and token."""
+    ec = server.client()
+    token = "0123456789abcdef0123"
+    ec.create_cache_cluster(CacheClusterId="tls-src", Engine="redis", TransitEncryptionEnabled=True,
+                            AuthToken=token)
+    ep = wait_available(ec, "tls-src")["CacheNodes"][0]["Endpoint"]
+    ca = ca_file(server, tmp_path)
+    r = redis.Redis(host=ep["Address"], port=ep["Port"], ssl=True, ssl_ca_certs=ca, password=token,
+                    socket_timeout=5)
+    r.set("k", "v")
+    ec.create_snapshot(CacheClusterId="tls-src", SnapshotName="tls-snap")
+    deadline = time.time() + 60
+    while ec.describe_snapshots(SnapshotName="tls-snap")["Snapshots"][0]["SnapshotStatus"] != "available":
+        assert time.time() < deadline, ec.describe_snapshots(SnapshotName="tls-snap")
+        time.sleep(0.2)
+    ec.create_cache_cluster(CacheClusterId="tls-dst", Engine="redis", TransitEncryptionEnabled=True,
+                            AuthToken=token, SnapshotName="tls-snap")
+    ep2 = wait_available(ec, "tls-dst")["CacheNodes"][0]["Endpoint"]
+    r2 = redis.Redis(host=ep2["Address"], port=ep2["Port"], ssl=True, ssl_ca_certs=ca, password=token,
+                     socket_timeout=5)
+    assert r2.get("k") == b"v"

@@ -24,9 +24,12 @@ fn file(cp: &Inner, c: &ClusterRecord) -> PathBuf {
         .join(format!("{}.rdb", c.id))
 }
 
-fn node_addr(c: &ClusterRecord) -> Option<SocketAddr> {
+/// The engine itself (behind its TLS front, when it has one).
+fn node_addr(cp: &Inner, c: &ClusterRecord) -> Option<SocketAddr> {
     let n = c.nodes.first()?;
-    Some(SocketAddr::new(n.bind_ip.parse().ok()?, n.port))
+    cp.nodes
+        .engine_addr(&crate::clusters::node_key(&c.region, &c.id, n.id))
+        .or_else(|| Some(SocketAddr::new(n.bind_ip.parse().ok()?, n.port)))
 }
 
 /// The clusters whose data is their own.
@@ -61,7 +64,7 @@ pub(crate) async fn save_all(cp: &Inner) -> usize {
     };
     let mut saved = crate::serverless::save_all(cp).await;
     for c in clusters {
-        let (Some(addr), path) = (node_addr(&c), file(cp, &c)) else {
+        let (Some(addr), path) = (node_addr(cp, &c), file(cp, &c)) else {
             continue;
         };
         if let Some(dir) = path.parent() {
@@ -84,7 +87,7 @@ pub(crate) async fn load_all(cp: &Inner) -> usize {
     let mut loaded = crate::serverless::load_all(cp).await;
     for c in clusters {
         let path = file(cp, &c);
-        let Some(addr) = node_addr(&c) else { continue };
+        let Some(addr) = node_addr(cp, &c) else { continue };
         if !path.is_file() {
             continue;
         }

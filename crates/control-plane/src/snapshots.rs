@@ -74,7 +74,7 @@ async fn source(cp: &Inner, region: &str, p: &Params) -> Result<Source, ApiError
                 .cluster(region, &id)
                 .await?
                 .ok_or_else(|| ApiError::CacheClusterNotFound(raw.to_string()))?;
-            cluster_source(c, None).await
+            cluster_source(cp, c, None).await
         }
         (None, Some(raw)) => group_source(cp, region, raw).await,
     }
@@ -97,7 +97,7 @@ async fn group_source(cp: &Inner, region: &str, raw: &str) -> Result<Source, Api
         .cluster(region, &primary)
         .await?
         .ok_or_else(|| ApiError::CacheClusterNotFound(g.spec.primary.clone()))?;
-    let mut s = cluster_source(c, Some(&g)).await?;
+    let mut s = cluster_source(cp, c, Some(&g)).await?;
     s.spec.replication_group_id = Some(g.id.clone());
     s.spec.replication_group_description = Some(g.spec.description.clone());
     s.spec.cache_cluster_id = None;
@@ -108,6 +108,7 @@ async fn group_source(cp: &Inner, region: &str, raw: &str) -> Result<Source, Api
 }
 
 async fn cluster_source(
+    cp: &Inner,
     c: ClusterRecord,
     g: Option<&crate::model::GroupRecord>,
 ) -> Result<Source, ApiError> {
@@ -120,12 +121,19 @@ async fn cluster_source(
     let n = c.nodes.first().ok_or_else(|| {
         ApiError::InvalidCacheClusterState(format!("Cache cluster {} has no node.", c.id))
     })?;
-    let node = SocketAddr::new(
-        n.bind_ip.parse().map_err(|_| {
-            ApiError::Internal(format!("stored address {} is not an IP", n.bind_ip))
-        })?,
-        n.port,
-    );
+    // The engine itself, not the endpoint clients use: that one may be a TLS front.
+    let node = match cp
+        .nodes
+        .engine_addr(&crate::clusters::node_key(&c.region, &c.id, n.id))
+    {
+        Some(a) => a,
+        None => SocketAddr::new(
+            n.bind_ip.parse().map_err(|_| {
+                ApiError::Internal(format!("stored address {} is not an IP", n.bind_ip))
+            })?,
+            n.port,
+        ),
+    };
     let s = &c.spec;
     let spec = SnapshotSpec {
         cache_cluster_id: Some(c.id.to_string()),
@@ -427,7 +435,7 @@ pub(crate) async fn final_snapshot(
     }
     let src = match (cluster, group) {
         (_, Some(rg)) => group_source(cp, region, rg).await?,
-        (Some(c), None) => cluster_source(c.clone(), None).await?,
+        (Some(c), None) => cluster_source(cp, c.clone(), None).await?,
         (None, None) => return Err(ApiError::Internal("final snapshot of nothing".into())),
     };
     let mut spec = src.spec;
@@ -588,7 +596,7 @@ pub(crate) async fn run_automatic(cp: &Arc<Inner>) -> Result<Vec<String>, ApiErr
         let region = c.region.clone();
         let limit = c.spec.snapshot_retention_limit;
         let id = c.id.to_string();
-        if let Ok(src) = cluster_source(c, None).await {
+        if let Ok(src) = cluster_source(cp, c, None).await {
             if take(cp, &region, &name, AUTOMATED, src, &[]).await.is_ok() {
                 taken.push(name);
             }
@@ -733,10 +741,12 @@ pub(crate) fn spawn_restore(cp: &Arc<Inner>, region: &str, id: &CacheClusterId, 
     let id = id.clone();
     tokio::spawn(async move {
         let node = match cp.store.cluster(&region, &id).await {
-            Ok(Some(c)) => c
-                .nodes
-                .first()
-                .and_then(|n| Some(SocketAddr::new(n.bind_ip.parse().ok()?, n.port))),
+            // The engine behind a TLS front, when there is one.
+            Ok(Some(c)) => c.nodes.first().and_then(|n| {
+                cp.nodes
+                    .engine_addr(&crate::clusters::node_key(&c.region, &c.id, n.id))
+                    .or_else(|| Some(SocketAddr::new(n.bind_ip.parse().ok()?, n.port)))
+            }),
             _ => None,
         };
         let started = std::time::Instant::now();
