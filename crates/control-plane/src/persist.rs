@@ -87,7 +87,9 @@ pub(crate) async fn load_all(cp: &Inner) -> usize {
     let mut loaded = crate::serverless::load_all(cp).await;
     for c in clusters {
         let path = file(cp, &c);
-        let Some(addr) = node_addr(cp, &c) else { continue };
+        let Some(addr) = node_addr(cp, &c) else {
+            continue;
+        };
         if !path.is_file() {
             continue;
         }
