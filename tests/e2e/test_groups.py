@@ -238,3 +238,37 @@ def test_node_type_change_changes_the_memory_limit_and_keeps_data(server):
         time.sleep(0.05)
     assert r.info("memory")["maxmemory"] == 6533 * 1024 * 1024 // 100 * 75
     assert r.get("kept") == b"yes"
+
+
+def test_group_user_and_security_group_lifecycles_are_events(server):
+    """DescribeEvents carries the lifecycle of every resource kind, filterable by SourceType."""
+    ec = server.client()
+    ec.create_cache_parameter_group(CacheParameterGroupName="Ev-Params", CacheParameterGroupFamily="redis7",
+                                    Description="d")
+    ec.modify_cache_parameter_group(CacheParameterGroupName="ev-params", ParameterNameValues=[
+        {"ParameterName": "maxmemory-policy", "ParameterValue": "allkeys-lru"}])
+    ec.delete_cache_parameter_group(CacheParameterGroupName="ev-params")
+    ec.create_cache_subnet_group(CacheSubnetGroupName="ev-subnets", CacheSubnetGroupDescription="d",
+                                 SubnetIds=["subnet-1"])
+    ec.create_cache_security_group(CacheSecurityGroupName="ev-sg", Description="d")
+    ec.create_user(UserId="ev-user", UserName="ev-user", Engine="redis", AccessString="on ~* +@all",
+                   NoPasswordRequired=True)
+    ec.create_user_group(UserGroupId="ev-group", Engine="redis", UserIds=["default"])
+    with pytest.raises(ec.exceptions.CacheParameterGroupNotFoundFault):
+        ec.delete_cache_parameter_group(CacheParameterGroupName="ev-params")
+
+    def messages(source_type):
+        evs = ec.describe_events(SourceType=source_type, Duration=60)["Events"]
+        return [(e["SourceIdentifier"], e["Message"]) for e in evs]
+
+    pg = messages("cache-parameter-group")
+    assert ("ev-params", "Cache parameter group created") in pg
+    assert ("ev-params", "Cache parameter group modified") in pg
+    # Only what succeeded: one deletion, not the failed second one.
+    assert pg.count(("ev-params", "Cache parameter group deleted")) == 1
+    assert ("ev-subnets", "Cache subnet group created") in messages("cache-subnet-group")
+    assert ("ev-sg", "Cache security group created") in messages("cache-security-group")
+    assert ("ev-user", "User created") in messages("user")
+    assert ("ev-group", "User group created") in messages("user-group")
+    only = ec.describe_events(SourceType="user", SourceIdentifier="ev-user", Duration=60)["Events"]
+    assert [e["Message"] for e in only] == ["User created"]

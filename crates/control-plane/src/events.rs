@@ -22,6 +22,86 @@ const SOURCE_TYPES: &[&str] = &[
 const RETENTION_MS: i64 = 14 * 24 * 3600 * 1000;
 
 /// Record an event; a failure to record is logged, never fails the operation.
+/// Lifecycle events of the resources whose operations have no other event: recorded here,
+/// once, after the operation succeeded (clusters, groups, serverless caches and snapshots
+/// record their own, with the state changes they go through).
+pub(crate) async fn after_action(cp: &Inner, region: &str, action: &str, p: &aws_query::Params) {
+    let (source_type, id_param, message) = match action {
+        "CreateCacheParameterGroup" => (
+            "cache-parameter-group",
+            "CacheParameterGroupName",
+            "Cache parameter group created",
+        ),
+        "ModifyCacheParameterGroup" => (
+            "cache-parameter-group",
+            "CacheParameterGroupName",
+            "Cache parameter group modified",
+        ),
+        "ResetCacheParameterGroup" => (
+            "cache-parameter-group",
+            "CacheParameterGroupName",
+            "Cache parameter group reset",
+        ),
+        "DeleteCacheParameterGroup" => (
+            "cache-parameter-group",
+            "CacheParameterGroupName",
+            "Cache parameter group deleted",
+        ),
+        "CreateCacheSubnetGroup" => (
+            "cache-subnet-group",
+            "CacheSubnetGroupName",
+            "Cache subnet group created",
+        ),
+        "ModifyCacheSubnetGroup" => (
+            "cache-subnet-group",
+            "CacheSubnetGroupName",
+            "Cache subnet group modified",
+        ),
+        "DeleteCacheSubnetGroup" => (
+            "cache-subnet-group",
+            "CacheSubnetGroupName",
+            "Cache subnet group deleted",
+        ),
+        "CreateCacheSecurityGroup" => (
+            "cache-security-group",
+            "CacheSecurityGroupName",
+            "Cache security group created",
+        ),
+        "AuthorizeCacheSecurityGroupIngress" => (
+            "cache-security-group",
+            "CacheSecurityGroupName",
+            "Cache security group ingress authorized",
+        ),
+        "RevokeCacheSecurityGroupIngress" => (
+            "cache-security-group",
+            "CacheSecurityGroupName",
+            "Cache security group ingress revoked",
+        ),
+        "DeleteCacheSecurityGroup" => (
+            "cache-security-group",
+            "CacheSecurityGroupName",
+            "Cache security group deleted",
+        ),
+        "CreateUser" => ("user", "UserId", "User created"),
+        "ModifyUser" => ("user", "UserId", "User modified"),
+        "DeleteUser" => ("user", "UserId", "User deleted"),
+        "CreateUserGroup" => ("user-group", "UserGroupId", "User group created"),
+        "ModifyUserGroup" => ("user-group", "UserGroupId", "User group modified"),
+        "DeleteUserGroup" => ("user-group", "UserGroupId", "User group deleted"),
+        _ => return,
+    };
+    if let Some(id) = p.str(id_param) {
+        // Names are stored lower-case where AWS lower-cases them.
+        let id = match source_type {
+            "cache-parameter-group" | "cache-subnet-group" | "cache-security-group" => {
+                id.to_ascii_lowercase()
+            }
+            _ => id.to_string(),
+        };
+        record(cp, region, &id, source_type, message).await;
+    }
+}
+
 pub(crate) async fn record(
     cp: &Inner,
     region: &str,

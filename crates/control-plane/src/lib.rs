@@ -203,6 +203,17 @@ impl ControlPlane {
         action: &str,
         p: &Params,
     ) -> Result<Option<String>, ApiError> {
+        let out = self.run_action(region, action, p).await?;
+        events::after_action(&self.inner, region, action, p).await;
+        Ok(out)
+    }
+
+    async fn run_action(
+        &self,
+        region: &str,
+        action: &str,
+        p: &Params,
+    ) -> Result<Option<String>, ApiError> {
         let cp = &self.inner;
         let body = match action {
             "CreateCacheCluster" => clusters::create(cp, region, p).await?,
