@@ -356,6 +356,10 @@ def test_at_rest_encryption_seals_snapshots_and_persisted_data(tmp_path):
         assert not sealed.startswith(b"REDIS")
         assert SECRET_VALUE.encode() not in sealed and SECRET_KEY.encode() not in sealed
         assert ec.describe_snapshots(SnapshotName="snap-sealed")["Snapshots"][0]["KmsKeyId"] == "alias/local"
+        # A plain RDB export stays available on request (CopySnapshot TargetBucket).
+        ec.copy_snapshot(SourceSnapshotName="snap-sealed", TargetSnapshotName="exported", TargetBucket="my-bucket")
+        exported = open(os.path.join(server.data_dir, "s3", "my-bucket", "exported-0001.rdb"), "rb").read()
+        assert exported.startswith(b"REDIS") and SECRET_VALUE.encode() in exported
         # The sealed snapshot restores.
         ec.create_replication_group(ReplicationGroupId="back", ReplicationGroupDescription="d",
                                     SnapshotName="snap-sealed", AtRestEncryptionEnabled=True)

@@ -355,10 +355,8 @@ pub(crate) async fn describe(cp: &Inner, region: &str, p: &Params) -> Result<Str
 pub(crate) async fn copy(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<String, ApiError> {
     let src_name = p.required("SourceSnapshotName")?;
     let target = validate_name(p.required("TargetSnapshotName")?)?;
-    if p.str("TargetBucket").is_some() {
-        return Err(ApiError::InvalidParameterValue(
-            "TargetBucket: exporting to S3 is not available locally; the snapshot's RDB files are under the data directory.".into(),
-        ));
+    if let Some(bucket) = p.str("TargetBucket") {
+        return export(cp, region, src_name, &target, bucket).await;
     }
     let tags = p.tags("Tags")?.unwrap_or_default();
     let _guard = cp.lock.lock().await;
@@ -394,6 +392,55 @@ pub(crate) async fn copy(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<St
         .put_tags(&cp.arn(region, "snapshot", &target), &tags)
         .await?;
     Ok(render_one(cp, &copy, false))
+}
+
+/// CopySnapshot with `TargetBucket`: export for external access, as plain RDB files
+/// (decrypted when the snapshot is sealed at rest) at `<data-dir>/s3/<bucket>/<target>-<shard>.rdb`,
+/// loadable by redis-server and by `SnapshotArns` `arn:aws:s3:::<bucket>/<file>`.
+async fn export(
+    cp: &Arc<Inner>,
+    region: &str,
+    src_name: &str,
+    target: &str,
+    bucket: &str,
+) -> Result<String, ApiError> {
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
+    if !bucket_ok {
+        return Err(ApiError::InvalidParameterValue(format!(
+            "Invalid S3 bucket name {bucket}."
+        )));
+    }
+    let _guard = cp.lock.lock().await;
+    let src = find(cp, region, src_name).await?;
+    if src.status != AVAILABLE {
+        return Err(ApiError::InvalidSnapshotState(format!(
+            "Snapshot {src_name} is not available (current state: {}).",
+            src.status
+        )));
+    }
+    let dir = cp.config.data_dir.join("s3").join(bucket);
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| ApiError::Internal(format!("export directory: {e}")))?;
+    for n in &src.spec.nodes {
+        let from = file_path(cp, region, &n.file);
+        let to = dir.join(format!("{target}-{}.rdb", n.node_group_id));
+        if crate::at_rest::is_sealed(&from) {
+            let key = cp.at_rest_key.clone();
+            tokio::task::spawn_blocking(move || key.open(&from, &to))
+                .await
+                .map_err(|e| ApiError::Internal(format!("export: {e}")))??;
+        } else {
+            tokio::fs::copy(&from, &to)
+                .await
+                .map_err(|e| ApiError::Internal(format!("export snapshot: {e}")))?;
+        }
+    }
+    tracing::info!(region, snapshot = src_name, bucket, target, "snapshot exported");
+    Ok(render_one(cp, &src, false))
 }
 
 pub(crate) async fn delete(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<String, ApiError> {
