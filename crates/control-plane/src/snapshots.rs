@@ -439,7 +439,13 @@ async fn export(
                 .map_err(|e| ApiError::Internal(format!("export snapshot: {e}")))?;
         }
     }
-    tracing::info!(region, snapshot = src_name, bucket, target, "snapshot exported");
+    tracing::info!(
+        region,
+        snapshot = src_name,
+        bucket,
+        target,
+        "snapshot exported"
+    );
     Ok(render_one(cp, &src, false))
 }
 
