@@ -459,6 +459,28 @@ def test_security_groups_admit_or_refuse_sources(server, tmp_path):
     assert e.value.code == 400
 
 
+def memcached_answers(address, port):
+    import socket
+    try:
+        with socket.create_connection((address, port), timeout=3) as s:
+            s.sendall(b"version\r\n")
+            return s.recv(64).startswith(b"VERSION")
+    except OSError:
+        return False
+
+
+def test_security_groups_filter_memcached_nodes(server):
+    ec = server.client()
+    ec.create_cache_cluster(CacheClusterId="sgmc", Engine="memcached", NumCacheNodes=1,
+                            SecurityGroupIds=["sg-0mc"])
+    ep = wait_available(ec, "sgmc")["CacheNodes"][0]["Endpoint"]
+    assert memcached_answers(ep["Address"], ep["Port"]), "no rules: the local machine is admitted"
+    set_ingress(server, "sg-0mc", ["10.0.0.0/8"])
+    assert not memcached_answers(ep["Address"], ep["Port"])
+    set_ingress(server, "sg-0mc", ["127.0.0.0/8"])
+    assert memcached_answers(ep["Address"], ep["Port"])
+
+
 def test_legacy_cache_security_groups(server):
     ec = server.client()
     g = ec.create_cache_security_group(CacheSecurityGroupName="Legacy", Description="old",

@@ -430,6 +430,8 @@ impl Supervisor {
             Engine::Memcached => {
                 let defaults = memcached_engine::Config::default();
                 let config = memcached_engine::Config {
+                    admit: filter
+                        .map(|f| Arc::new(move |peer| f.admits(peer)) as memcached_engine::AdmitFn),
                     memory_limit: memcached_memory(memory, params),
                     max_item_size: param_u64(params, "max_item_size")
                         .unwrap_or(defaults.max_item_size),

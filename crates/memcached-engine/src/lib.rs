@@ -23,9 +23,15 @@ use std::sync::{Arc, Mutex};
 use node::ClusterConfig;
 use store::Settings;
 
+/// Decides whether a connection from this source address may stay open (simulated
+/// security groups); the control plane owns the rules.
+pub type AdmitFn = Arc<dyn Fn(std::net::SocketAddr) -> bool + Send + Sync>;
+
 /// Settings a node starts with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
+    /// None admits every source.
+    pub admit: Option<AdmitFn>,
     /// Memory limit for items in bytes (memcached's -m); 0 means no limit.
     pub memory_limit: u64,
     /// Largest item accepted (memcached's -I / max_item_size), default 1 MiB.
@@ -36,9 +42,22 @@ pub struct Config {
     pub version: String,
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("admit", &self.admit.is_some())
+            .field("memory_limit", &self.memory_limit)
+            .field("max_item_size", &self.max_item_size)
+            .field("evict", &self.evict)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
+            admit: None,
             memory_limit: 64 * 1024 * 1024,
             max_item_size: 1024 * 1024,
             evict: true,
@@ -158,6 +177,7 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
     let s2 = settings.clone();
     let c2 = cluster.clone();
     let version = config.version.clone();
+    let admit = config.admit.clone();
     let stats = Arc::new(Mutex::new(NodeStats::default()));
     let stats_shared = stats.clone();
     // The runtime is built and dropped on the node's own thread, so `spawn`/`shutdown` may be
@@ -180,7 +200,16 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
             let local = tokio::task::LocalSet::new();
             local.block_on(
                 &rt,
-                server::run(listener, addr, s2, c2, version, stop_rx, stats_shared),
+                server::run(
+                    listener,
+                    addr,
+                    s2,
+                    c2,
+                    version,
+                    stop_rx,
+                    stats_shared,
+                    admit,
+                ),
             );
             drop(local);
             drop(rt);

@@ -17,6 +17,8 @@ use crate::{binary, text};
 /// Flush replies once this much output is pending, even mid-batch.
 const OUT_HIGH_WATER: usize = 256 * 1024;
 
+// Everything a node's accept loop owns, handed over once at spawn.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     listener: std::net::TcpListener,
     addr: SocketAddr,
@@ -25,6 +27,7 @@ pub async fn run(
     version: String,
     mut stop: tokio::sync::watch::Receiver<bool>,
     stats: Arc<Mutex<crate::NodeStats>>,
+    admit: Option<crate::AdmitFn>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -72,6 +75,11 @@ pub async fn run(
             acc = listener.accept() => {
                 match acc {
                     Ok((stream, peer)) => {
+                        if admit.as_ref().is_some_and(|a| !a(peer)) {
+                            tracing::info!(%peer, "memcached node {addr}: connection refused: no security group rule admits it");
+                            drop(stream);
+                            continue;
+                        }
                         let id = next_id;
                         next_id += 1;
                         {
