@@ -1280,15 +1280,7 @@ pub(crate) async fn export_snapshot(
 ) -> Result<String, ApiError> {
     let name = p.required("ServerlessCacheSnapshotName")?;
     let bucket = p.required("S3BucketName")?;
-    let bucket_ok = (3..=63).contains(&bucket.len())
-        && bucket
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
-    if !bucket_ok {
-        return Err(ApiError::InvalidParameterValue(format!(
-            "Invalid S3 bucket name {bucket}."
-        )));
-    }
+    snapshots::validate_bucket(bucket)?;
     let _guard = cp.lock.lock().await;
     let s = find_snapshot(cp, region, name).await?;
     if s.row.status != AVAILABLE {

@@ -394,6 +394,21 @@ pub(crate) async fn copy(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<St
     Ok(render_one(cp, &copy, false))
 }
 
+/// An S3 bucket name as exports accept it (it becomes a directory under `<data-dir>/s3`).
+pub(crate) fn validate_bucket(bucket: &str) -> Result<(), ApiError> {
+    let ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidParameterValue(format!(
+            "Invalid S3 bucket name {bucket}."
+        )))
+    }
+}
+
 /// CopySnapshot with `TargetBucket`: export for external access, as plain RDB files
 /// (decrypted when the snapshot is sealed at rest) at `<data-dir>/s3/<bucket>/<target>-<shard>.rdb`,
 /// loadable by redis-server and by `SnapshotArns` `arn:aws:s3:::<bucket>/<file>`.
@@ -404,15 +419,7 @@ async fn export(
     target: &str,
     bucket: &str,
 ) -> Result<String, ApiError> {
-    let bucket_ok = (3..=63).contains(&bucket.len())
-        && bucket
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
-    if !bucket_ok {
-        return Err(ApiError::InvalidParameterValue(format!(
-            "Invalid S3 bucket name {bucket}."
-        )));
-    }
+    validate_bucket(bucket)?;
     let _guard = cp.lock.lock().await;
     let src = find(cp, region, src_name).await?;
     if src.status != AVAILABLE {

@@ -473,8 +473,11 @@ impl Scripting {
         sclient.resp3.set(false);
         sclient.authed.set(true);
         sclient.woff.set(caller.woff.get());
-        // Commands a script runs are checked against the ACL user that runs the script.
-        sclient.user.borrow_mut().clone_from(&caller.user.borrow());
+        // Commands a script runs are checked against the ACL user that runs the script
+        // (only nodes with ACL users check; the others skip the copy on this hot path).
+        if node.acl.is_some() {
+            sclient.user.borrow_mut().clone_from(&caller.user.borrow());
+        }
         let caller_resp3 = caller.resp3.get();
         let running = Rc::new(busy::Running {
             started: std::time::Instant::now(),
