@@ -44,7 +44,10 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
             let n = &mut *n;
             let mut out = client.out.borrow_mut();
             let max_bulk = n.settings.proto_max_bulk_len;
-            client.last_cmd_at.set(std::time::Instant::now());
+            let now = std::time::Instant::now();
+            client.last_cmd_at.set(now);
+            n.clock_hint = Some(now);
+            n.in_batch = true;
             paused = None;
             let mut pos = 0;
             loop {
@@ -87,6 +90,8 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
                     }
                 }
             }
+            n.clock_hint = None;
+            n.in_batch = false;
             if n.tracking.bcast_pending() {
                 crate::tracking::flush_bcast(n, Some(&mut out));
             }

@@ -79,7 +79,7 @@ impl ZSet {
 }
 
 pub enum Value {
-    Str(Blob),
+    Str(crate::small::SmallBytes),
     Hash(Box<HMap>),
     List(Box<VecDeque<Blob>>),
     Set(Box<HSet>),
@@ -111,7 +111,7 @@ impl Value {
     /// Approximate memory footprint (MEMORY USAGE).
     pub fn mem_estimate(&self) -> usize {
         match self {
-            Value::Str(s) => 16 + s.len(),
+            Value::Str(s) => 16 + s.heap_len(),
             Value::Hash(h) => 64 + h.iter().map(|(k, v)| k.len() + v.len() + 40).sum::<usize>(),
             Value::List(l) => 64 + l.iter().map(|v| v.len() + 24).sum::<usize>(),
             Value::Set(s) => 64 + s.iter().map(|v| v.len() + 32).sum::<usize>(),
@@ -236,6 +236,38 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Wall-clock milliseconds derived from a monotonic instant, so one clock read per command
+/// serves both its expiry time base and its slow-log duration (three reads were ~5 % of a
+/// pipelined GET). Re-anchored to the wall clock on every cron tick (100 ms), so a clock
+/// step shows up as quickly as Redis's cached `mstime` would pick it up.
+pub struct WallClock {
+    base: std::time::Instant,
+    base_ms: u64,
+}
+
+impl WallClock {
+    pub fn new() -> WallClock {
+        WallClock {
+            base: std::time::Instant::now(),
+            base_ms: now_ms(),
+        }
+    }
+    pub fn resync(&mut self) {
+        *self = WallClock::new();
+    }
+    #[inline]
+    pub fn ms_at(&self, t: std::time::Instant) -> u64 {
+        let d = t.saturating_duration_since(self.base);
+        self.base_ms + d.as_secs() * 1000 + u64::from(d.subsec_millis())
+    }
+}
+
+impl Default for WallClock {
+    fn default() -> Self {
+        WallClock::new()
+    }
+}
+
 /// How lazy expiry behaves (replication: replicas never delete expired keys themselves).
 #[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ExpireMode {
@@ -254,6 +286,7 @@ pub struct Keyspace {
     pub expire_mode: ExpireMode,
     pub stats: Stats,
     pub now: u64,
+    pub clock: WallClock,
     pub policy: Policy,
     pub lfu_log_factor: u32,
     pub lfu_decay_time: u32,
@@ -282,6 +315,7 @@ impl Keyspace {
             expire_mode: ExpireMode::Normal,
             stats: Stats::default(),
             now: now_ms(),
+            clock: WallClock::new(),
             policy: Policy::NoEviction,
             lfu_log_factor: 10,
             lfu_decay_time: 1,

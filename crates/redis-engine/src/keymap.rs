@@ -4,47 +4,13 @@
 //! inline. About 56 + 5·(8/7) bytes per entry plus the value's own allocation.
 
 use std::hash::BuildHasher;
-use std::ops::Deref;
 
 use hashbrown::HashTable;
 
 use crate::db::Hasher;
 
 /// A key: inline up to 22 bytes, else boxed.
-#[derive(Clone)]
-pub enum Key {
-    Inline(u8, [u8; 22]),
-    Heap(Box<[u8]>),
-}
-
-impl Key {
-    pub fn new(b: &[u8]) -> Key {
-        if b.len() <= 22 {
-            let mut d = [0u8; 22];
-            d[..b.len()].copy_from_slice(b);
-            Key::Inline(b.len() as u8, d)
-        } else {
-            Key::Heap(b.into())
-        }
-    }
-}
-
-impl Deref for Key {
-    type Target = [u8];
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        match self {
-            Key::Inline(n, d) => &d[..*n as usize],
-            Key::Heap(b) => b,
-        }
-    }
-}
-
-impl std::fmt::Debug for Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(self))
-    }
-}
+pub type Key = crate::small::SmallBytes;
 
 struct Slot<V> {
     key: Key,

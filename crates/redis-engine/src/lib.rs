@@ -23,6 +23,7 @@ pub mod node;
 pub mod notify;
 pub mod replication;
 pub mod resp;
+pub mod small;
 pub mod sources;
 pub mod tracking;
 
@@ -615,6 +616,7 @@ async fn background(
                 let mut n = node.borrow_mut();
                 // No client is executing: invalidations go straight to their connections.
                 n.current_client = 0;
+                n.ks.clock.resync();
                 ticks += 1;
                 if ticks.is_multiple_of(5) {
                     close_idle_clients(&n);

@@ -185,6 +185,13 @@ pub struct Node {
     pub tracking: crate::tracking::Tracking,
     /// CLIENT PAUSE, SLOWLOG, LATENCY (see `monitor.rs`).
     pub mon: crate::monitor::Monitor,
+    /// When the command about to be `call`ed was read off the clock (see `cmd::execute`).
+    pub cmd_start: Option<std::time::Instant>,
+    /// Within a connection's batch: the clock as last read (batch start, or the end of the
+    /// previous command), which the next command takes as its start instead of reading again.
+    pub clock_hint: Option<std::time::Instant>,
+    /// A connection is executing a batch (`clock_hint` is only carried within one).
+    pub in_batch: bool,
     /// Set by a command whose effect must be propagated in another form (XADD's generated
     /// ID, XREADGROUP's PEL changes as XCLAIM/XGROUP SETID); consumed by replication.
     pub propagate_as: Option<Vec<crate::resp::OwnedCmd>>,
@@ -235,6 +242,9 @@ impl Node {
             repl: crate::replication::Repl::default(),
             tracking: Default::default(),
             mon: Default::default(),
+            cmd_start: None,
+            clock_hint: None,
+            in_batch: false,
             propagate_as: None,
             scripting: None,
             acl: None,

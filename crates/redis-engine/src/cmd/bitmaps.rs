@@ -77,23 +77,26 @@ fn bit_offset(b: &[u8], hash_ok: bool, width: u64) -> Result<u64, Error> {
 }
 
 /// Mutable string at key (created empty when missing), WRONGTYPE otherwise.
-fn str_mut<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<&'a mut Box<[u8]>, Error> {
+fn str_mut<'a>(
+    ctx: &'a mut Ctx<'_>,
+    key: &[u8],
+) -> Result<&'a mut crate::small::SmallBytes, Error> {
     let db = ctx.db();
     let e = ctx
         .node
         .ks
-        .get_or_create(db, key, || Value::Str(Box::default()));
+        .get_or_create(db, key, || Value::Str(Default::default()));
     match &mut e.val {
         Value::Str(s) => Ok(s),
         _ => Err(Error::WrongType),
     }
 }
 
-fn grow(s: &mut Box<[u8]>, bytes: usize) {
+fn grow(s: &mut crate::small::SmallBytes, bytes: usize) {
     if s.len() < bytes {
         let mut v = std::mem::take(s).into_vec();
         v.resize(bytes, 0);
-        *s = v.into_boxed_slice();
+        *s = v.into();
     }
 }
 
@@ -290,9 +293,7 @@ fn bitop(ctx: &mut Ctx<'_>) -> CmdResult {
             ctx.notify(crate::notify::GENERIC, "del", dst);
         }
     } else {
-        ctx.node
-            .ks
-            .set(db, dst, Value::Str(res.into_boxed_slice()), false);
+        ctx.node.ks.set(db, dst, Value::Str(res.into()), false);
         ctx.notify(crate::notify::STRING, "set", dst);
     }
     ctx.r().int(maxlen as i64);
@@ -339,7 +340,7 @@ fn read_field(s: &[u8], off: u64, t: FieldType) -> i64 {
     }
 }
 
-fn write_field(s: &mut Box<[u8]>, off: u64, t: FieldType, v: i64) {
+fn write_field(s: &mut crate::small::SmallBytes, off: u64, t: FieldType, v: i64) {
     grow(s, ((off + t.bits as u64 + 7) >> 3) as usize);
     let v = v as u64;
     for i in 0..t.bits as u64 {

@@ -74,11 +74,8 @@ fn take_string_read(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Vec<u8>>, Er
 fn store_string(ctx: &mut Ctx<'_>, key: &[u8], v: Vec<u8>) {
     let db = ctx.db();
     match ctx.node.ks.get_w(db, key) {
-        Some(e) => e.val = Value::Str(v.into_boxed_slice()),
-        None => ctx
-            .node
-            .ks
-            .set(db, key, Value::Str(v.into_boxed_slice()), false),
+        Some(e) => e.val = Value::Str(v.into()),
+        None => ctx.node.ks.set(db, key, Value::Str(v.into()), false),
     }
 }
 
@@ -174,7 +171,7 @@ pub fn to_rdb(v: &Value) -> rdb::Value {
 /// The rdb crate's value → ours (None for types this engine does not have yet).
 pub fn from_rdb(v: rdb::Value) -> Option<Value> {
     Some(match v {
-        rdb::Value::String(s) => Value::Str(s.to_vec().into_boxed_slice()),
+        rdb::Value::String(s) => Value::Str(s.to_vec().into()),
         rdb::Value::List(l) => {
             Value::List(Box::new(l.iter().map(|e| Blob::from(&e[..])).collect()))
         }

@@ -597,7 +597,11 @@ fn execute_cmd(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
         return;
     }
     node.total_commands += 1;
-    node.ks.now = crate::db::now_ms();
+    let t0 = node
+        .clock_hint
+        .take()
+        .unwrap_or_else(std::time::Instant::now);
+    node.ks.now = node.ks.clock.ms_at(t0);
     node.current_client = client.id;
     let resp3 = client.resp3.get();
     let info = match lookup(args.get(0)) {
@@ -711,6 +715,7 @@ fn execute_cmd(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
     }
     node.flush_deleted();
     crate::notify::drain(node, out);
+    node.cmd_start = Some(t0);
     call(node, client, info, args, out, false);
     if !node.ready.is_empty() {
         serve_blocked(node);
@@ -766,8 +771,11 @@ pub fn call(
         block: None,
         no_dirty: false,
     };
+    // The top-level call reuses the instant `execute` read; nested ones (EXEC, scripts,
+    // unblocked clients) read their own.
+    let started = ctx.node.cmd_start.take();
     let t0 = if ctx.node.mon.timing {
-        Some(std::time::Instant::now())
+        Some(started.unwrap_or_else(std::time::Instant::now))
     } else {
         None
     };
@@ -775,8 +783,12 @@ pub fn call(
     let block = ctx.block.take();
     let no_dirty = ctx.no_dirty;
     if let Some(t0) = t0 {
+        let end = std::time::Instant::now();
+        if started.is_some() && node.in_batch {
+            node.clock_hint = Some(end);
+        }
         if block.is_none() {
-            crate::monitor::record(node, client, info, &args, t0.elapsed());
+            crate::monitor::record(node, client, info, &args, end.saturating_duration_since(t0));
         }
     }
     let res_wrote = res.is_ok() && info.flags & F_WRITE != 0 && !no_dirty && block.is_none();

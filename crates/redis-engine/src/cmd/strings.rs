@@ -486,7 +486,7 @@ fn append(ctx: &mut Ctx<'_>) -> CmdResult {
                 let mut v = std::mem::take(s).into_vec();
                 v.extend_from_slice(add);
                 let n = v.len();
-                *s = v.into_boxed_slice();
+                *s = v.into();
                 n
             }
             _ => return Err(Error::WrongType),
@@ -536,9 +536,7 @@ fn incr_by(ctx: &mut Ctx<'_>, by: i64) -> CmdResult {
         None => {
             let mut buf = Vec::with_capacity(20);
             crate::resp::push_int(&mut buf, by);
-            ctx.node
-                .ks
-                .set(db, key, Value::Str(buf.into_boxed_slice()), false);
+            ctx.node.ks.set(db, key, Value::Str(buf.into()), false);
             by
         }
     };
@@ -674,7 +672,7 @@ fn setrange(ctx: &mut Ctx<'_>) -> CmdResult {
                 }
                 v[off..off + val.len()].copy_from_slice(val);
                 let n = v.len();
-                *s = v.into_boxed_slice();
+                *s = v.into();
                 crate::notify::notify(ctx.node, ctx.out, N::STRING, "setrange", db, key);
                 Reply {
                     out: ctx.out,
@@ -702,9 +700,7 @@ fn setrange(ctx: &mut Ctx<'_>) -> CmdResult {
             let mut v = vec![0u8; off + val.len()];
             v[off..].copy_from_slice(val);
             let n = v.len();
-            ctx.node
-                .ks
-                .set(db, key, Value::Str(v.into_boxed_slice()), false);
+            ctx.node.ks.set(db, key, Value::Str(v.into()), false);
             crate::notify::notify(ctx.node, ctx.out, N::STRING, "setrange", db, key);
             Reply {
                 out: ctx.out,
