@@ -66,7 +66,19 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
                                 break;
                             }
                         }
-                        cmd::execute(n, &client, args, &mut out);
+                        if let Some(limit) = n.mon.ecpu.clone() {
+                            // Serverless ECPU/second maximum: wait while the cache's
+                            // bucket is in debt, then charge what the command moved.
+                            if let Some(d) = limit.wait_time(std::time::Instant::now()) {
+                                paused = Some(std::time::Instant::now() + d);
+                                break;
+                            }
+                            let before = out.len();
+                            cmd::execute(n, &client, args, &mut out);
+                            limit.charge(consumed + out.len().saturating_sub(before));
+                        } else {
+                            cmd::execute(n, &client, args, &mut out);
+                        }
                         pos += consumed;
                         if client.blocked.borrow().is_some()
                             || client.close_after_reply.get()
