@@ -122,14 +122,16 @@ pub struct NodeLogs {
 }
 
 impl NodeLogs {
-    /// Events still in flight (or from a sink not yet taken away) go nowhere.
-    fn clear(&self) {
-        self.dests.write().unwrap_or_else(|p| p.into_inner()).clear();
+    fn set(&self, dests: Vec<Destination>) {
+        *self.dests.write().unwrap_or_else(|p| p.into_inner()) = dests;
     }
 }
 
 enum Msg {
     Event(Arc<NodeLogs>, LogEvent),
+    /// New destinations, applied in order with the events: lines produced before a
+    /// change keep the old ones (an empty list: the node's delivery is over).
+    Set(Arc<NodeLogs>, Vec<Destination>),
     /// Answered once every message sent before it is written.
     Sync(mpsc::Sender<()>),
 }
@@ -224,17 +226,19 @@ impl Deliveries {
             .collect();
         let mut nodes = lock(&self.nodes);
         if dests.is_empty() {
-            return nodes.remove(key).map(|n| {
-                n.clear();
-                None
-            });
+            let gone = nodes.remove(key)?;
+            drop(nodes);
+            self.update(gone, Vec::new());
+            return Some(None);
         }
         for d in &dests {
             tracing::info!(cluster = cluster_id, node = %node_id, log_type = %d.log_type, path = %d.path.display(), "log delivery");
         }
         if let Some(n) = nodes.get(key) {
             if n.cluster_id == cluster_id {
-                *n.dests.write().unwrap_or_else(|p| p.into_inner()) = dests;
+                let n = n.clone();
+                drop(nodes);
+                self.update(n, dests);
                 return None;
             }
         }
@@ -272,8 +276,20 @@ impl Deliveries {
 
     /// The node is gone: nothing more is written for it.
     pub fn forget(&self, key: &NodeKey) {
-        if let Some(n) = lock(&self.nodes).remove(key) {
-            n.clear();
+        let gone = lock(&self.nodes).remove(key);
+        if let Some(n) = gone {
+            self.update(n, Vec::new());
+        }
+    }
+
+    fn update(&self, n: Arc<NodeLogs>, dests: Vec<Destination>) {
+        match self.sender() {
+            Some(tx) => {
+                if let Err(mpsc::SendError(Msg::Set(n, d))) = tx.send(Msg::Set(n, dests)) {
+                    n.set(d);
+                }
+            }
+            None => n.set(dests),
         }
     }
 
@@ -325,6 +341,7 @@ fn writer(rx: mpsc::Receiver<Msg>) {
                         buf.push('\n');
                     }
                 }
+                Msg::Set(node, dests) => node.set(dests),
                 Msg::Sync(s) => syncs.push(s),
             }
             next = rx.try_recv().ok();
