@@ -491,7 +491,10 @@ mod tests {
         assert_eq!(v["Command"], "GET ... (1 more arguments)");
         assert_eq!(v["ClientAddress"], "192.168.12.104:55452");
         assert_eq!(v["ClientName"], "app\"1");
-        assert!(l.starts_with("{\"CacheClusterId\""), "field order as AWS: {l}");
+        assert!(
+            l.starts_with("{\"CacheClusterId\""),
+            "field order as AWS: {l}"
+        );
     }
 
     #[test]
@@ -510,7 +513,10 @@ mod tests {
             client_addr: "a:1".into(),
             client_name: String::new(),
         };
-        assert_eq!(format_event("c", "0002", &ping, false), "c,0002,5,2,PING,a:1,");
+        assert_eq!(
+            format_event("c", "0002", &ping, false),
+            "c,0002,5,2,PING,a:1,"
+        );
     }
 
     #[test]
@@ -562,7 +568,10 @@ mod tests {
             destination: "grp".into(),
             log_format: "json".into(),
         };
-        let sink = d.configure(&key, "c1", &[cfg.clone()]).unwrap().unwrap();
+        let sink = d
+            .configure(&key, "c1", std::slice::from_ref(&cfg))
+            .unwrap()
+            .unwrap();
         (sink.0)(slow());
         d.sync();
         let path = dir.path().join("grp/c1/0001/slow-log.log");

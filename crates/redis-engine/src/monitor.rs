@@ -731,3 +731,35 @@ fn read_rss() -> u64 {
         .map(|pages| pages * 4096)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::EcpuLimit;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn ecpu_bucket_charges_per_kb_and_delays_at_the_rate() {
+        let b = EcpuLimit::new(1000);
+        let t0 = Instant::now();
+        // A burst of a tenth of a second (100 ECPUs) runs at once.
+        for _ in 0..100 {
+            assert_eq!(b.wait_time(t0), None);
+            b.charge(40);
+        }
+        // Then the next command waits about 1 ms (one ECPU at 1000/s).
+        let w = b.wait_time(t0).expect("in debt");
+        assert!(w <= Duration::from_micros(1001), "{w:?}");
+        assert_eq!(b.throttled.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(b.wait_time(t0 + Duration::from_millis(2)), None);
+        // Small commands cost 1 ECPU; 3.2 KB costs 3.2 ECPUs (AWS's example).
+        let before = b.consumed_milli.load(std::sync::atomic::Ordering::Relaxed);
+        b.charge(3277);
+        let after = b.consumed_milli.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(after - before, 3200);
+        assert_eq!(before, 100_000);
+        // A raised rate refills faster.
+        b.set_rate(1_000_000);
+        assert_eq!(b.rate(), 1_000_000);
+        assert_eq!(b.wait_time(t0 + Duration::from_millis(3)), None);
+    }
+}

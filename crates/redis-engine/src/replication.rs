@@ -819,7 +819,9 @@ pub fn promote(node: &mut Node) {
             node.repl.replid2, node.repl.second_offset, node.repl.replid
         )
     });
-    crate::monitor::engine_log(node, || "MASTER MODE enabled (failover or user request)".into());
+    crate::monitor::engine_log(node, || {
+        "MASTER MODE enabled (failover or user request)".into()
+    });
     // Our own replicas (chained) must learn the new replid.
     for p in std::mem::take(&mut node.repl.replicas) {
         if let Some(c) = node.clients.get(&p.client_id) {
@@ -2173,7 +2175,9 @@ async fn link_once(
         crate::monitor::engine_log(n, || "MASTER <-> REPLICA sync: Flushing old data".into());
         crate::monitor::engine_log(n, || "MASTER <-> REPLICA sync: Loading DB in memory".into());
         stream_db = load_rdb(n, &data)?;
-        crate::monitor::engine_log(n, || "MASTER <-> REPLICA sync: Finished with success".into());
+        crate::monitor::engine_log(n, || {
+            "MASTER <-> REPLICA sync: Finished with success".into()
+        });
         let cap = backlog_size(&n.settings);
         let r = &mut n.repl;
         r.replid = nid.to_string();
