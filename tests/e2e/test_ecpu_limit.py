@@ -97,3 +97,30 @@ def test_ecpu_per_second_maximum_throttles_and_follows_modify(sserver, tmp_path)
     c = ec.describe_serverless_caches(ServerlessCacheName="limited")["ServerlessCaches"][0]
     assert c["CacheUsageLimits"]["ECPUPerSecond"] == {"Maximum": 1_000_000}
     print(f"\n3000 SETs: unlimited {fast:.2f}s, 1000 ECPU/s {slow:.2f}s, after raise {quick:.2f}s")
+
+
+def test_ecpu_per_second_maximum_on_memcached(sserver, tmp_path):
+    from pymemcache.client.base import Client as MemcacheClient
+
+    ec = sserver.client()
+    ec.create_serverless_cache(ServerlessCacheName="mc", Engine="memcached",
+                               CacheUsageLimits={"ECPUPerSecond": {"Maximum": 1000}})
+    c = wait_cache(ec, "mc")
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(urllib.request.urlopen(sserver.endpoint + "/_elastilite/ca.pem").read())
+    ctx = ssl.create_default_context(cafile=str(ca))
+    mc = MemcacheClient((c["Endpoint"]["Address"], c["Endpoint"]["Port"]), tls_context=ctx, timeout=30)
+    n = 1500
+    t = time.monotonic()
+    # set_many sends every request in one batch (noreply): a pipeline as above.
+    assert mc.set_many({f"k{i}": b"v" for i in range(n)}, noreply=False) == []
+    slow = time.monotonic() - t
+    assert slow >= (n - 100) / 1000 * 0.9, slow
+    assert mc.get("k7") == b"v"
+    assert metric(sserver, "elasticache_serverless_ThrottledCmds_total", "mc") > 0
+    ec.modify_serverless_cache(ServerlessCacheName="mc",
+                               CacheUsageLimits={"ECPUPerSecond": {"Maximum": 1_000_000}})
+    wait_cache(ec, "mc")
+    t = time.monotonic()
+    assert mc.set_many({f"j{i}": b"v" for i in range(n)}, noreply=False) == []
+    assert time.monotonic() - t < slow / 2

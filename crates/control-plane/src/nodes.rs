@@ -155,6 +155,18 @@ pub enum FaultError {
     NotRedis,
 }
 
+/// The ECPU bucket as a memcached node's throttle (same accounting as Redis nodes).
+struct MemcachedEcpu(Arc<redis_engine::monitor::EcpuLimit>);
+
+impl memcached_engine::Throttle for MemcachedEcpu {
+    fn wait_time(&self, now: std::time::Instant) -> Option<Duration> {
+        self.0.wait_time(now)
+    }
+    fn charge(&self, bytes: usize) {
+        self.0.charge(bytes)
+    }
+}
+
 /// What a Redis node does in its replication group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -224,14 +236,16 @@ impl Supervisor {
     /// a live change of the rate keeps the bucket (and its counters).
     pub fn set_ecpu_limit(&self, key: &NodeKey, per_second: Option<u64>) {
         let running = lock(&self.running);
-        let Some(Node {
-            engine: Running::Redis(h),
-            ..
-        }) = running.get(key)
-        else {
+        let Some(node) = running.get(key) else {
             return;
         };
         let mut buckets = lock(&self.ecpu);
+        let give = |b: Option<Arc<redis_engine::monitor::EcpuLimit>>| match &node.engine {
+            Running::Redis(h) => h.control(redis_engine::Control::SetEcpuLimit(b)),
+            Running::Memcached(h) => h.set_throttle(
+                b.map(|b| Arc::new(MemcachedEcpu(b)) as Arc<dyn memcached_engine::Throttle>),
+            ),
+        };
         match per_second {
             Some(rate) => {
                 if let Some(b) = buckets.get(key) {
@@ -239,12 +253,12 @@ impl Supervisor {
                 } else {
                     let b = Arc::new(redis_engine::monitor::EcpuLimit::new(rate));
                     buckets.insert(key.clone(), b.clone());
-                    h.control(redis_engine::Control::SetEcpuLimit(Some(b)));
+                    give(Some(b));
                 }
             }
             None => {
                 if buckets.remove(key).is_some() {
-                    h.control(redis_engine::Control::SetEcpuLimit(None));
+                    give(None);
                 }
             }
         }

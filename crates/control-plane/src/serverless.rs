@@ -8,9 +8,8 @@
 //! answers the same data. `CacheUsageLimits.DataStorage.Maximum` is the node's
 //! memory limit: Redis/Valkey evict keys with a TTL (volatile-lru) and then
 //! refuse writes with the `OOM` error, as AWS documents for serverless caches.
-//! `ECPUPerSecond.Maximum` is enforced on Redis/Valkey caches: a token bucket
-//! charges each command max(1, KB moved) ECPUs and delays commands while the
-//! cache is over its rate (memcached caches record it without enforcing it).
+//! `ECPUPerSecond.Maximum` is enforced: a token bucket charges each command
+//! max(1, KB moved) ECPUs and delays commands while the cache is over its rate.
 
 use crate::catalog::{self, Engine};
 use crate::error::ApiError;
@@ -617,11 +616,9 @@ fn apply_limits(cp: &Inner, region: &str, c: &Cache) {
     } else {
         cp.nodes.set_memory_limit(&key, 0);
     }
-    // ECPUPerSecond.Maximum: a token bucket on the node (Redis/Valkey), live.
-    if c.spec.engine.is_redis_like() {
-        cp.nodes
-            .set_ecpu_limit(&key, c.spec.ecpu_max.map(|m| m.max(1) as u64));
-    }
+    // ECPUPerSecond.Maximum: a token bucket on the node, changed live.
+    cp.nodes
+        .set_ecpu_limit(&key, c.spec.ecpu_max.map(|m| m.max(1) as u64));
 }
 
 pub(crate) async fn finish(cp: &Arc<Inner>, region: &str, name: &str) -> Result<(), ApiError> {
