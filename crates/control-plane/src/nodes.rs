@@ -496,12 +496,16 @@ impl Supervisor {
         }
         // A fresh engine: a bucket of a previous one is not its own.
         lock(&self.ecpu).remove(key);
+        // A fresh engine has no sink yet: its delivery starts over.
+        self.logs.forget(key);
         if !spec.log_delivery.is_empty() && spec.engine.is_redis_like() {
-            self.logs.forget(key);
             self.set_log_delivery(key, &key.cluster, &spec.log_delivery);
+            let name = match spec.engine {
+                Engine::Valkey => "Valkey",
+                _ => "Redis",
+            };
             let v = format!(
-                "{} version={}, bits=64, port={port}, just started",
-                spec.engine.as_str(),
+                "{name} version={}, bits=64, port={port}, just started",
                 spec.engine_version
             );
             self.logs.emit(key, '#', 'M', &v);
