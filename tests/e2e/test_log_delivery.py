@@ -161,3 +161,19 @@ def test_engine_log_records_failover(server):
     # The old primary becomes a replica of the new one and syncs from it.
     wait_lines(server, p1, lambda ls: any("Connecting to MASTER" in l for l in ls))
     wait_lines(server, p1, lambda ls: any("MASTER <-> REPLICA sync" in l for l in ls), timeout=20)
+
+    # ModifyReplicationGroup reaches every member's live node: TEXT now, then disabled.
+    ec.get_waiter("replication_group_available").wait(ReplicationGroupId="fo",
+                                                      WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    ec.modify_replication_group(ReplicationGroupId="fo", ApplyImmediately=True, LogDeliveryConfigurations=[{
+        "LogType": "engine-log", "DestinationType": "cloudwatch-logs",
+        "DestinationDetails": {"CloudWatchLogsDetails": {"LogGroup": "fo-engine"}}, "LogFormat": "text"}])
+    files = log_files(server)["files"]
+    assert sorted((f["cache_cluster_id"], f["log_format"]) for f in files) == [("fo-001", "text"), ("fo-002", "text")]
+    ec.get_waiter("replication_group_available").wait(ReplicationGroupId="fo",
+                                                      WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    ec.modify_replication_group(ReplicationGroupId="fo", ApplyImmediately=True,
+                                LogDeliveryConfigurations=[{"LogType": "engine-log", "Enabled": False}])
+    assert log_files(server)["files"] == []
+    g = ec.describe_replication_groups(ReplicationGroupId="fo")["ReplicationGroups"][0]
+    assert g.get("LogDeliveryConfigurations", []) == []
