@@ -162,8 +162,8 @@ impl memcached_engine::Throttle for MemcachedEcpu {
     fn wait_time(&self, now: std::time::Instant) -> Option<Duration> {
         self.0.wait_time(now)
     }
-    fn charge(&self, bytes: usize) {
-        self.0.charge(bytes)
+    fn charge(&self, bytes: usize, held: bool) {
+        self.0.charge(bytes, held)
     }
 }
 

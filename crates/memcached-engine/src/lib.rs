@@ -32,8 +32,8 @@ pub type AdmitFn = Arc<dyn Fn(std::net::SocketAddr) -> bool + Send + Sync>;
 pub trait Throttle: Send + Sync {
     /// None: the request may run now. Some(d): it waits `d` first.
     fn wait_time(&self, now: std::time::Instant) -> Option<std::time::Duration>;
-    /// Charge a request that moved `bytes` (request + reply).
-    fn charge(&self, bytes: usize);
+    /// Charge a request that moved `bytes` (request + reply); `held`: it had waited.
+    fn charge(&self, bytes: usize, held: bool);
 }
 
 /// The node's current throttle; `on` lets connections skip the lock when there is none.

@@ -143,6 +143,8 @@ async fn serve(
         swallow: 0,
     };
     let mut need_read = true;
+    // The request at the head of the buffer waited for the throttle.
+    let mut held = false;
     loop {
         if need_read {
             if start > 0 && (start == rbuf.len() || rbuf.capacity() - rbuf.len() < 4096) {
@@ -195,13 +197,17 @@ async fn serve(
                     Some(l) => {
                         if let Some(d) = l.wait_time(Instant::now()) {
                             hold = Some(d);
+                            held = true;
                             need_read = false;
                             break;
                         }
                         let before = out.len();
                         let r = process(nd, &mut conn, avail, &mut out);
                         if let Outcome::Consumed(k) = r {
-                            l.charge(k + out.len().saturating_sub(before));
+                            l.charge(
+                                k + out.len().saturating_sub(before),
+                                std::mem::take(&mut held),
+                            );
                         }
                         r
                     }

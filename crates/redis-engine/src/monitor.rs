@@ -159,7 +159,7 @@ impl EcpuLimit {
         st.1 = now;
     }
 
-    /// None: the command may run now. Some(d): it must wait `d` (counted as throttled).
+    /// None: the command may run now. Some(d): it must wait `d` first.
     pub fn wait_time(&self, now: Instant) -> Option<std::time::Duration> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         self.refill(&mut st, now);
@@ -169,13 +169,16 @@ impl EcpuLimit {
         let rate = self.rate() as u128;
         let need = (1 - st.0) as u128; // milli-ECPUs until the bucket is positive
         let nanos = (need * 1_000_000).div_ceil(rate);
-        self.throttled
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(std::time::Duration::from_nanos(nanos as u64))
     }
 
-    /// Charge a command that moved `bytes` (request + reply).
-    pub fn charge(&self, bytes: usize) {
+    /// Charge a command that moved `bytes` (request + reply); `held`: it had to wait
+    /// (ThrottledCmds counts each such command once, however often it was woken).
+    pub fn charge(&self, bytes: usize, held: bool) {
+        if held {
+            self.throttled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let milli = (bytes as u64 * 1000 / 1024).max(1000);
         self.consumed_milli
             .fetch_add(milli, std::sync::atomic::Ordering::Relaxed);
@@ -744,19 +747,21 @@ mod tests {
         // A burst of a tenth of a second (100 ECPUs) runs at once.
         for _ in 0..100 {
             assert_eq!(b.wait_time(t0), None);
-            b.charge(40);
+            b.charge(40, false);
         }
         // Then the next command waits about 1 ms (one ECPU at 1000/s).
         let w = b.wait_time(t0).expect("in debt");
         assert!(w <= Duration::from_micros(1001), "{w:?}");
-        assert_eq!(b.throttled.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(b.throttled.load(std::sync::atomic::Ordering::Relaxed), 0);
         assert_eq!(b.wait_time(t0 + Duration::from_millis(2)), None);
+        b.charge(10, true);
+        assert_eq!(b.throttled.load(std::sync::atomic::Ordering::Relaxed), 1);
         // Small commands cost 1 ECPU; 3.2 KB costs 3.2 ECPUs (AWS's example).
         let before = b.consumed_milli.load(std::sync::atomic::Ordering::Relaxed);
-        b.charge(3277);
+        b.charge(3277, false);
         let after = b.consumed_milli.load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!(after - before, 3200);
-        assert_eq!(before, 100_000);
+        assert_eq!(before, 101_000);
         // A raised rate refills faster.
         b.set_rate(1_000_000);
         assert_eq!(b.rate(), 1_000_000);
