@@ -19,6 +19,7 @@ pub fn routes() -> Router<AppState> {
         .route("/_elastilite/console/state", get(console_state))
         .route("/metrics", get(metrics))
         .route("/_elastilite/nodes", get(nodes))
+        .route("/_elastilite/log-delivery", get(log_delivery))
         .route("/_elastilite/ca.pem", get(ca_pem))
         .route(
             "/_elastilite/nodes/{region}/{cluster}/{node}/{action}",
@@ -88,6 +89,15 @@ async fn health(State(state): State<AppState>) -> Response {
         "ca_pem": state.control_plane.ca_pem_path().display().to_string(),
     }))
     .into_response()
+}
+
+/// Log delivery files (slow-log, engine-log) and where they are.
+async fn log_delivery(State(state): State<AppState>) -> Response {
+    let cp = state.control_plane.clone();
+    match tokio::task::spawn_blocking(move || cp.log_delivery_files()).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(&ApiError::Internal(e.to_string())),
+    }
 }
 
 async fn version() -> Response {

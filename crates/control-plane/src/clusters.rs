@@ -381,7 +381,18 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     if let Some(s) = p.str("NotificationTopicStatus") {
         spec.notification_topic_status = Some(s.to_string());
     }
+    let logs_before = spec.log_delivery.clone();
     log_delivery::apply(&mut spec.log_delivery, p)?;
+    if spec.log_delivery != logs_before {
+        // Log delivery changes apply at once (AWS requires ApplyImmediately for them).
+        for n in &c.nodes {
+            cp.nodes.set_log_delivery(
+                &node_key(region, &c.id, n.id),
+                c.id.as_str(),
+                &spec.log_delivery,
+            );
+        }
+    }
     if c.replication_group_id.is_none() && spec.engine.is_redis_like() {
         if let Some(changed) = crate::security::modify_auth_token(p, spec)? {
             // The running node follows at once: SET/DELETE change its password,

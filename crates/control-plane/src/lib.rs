@@ -128,6 +128,7 @@ impl ControlPlane {
             Some(authority),
             config.iam_credentials.clone(),
         );
+        nodes.set_log_dir(config.data_dir.join("logs"));
         let at_rest_key = Arc::new(
             at_rest::Key::load_or_create(&config.data_dir)
                 .map_err(|e| OpenError::AtRest(e.to_string()))?,
@@ -345,7 +346,11 @@ impl ControlPlane {
 
     /// Every node's metrics in the Prometheus text format (`GET /metrics`).
     pub async fn metrics_text(&self) -> Result<String, ApiError> {
-        Ok(metrics::render(&metrics::views(&self.inner).await?))
+        let mut page = metrics::render(&metrics::views(&self.inner).await?);
+        page.push_str(&metrics::render_serverless(
+            &self.inner.nodes.ecpu_counters(),
+        ));
+        Ok(page)
     }
 
     /// What the web console shows: nodes with live statistics and history,
@@ -426,6 +431,32 @@ impl ControlPlane {
 
     pub fn data_dir(&self) -> &std::path::Path {
         &self.inner.config.data_dir
+    }
+
+    /// Every log delivery file being written, once all lines so far are on disk
+    /// (admin API `GET /_elastilite/log-delivery`).
+    pub fn log_delivery_files(&self) -> serde_json::Value {
+        self.inner.nodes.sync_logs();
+        let files: Vec<serde_json::Value> = self
+            .inner
+            .nodes
+            .log_files()
+            .into_iter()
+            .map(|(k, d)| {
+                serde_json::json!({
+                    "region": k.region,
+                    "cache_cluster_id": k.cluster,
+                    "cache_node_id": format!("{:04}", k.node),
+                    "log_type": d.log_type,
+                    "log_format": if d.json { "json" } else { "text" },
+                    "path": d.path.display().to_string(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "root": self.inner.config.data_dir.join("logs").display().to_string(),
+            "files": files,
+        })
     }
 
     pub fn account_id(&self) -> &str {

@@ -460,6 +460,55 @@ fn labels(pairs: &[(&str, &str)]) -> String {
     format!("{{{}}}", inner.join(","))
 }
 
+/// Serverless caches with an `ECPUPerSecond` maximum: their limit, throttled
+/// commands (`ThrottledCmds`) and ECPUs consumed (`ElastiCacheProcessingUnits`),
+/// one line per cache (its reader endpoint shares the cache's bucket).
+pub(crate) fn render_serverless(caches: &[(NodeKey, u64, u64, f64)]) -> String {
+    let mut out = String::new();
+    if caches.is_empty() {
+        return out;
+    }
+    let families: [(&str, &str, &str); 3] = [
+        (
+            "elasticache_serverless_ECPUPerSecondMaximum",
+            "gauge",
+            "The cache's CacheUsageLimits.ECPUPerSecond.Maximum",
+        ),
+        (
+            "elasticache_serverless_ThrottledCmds_total",
+            "counter",
+            "Commands delayed because the cache was over its ECPU/second maximum",
+        ),
+        (
+            "elasticache_serverless_ElastiCacheProcessingUnits_total",
+            "counter",
+            "ECPUs consumed: each command max(1, KB transferred in and out)",
+        ),
+    ];
+    for (i, (family, typ, help)) in families.iter().enumerate() {
+        let _ = writeln!(out, "# HELP {family} {help}");
+        let _ = writeln!(out, "# TYPE {family} {typ}");
+        for (key, rate, throttled, ecpus) in caches {
+            let name = key
+                .cluster
+                .strip_prefix("serverless:")
+                .unwrap_or(&key.cluster);
+            let v = match i {
+                0 => *rate as f64,
+                1 => *throttled as f64,
+                _ => *ecpus,
+            };
+            let _ = writeln!(
+                out,
+                "{family}{} {}",
+                labels(&[("region", &key.region), ("serverless_cache_name", name)]),
+                fmt_value(v)
+            );
+        }
+    }
+    out
+}
+
 /// Render the Prometheus text exposition format (version 0.0.4).
 pub(crate) fn render(views: &[NodeView]) -> String {
     let mut out = String::new();

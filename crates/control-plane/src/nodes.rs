@@ -110,6 +110,10 @@ pub struct Supervisor {
     sg_rules: Mutex<HashMap<String, Vec<Cidr>>>,
     /// Each endpoint's security groups and the filter its listener checks.
     filters: Mutex<HashMap<NodeKey, EndpointFilter>>,
+    /// Log delivery files of Redis nodes.
+    logs: crate::log_delivery::Deliveries,
+    /// Serverless caches' ECPU/second buckets, by node.
+    ecpu: Mutex<HashMap<NodeKey, Arc<redis_engine::monitor::EcpuLimit>>>,
 }
 
 /// An endpoint's security group ids and the filter its listener checks.
@@ -151,6 +155,18 @@ pub enum FaultError {
     NotRedis,
 }
 
+/// The ECPU bucket as a memcached node's throttle (same accounting as Redis nodes).
+struct MemcachedEcpu(Arc<redis_engine::monitor::EcpuLimit>);
+
+impl memcached_engine::Throttle for MemcachedEcpu {
+    fn wait_time(&self, now: std::time::Instant) -> Option<Duration> {
+        self.0.wait_time(now)
+    }
+    fn charge(&self, bytes: usize, held: bool) {
+        self.0.charge(bytes, held)
+    }
+}
+
 /// What a Redis node does in its replication group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -176,7 +192,94 @@ impl Supervisor {
             reserved: Mutex::new(HashMap::new()),
             proxies: Mutex::new(HashMap::new()),
             faults: Mutex::new(HashMap::new()),
+            logs: Default::default(),
+            ecpu: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Where log delivery writes (`<data-dir>/logs`).
+    pub fn set_log_dir(&self, dir: std::path::PathBuf) {
+        self.logs.set_root(dir);
+    }
+
+    /// Make a running Redis node's log delivery follow `configs` (empty: stop).
+    pub fn set_log_delivery(
+        &self,
+        key: &NodeKey,
+        cluster_id: &str,
+        configs: &[crate::log_delivery::LogDelivery],
+    ) {
+        let running = lock(&self.running);
+        let Some(Node {
+            engine: Running::Redis(h),
+            ..
+        }) = running.get(key)
+        else {
+            return;
+        };
+        if let Some(sink) = self.logs.configure(key, cluster_id, configs) {
+            h.control(redis_engine::Control::SetLogSink(sink));
+        }
+    }
+
+    /// Every log delivery file of a running node (admin API).
+    pub fn log_files(&self) -> Vec<(NodeKey, crate::log_delivery::Destination)> {
+        self.logs.files()
+    }
+
+    /// Wait until every log line produced so far is written (tests, admin API).
+    pub fn sync_logs(&self) {
+        self.logs.sync();
+    }
+
+    /// Set, change or remove the ECPU/second maximum of a serverless cache's node:
+    /// a live change of the rate keeps the bucket (and its counters).
+    pub fn set_ecpu_limit(&self, key: &NodeKey, per_second: Option<u64>) {
+        let running = lock(&self.running);
+        let Some(node) = running.get(key) else {
+            return;
+        };
+        let mut buckets = lock(&self.ecpu);
+        let give = |b: Option<Arc<redis_engine::monitor::EcpuLimit>>| match &node.engine {
+            Running::Redis(h) => h.control(redis_engine::Control::SetEcpuLimit(b)),
+            Running::Memcached(h) => h.set_throttle(
+                b.map(|b| Arc::new(MemcachedEcpu(b)) as Arc<dyn memcached_engine::Throttle>),
+            ),
+        };
+        match per_second {
+            Some(rate) => {
+                if let Some(b) = buckets.get(key) {
+                    b.set_rate(rate);
+                } else {
+                    let b = Arc::new(redis_engine::monitor::EcpuLimit::new(rate));
+                    buckets.insert(key.clone(), b.clone());
+                    give(Some(b));
+                }
+            }
+            None => {
+                if buckets.remove(key).is_some() {
+                    give(None);
+                }
+            }
+        }
+    }
+
+    /// (node, ECPU/s maximum, ThrottledCmds, ECPUs consumed) of every node with an
+    /// ECPU/second maximum.
+    pub fn ecpu_counters(&self) -> Vec<(NodeKey, u64, u64, f64)> {
+        let mut v: Vec<_> = lock(&self.ecpu)
+            .iter()
+            .map(|(k, b)| {
+                (
+                    k.clone(),
+                    b.rate(),
+                    b.throttled.load(std::sync::atomic::Ordering::Relaxed),
+                    b.consumed_milli.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0,
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.0.region, &a.0.cluster).cmp(&(&b.0.region, &b.0.cluster)));
+        v
     }
 
     fn redis<T>(
@@ -387,8 +490,27 @@ impl Supervisor {
             }
         };
         lock(&self.faults).remove(key);
-        if let Some(old) = lock(&self.running).insert(key.clone(), node) {
+        let old = lock(&self.running).insert(key.clone(), node);
+        if let Some(old) = old {
             old.shutdown();
+        }
+        // A fresh engine: a bucket of a previous one is not its own.
+        lock(&self.ecpu).remove(key);
+        // A fresh engine has no sink yet: its delivery starts over.
+        self.logs.forget(key);
+        if !spec.log_delivery.is_empty() && spec.engine.is_redis_like() {
+            self.set_log_delivery(key, &key.cluster, &spec.log_delivery);
+            let name = match spec.engine {
+                Engine::Valkey => "Valkey",
+                _ => "Redis",
+            };
+            let v = format!(
+                "{name} version={}, bits=64, port={port}, just started",
+                spec.engine_version
+            );
+            self.logs.emit(key, '#', 'M', &v);
+            self.logs.emit(key, '*', 'M', "Server initialized");
+            self.logs.emit(key, '*', 'M', "Ready to accept connections");
         }
         tracing::info!(region = %key.region, cluster = %key.cluster, node = key.node, endpoint = %format!("{bind_ip}:{port}"), engine = spec.engine.as_str(), "node started");
         Ok(())
@@ -447,6 +569,18 @@ impl Supervisor {
     pub fn stop(&self, key: &NodeKey) {
         lock(&self.reserved).remove(key);
         lock(&self.faults).remove(key);
+        lock(&self.ecpu).remove(key);
+        let role = match lock(&self.running).get(key) {
+            Some(Node {
+                engine: Running::Redis(h),
+                ..
+            }) if !h.stats().is_master => 'S',
+            _ => 'M',
+        };
+        self.logs.emit(key, '#', role, "User requested shutdown...");
+        self.logs
+            .emit(key, '#', role, "Redis is now ready to exit, bye bye...");
+        self.logs.forget(key);
         if let Some(r) = lock(&self.running).remove(key) {
             r.shutdown();
             tracing::info!(region = %key.region, cluster = %key.cluster, node = key.node, "node stopped");

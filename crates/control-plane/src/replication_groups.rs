@@ -803,6 +803,11 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         c.spec.auth_token_enabled = g.spec.auth_token.is_some();
         c.spec.auth_token_last_modified_ms = g.spec.auth_token_last_modified_ms;
         let key = node_key(region, &c.id, CacheNodeId::new(1));
+        if c.spec.log_delivery != g.spec.log_delivery {
+            c.spec.log_delivery = g.spec.log_delivery.clone();
+            cp.nodes
+                .set_log_delivery(&key, c.id.as_str(), &c.spec.log_delivery);
+        }
         let params = parameter_groups::effective(cp, region, &c.spec.parameter_group_name).await?;
         cp.nodes.apply_node_type(&key, &c.spec, &params);
         if restart_nodes {

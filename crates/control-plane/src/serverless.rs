@@ -8,7 +8,8 @@
 //! answers the same data. `CacheUsageLimits.DataStorage.Maximum` is the node's
 //! memory limit: Redis/Valkey evict keys with a TTL (volatile-lru) and then
 //! refuse writes with the `OOM` error, as AWS documents for serverless caches.
-//! `ECPUPerSecond` is validated and recorded but not enforced.
+//! `ECPUPerSecond.Maximum` is enforced: a token bucket charges each command
+//! max(1, KB moved) ECPUs and delays commands while the cache is over its rate.
 
 use crate::catalog::{self, Engine};
 use crate::error::ApiError;
@@ -615,6 +616,9 @@ fn apply_limits(cp: &Inner, region: &str, c: &Cache) {
     } else {
         cp.nodes.set_memory_limit(&key, 0);
     }
+    // ECPUPerSecond.Maximum: a token bucket on the node, changed live.
+    cp.nodes
+        .set_ecpu_limit(&key, c.spec.ecpu_max.map(|m| m.max(1) as u64));
 }
 
 pub(crate) async fn finish(cp: &Arc<Inner>, region: &str, name: &str) -> Result<(), ApiError> {

@@ -27,6 +27,32 @@ use store::Settings;
 /// security groups); the control plane owns the rules.
 pub type AdmitFn = Arc<dyn Fn(std::net::SocketAddr) -> bool + Send + Sync>;
 
+/// A rate limit on a node's requests (a serverless cache's ECPU/second maximum):
+/// the control plane owns the bucket, shared by every connection of the node.
+pub trait Throttle: Send + Sync {
+    /// None: the request may run now. Some(d): it waits `d` first.
+    fn wait_time(&self, now: std::time::Instant) -> Option<std::time::Duration>;
+    /// Charge a request that moved `bytes` (request + reply); `held`: it had waited.
+    fn charge(&self, bytes: usize, held: bool);
+}
+
+/// The node's current throttle; `on` lets connections skip the lock when there is none.
+#[derive(Default)]
+pub struct ThrottleSlot {
+    on: AtomicBool,
+    limit: Mutex<Option<Arc<dyn Throttle>>>,
+}
+
+impl ThrottleSlot {
+    /// The throttle in force (read once per batch of requests).
+    pub(crate) fn current(&self) -> Option<Arc<dyn Throttle>> {
+        if !self.on.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.limit.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// Settings a node starts with.
 #[derive(Clone)]
 pub struct Config {
@@ -82,6 +108,7 @@ pub struct NodeHandle {
     stop: tokio::sync::watch::Sender<bool>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     stats: Arc<Mutex<NodeStats>>,
+    throttle: Arc<ThrottleSlot>,
 }
 
 /// What the control plane reads about a node without talking to it (metrics, the
@@ -155,6 +182,17 @@ impl NodeHandle {
     pub fn set_memory_limit(&self, bytes: u64) {
         self.settings.memory_limit.store(bytes, Ordering::Relaxed);
     }
+
+    /// Throttle the node's requests (None: no limit); applies to new batches at once.
+    pub fn set_throttle(&self, t: Option<Arc<dyn Throttle>>) {
+        let on = t.is_some();
+        *self
+            .throttle
+            .limit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = t;
+        self.throttle.on.store(on, Ordering::Relaxed);
+    }
 }
 
 impl Drop for NodeHandle {
@@ -180,6 +218,8 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
     let admit = config.admit.clone();
     let stats = Arc::new(Mutex::new(NodeStats::default()));
     let stats_shared = stats.clone();
+    let throttle = Arc::new(ThrottleSlot::default());
+    let throttle_node = throttle.clone();
     // The runtime is built and dropped on the node's own thread, so `spawn`/`shutdown` may be
     // called from inside another tokio runtime.
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
@@ -209,6 +249,7 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
                     stop_rx,
                     stats_shared,
                     admit,
+                    throttle_node,
                 ),
             );
             drop(local);
@@ -234,5 +275,6 @@ pub fn spawn(listener: std::net::TcpListener, config: Config) -> std::io::Result
         stop,
         thread: Mutex::new(Some(thread)),
         stats,
+        throttle,
     })
 }

@@ -28,6 +28,7 @@ pub async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
     stats: Arc<Mutex<crate::NodeStats>>,
     admit: Option<crate::AdmitFn>,
+    throttle: Arc<crate::ThrottleSlot>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -89,7 +90,7 @@ pub async fn run(
                             let now = n.store.now;
                             n.conns.insert(id, ConnInfo { peer, last_cmd: now, binary: false });
                         }
-                        tokio::task::spawn_local(serve(node.clone(), stream, id));
+                        tokio::task::spawn_local(serve(node.clone(), stream, id, throttle.clone()));
                     }
                     Err(e) => {
                         tracing::warn!("memcached node {addr}: accept failed: {e}");
@@ -115,7 +116,19 @@ impl Drop for ConnGuard {
     }
 }
 
-async fn serve(node: Rc<RefCell<Node>>, mut stream: TcpStream, id: u64) {
+fn process(nd: &mut Node, conn: &mut ConnState, avail: &[u8], out: &mut Vec<u8>) -> Outcome {
+    match conn.proto {
+        Proto::Binary => binary::process(nd, conn, avail, out),
+        _ => text::process(nd, conn, avail, out),
+    }
+}
+
+async fn serve(
+    node: Rc<RefCell<Node>>,
+    mut stream: TcpStream,
+    id: u64,
+    throttle: Arc<crate::ThrottleSlot>,
+) {
     let _guard = ConnGuard {
         node: node.clone(),
         id,
@@ -130,6 +143,8 @@ async fn serve(node: Rc<RefCell<Node>>, mut stream: TcpStream, id: u64) {
         swallow: 0,
     };
     let mut need_read = true;
+    // The request at the head of the buffer waited for the throttle.
+    let mut held = false;
     loop {
         if need_read {
             if start > 0 && (start == rbuf.len() || rbuf.capacity() - rbuf.len() < 4096) {
@@ -146,6 +161,9 @@ async fn serve(node: Rc<RefCell<Node>>, mut stream: TcpStream, id: u64) {
         }
         need_read = true;
         let mut close = false;
+        // Throttled (ECPU/second maximum): how long to wait before the next request.
+        let mut hold = None;
+        let limit = throttle.current();
         {
             let mut nd = node.borrow_mut();
             let nd = &mut *nd;
@@ -174,9 +192,25 @@ async fn serve(node: Rc<RefCell<Node>>, mut stream: TcpStream, id: u64) {
                         c.binary = conn.proto == Proto::Binary;
                     }
                 }
-                let r = match conn.proto {
-                    Proto::Binary => binary::process(nd, &mut conn, avail, &mut out),
-                    _ => text::process(nd, &mut conn, avail, &mut out),
+                let r = match &limit {
+                    None => process(nd, &mut conn, avail, &mut out),
+                    Some(l) => {
+                        if let Some(d) = l.wait_time(Instant::now()) {
+                            hold = Some(d);
+                            held = true;
+                            need_read = false;
+                            break;
+                        }
+                        let before = out.len();
+                        let r = process(nd, &mut conn, avail, &mut out);
+                        if let Outcome::Consumed(k) = r {
+                            l.charge(
+                                k + out.len().saturating_sub(before),
+                                std::mem::take(&mut held),
+                            );
+                        }
+                        r
+                    }
                 };
                 match r {
                     Outcome::Consumed(k) => start += k,
@@ -218,6 +252,9 @@ async fn serve(node: Rc<RefCell<Node>>, mut stream: TcpStream, id: u64) {
         if close {
             let _ = stream.shutdown().await;
             return;
+        }
+        if let Some(d) = hold {
+            tokio::time::sleep(d).await;
         }
         if start == rbuf.len() {
             start = 0;

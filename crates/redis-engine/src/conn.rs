@@ -33,6 +33,8 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
     let mut wbuf: Vec<u8> = Vec::new();
     // CLIENT PAUSE: the command at the head of the buffer waits until this instant.
     let mut paused: Option<std::time::Instant> = None;
+    // The command at the head of the buffer waited for the ECPU bucket.
+    let mut ecpu_held = false;
     'outer: loop {
         let mut close = false;
         if !client.pending_in.borrow().is_empty() {
@@ -69,7 +71,23 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
                                 break;
                             }
                         }
-                        cmd::execute(n, &client, args, &mut out);
+                        if let Some(limit) = n.mon.ecpu.clone() {
+                            // Serverless ECPU/second maximum: wait while the cache's
+                            // bucket is in debt, then charge what the command moved.
+                            if let Some(d) = limit.wait_time(std::time::Instant::now()) {
+                                paused = Some(std::time::Instant::now() + d);
+                                ecpu_held = true;
+                                break;
+                            }
+                            let before = out.len();
+                            cmd::execute(n, &client, args, &mut out);
+                            limit.charge(
+                                consumed + out.len().saturating_sub(before),
+                                std::mem::take(&mut ecpu_held),
+                            );
+                        } else {
+                            cmd::execute(n, &client, args, &mut out);
+                        }
                         pos += consumed;
                         if client.blocked.borrow().is_some()
                             || client.close_after_reply.get()

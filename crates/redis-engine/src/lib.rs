@@ -104,6 +104,10 @@ pub enum Control {
     MigrateSlots(cluster::Migration),
     /// Store keys another node is migrating here.
     ImportKeys(cluster::ImportBatch),
+    /// Log delivery: send new slow-log entries and engine-log lines here (None: stop).
+    SetLogSink(Option<monitor::LogSink>),
+    /// A serverless cache's ECPU/second maximum (None: no limit).
+    SetEcpuLimit(Option<std::sync::Arc<monitor::EcpuLimit>>),
 }
 
 /// Wakes a paused node's thread (see `Control::Pause`).
@@ -556,6 +560,9 @@ async fn accept_loop(
             if n.clients.len() >= n.settings.maxclients {
                 // acceptCommonHandler: tell the client why, then close.
                 n.rejected_connections += 1;
+                monitor::engine_log_at(&n, '#', || {
+                    format!("Error accepting a client connection: max number of clients reached (conn: {peer})")
+                });
                 drop(n);
                 let _ = stream.try_write(b"-ERR max number of clients reached\r\n");
                 continue;
@@ -696,6 +703,8 @@ async fn background(
                         let _ = m.reply.send(r);
                     }
                     Control::ImportKeys(b) => cluster::import(&mut n, b),
+                    Control::SetLogSink(sink) => n.mon.log_sink = sink,
+                    Control::SetEcpuLimit(limit) => n.mon.ecpu = limit,
                 }
             }
         }

@@ -48,6 +48,143 @@ pub struct Monitor {
     /// MEMORY STATS peak.allocated / startup.allocated.
     pub peak_mem: u64,
     pub startup_mem: u64,
+    /// Log delivery: where new slow-log entries and engine-log lines go (None: nowhere).
+    pub log_sink: Option<LogSink>,
+    /// A serverless cache's `ECPUPerSecond` maximum (None: no limit).
+    pub ecpu: Option<std::sync::Arc<EcpuLimit>>,
+}
+
+/// A slow-log entry or an engine-log line, as ElastiCache's log delivery sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEvent {
+    Slow {
+        id: u64,
+        /// Unix seconds.
+        timestamp: u64,
+        duration_us: u64,
+        /// The command name as the client sent it (arguments are not logged: ElastiCache
+        /// replaces them with "(N more arguments)").
+        command: String,
+        more_args: usize,
+        client_addr: String,
+        client_name: String,
+    },
+    Engine {
+        /// Redis's level marks: '-' verbose, '*' notice, '#' warning.
+        level: char,
+        /// 'M' primary, 'S' replica.
+        role: char,
+        /// Unix milliseconds.
+        time_ms: u64,
+        message: String,
+    },
+}
+
+/// Receives a node's log events (called on the node's thread: it must not block).
+#[derive(Clone)]
+pub struct LogSink(pub std::sync::Arc<dyn Fn(LogEvent) + Send + Sync>);
+
+impl std::fmt::Debug for LogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogSink")
+    }
+}
+
+/// An engine-log line at notice level ('*'), when log delivery is on.
+pub fn engine_log(node: &Node, message: impl FnOnce() -> String) {
+    engine_log_at(node, '*', message);
+}
+
+pub fn engine_log_at(node: &Node, level: char, message: impl FnOnce() -> String) {
+    if let Some(s) = &node.mon.log_sink {
+        (s.0)(LogEvent::Engine {
+            level,
+            role: if node.repl.link.is_some() { 'S' } else { 'M' },
+            time_ms: crate::db::now_ms(),
+            message: message(),
+        });
+    }
+}
+
+/// Token bucket of a serverless cache's ECPU/second maximum, shared by every node
+/// of the cache. A command costs max(1, KB transferred) ECPUs (request plus
+/// reply bytes / 1024, fractional, as AWS meters), charged after it ran; while the
+/// bucket is in debt the next commands wait (AWS "throttles" them; no error).
+#[derive(Debug)]
+pub struct EcpuLimit {
+    /// ECPUs per second.
+    rate: std::sync::atomic::AtomicU64,
+    /// (milli-ECPUs available, may be negative; last refill).
+    state: std::sync::Mutex<(i64, Instant)>,
+    /// Commands that had to wait (ThrottledCmds).
+    pub throttled: std::sync::atomic::AtomicU64,
+    /// Milli-ECPUs consumed (ElastiCacheProcessingUnits × 1000).
+    pub consumed_milli: std::sync::atomic::AtomicU64,
+}
+
+impl EcpuLimit {
+    /// How long a burst may run ahead of the rate: a tenth of a second of it.
+    const BURST_DIVISOR: i64 = 10;
+
+    pub fn new(per_second: u64) -> EcpuLimit {
+        let rate = per_second.max(1);
+        EcpuLimit {
+            rate: rate.into(),
+            state: std::sync::Mutex::new((Self::burst(rate), Instant::now())),
+            throttled: 0.into(),
+            consumed_milli: 0.into(),
+        }
+    }
+
+    fn burst(rate: u64) -> i64 {
+        (rate as i64).saturating_mul(1000) / Self::BURST_DIVISOR
+    }
+
+    pub fn rate(&self) -> u64 {
+        self.rate.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Change the maximum of a live cache (ModifyServerlessCache).
+    pub fn set_rate(&self, per_second: u64) {
+        self.rate
+            .store(per_second.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn refill(&self, st: &mut (i64, Instant), now: Instant) {
+        let rate = self.rate();
+        let dt = now.saturating_duration_since(st.1);
+        // milli-ECPUs earned: rate × 1000 × seconds.
+        let earned = (dt.as_nanos() * rate as u128 / 1_000_000) as i64;
+        st.0 = st.0.saturating_add(earned).min(Self::burst(rate));
+        st.1 = now;
+    }
+
+    /// None: the command may run now. Some(d): it must wait `d` first.
+    pub fn wait_time(&self, now: Instant) -> Option<std::time::Duration> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.refill(&mut st, now);
+        if st.0 > 0 {
+            return None;
+        }
+        let rate = self.rate() as u128;
+        let need = (1 - st.0) as u128; // milli-ECPUs until the bucket is positive
+        let nanos = (need * 1_000_000).div_ceil(rate);
+        Some(std::time::Duration::from_nanos(nanos as u64))
+    }
+
+    /// Charge a command that moved `bytes` (request + reply); `held`: it had to wait
+    /// (ThrottledCmds counts each such command once, however often it was woken).
+    pub fn charge(&self, bytes: usize, held: bool) {
+        if held {
+            self.throttled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let milli = (bytes as u64 * 1000 / 1024).max(1000);
+        self.consumed_milli
+            .fetch_add(milli, std::sync::atomic::Ordering::Relaxed);
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.0 = st.0.saturating_sub(milli as i64);
+    }
 }
 
 impl Default for Monitor {
@@ -64,6 +201,8 @@ impl Default for Monitor {
             timing: true,
             peak_mem: 0,
             startup_mem: crate::alloc::thread_used().unwrap_or(0) as u64,
+            log_sink: None,
+            ecpu: None,
         }
     }
 }
@@ -206,6 +345,17 @@ pub fn record(
             } else {
                 v.push(a.to_vec());
             }
+        }
+        if let Some(sink) = &m.log_sink {
+            (sink.0)(LogEvent::Slow {
+                id: m.slowlog_next_id,
+                timestamp: crate::db::now_ms() / 1000,
+                duration_us: us,
+                command: String::from_utf8_lossy(args.get(0)).into_owned(),
+                more_args: args.len().saturating_sub(1),
+                client_addr: client.addr.clone(),
+                client_name: String::from_utf8_lossy(&client.name.borrow()).into_owned(),
+            });
         }
         let e = SlowEntry {
             id: m.slowlog_next_id,
@@ -583,4 +733,38 @@ fn read_rss() -> u64 {
         })
         .map(|pages| pages * 4096)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EcpuLimit;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn ecpu_bucket_charges_per_kb_and_delays_at_the_rate() {
+        let b = EcpuLimit::new(1000);
+        let t0 = Instant::now();
+        // A burst of a tenth of a second (100 ECPUs) runs at once.
+        for _ in 0..100 {
+            assert_eq!(b.wait_time(t0), None);
+            b.charge(40, false);
+        }
+        // Then the next command waits about 1 ms (one ECPU at 1000/s).
+        let w = b.wait_time(t0).expect("in debt");
+        assert!(w <= Duration::from_micros(1001), "{w:?}");
+        assert_eq!(b.throttled.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert_eq!(b.wait_time(t0 + Duration::from_millis(2)), None);
+        b.charge(10, true);
+        assert_eq!(b.throttled.load(std::sync::atomic::Ordering::Relaxed), 1);
+        // Small commands cost 1 ECPU; 3.2 KB costs 3.2 ECPUs (AWS's example).
+        let before = b.consumed_milli.load(std::sync::atomic::Ordering::Relaxed);
+        b.charge(3277, false);
+        let after = b.consumed_milli.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(after - before, 3200);
+        assert_eq!(before, 101_000);
+        // A raised rate refills faster.
+        b.set_rate(1_000_000);
+        assert_eq!(b.rate(), 1_000_000);
+        assert_eq!(b.wait_time(t0 + Duration::from_millis(3)), None);
+    }
 }

@@ -735,6 +735,9 @@ pub fn replicate_from(node: &mut Node, primary: SocketAddr) {
             return;
         }
     }
+    crate::monitor::engine_log(node, || {
+        format!("Connecting to MASTER {}:{}", primary.ip(), primary.port())
+    });
     abort_snapshot(node);
     stop_link(node);
     let master_db = match &node.repl.link {
@@ -799,6 +802,7 @@ pub fn promote(node: &mut Node) {
     abort_snapshot(node);
     stop_link(node);
     node.repl.link = None;
+
     let r = &mut node.repl;
     r.replid2 = std::mem::replace(&mut r.replid, new_replid());
     r.second_offset = r.offset as i64 + 1;
@@ -809,6 +813,15 @@ pub fn promote(node: &mut Node) {
     r.multi = 0;
     node.ks.expire_mode = ExpireMode::Normal;
     node.ks.log_deletes = true;
+    crate::monitor::engine_log(node, || {
+        format!(
+            "Setting secondary replication ID to {}, valid up to offset: {}. New replication ID is {}",
+            node.repl.replid2, node.repl.second_offset, node.repl.replid
+        )
+    });
+    crate::monitor::engine_log(node, || {
+        "MASTER MODE enabled (failover or user request)".into()
+    });
     // Our own replicas (chained) must learn the new replid.
     for p in std::mem::take(&mut node.repl.replicas) {
         if let Some(c) = node.clients.get(&p.client_id) {
@@ -1297,6 +1310,12 @@ fn serve_sync(ctx: &mut Ctx<'_>, psync: Option<(String, i64)>) -> CmdResult {
         if id_ok && *off >= 1 {
             if let Some(data) = r.backlog.as_ref().and_then(|b| b.since(*off as u64 - 1)) {
                 node.repl.stats.sync_partial_ok += 1;
+                crate::monitor::engine_log(node, || {
+                    format!(
+                        "Partial resynchronization request from {ip}:{port} accepted. Sending {} bytes of backlog starting from offset {off}.",
+                        data.len()
+                    )
+                });
                 ctx.out
                     .extend_from_slice(format!("+CONTINUE {}\r\n", node.repl.replid).as_bytes());
                 ctx.out.extend_from_slice(&data);
@@ -1317,6 +1336,12 @@ fn serve_sync(ctx: &mut Ctx<'_>, psync: Option<(String, i64)>) -> CmdResult {
     }
     // Full resync.
     node.repl.stats.sync_full += 1;
+    crate::monitor::engine_log(node, || {
+        format!("Replica {ip}:{port} asks for synchronization")
+    });
+    crate::monitor::engine_log(node, || {
+        format!("Starting BGSAVE for SYNC with target: replicas sockets (replica {ip}:{port})")
+    });
     if node.repl.backlog.is_none() {
         if !node.repl.is_replica() {
             node.repl.replid = new_replid();
@@ -1935,6 +1960,14 @@ async fn link_task(node: Rc<RefCell<Node>>, primary: SocketAddr) {
         let r = link_once(&node, primary, &mut mc).await;
         if let Err(e) = &r {
             tracing::info!("replication link to {primary}: {e}");
+            let n = node.borrow();
+            if mc.is_some() {
+                crate::monitor::engine_log(&n, || "Connection with master lost.".into());
+            } else {
+                crate::monitor::engine_log_at(&n, '#', || {
+                    format!("Error condition on socket for SYNC: {e}")
+                });
+            }
         }
         let mut n = node.borrow_mut();
         let n = &mut *n;
@@ -2121,14 +2154,30 @@ async fn link_once(
         if nid.len() != 40 {
             return Err("bad replid".into());
         }
-        if let Some(l) = node.borrow_mut().repl.link.as_mut() {
-            l.state = LinkState::Sync;
+        {
+            let mut n = node.borrow_mut();
+            crate::monitor::engine_log(&n, || format!("Full resync from master: {nid}:{noff}"));
+            crate::monitor::engine_log(&n, || "MASTER <-> REPLICA sync started".into());
+            if let Some(l) = n.repl.link.as_mut() {
+                l.state = LinkState::Sync;
+            }
         }
         let data = io.rdb(node).await?;
         let mut n = node.borrow_mut();
         let n = &mut *n;
         abort_snapshot(n);
+        crate::monitor::engine_log(n, || {
+            format!(
+                "MASTER <-> REPLICA sync: receiving {} bytes from master to disk",
+                data.len()
+            )
+        });
+        crate::monitor::engine_log(n, || "MASTER <-> REPLICA sync: Flushing old data".into());
+        crate::monitor::engine_log(n, || "MASTER <-> REPLICA sync: Loading DB in memory".into());
         stream_db = load_rdb(n, &data)?;
+        crate::monitor::engine_log(n, || {
+            "MASTER <-> REPLICA sync: Finished with success".into()
+        });
         let cap = backlog_size(&n.settings);
         let r = &mut n.repl;
         r.replid = nid.to_string();
@@ -2158,6 +2207,12 @@ async fn link_once(
         }
         // The stream continues in the db it was at when our link dropped.
         stream_db = n.repl.link.as_ref().map(|l| l.master_db).unwrap_or(0);
+        crate::monitor::engine_log(n, || {
+            "Successful partial resynchronization with master.".into()
+        });
+        crate::monitor::engine_log(n, || {
+            "MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.".into()
+        });
     } else {
         return Err(format!("PSYNC: {reply:.120}"));
     }
