@@ -7,7 +7,7 @@ use indexmap::{IndexMap, IndexSet};
 use crate::keymap::KeyMap;
 
 pub type Hasher = foldhash::fast::RandomState;
-pub type Blob = Box<[u8]>;
+pub type Blob = crate::small::SmallBytes;
 pub type HMap = IndexMap<Blob, Blob, Hasher>;
 pub type HSet = IndexSet<Blob, Hasher>;
 

@@ -97,6 +97,74 @@ impl From<Box<[u8]>> for SmallBytes {
     }
 }
 
+// Hash, equality and order are those of the bytes, so maps keyed by `SmallBytes` can be
+// queried with `&[u8]` (`Borrow`).
+impl std::hash::Hash for SmallBytes {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state)
+    }
+}
+
+impl PartialEq for SmallBytes {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for SmallBytes {}
+
+impl PartialOrd for SmallBytes {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SmallBytes {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for SmallBytes {
+    #[inline]
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+impl AsRef<[u8]> for SmallBytes {
+    #[inline]
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl From<&Vec<u8>> for SmallBytes {
+    fn from(v: &Vec<u8>) -> Self {
+        SmallBytes::new(v)
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for SmallBytes {
+    fn from(v: &[u8; N]) -> Self {
+        SmallBytes::new(v)
+    }
+}
+
+impl From<&str> for SmallBytes {
+    fn from(v: &str) -> Self {
+        SmallBytes::new(v.as_bytes())
+    }
+}
+
+impl From<String> for SmallBytes {
+    fn from(v: String) -> Self {
+        v.into_bytes().into()
+    }
+}
+
 impl std::fmt::Debug for SmallBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?}", String::from_utf8_lossy(self))
