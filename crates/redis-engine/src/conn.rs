@@ -198,6 +198,8 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
                 }
                 let spare = inbuf.capacity() - inbuf.len();
                 tokio::select! {
+                    // Fixed order: saves the random draw; both branches only wake the loop.
+                    biased;
                     r = stream.readable() => {
                         if r.is_err() {
                             break;

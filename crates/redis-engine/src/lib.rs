@@ -26,6 +26,7 @@ pub mod resp;
 pub mod small;
 pub mod sources;
 pub mod tracking;
+mod wake;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::wake::LocalNotify;
 use indexmap::{IndexMap, IndexSet};
-use tokio::sync::Notify;
 
 use crate::db::{Blob, Hasher, Keyspace, Policy};
 use crate::resp::{OwnedCmd, Reply};
@@ -48,7 +48,7 @@ pub struct Client {
     pub resp3: Cell<bool>,
     pub authed: Cell<bool>,
     pub out: RefCell<Vec<u8>>,
-    pub notify: Notify,
+    pub notify: LocalNotify,
     pub killed: Cell<bool>,
     pub close_after_reply: Cell<bool>,
     pub name: RefCell<Vec<u8>>,
@@ -113,7 +113,7 @@ impl Client {
             resp3: Cell::new(false),
             authed: Cell::new(false),
             out: RefCell::new(Vec::new()),
-            notify: Notify::new(),
+            notify: LocalNotify::new(),
             killed: Cell::new(false),
             close_after_reply: Cell::new(false),
             name: RefCell::new(Vec::new()),
