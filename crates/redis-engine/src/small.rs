@@ -7,7 +7,8 @@
 
 use std::ops::{Deref, DerefMut};
 
-const INLINE: usize = 22;
+/// Longest byte string stored inline.
+pub const INLINE: usize = 22;
 
 #[derive(Clone)]
 pub enum SmallBytes {

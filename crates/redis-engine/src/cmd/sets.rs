@@ -113,8 +113,14 @@ fn sadd(ctx: &mut Ctx<'_>) -> CmdResult {
     let mut n = 0;
     for i in 2..ctx.args.len() {
         let m = ctx.args.get(i);
-        // Look up first: no allocation for members already present.
-        if !s.contains(m) && s.insert(m.into()) {
+        // Short members are stored inline (no allocation): insert straight away. Longer
+        // ones are looked up first, so members already present allocate nothing.
+        let added = if m.len() <= crate::small::INLINE {
+            s.insert(m.into())
+        } else {
+            !s.contains(m) && s.insert(m.into())
+        };
+        if added {
             n += 1;
         }
     }
