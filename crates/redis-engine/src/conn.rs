@@ -127,16 +127,25 @@ pub async fn handle(node: Rc<RefCell<Node>>, mut stream: TcpStream, client: Rc<C
                 std::mem::swap(&mut *o, &mut wbuf);
             }
             node.borrow_mut().net_out += wbuf.len() as u64;
-            client.flushing.set(true);
-            tokio::select! {
-                r = stream.write_all(&wbuf) => {
-                    if r.is_err() {
-                        break 'outer;
+            // Most replies fit in the socket buffer: write them directly, and only build
+            // the wait below (for a slow reader, or a kill) when they do not.
+            let written = match stream.try_write(&wbuf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(_) => break 'outer,
+            };
+            if written < wbuf.len() {
+                client.flushing.set(true);
+                tokio::select! {
+                    r = stream.write_all(&wbuf[written..]) => {
+                        if r.is_err() {
+                            break 'outer;
+                        }
                     }
+                    _ = wait_killed(&client) => break 'outer,
                 }
-                _ = wait_killed(&client) => break 'outer,
+                client.flushing.set(false);
             }
-            client.flushing.set(false);
             wbuf.clear();
             if wbuf.capacity() > (1 << 20) {
                 wbuf = Vec::new();

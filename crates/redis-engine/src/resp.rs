@@ -322,6 +322,21 @@ fn split_args(
 // Encoder
 
 #[inline]
+/// Decimal digits of an unsigned integer, without the `fmt` machinery.
+pub fn push_u64(out: &mut Vec<u8>, mut u: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (u % 10) as u8;
+        u /= 10;
+        if u == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
 pub fn push_int(out: &mut Vec<u8>, v: i64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
