@@ -321,8 +321,8 @@ fn split_args(
 // ---------------------------------------------------------------------------
 // Encoder
 
-#[inline]
 /// Decimal digits of an unsigned integer, without the `fmt` machinery.
+#[inline]
 pub fn push_u64(out: &mut Vec<u8>, mut u: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
@@ -337,23 +337,12 @@ pub fn push_u64(out: &mut Vec<u8>, mut u: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
+#[inline]
 pub fn push_int(out: &mut Vec<u8>, v: i64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let neg = v < 0;
-    let mut u = v.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (u % 10) as u8;
-        u /= 10;
-        if u == 0 {
-            break;
-        }
-    }
-    if neg {
+    if v < 0 {
         out.push(b'-');
     }
-    out.extend_from_slice(&buf[i..]);
+    push_u64(out, v.unsigned_abs());
 }
 
 /// Writer for replies in the protocol version of the client.
