@@ -434,3 +434,41 @@ def test_cluster_group_survives_a_restart(server):
     out = subprocess.run(["redis-cli", "--cluster", "check", f"{ep['Address']}:{ep['Port']}"],
                          capture_output=True, text=True, timeout=60).stdout
     assert "[OK] All 16384 slots covered." in out
+
+
+def test_publish_reaches_subscribers_on_every_node(server):
+    """Redis Cluster broadcasts PUBLISH over its bus: a subscriber on any node (primary or
+    replica, any shard) gets a message published on any other node; the reply counts only
+    the publishing node's receivers, as in Redis."""
+    ec = server.client()
+    g = create(ec, "bus", shards=2, replicas=1)
+    eps = {m["CacheClusterId"]: m["ReadEndpoint"] for ng in g["NodeGroups"] for m in ng["NodeGroupMembers"]}
+    subs = {}
+    for cid, ep in eps.items():
+        p = redis.Redis(host=ep["Address"], port=ep["Port"]).pubsub()
+        p.subscribe("news")
+        p.psubscribe("ne*")
+        assert p.get_message(timeout=5)["type"] == "subscribe"
+        assert p.get_message(timeout=5)["type"] == "psubscribe"
+        subs[cid] = p
+    pub = redis.Redis(host=eps["bus-0002-001"]["Address"], port=eps["bus-0002-001"]["Port"])
+    # Two receivers here (the channel and the pattern subscription on this node).
+    assert pub.publish("news", "hello") == 2
+    for cid, p in subs.items():
+        got = []
+        deadline = time.time() + 5
+        while len(got) < 2 and time.time() < deadline:
+            m = p.get_message(timeout=0.5)
+            if m:
+                got.append((m["type"], m["data"]))
+        assert sorted(got) == [("message", b"hello"), ("pmessage", b"hello")], (cid, got)
+        # Exactly once: the bus does not forward a forwarded message again.
+        assert p.get_message(timeout=0.3) is None, cid
+    # A node without local subscribers answers 0 yet delivers across the cluster.
+    lonely = redis.Redis(host=eps["bus-0001-002"]["Address"], port=eps["bus-0001-002"]["Port"])
+    subs["bus-0001-002"].unsubscribe()
+    subs["bus-0001-002"].punsubscribe()
+    time.sleep(0.2)
+    assert lonely.publish("news", "again") == 0
+    m = subs["bus-0002-002"].get_message(timeout=5)
+    assert m and m["data"] == b"again"

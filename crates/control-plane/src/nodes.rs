@@ -848,6 +848,39 @@ impl Supervisor {
         }
     }
 
+    /// Connect the running Redis nodes of one cluster-mode group by the cluster bus:
+    /// each gets the others, so a PUBLISH on any node reaches every node's subscribers.
+    /// Called after every topology change and node (re)start; a stopped node's bus is
+    /// dropped with it (its peers' sends to it then go nowhere).
+    pub fn set_cluster_peers(&self, members: &[NodeKey]) {
+        let running = lock(&self.running);
+        let buses: Vec<(usize, redis_engine::Bus)> = members
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| match running.get(k) {
+                Some(Node {
+                    engine: Running::Redis(h),
+                    ..
+                }) => Some((i, h.bus())),
+                _ => None,
+            })
+            .collect();
+        for (i, k) in members.iter().enumerate() {
+            if let Some(Node {
+                engine: Running::Redis(h),
+                ..
+            }) = running.get(k)
+            {
+                let peers = buses
+                    .iter()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, b)| b.clone())
+                    .collect();
+                h.control(redis_engine::Control::SetClusterPeers(peers));
+            }
+        }
+    }
+
     /// Move one batch (at most `max_keys`) of the keys of `slots` from one running
     /// node to another; returns how many moved (0: none left).
     pub async fn migrate_slots(

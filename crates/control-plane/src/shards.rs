@@ -541,6 +541,11 @@ pub(crate) async fn apply_topology(
             },
         );
     }
+    let members: Vec<NodeKey> = ms
+        .iter()
+        .map(|c| node_key(region, &c.id, CacheNodeId::new(1)))
+        .collect();
+    cp.nodes.set_cluster_peers(&members);
     // The configuration endpoint forwards to the first shard's primary.
     let first = g
         .spec

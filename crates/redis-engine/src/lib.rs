@@ -101,6 +101,11 @@ pub enum Control {
     SetUsers(Option<Vec<acl::UserSpec>>, Option<acl::IamVerifier>),
     /// Enter (or update) cluster mode with this view of the cluster.
     SetClusterTopology(Box<cluster::Topology>),
+    /// The other nodes of this cluster-mode cluster: PUBLISH reaches their subscribers
+    /// too, as Redis Cluster's bus broadcasts it (empty: not in a cluster).
+    SetClusterPeers(Vec<Bus>),
+    /// A PUBLISH made on a peer (delivered here only, never forwarded again).
+    Publish(db::Blob, db::Blob),
     /// Move a batch of keys of some slots to another node (resharding).
     MigrateSlots(cluster::Migration),
     /// Store keys another node is migrating here.
@@ -175,6 +180,16 @@ impl PauseGate {
     }
 }
 
+/// A way to send a node run-time changes from another node (the cluster bus).
+#[derive(Clone, Debug)]
+pub struct Bus(tokio::sync::mpsc::UnboundedSender<Control>);
+
+impl Bus {
+    pub fn send(&self, c: Control) {
+        let _ = self.0.send(c);
+    }
+}
+
 /// A running node. Dropping it does not stop the node; call `shutdown`.
 pub struct NodeHandle {
     addr: SocketAddr,
@@ -243,6 +258,11 @@ impl NodeHandle {
     /// Send a run-time change to the node (applied asynchronously, in order).
     pub fn control(&self, c: Control) {
         let _ = self.ctl.send(c);
+    }
+
+    /// This node's end of the cluster bus, for its peers.
+    pub fn bus(&self) -> Bus {
+        Bus(self.ctl.clone())
     }
 
     /// Change a parameter; validates the value before sending it.
@@ -699,6 +719,15 @@ async fn background(
                         acl::set_users(&mut n, acl);
                     }
                     Control::SetClusterTopology(t) => cluster::set_topology(&mut n, *t),
+                    Control::SetClusterPeers(peers) => n.cluster_peers = peers,
+                    Control::Publish(ch, msg) => {
+                        // No client is running a command: subscribers get it in their own buffers.
+                        let prev = n.current_client;
+                        n.current_client = 0;
+                        let mut scratch = Vec::new();
+                        cmd::pubsub::publish_msg(&mut n, &mut scratch, &ch, &msg);
+                        n.current_client = prev;
+                    }
                     Control::MigrateSlots(m) => {
                         let r = cluster::migrate(&mut n, &m);
                         let _ = m.reply.send(r);

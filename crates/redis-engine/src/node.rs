@@ -192,6 +192,8 @@ pub struct Node {
     pub clock_hint: Option<std::time::Instant>,
     /// A connection is executing a batch (`clock_hint` is only carried within one).
     pub in_batch: bool,
+    /// Cluster mode: the other nodes PUBLISH is broadcast to.
+    pub cluster_peers: Vec<crate::Bus>,
     /// Set by a command whose effect must be propagated in another form (XADD's generated
     /// ID, XREADGROUP's PEL changes as XCLAIM/XGROUP SETID); consumed by replication.
     pub propagate_as: Option<Vec<crate::resp::OwnedCmd>>,
@@ -245,6 +247,7 @@ impl Node {
             cmd_start: None,
             clock_hint: None,
             in_batch: false,
+            cluster_peers: Vec::new(),
             propagate_as: None,
             scripting: None,
             acl: None,

@@ -328,7 +328,9 @@ pub fn after_call(
         }
         return;
     }
-    if wrote || def.name == "publish" {
+    // In cluster mode PUBLISH travels by the cluster bus to every node, replicas included,
+    // and is not replicated (Redis: clusterPropagatePublish instead of PROPAGATE_REPL).
+    if wrote || (def.name == "publish" && node.cluster_peers.is_empty()) {
         rewrite(node, def.name, client.db.get(), args, reply);
         client.woff.set(node.repl.offset);
     }

@@ -218,6 +218,11 @@ pub fn publish_msg(node: &mut Node, out: &mut Vec<u8>, ch: &[u8], msg: &[u8]) ->
 fn publish(ctx: &mut Ctx<'_>) -> CmdResult {
     let (ch, msg) = (ctx.arg(1), ctx.arg(2));
     let n = publish_msg(ctx.node, ctx.out, ch, msg);
+    // Redis Cluster broadcasts PUBLISH over its bus to every node; the reply still counts
+    // only this node's receivers, as there.
+    for peer in &ctx.node.cluster_peers {
+        peer.send(crate::Control::Publish(ch.into(), msg.into()));
+    }
     ctx.r().int(n as i64);
     Ok(())
 }
