@@ -107,13 +107,16 @@ fn eval_generic(ctx: &mut Ctx<'_>, by_sha: bool, ro: bool) -> CmdResult {
     let mut sc = take(ctx.node)?;
     let res = (|| {
         let sha = if by_sha {
-            let s = String::from_utf8_lossy(ctx.arg(1)).to_ascii_lowercase();
-            if !sc.scripts.contains_key(&s) {
-                return Err(Error::Raw(
-                    "NOSCRIPT No matching script. Please use EVAL.".into(),
-                ));
+            // A sha is hex: bytes that are not UTF-8 name no cached script (run_script
+            // answers NOSCRIPT for unknown ones).
+            match std::str::from_utf8(ctx.arg(1)) {
+                Ok(s) => s.to_ascii_lowercase(),
+                Err(_) => {
+                    return Err(Error::Raw(
+                        "NOSCRIPT No matching script. Please use EVAL.".into(),
+                    ))
+                }
             }
-            s
         } else {
             sc.load_script(ctx.arg(1)).map_err(Error::Raw)?
         };

@@ -134,14 +134,21 @@ pub struct Library {
 
 pub struct Scripting {
     lua: State,
-    pub scripts: HashMap<String, Script>,
+    /// Keyed by sha (looked up on every EVALSHA: the crate's fast hasher).
+    pub scripts: HashMap<String, Script, crate::db::Hasher>,
     flua: Option<State>,
     pub libraries: IndexMap<String, Library>,
     /// function name -> library name
     pub functions: HashMap<String, String>,
     /// A client that runs scripts' commands (the caller's db, the script's protocol).
     sclient: Rc<Client>,
+    /// Buffers redis.call reuses across calls and runs (no allocation per call).
+    spare_cmd: OwnedCmd,
+    spare_out: Vec<u8>,
 }
+
+/// Largest buffer kept for reuse between script runs.
+const SPARE_MAX: usize = 64 * 1024;
 
 /// Id of the script client (never in `node.clients`).
 pub const SCRIPT_CLIENT_ID: u64 = u64::MAX;
@@ -275,6 +282,8 @@ struct RunCtx<'a> {
     /// `redis.setresp(3)` was called.
     resp3: bool,
     out: Vec<u8>,
+    /// The command redis.call builds (reused).
+    cmd: OwnedCmd,
 }
 
 thread_local! {
@@ -332,7 +341,7 @@ impl Scripting {
         let lua = new_state(false).map_err(|e| e.to_string())?;
         Ok(Scripting {
             lua,
-            scripts: HashMap::new(),
+            scripts: HashMap::default(),
             flua: None,
             libraries: IndexMap::new(),
             functions: HashMap::new(),
@@ -342,6 +351,8 @@ impl Scripting {
                 String::new(),
                 -1,
             )),
+            spare_cmd: OwnedCmd::default(),
+            spare_out: Vec::new(),
         })
     }
 
@@ -439,6 +450,13 @@ impl Scripting {
         out: &mut Vec<u8>,
         is_function: bool,
     ) -> Result<(), Error> {
+        let Invocation {
+            keys,
+            args,
+            funcname,
+            ro_command,
+            command,
+        } = inv;
         // scriptPrepareForRun: checks of scripts that declare flags.
         if !flags.compat {
             let max = node.settings.maxmemory;
@@ -461,7 +479,7 @@ impl Scripting {
                         "READONLY You can't write against a read only replica.".into(),
                     ));
                 }
-                if inv.ro_command {
+                if ro_command {
                     return Err(cmd::err(
                         "Can not execute a script with write flag using *_ro command.",
                     ));
@@ -481,13 +499,14 @@ impl Scripting {
         let caller_resp3 = caller.resp3.get();
         let running = Rc::new(busy::Running {
             started: std::time::Instant::now(),
-            threshold_ms: busy::threshold_ms(node),
+            threshold: std::cell::Cell::new(None),
+            calls: std::cell::Cell::new(0),
             is_eval: !is_function,
             caller: caller.id,
             killed: std::cell::Cell::new(false),
             last_poll: std::cell::Cell::new(None),
-            name: inv.funcname.clone(),
-            command: inv.command.clone(),
+            name: funcname,
+            command,
             touched: RefCell::new(Vec::new()),
             libs: self.libraries.len(),
             funcs: self.functions.len(),
@@ -499,17 +518,18 @@ impl Scripting {
         let mut ctx = RunCtx {
             node,
             sclient: sclient.clone(),
-            read_only: flags.no_writes || inv.ro_command,
+            read_only: flags.no_writes || ro_command,
             allow_oom: flags.allow_oom,
             wrote: false,
             resp3: false,
-            out: Vec::new(),
+            out: std::mem::take(&mut self.spare_out),
+            cmd: std::mem::take(&mut self.spare_cmd),
         };
         let result = {
             let _guard = CtxGuard;
             CTX.with(|c| c.set(&mut ctx as *mut RunCtx<'_> as *mut ()));
             (|| -> mlua::Result<(bool, Value)> {
-                let (keys, argv) = (make_array(lua, &inv.keys)?, make_array(lua, &inv.args)?);
+                let (keys, argv) = (make_array(lua, &keys)?, make_array(lua, &args)?);
                 let res: MultiValue = if is_function {
                     // Functions get the keys and arguments as parameters.
                     runner.call((func.clone(), keys, argv))?
@@ -526,17 +546,24 @@ impl Scripting {
                 Ok((ok, it.next().unwrap_or(Value::Nil)))
             })()
         };
-        // CTX is clear again: `ctx` is ours alone.
+        // CTX is clear again: `ctx` is ours alone. The reply goes straight to `out` (nothing
+        // else writes there before it is returned).
         let result = result.map(|(ok, val)| {
-            let mut reply = Vec::new();
             if ok {
-                to_resp(&val, &mut reply, ctx.resp3, caller_resp3, 0);
+                to_resp(&val, out, ctx.resp3, caller_resp3, 0);
             } else {
-                reply = error_reply(&val, &inv.funcname).into_bytes();
+                out.extend_from_slice(error_reply(&val, &running.name).as_bytes());
             }
-            reply
         });
         let wrote = ctx.wrote;
+        // Keep the buffers for the next call unless a big reply made them large.
+        if ctx.out.capacity() <= SPARE_MAX {
+            ctx.out.clear();
+            self.spare_out = ctx.out;
+        }
+        if ctx.cmd.buf.capacity() <= SPARE_MAX {
+            self.spare_cmd = ctx.cmd;
+        }
         let node = ctx.node;
         busy::RUNNING.with(|r| *r.borrow_mut() = None);
         busy::finish(node, &running);
@@ -546,13 +573,10 @@ impl Scripting {
             caller.woff.set(sclient.woff.get());
         }
         match result {
-            Ok(r) => {
-                out.extend_from_slice(&r);
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(e) => Err(cmd::err(format!(
                 "Error running script (call to f_{}): {}",
-                inv.funcname, e
+                running.name, e
             ))),
         }
     }
@@ -933,8 +957,12 @@ fn new_state(functions: bool) -> mlua::Result<State> {
             let Some(run) = busy::current() else {
                 return Ok(mlua::VmState::Continue);
             };
-            if !run.killed.get() && (run.started.elapsed().as_millis() as u64) < run.threshold_ms {
-                return Ok(mlua::VmState::Continue);
+            if !run.killed.get() {
+                let elapsed = run.started.elapsed().as_millis() as u64;
+                match with_ctx(|st| run.threshold_ms(st.node)) {
+                    Some(t) if elapsed >= t => {}
+                    _ => return Ok(mlua::VmState::Continue),
+                }
             }
             // The hook cannot fire inside redis.call (no Lua runs there), so CTX is free.
             if let Some(Some(msg)) = with_ctx(|st| busy::on_hook(st.node, st.wrote)) {
@@ -1173,9 +1201,24 @@ fn table_err(lua: &Lua, msg: &str) -> mlua::Result<Value> {
 
 /// `redis.call` / `redis.pcall`: the reply, or the error line to raise/return.
 fn dispatch(lua: &Lua, st: &mut RunCtx<'_>, args: &[Value]) -> mlua::Result<Result<Value, String>> {
+    // The command buffer is reused across calls (taken out while `st` is borrowed).
+    let mut c = std::mem::take(&mut st.cmd);
+    c.buf.clear();
+    c.ranges.clear();
+    let r = dispatch_with(lua, st, args, &mut c);
+    st.cmd = c;
+    r
+}
+
+fn dispatch_with(
+    lua: &Lua,
+    st: &mut RunCtx<'_>,
+    args: &[Value],
+    cmd_owned: &mut OwnedCmd,
+) -> mlua::Result<Result<Value, String>> {
     // A script spending its time in redis.call may run few Lua instructions: serve the
     // other clients from here too once it is busy.
-    if let Some(msg) = busy::on_hook(st.node, st.wrote) {
+    if let Some(msg) = busy::on_call(st.node, st.wrote) {
         return Ok(Err(msg.to_string()));
     }
     if args.is_empty() {
@@ -1183,13 +1226,16 @@ fn dispatch(lua: &Lua, st: &mut RunCtx<'_>, args: &[Value]) -> mlua::Result<Resu
             "ERR Please specify at least one argument for this redis lib call".to_string(),
         ));
     }
-    let mut cmd_owned = OwnedCmd::default();
     cmd_owned.ranges.reserve(args.len());
     for a in args {
         let start = cmd_owned.buf.len();
         match a {
             Value::String(s) => cmd_owned.buf.extend_from_slice(&s.as_bytes()),
-            Value::Integer(i) => cmd_owned.buf.extend_from_slice(i.to_string().as_bytes()),
+            Value::Integer(i) => {
+                use std::io::Write as _;
+                // Writing to a Vec cannot fail.
+                let _ = write!(cmd_owned.buf, "{i}");
+            }
             Value::Number(n) => cmd_owned.buf.extend_from_slice(lua_num_str(*n).as_bytes()),
             _ => {
                 return Ok(Err(
