@@ -269,6 +269,15 @@ __redis__err__handler = function(err)
 end
 local handler = __redis__err__handler
 function impl.run(f) return xpcall(f, handler) end
+-- EVAL scripts see KEYS and ARGV as globals for the run (set here, in one call from Rust).
+function impl.run_eval(f, k, a)
+  rawset(G, 'KEYS', k)
+  rawset(G, 'ARGV', a)
+  local ok, r = xpcall(f, handler)
+  rawset(G, 'KEYS', nil)
+  rawset(G, 'ARGV', nil)
+  return ok, r
+end
 function impl.run_fn(f, k, a) return xpcall(function() return f(k, a) end, handler) end
 "#;
 
@@ -319,7 +328,6 @@ impl Drop for CtxGuard {
 /// A Lua state and the handles the hot path needs.
 struct State {
     lua: Lua,
-    globals: Table,
     run: Function,
     run_fn: Function,
 }
@@ -399,14 +407,8 @@ impl Scripting {
             ));
         };
         let (func, flags) = (s.func.clone(), s.flags);
-        let (lua, globals, runner) = (
-            self.lua.lua.clone(),
-            self.lua.globals.clone(),
-            self.lua.run.clone(),
-        );
-        self.run(
-            &lua, &globals, &runner, node, caller, &func, flags, inv, out, false,
-        )
+        let (lua, runner) = (self.lua.lua.clone(), self.lua.run.clone());
+        self.run(&lua, &runner, node, caller, &func, flags, inv, out, false)
     }
 
     /// Run a library function.
@@ -430,17 +432,14 @@ impl Scripting {
         let Some(st) = self.flua.as_ref() else {
             return Err(cmd::err("Function not found"));
         };
-        let (lua, globals, runner) = (st.lua.clone(), st.globals.clone(), st.run_fn.clone());
-        self.run(
-            &lua, &globals, &runner, node, caller, &func, flags, inv, out, true,
-        )
+        let (lua, runner) = (st.lua.clone(), st.run_fn.clone());
+        self.run(&lua, &runner, node, caller, &func, flags, inv, out, true)
     }
 
     #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
         lua: &Lua,
-        globals: &Table,
         runner: &Function,
         node: &mut Node,
         caller: &Rc<Client>,
@@ -529,21 +528,11 @@ impl Scripting {
             let _guard = CtxGuard;
             CTX.with(|c| c.set(&mut ctx as *mut RunCtx<'_> as *mut ()));
             (|| -> mlua::Result<(bool, Value)> {
-                let (keys, argv) = (make_array(lua, &keys)?, make_array(lua, &args)?);
-                let res: MultiValue = if is_function {
-                    // Functions get the keys and arguments as parameters.
-                    runner.call((func.clone(), keys, argv))?
-                } else {
-                    globals.raw_set("KEYS", keys)?;
-                    globals.raw_set("ARGV", argv)?;
-                    let r = runner.call(func.clone());
-                    globals.raw_set("KEYS", Value::Nil)?;
-                    globals.raw_set("ARGV", Value::Nil)?;
-                    r?
-                };
-                let mut it = res.into_iter();
-                let ok = matches!(it.next(), Some(Value::Boolean(true)));
-                Ok((ok, it.next().unwrap_or(Value::Nil)))
+                let (keys, argv) = make_arrays(lua, &keys, &args)?;
+                // Functions get the keys and arguments as parameters, EVAL scripts as the
+                // KEYS/ARGV globals (the runner sets them).
+                let (ok, val): (Value, Value) = runner.call((func, keys, argv))?;
+                Ok((matches!(ok, Value::Boolean(true)), val))
             })()
         };
         // CTX is clear again: `ctx` is ours alone. The reply goes straight to `out` (nothing
@@ -1035,12 +1024,10 @@ fn new_state(functions: bool) -> mlua::Result<State> {
     } else {
         globals.raw_set("redis", proxy.call::<Table>(redis)?)?;
     }
-    let run: Function = impl_t.raw_get("run")?;
+    let run: Function = impl_t.raw_get("run_eval")?;
     let run_fn: Function = impl_t.raw_get("run_fn")?;
-    let globals = lua.globals();
     Ok(State {
         lua,
-        globals,
         run,
         run_fn,
     })
@@ -1106,12 +1093,25 @@ fn conv_err(lua: &Lua, (v, for_pcall): (Value, bool)) -> mlua::Result<Value> {
     }
 }
 
-fn make_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(items.len(), 0)?;
-    for (i, a) in items.iter().enumerate() {
-        t.raw_set(i + 1, lua.create_string(a)?)?;
+/// The KEYS and ARGV tables, built on the Lua stack in one protected call (no Lua string
+/// handle per element).
+fn make_arrays(lua: &Lua, keys: &[&[u8]], args: &[&[u8]]) -> mlua::Result<(Table, Table)> {
+    use mlua::ffi;
+    use std::os::raw::{c_char, c_int};
+    // SAFETY: `exec_raw` runs the closure in a protected call with room for 3 more stack
+    // slots; it uses at most 3 (the two tables and one string) and leaves exactly the two
+    // tables, which become the results. Errors (out of memory) are caught by that call.
+    unsafe {
+        lua.exec_raw((), |state| {
+            for items in [keys, args] {
+                ffi::lua_createtable(state, c_int::try_from(items.len()).unwrap_or(0), 0);
+                for (i, a) in items.iter().enumerate() {
+                    ffi::lua_pushlstring(state, a.as_ptr() as *const c_char, a.len());
+                    ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
+                }
+            }
+        })
     }
-    Ok(t)
 }
 
 /// Lua 5.1's number to string ("%.14g").
