@@ -1026,11 +1026,7 @@ fn new_state(functions: bool) -> mlua::Result<State> {
     }
     let run: Function = impl_t.raw_get("run_eval")?;
     let run_fn: Function = impl_t.raw_get("run_fn")?;
-    Ok(State {
-        lua,
-        run,
-        run_fn,
-    })
+    Ok(State { lua, run, run_fn })
 }
 
 /// Errors our Rust functions raise, told apart by the error handler and `pcall`.
