@@ -334,8 +334,8 @@ struct State {
 
 /// How a script is invoked.
 pub struct Invocation<'a> {
-    pub keys: Vec<&'a [u8]>,
-    pub args: Vec<&'a [u8]>,
+    pub keys: crate::resp::Args<'a>,
+    pub args: crate::resp::Args<'a>,
     /// Name in error messages: the sha for EVAL, the function name for FCALL.
     pub funcname: String,
     /// EVAL_RO / EVALSHA_RO / FCALL_RO.
@@ -528,7 +528,7 @@ impl Scripting {
             let _guard = CtxGuard;
             CTX.with(|c| c.set(&mut ctx as *mut RunCtx<'_> as *mut ()));
             (|| -> mlua::Result<(bool, Value)> {
-                let (keys, argv) = make_arrays(lua, &keys, &args)?;
+                let (keys, argv) = make_arrays(lua, keys, args)?;
                 // Functions get the keys and arguments as parameters, EVAL scripts as the
                 // KEYS/ARGV globals (the runner sets them).
                 let (ok, val): (Value, Value) = runner.call((func, keys, argv))?;
@@ -1091,7 +1091,11 @@ fn conv_err(lua: &Lua, (v, for_pcall): (Value, bool)) -> mlua::Result<Value> {
 
 /// The KEYS and ARGV tables, built on the Lua stack in one protected call (no Lua string
 /// handle per element).
-fn make_arrays(lua: &Lua, keys: &[&[u8]], args: &[&[u8]]) -> mlua::Result<(Table, Table)> {
+fn make_arrays(
+    lua: &Lua,
+    keys: crate::resp::Args<'_>,
+    args: crate::resp::Args<'_>,
+) -> mlua::Result<(Table, Table)> {
     use mlua::ffi;
     use std::os::raw::{c_char, c_int};
     // SAFETY: `exec_raw` runs the closure in a protected call with room for 3 more stack
