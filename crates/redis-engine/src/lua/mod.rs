@@ -143,8 +143,9 @@ pub struct Scripting {
     /// A client that runs scripts' commands (the caller's db, the script's protocol).
     sclient: Rc<Client>,
     /// Buffers redis.call reuses across calls and runs (no allocation per call).
-    spare_cmd: OwnedCmd,
-    spare_out: Vec<u8>,
+    /// (Cells: a run borrows the scripting state shared, the compiled function with it.)
+    spare_cmd: std::cell::Cell<OwnedCmd>,
+    spare_out: std::cell::Cell<Vec<u8>>,
 }
 
 /// Largest buffer kept for reuse between script runs.
@@ -359,8 +360,8 @@ impl Scripting {
                 String::new(),
                 -1,
             )),
-            spare_cmd: OwnedCmd::default(),
-            spare_out: Vec::new(),
+            spare_cmd: Default::default(),
+            spare_out: Default::default(),
         })
     }
 
@@ -406,9 +407,11 @@ impl Scripting {
                 "NOSCRIPT No matching script. Please use EVAL.".into(),
             ));
         };
-        let (func, flags) = (s.func.clone(), s.flags);
-        let (lua, runner) = (self.lua.lua.clone(), self.lua.run.clone());
-        self.run(&lua, &runner, node, caller, &func, flags, inv, out, false)
+        // Borrowed, not cloned: a clone is a new Lua reference per call.
+        let st = &self.lua;
+        self.run(
+            &st.lua, &st.run, node, caller, &s.func, s.flags, inv, out, false,
+        )
     }
 
     /// Run a library function.
@@ -428,17 +431,17 @@ impl Scripting {
         else {
             return Err(cmd::err("Function not found"));
         };
-        let (func, flags) = (f.func.clone(), f.flags);
         let Some(st) = self.flua.as_ref() else {
             return Err(cmd::err("Function not found"));
         };
-        let (lua, runner) = (st.lua.clone(), st.run_fn.clone());
-        self.run(&lua, &runner, node, caller, &func, flags, inv, out, true)
+        self.run(
+            &st.lua, &st.run_fn, node, caller, &f.func, f.flags, inv, out, true,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
     fn run(
-        &mut self,
+        &self,
         lua: &Lua,
         runner: &Function,
         node: &mut Node,
@@ -521,8 +524,8 @@ impl Scripting {
             allow_oom: flags.allow_oom,
             wrote: false,
             resp3: false,
-            out: std::mem::take(&mut self.spare_out),
-            cmd: std::mem::take(&mut self.spare_cmd),
+            out: self.spare_out.take(),
+            cmd: self.spare_cmd.take(),
         };
         let result = {
             let _guard = CtxGuard;
@@ -548,10 +551,10 @@ impl Scripting {
         // Keep the buffers for the next call unless a big reply made them large.
         if ctx.out.capacity() <= SPARE_MAX {
             ctx.out.clear();
-            self.spare_out = ctx.out;
+            self.spare_out.set(ctx.out);
         }
         if ctx.cmd.buf.capacity() <= SPARE_MAX {
-            self.spare_cmd = ctx.cmd;
+            self.spare_cmd.set(ctx.cmd);
         }
         let node = ctx.node;
         busy::RUNNING.with(|r| *r.borrow_mut() = None);
