@@ -84,7 +84,8 @@ fn take(node: &mut Node) -> Result<Box<Scripting>, Error> {
 }
 
 /// numkeys, keys and args of EVAL/FCALL.
-fn keys_args<'a>(ctx: &Ctx<'a>, fcall: bool) -> Result<(Vec<&'a [u8]>, Vec<&'a [u8]>), Error> {
+/// The keys and the arguments: views of the command line (nothing copied).
+fn keys_args<'a>(ctx: &Ctx<'a>, fcall: bool) -> Result<(Args<'a>, Args<'a>), Error> {
     let n = match ctx.int(2) {
         Ok(n) => n,
         Err(_) if fcall => return Err(err("Bad number of keys provided")),
@@ -97,9 +98,11 @@ fn keys_args<'a>(ctx: &Ctx<'a>, fcall: bool) -> Result<(Vec<&'a [u8]>, Vec<&'a [
     if n > ctx.argc() - 3 {
         return Err(err("Number of keys can't be greater than number of args"));
     }
-    let keys = (3..3 + n).map(|i| ctx.arg(i)).collect();
-    let args = (3 + n..ctx.argc()).map(|i| ctx.arg(i)).collect();
-    Ok((keys, args))
+    let (buf, ranges) = (ctx.args.buf, ctx.args.ranges);
+    let (Some(keys), Some(args)) = (ranges.get(3..3 + n), ranges.get(3 + n..)) else {
+        return Err(err("Number of keys can't be greater than number of args"));
+    };
+    Ok((Args { buf, ranges: keys }, Args { buf, ranges: args }))
 }
 
 fn eval_generic(ctx: &mut Ctx<'_>, by_sha: bool, ro: bool) -> CmdResult {
@@ -107,13 +110,16 @@ fn eval_generic(ctx: &mut Ctx<'_>, by_sha: bool, ro: bool) -> CmdResult {
     let mut sc = take(ctx.node)?;
     let res = (|| {
         let sha = if by_sha {
-            let s = String::from_utf8_lossy(ctx.arg(1)).to_ascii_lowercase();
-            if !sc.scripts.contains_key(&s) {
-                return Err(Error::Raw(
-                    "NOSCRIPT No matching script. Please use EVAL.".into(),
-                ));
+            // A sha is hex: bytes that are not UTF-8 name no cached script (run_script
+            // answers NOSCRIPT for unknown ones).
+            match std::str::from_utf8(ctx.arg(1)) {
+                Ok(s) => s.to_ascii_lowercase(),
+                Err(_) => {
+                    return Err(Error::Raw(
+                        "NOSCRIPT No matching script. Please use EVAL.".into(),
+                    ))
+                }
             }
-            s
         } else {
             sc.load_script(ctx.arg(1)).map_err(Error::Raw)?
         };

@@ -28,7 +28,10 @@ pub const HOOK_EVERY: u32 = 100_000;
 /// The running script, as the hook and the poller see it.
 pub struct Running {
     pub started: Instant,
-    pub threshold_ms: u64,
+    /// The node's threshold, read when first needed (most scripts end before any check).
+    pub threshold: Cell<Option<u64>>,
+    /// redis.call invocations so far.
+    pub calls: Cell<u32>,
     pub is_eval: bool,
     pub caller: u64,
     pub killed: Cell<bool>,
@@ -61,17 +64,51 @@ pub fn threshold_ms(node: &Node) -> u64 {
         .unwrap_or(5000)
 }
 
+impl Running {
+    pub fn threshold_ms(&self, node: &Node) -> u64 {
+        match self.threshold.get() {
+            Some(t) => t,
+            None => {
+                let t = threshold_ms(node);
+                self.threshold.set(Some(t));
+                t
+            }
+        }
+    }
+}
+
 const KILLED_MSG: &str = "ERR Script killed by user with SCRIPT KILL...";
 
 /// Called from the count hook: past the threshold, serve the other clients.
 /// Returns the error to raise in the script once it has been killed.
 pub fn on_hook(node: &mut Node, wrote: bool) -> Option<&'static str> {
     let run = current()?;
+    check(node, wrote, &run)
+}
+
+/// Called from redis.call. The first call of a run skips the clock: the script has run
+/// less than a hook period of Lua since it started (the count hook covers longer stretches),
+/// so it cannot be past any threshold yet; Redis too reads the clock once per script here.
+pub fn on_call(node: &mut Node, wrote: bool) -> Option<&'static str> {
+    let run = RUNNING.with(|r| {
+        let r = r.borrow();
+        let run = r.as_ref()?;
+        let n = run.calls.get();
+        run.calls.set(n.saturating_add(1));
+        if n == 0 && !run.killed.get() {
+            return None;
+        }
+        Some(run.clone())
+    })?;
+    check(node, wrote, &run)
+}
+
+fn check(node: &mut Node, wrote: bool, run: &Running) -> Option<&'static str> {
     if run.killed.get() {
         return Some(KILLED_MSG);
     }
     let now = Instant::now();
-    if (now.duration_since(run.started).as_millis() as u64) < run.threshold_ms {
+    if (now.duration_since(run.started).as_millis() as u64) < run.threshold_ms(node) {
         return None;
     }
     // At most every millisecond (redis.call can be much more frequent than the hook).
@@ -83,7 +120,7 @@ pub fn on_hook(node: &mut Node, wrote: bool) -> Option<&'static str> {
         return None;
     }
     run.last_poll.set(Some(now));
-    poll_clients(node, &run, wrote);
+    poll_clients(node, run, wrote);
     if run.killed.get() {
         Some(KILLED_MSG)
     } else {

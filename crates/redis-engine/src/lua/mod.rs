@@ -134,14 +134,22 @@ pub struct Library {
 
 pub struct Scripting {
     lua: State,
-    pub scripts: HashMap<String, Script>,
+    /// Keyed by sha (looked up on every EVALSHA: the crate's fast hasher).
+    pub scripts: HashMap<String, Script, crate::db::Hasher>,
     flua: Option<State>,
     pub libraries: IndexMap<String, Library>,
     /// function name -> library name
     pub functions: HashMap<String, String>,
     /// A client that runs scripts' commands (the caller's db, the script's protocol).
     sclient: Rc<Client>,
+    /// Buffers redis.call reuses across calls and runs (no allocation per call).
+    /// (Cells: a run borrows the scripting state shared, the compiled function with it.)
+    spare_cmd: std::cell::Cell<OwnedCmd>,
+    spare_out: std::cell::Cell<Vec<u8>>,
 }
+
+/// Largest buffer kept for reuse between script runs.
+const SPARE_MAX: usize = 64 * 1024;
 
 /// Id of the script client (never in `node.clients`).
 pub const SCRIPT_CLIENT_ID: u64 = u64::MAX;
@@ -262,6 +270,15 @@ __redis__err__handler = function(err)
 end
 local handler = __redis__err__handler
 function impl.run(f) return xpcall(f, handler) end
+-- EVAL scripts see KEYS and ARGV as globals for the run (set here, in one call from Rust).
+function impl.run_eval(f, k, a)
+  rawset(G, 'KEYS', k)
+  rawset(G, 'ARGV', a)
+  local ok, r = xpcall(f, handler)
+  rawset(G, 'KEYS', nil)
+  rawset(G, 'ARGV', nil)
+  return ok, r
+end
 function impl.run_fn(f, k, a) return xpcall(function() return f(k, a) end, handler) end
 "#;
 
@@ -275,6 +292,8 @@ struct RunCtx<'a> {
     /// `redis.setresp(3)` was called.
     resp3: bool,
     out: Vec<u8>,
+    /// The command redis.call builds (reused).
+    cmd: OwnedCmd,
 }
 
 thread_local! {
@@ -310,15 +329,14 @@ impl Drop for CtxGuard {
 /// A Lua state and the handles the hot path needs.
 struct State {
     lua: Lua,
-    globals: Table,
     run: Function,
     run_fn: Function,
 }
 
 /// How a script is invoked.
 pub struct Invocation<'a> {
-    pub keys: Vec<&'a [u8]>,
-    pub args: Vec<&'a [u8]>,
+    pub keys: crate::resp::Args<'a>,
+    pub args: crate::resp::Args<'a>,
     /// Name in error messages: the sha for EVAL, the function name for FCALL.
     pub funcname: String,
     /// EVAL_RO / EVALSHA_RO / FCALL_RO.
@@ -332,7 +350,7 @@ impl Scripting {
         let lua = new_state(false).map_err(|e| e.to_string())?;
         Ok(Scripting {
             lua,
-            scripts: HashMap::new(),
+            scripts: HashMap::default(),
             flua: None,
             libraries: IndexMap::new(),
             functions: HashMap::new(),
@@ -342,6 +360,8 @@ impl Scripting {
                 String::new(),
                 -1,
             )),
+            spare_cmd: Default::default(),
+            spare_out: Default::default(),
         })
     }
 
@@ -387,14 +407,10 @@ impl Scripting {
                 "NOSCRIPT No matching script. Please use EVAL.".into(),
             ));
         };
-        let (func, flags) = (s.func.clone(), s.flags);
-        let (lua, globals, runner) = (
-            self.lua.lua.clone(),
-            self.lua.globals.clone(),
-            self.lua.run.clone(),
-        );
+        // Borrowed, not cloned: a clone is a new Lua reference per call.
+        let st = &self.lua;
         self.run(
-            &lua, &globals, &runner, node, caller, &func, flags, inv, out, false,
+            &st.lua, &st.run, node, caller, &s.func, s.flags, inv, out, false,
         )
     }
 
@@ -415,21 +431,18 @@ impl Scripting {
         else {
             return Err(cmd::err("Function not found"));
         };
-        let (func, flags) = (f.func.clone(), f.flags);
         let Some(st) = self.flua.as_ref() else {
             return Err(cmd::err("Function not found"));
         };
-        let (lua, globals, runner) = (st.lua.clone(), st.globals.clone(), st.run_fn.clone());
         self.run(
-            &lua, &globals, &runner, node, caller, &func, flags, inv, out, true,
+            &st.lua, &st.run_fn, node, caller, &f.func, f.flags, inv, out, true,
         )
     }
 
     #[allow(clippy::too_many_arguments)]
     fn run(
-        &mut self,
+        &self,
         lua: &Lua,
-        globals: &Table,
         runner: &Function,
         node: &mut Node,
         caller: &Rc<Client>,
@@ -439,6 +452,13 @@ impl Scripting {
         out: &mut Vec<u8>,
         is_function: bool,
     ) -> Result<(), Error> {
+        let Invocation {
+            keys,
+            args,
+            funcname,
+            ro_command,
+            command,
+        } = inv;
         // scriptPrepareForRun: checks of scripts that declare flags.
         if !flags.compat {
             let max = node.settings.maxmemory;
@@ -461,7 +481,7 @@ impl Scripting {
                         "READONLY You can't write against a read only replica.".into(),
                     ));
                 }
-                if inv.ro_command {
+                if ro_command {
                     return Err(cmd::err(
                         "Can not execute a script with write flag using *_ro command.",
                     ));
@@ -481,13 +501,14 @@ impl Scripting {
         let caller_resp3 = caller.resp3.get();
         let running = Rc::new(busy::Running {
             started: std::time::Instant::now(),
-            threshold_ms: busy::threshold_ms(node),
+            threshold: std::cell::Cell::new(None),
+            calls: std::cell::Cell::new(0),
             is_eval: !is_function,
             caller: caller.id,
             killed: std::cell::Cell::new(false),
             last_poll: std::cell::Cell::new(None),
-            name: inv.funcname.clone(),
-            command: inv.command.clone(),
+            name: funcname,
+            command,
             touched: RefCell::new(Vec::new()),
             libs: self.libraries.len(),
             funcs: self.functions.len(),
@@ -499,44 +520,42 @@ impl Scripting {
         let mut ctx = RunCtx {
             node,
             sclient: sclient.clone(),
-            read_only: flags.no_writes || inv.ro_command,
+            read_only: flags.no_writes || ro_command,
             allow_oom: flags.allow_oom,
             wrote: false,
             resp3: false,
-            out: Vec::new(),
+            out: self.spare_out.take(),
+            cmd: self.spare_cmd.take(),
         };
         let result = {
             let _guard = CtxGuard;
             CTX.with(|c| c.set(&mut ctx as *mut RunCtx<'_> as *mut ()));
             (|| -> mlua::Result<(bool, Value)> {
-                let (keys, argv) = (make_array(lua, &inv.keys)?, make_array(lua, &inv.args)?);
-                let res: MultiValue = if is_function {
-                    // Functions get the keys and arguments as parameters.
-                    runner.call((func.clone(), keys, argv))?
-                } else {
-                    globals.raw_set("KEYS", keys)?;
-                    globals.raw_set("ARGV", argv)?;
-                    let r = runner.call(func.clone());
-                    globals.raw_set("KEYS", Value::Nil)?;
-                    globals.raw_set("ARGV", Value::Nil)?;
-                    r?
-                };
-                let mut it = res.into_iter();
-                let ok = matches!(it.next(), Some(Value::Boolean(true)));
-                Ok((ok, it.next().unwrap_or(Value::Nil)))
+                let (keys, argv) = make_arrays(lua, keys, args)?;
+                // Functions get the keys and arguments as parameters, EVAL scripts as the
+                // KEYS/ARGV globals (the runner sets them).
+                let (ok, val): (Value, Value) = runner.call((func, keys, argv))?;
+                Ok((matches!(ok, Value::Boolean(true)), val))
             })()
         };
-        // CTX is clear again: `ctx` is ours alone.
+        // CTX is clear again: `ctx` is ours alone. The reply goes straight to `out` (nothing
+        // else writes there before it is returned).
         let result = result.map(|(ok, val)| {
-            let mut reply = Vec::new();
             if ok {
-                to_resp(&val, &mut reply, ctx.resp3, caller_resp3, 0);
+                to_resp(&val, out, ctx.resp3, caller_resp3, 0);
             } else {
-                reply = error_reply(&val, &inv.funcname).into_bytes();
+                out.extend_from_slice(error_reply(&val, &running.name).as_bytes());
             }
-            reply
         });
         let wrote = ctx.wrote;
+        // Keep the buffers for the next call unless a big reply made them large.
+        if ctx.out.capacity() <= SPARE_MAX {
+            ctx.out.clear();
+            self.spare_out.set(ctx.out);
+        }
+        if ctx.cmd.buf.capacity() <= SPARE_MAX {
+            self.spare_cmd.set(ctx.cmd);
+        }
         let node = ctx.node;
         busy::RUNNING.with(|r| *r.borrow_mut() = None);
         busy::finish(node, &running);
@@ -546,13 +565,10 @@ impl Scripting {
             caller.woff.set(sclient.woff.get());
         }
         match result {
-            Ok(r) => {
-                out.extend_from_slice(&r);
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(e) => Err(cmd::err(format!(
                 "Error running script (call to f_{}): {}",
-                inv.funcname, e
+                running.name, e
             ))),
         }
     }
@@ -933,8 +949,12 @@ fn new_state(functions: bool) -> mlua::Result<State> {
             let Some(run) = busy::current() else {
                 return Ok(mlua::VmState::Continue);
             };
-            if !run.killed.get() && (run.started.elapsed().as_millis() as u64) < run.threshold_ms {
-                return Ok(mlua::VmState::Continue);
+            if !run.killed.get() {
+                let elapsed = run.started.elapsed().as_millis() as u64;
+                match with_ctx(|st| run.threshold_ms(st.node)) {
+                    Some(t) if elapsed >= t => {}
+                    _ => return Ok(mlua::VmState::Continue),
+                }
             }
             // The hook cannot fire inside redis.call (no Lua runs there), so CTX is free.
             if let Some(Some(msg)) = with_ctx(|st| busy::on_hook(st.node, st.wrote)) {
@@ -1007,15 +1027,9 @@ fn new_state(functions: bool) -> mlua::Result<State> {
     } else {
         globals.raw_set("redis", proxy.call::<Table>(redis)?)?;
     }
-    let run: Function = impl_t.raw_get("run")?;
+    let run: Function = impl_t.raw_get("run_eval")?;
     let run_fn: Function = impl_t.raw_get("run_fn")?;
-    let globals = lua.globals();
-    Ok(State {
-        lua,
-        globals,
-        run,
-        run_fn,
-    })
+    Ok(State { lua, run, run_fn })
 }
 
 /// Errors our Rust functions raise, told apart by the error handler and `pcall`.
@@ -1078,12 +1092,29 @@ fn conv_err(lua: &Lua, (v, for_pcall): (Value, bool)) -> mlua::Result<Value> {
     }
 }
 
-fn make_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(items.len(), 0)?;
-    for (i, a) in items.iter().enumerate() {
-        t.raw_set(i + 1, lua.create_string(a)?)?;
+/// The KEYS and ARGV tables, built on the Lua stack in one protected call (no Lua string
+/// handle per element).
+fn make_arrays(
+    lua: &Lua,
+    keys: crate::resp::Args<'_>,
+    args: crate::resp::Args<'_>,
+) -> mlua::Result<(Table, Table)> {
+    use mlua::ffi;
+    use std::os::raw::{c_char, c_int};
+    // SAFETY: `exec_raw` runs the closure in a protected call with room for 3 more stack
+    // slots; it uses at most 3 (the two tables and one string) and leaves exactly the two
+    // tables, which become the results. Errors (out of memory) are caught by that call.
+    unsafe {
+        lua.exec_raw((), |state| {
+            for items in [keys, args] {
+                ffi::lua_createtable(state, c_int::try_from(items.len()).unwrap_or(0), 0);
+                for (i, a) in items.iter().enumerate() {
+                    ffi::lua_pushlstring(state, a.as_ptr() as *const c_char, a.len());
+                    ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
+                }
+            }
+        })
     }
-    Ok(t)
 }
 
 /// Lua 5.1's number to string ("%.14g").
@@ -1173,9 +1204,24 @@ fn table_err(lua: &Lua, msg: &str) -> mlua::Result<Value> {
 
 /// `redis.call` / `redis.pcall`: the reply, or the error line to raise/return.
 fn dispatch(lua: &Lua, st: &mut RunCtx<'_>, args: &[Value]) -> mlua::Result<Result<Value, String>> {
+    // The command buffer is reused across calls (taken out while `st` is borrowed).
+    let mut c = std::mem::take(&mut st.cmd);
+    c.buf.clear();
+    c.ranges.clear();
+    let r = dispatch_with(lua, st, args, &mut c);
+    st.cmd = c;
+    r
+}
+
+fn dispatch_with(
+    lua: &Lua,
+    st: &mut RunCtx<'_>,
+    args: &[Value],
+    cmd_owned: &mut OwnedCmd,
+) -> mlua::Result<Result<Value, String>> {
     // A script spending its time in redis.call may run few Lua instructions: serve the
     // other clients from here too once it is busy.
-    if let Some(msg) = busy::on_hook(st.node, st.wrote) {
+    if let Some(msg) = busy::on_call(st.node, st.wrote) {
         return Ok(Err(msg.to_string()));
     }
     if args.is_empty() {
@@ -1183,13 +1229,16 @@ fn dispatch(lua: &Lua, st: &mut RunCtx<'_>, args: &[Value]) -> mlua::Result<Resu
             "ERR Please specify at least one argument for this redis lib call".to_string(),
         ));
     }
-    let mut cmd_owned = OwnedCmd::default();
     cmd_owned.ranges.reserve(args.len());
     for a in args {
         let start = cmd_owned.buf.len();
         match a {
             Value::String(s) => cmd_owned.buf.extend_from_slice(&s.as_bytes()),
-            Value::Integer(i) => cmd_owned.buf.extend_from_slice(i.to_string().as_bytes()),
+            Value::Integer(i) => {
+                use std::io::Write as _;
+                // Writing to a Vec cannot fail.
+                let _ = write!(cmd_owned.buf, "{i}");
+            }
             Value::Number(n) => cmd_owned.buf.extend_from_slice(lua_num_str(*n).as_bytes()),
             _ => {
                 return Ok(Err(
