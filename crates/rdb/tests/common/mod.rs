@@ -75,12 +75,11 @@ impl RedisServer {
                     break;
                 }
                 if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
-                    let mut c = Client::new(s);
-                    // While loading, redis answers -LOADING; wait until PONG.
-                    if let Reply::Status(p) = c.cmd(&["PING"]) {
-                        if p == "PONG" {
-                            return Some(RedisServer { child, port });
-                        }
+                    // While loading, redis answers -LOADING; wait until PONG. A connection
+                    // reset while it starts (or from whoever else briefly held the port) is
+                    // "not ready yet", not a failure.
+                    if ping_ok(s) {
+                        return Some(RedisServer { child, port });
                     }
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -94,6 +93,22 @@ impl RedisServer {
     pub fn client(&self) -> Client {
         Client::new(TcpStream::connect(("127.0.0.1", self.port)).expect("connect"))
     }
+}
+
+fn ping_ok(mut s: TcpStream) -> bool {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    let mut got = Vec::new();
+    while !got.ends_with(b"\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got == b"+PONG\r\n"
 }
 
 impl Drop for RedisServer {
