@@ -242,23 +242,27 @@ pub fn now_ms() -> u64 {
 /// step shows up as quickly as Redis's cached `mstime` would pick it up.
 pub struct WallClock {
     base: std::time::Instant,
-    base_ms: u64,
+    /// The wall clock at `base`, in nanoseconds: kept exact so the derived milliseconds
+    /// equal `now_ms()`'s (truncating at `base` and again at each read lags up to 1 ms).
+    base_ns: u64,
 }
 
 impl WallClock {
     pub fn new() -> WallClock {
-        WallClock {
-            base: std::time::Instant::now(),
-            base_ms: now_ms(),
-        }
+        let base = std::time::Instant::now();
+        let base_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        WallClock { base, base_ns }
     }
     pub fn resync(&mut self) {
         *self = WallClock::new();
     }
     #[inline]
     pub fn ms_at(&self, t: std::time::Instant) -> u64 {
-        let d = t.saturating_duration_since(self.base);
-        self.base_ms + d.as_secs() * 1000 + u64::from(d.subsec_millis())
+        let d = t.saturating_duration_since(self.base).as_nanos() as u64;
+        (self.base_ns + d) / 1_000_000
     }
 }
 
@@ -716,5 +720,24 @@ impl Keyspace {
         } else {
             0xFF_FFFF - lru + now
         }) as u64
+    }
+}
+
+#[cfg(test)]
+mod wall_clock_tests {
+    use super::{now_ms, WallClock};
+
+    #[test]
+    fn derived_milliseconds_match_the_wall_clock() {
+        let c = WallClock::new();
+        for _ in 0..2000 {
+            let before = now_ms();
+            let derived = c.ms_at(std::time::Instant::now());
+            let after = now_ms();
+            assert!(
+                before <= derived && derived <= after,
+                "{before} {derived} {after}"
+            );
+        }
     }
 }
