@@ -856,19 +856,8 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     // The limits reach the running node at once; the cache passes through
     // `modifying` as on AWS.
     apply_limits(cp, region, &c);
-    c.row.status = MODIFYING.to_string();
-    save(cp, &c).await?;
-    events::record(
-        cp,
-        region,
-        &c.row.name,
-        events::SERVERLESS_CACHE,
-        &format!("Serverless cache {} modified", c.row.name),
-    )
-    .await;
-    let out = render_one(cp, &c);
-    schedule(cp, region, &c.row.name);
-    Ok(out)
+    let msg = format!("Serverless cache {} modified", c.row.name);
+    enter(cp, region, &mut c, MODIFYING, &msg).await
 }
 
 pub(crate) async fn delete(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<String, ApiError> {
@@ -900,17 +889,23 @@ pub(crate) async fn delete(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         let s = new_snapshot(cp, region, &c, fin, "manual", None).await?;
         capture_into(cp, region, &c, s).await?;
     }
-    c.row.status = DELETING.to_string();
-    save(cp, &c).await?;
-    events::record(
-        cp,
-        region,
-        &c.row.name,
-        events::SERVERLESS_CACHE,
-        &format!("Serverless cache {} is being deleted", c.row.name),
-    )
-    .await;
-    let out = render_one(cp, &c);
+    let msg = format!("Serverless cache {} is being deleted", c.row.name);
+    enter(cp, region, &mut c, DELETING, &msg).await
+}
+
+/// Put a cache into a transitional state: saved, the event recorded, the answer rendered,
+/// and the background step that finishes the transition scheduled.
+async fn enter(
+    cp: &Arc<Inner>,
+    region: &str,
+    c: &mut Cache,
+    status: &str,
+    event: &str,
+) -> Result<String, ApiError> {
+    c.row.status = status.to_string();
+    save(cp, c).await?;
+    events::record(cp, region, &c.row.name, events::SERVERLESS_CACHE, event).await;
+    let out = render_one(cp, c);
     schedule(cp, region, &c.row.name);
     Ok(out)
 }

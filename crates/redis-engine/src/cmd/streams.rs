@@ -835,6 +835,42 @@ fn get_stream_w<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut S
     Ok(typed!(ctx.node.ks, db, key, Stream, get_w))
 }
 
+/// XCLAIM/XAUTOCLAIM: hand pending entry `id` to consumer `cname` (delivery time, retry
+/// count: the given one, else one more unless JUSTID) and reply with the entry, its ID
+/// (JUSTID), or nil when the entry was deleted meanwhile.
+#[allow(clippy::too_many_arguments)]
+fn claim_to(
+    g: &mut Group,
+    entries: &BTreeMap<Id, Box<[Blob]>>,
+    id: Id,
+    cname: &[u8],
+    time: u64,
+    retrycount: Option<u64>,
+    justid: bool,
+    r: &mut Reply<'_>,
+) {
+    if let Some(nack) = g.pel.get_mut(&id) {
+        nack.time = time;
+        match retrycount {
+            Some(c) => nack.count = c,
+            None if !justid => nack.count += 1,
+            None => {}
+        }
+        nack.consumer = cname.into();
+    }
+    if let Some(c) = g.consumers.get_mut(cname) {
+        c.pel.insert(id);
+    }
+    if justid {
+        reply_id(r, id);
+    } else {
+        match entries.get(&id) {
+            Some(fv) => reply_entry(r, id, fv),
+            None => r.null(),
+        }
+    }
+}
+
 fn reply_id(r: &mut Reply<'_>, id: Id) {
     r.bulk(fmt_id(id).as_bytes());
 }
@@ -1831,30 +1867,21 @@ fn xclaim(ctx: &mut Ctx<'_>) -> CmdResult {
                 c.pel.remove(&id);
             }
         }
-        if let Some(nack) = g.pel.get_mut(&id) {
-            nack.time = deliverytime as u64;
-            if retrycount >= 0 {
-                nack.count = retrycount as u64;
-            } else if !justid {
-                nack.count += 1;
-            }
-            nack.consumer = cname.into();
-        }
-        if let Some(c) = g.consumers.get_mut(cname) {
-            c.pel.insert(id);
-        }
+        let retry = (retrycount >= 0).then_some(retrycount as u64);
         let mut r = Reply {
             out: &mut body,
             resp3,
         };
-        if justid {
-            reply_id(&mut r, id);
-        } else {
-            match s.entries.get(&id) {
-                Some(fv) => reply_entry(&mut r, id, fv),
-                None => r.null(),
-            }
-        }
+        claim_to(
+            g,
+            &s.entries,
+            id,
+            cname,
+            deliverytime as u64,
+            retry,
+            justid,
+            &mut r,
+        );
         n += 1;
         if let Some(nack) = g.pel.get(&id) {
             props.push(|| xclaim_prop(key, gname, g, id, nack));
@@ -1971,28 +1998,11 @@ fn xautoclaim(ctx: &mut Ctx<'_>) -> CmdResult {
                 c.pel.remove(&id);
             }
         }
-        if let Some(nack) = g.pel.get_mut(&id) {
-            nack.time = now;
-            if !justid {
-                nack.count += 1;
-            }
-            nack.consumer = cname.into();
-        }
-        if let Some(c) = g.consumers.get_mut(cname) {
-            c.pel.insert(id);
-        }
         let mut r = Reply {
             out: &mut body,
             resp3,
         };
-        if justid {
-            reply_id(&mut r, id);
-        } else {
-            match s.entries.get(&id) {
-                Some(fv) => reply_entry(&mut r, id, fv),
-                None => r.null(),
-            }
-        }
+        claim_to(g, &s.entries, id, cname, now, None, justid, &mut r);
         n += 1;
         count -= 1;
         if let Some(nack) = g.pel.get(&id) {
