@@ -504,32 +504,20 @@ impl<'a> JsonParser<'a> {
         let Some(&c) = self.s.get(self.pos) else {
             return Ok((Tok::End, start, Value::Nil, ""));
         };
-        let simple = |t| Ok((t, start, Value::Nil, ""));
+        let punct = match c {
+            b'{' => Some(Tok::ObjBegin),
+            b'}' => Some(Tok::ObjEnd),
+            b'[' => Some(Tok::ArrBegin),
+            b']' => Some(Tok::ArrEnd),
+            b':' => Some(Tok::Colon),
+            b',' => Some(Tok::Comma),
+            _ => None,
+        };
+        if let Some(t) = punct {
+            self.pos += 1;
+            return Ok((t, start, Value::Nil, ""));
+        }
         match c {
-            b'{' => {
-                self.pos += 1;
-                simple(Tok::ObjBegin)
-            }
-            b'}' => {
-                self.pos += 1;
-                simple(Tok::ObjEnd)
-            }
-            b'[' => {
-                self.pos += 1;
-                simple(Tok::ArrBegin)
-            }
-            b']' => {
-                self.pos += 1;
-                simple(Tok::ArrEnd)
-            }
-            b':' => {
-                self.pos += 1;
-                simple(Tok::Colon)
-            }
-            b',' => {
-                self.pos += 1;
-                simple(Tok::Comma)
-            }
             b'"' => self.string(start),
             b'-' | b'0'..=b'9' => {
                 let mut e = self.pos + 1;
