@@ -168,6 +168,18 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// A primary holding `n` keys `c:<i>` = i, and a connection to it.
+fn primary_with_counters(n: usize) -> (NodeHandle, u16, C) {
+    let a = node(false);
+    let pa = a.local_addr().port();
+    let mut ca = C::new(pa);
+    let cmds: Vec<Vec<String>> = (0..n)
+        .map(|i| vec!["SET".to_string(), format!("c:{i}"), i.to_string()])
+        .collect();
+    ca.pipeline(&cmds);
+    (a, pa, ca)
+}
+
 fn node(allow_restricted: bool) -> NodeHandle {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     spawn(
@@ -1320,14 +1332,7 @@ fn publish_reaches_replica_subscribers() {
 /// nothing is lost or applied twice (INCR counters would show it).
 #[test]
 fn writes_during_a_chunked_full_sync() {
-    let a = node(false);
-    let pa = a.local_addr().port();
-    let mut ca = C::new(pa);
-    let mut cmds = Vec::new();
-    for i in 0..20_000 {
-        cmds.push(vec!["SET".to_string(), format!("c:{i}"), i.to_string()]);
-    }
-    ca.pipeline(&cmds);
+    let (a, pa, mut ca) = primary_with_counters(20_000);
     // Replica 1: no writes during its sync (the chunk driver completes it).
     let b = node(false);
     let pb = b.local_addr().port();
@@ -1878,14 +1883,7 @@ fn streams_replicate_with_group_state() {
 /// primaries do) and ends with exactly our data.
 #[test]
 fn interop_real_redis_replica_syncs_while_we_write() {
-    let a = node(false);
-    let pa = a.local_addr().port();
-    let mut ca = C::new(pa);
-    let mut cmds = Vec::new();
-    for i in 0..20_000 {
-        cmds.push(vec!["SET".to_string(), format!("c:{i}"), i.to_string()]);
-    }
-    ca.pipeline(&cmds);
+    let (a, pa, mut ca) = primary_with_counters(20_000);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let st = stop.clone();
     let writer = std::thread::spawn(move || {
