@@ -305,6 +305,20 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Before a failover: the primary stops taking writes (held, not refused) and the
+    /// replica is told how far it must get; see [`Supervisor::drain_to`].
+    pub fn hold_writes(&self, key: &NodeKey) -> Option<u64> {
+        self.redis(key, |h| h.hold_writes()).ok().flatten()
+    }
+
+    /// Wait (at most 2 s) until `replica` has applied the stream up to `offset`.
+    pub async fn drain_to(&self, replica: &NodeKey, offset: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while self.replication_offset(replica) < offset && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     pub fn resume(&self, key: &NodeKey) -> Result<(), FaultError> {
         self.redis(key, |h| h.resume())?;
         lock(&self.faults).remove(key);

@@ -1508,10 +1508,14 @@ pub(crate) async fn failover_locked(
             })?,
     };
     g.spec.primary = new.clone();
-    // The old primary restarts as a replica: its clients' connections drop, as
-    // they do on AWS.
+    // The old primary stops taking writes until the new one has all it acknowledged,
+    // then restarts as a replica: its clients' connections drop, as they do on AWS.
     if let Some(c) = ms.iter().find(|c| c.id.as_str() == old) {
         let key = node_key(region, &c.id, CacheNodeId::new(1));
+        if let Some(sent) = cp.nodes.hold_writes(&key) {
+            let new_key = node_key(region, &CacheClusterId::parse(&new)?, CacheNodeId::new(1));
+            cp.nodes.drain_to(&new_key, sent).await;
+        }
         cp.nodes.stop(&key);
         events::record(
             cp,

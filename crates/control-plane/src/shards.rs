@@ -675,18 +675,17 @@ async fn failover_locked(
     if let Some(first) = g.spec.shards.first() {
         g.spec.primary = first.primary.clone();
     }
-    // The old primary goes down first (its clients' connections drop, as on AWS);
-    // the replica is promoted once it has everything the old primary sent.
+    // The old primary stops taking writes, the replica catches up with everything it
+    // acknowledged, then the old primary goes down (its clients' connections drop, as on
+    // AWS, and they retry on the new primary).
     let old_record = ms.iter().find(|c| c.id.as_str() == old);
     let new_key = node_key(region, &CacheClusterId::parse(&new)?, CacheNodeId::new(1));
     if let Some(c) = old_record {
         let key = node_key(region, &c.id, CacheNodeId::new(1));
-        let sent = cp.nodes.replication_offset(&key);
-        cp.nodes.stop(&key);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        while cp.nodes.replication_offset(&new_key) < sent && std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        if let Some(sent) = cp.nodes.hold_writes(&key) {
+            cp.nodes.drain_to(&new_key, sent).await;
         }
+        cp.nodes.stop(&key);
     }
     apply_topology(cp, &g, &ms, None).await?;
     if let Some(c) = old_record {

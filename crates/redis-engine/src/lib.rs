@@ -87,6 +87,9 @@ pub enum Control {
     ReplicateFrom(SocketAddr),
     /// Stop replicating, accept writes (REPLICAOF NO ONE).
     Promote,
+    /// Before a failover: hold every client write (as CLIENT PAUSE WRITE, until the node
+    /// stops) while replica links keep flowing; the sender gets the final offset.
+    HoldWrites(std::sync::mpsc::Sender<u64>),
     /// Fault injection: freeze the node's thread (like SIGSTOP) until this deadline or
     /// `NodeHandle::resume`. Connections stay open but nothing is read, written or accepted.
     Pause(Option<std::time::Instant>),
@@ -290,6 +293,16 @@ impl NodeHandle {
     /// Stop replicating and accept writes (REPLICAOF NO ONE); keeps the data.
     pub fn promote(&self) {
         self.control(Control::Promote);
+    }
+
+    /// Hold every client write from now on (replicas keep receiving the stream) and
+    /// return the replication offset no write can pass: a failover promotes a replica
+    /// once it has reached it, so no acknowledged write is lost. None if the node did
+    /// not answer within 2 s.
+    pub fn hold_writes(&self) -> Option<u64> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.control(Control::HoldWrites(tx));
+        rx.recv_timeout(Duration::from_secs(2)).ok()
     }
 
     /// Fault injection: freeze the node for `d` (None: until `resume`).
@@ -700,6 +713,10 @@ async fn background(
                     }
                     Control::ReplicateFrom(addr) => replication::replicate_from(&mut n, addr),
                     Control::Promote => replication::promote(&mut n),
+                    Control::HoldWrites(done) => {
+                        monitor::hold_writes(&mut n);
+                        let _ = done.send(n.repl.offset);
+                    }
                     Control::Isolate(on, done) => {
                         replication::isolate(&mut n, on);
                         if let Some(d) = done {

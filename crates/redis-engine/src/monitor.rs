@@ -306,6 +306,12 @@ pub fn client_pause(ctx: &mut Ctx<'_>, sub: &str) -> CmdResult {
     Ok(())
 }
 
+/// CLIENT PAUSE WRITE for as long as the node lives (see `Control::HoldWrites`).
+pub fn hold_writes(node: &mut Node) {
+    node.mon.pause_end = Some(Instant::now() + std::time::Duration::from_secs(24 * 3600));
+    node.mon.pause_all = false;
+}
+
 pub fn unpause(node: &mut Node) {
     if node.mon.pause_end.take().is_some() {
         for c in node.clients.values() {

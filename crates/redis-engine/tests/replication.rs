@@ -1457,6 +1457,64 @@ fn failover_keeps_every_acknowledged_write() {
     b.shutdown();
 }
 
+/// A failover as the control plane runs it: hold the primary's writes, wait for the
+/// replica to reach the offset it returns, stop the primary. Every write the primary
+/// acknowledged (no WAIT) is on the replica; held writes are never acknowledged.
+#[test]
+fn held_writes_make_a_lossless_switch() {
+    let a = node(false);
+    let b = node(false);
+    let (pa, pb) = (a.local_addr().port(), b.local_addr().port());
+    b.replicate_from(a.local_addr());
+    wait_until("link up", Duration::from_secs(10), || link_up(pb));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut c = C::new(pa);
+                let mut acked = Vec::new();
+                for i in 0..1_000_000u32 {
+                    let k = format!("w{w}:{i}");
+                    let a: Vec<&[u8]> = vec![b"SET", k.as_bytes(), b"v"];
+                    c.send(&a);
+                    let mut tmp = [0u8; 64];
+                    match c.s.read(&mut tmp) {
+                        Ok(n) if n > 0 => {
+                            assert_eq!(&tmp[..n], b"+OK\r\n");
+                            acked.push(k);
+                        }
+                        _ => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = a.hold_writes().expect("primary answers");
+    wait_until("replica caught up", Duration::from_secs(5), || {
+        b.replication_offset() >= sent
+    });
+    // Held: nothing more is written while the primary still runs.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(a.replication_offset(), sent);
+    a.shutdown();
+    b.promote();
+    let mut cb = C::new(pb);
+    let mut total = 0;
+    for w in writers {
+        let acked = w.join().unwrap();
+        total += acked.len();
+        for k in &acked {
+            assert!(
+                matches!(cb.cmd(&["GET", k]), V::Bulk(Some(_))),
+                "acknowledged {k} lost"
+            );
+        }
+    }
+    assert!(total > 100, "only {total} writes acknowledged");
+    b.shutdown();
+}
+
 /// A client blocked on a key when its node becomes a replica is unblocked with an error
 /// (otherwise the primary's stream would serve it and change the replica's data).
 #[test]
