@@ -279,7 +279,9 @@ impl RealRedis {
     /// is given, that `--dir` (left in place on drop) instead of a fresh temp dir.
     pub fn start_with(bin: &str, dir: Option<&Path>, extra: &[&str]) -> Option<RealRedis> {
         let bin = require(bin)?;
-        match launch(free_port, |port| RealRedis::start_on(&bin, dir, port, extra)) {
+        match launch(free_port, |port| {
+            RealRedis::start_on(&bin, dir, port, extra)
+        }) {
             Ok(server) => Some(server),
             Err(failures) => panic!(
                 "{} did not start after {ATTEMPTS} attempts: {}",
