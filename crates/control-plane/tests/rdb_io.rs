@@ -4,67 +4,20 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
+/// A real redis-server (DEBUG enabled, for DEBUG DIGEST) in its own temp dir, started by the
+/// shared launcher (identity-checked, retried on a fresh port).
 struct RedisServer {
-    child: Child,
+    _server: real_servers::RealRedis,
     addr: SocketAddr,
-    _dir: tempfile::TempDir,
 }
 
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// None (skip) when redis-server is missing; panics under CI.
 fn redis_server() -> Option<RedisServer> {
-    if Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "redis-server is required in CI"
-        );
-        eprintln!("redis-server not installed; skipping");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let dir = tempfile::tempdir().ok()?;
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args(["--enable-debug-command", "yes", "--dir"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .ok()?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().ok()?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let server = real_servers::RealRedis::start(&["--enable-debug-command", "yes"])?;
     Some(RedisServer {
-        child,
-        addr,
-        _dir: dir,
+        addr: server.addr(),
+        _server: server,
     })
 }
 

@@ -46,7 +46,7 @@ struct Pair {
 fn pair() -> Option<Pair> {
     let bin = require("memcached")?;
     let real = start_memcached(&bin, &["-t", "1"]);
-    let real_addr = real.addr;
+    let real_addr = real.addr();
     Some(Pair {
         _real: real,
         real_addr,

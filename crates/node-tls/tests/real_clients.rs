@@ -6,10 +6,9 @@
 //! `redis-benchmark -t set,get -n 100000 -c 50` direct, through the front in plaintext and TLS,
 //! and against redis-server's own TLS.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use node_tls::{Authority, Mode, TlsFront};
@@ -38,64 +37,15 @@ fn redis_available() -> bool {
     ok
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+type RedisServer = real_servers::RealRedis;
 
-struct RedisServer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn ping_plain(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut buf = [0u8; 7];
-    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-}
-
-/// Starts redis-server on a free loopback port (extra arguments appended).
+/// Starts redis-server on a free loopback port (extra arguments appended); callers checked
+/// `redis_available()` first.
 fn start_redis(extra: &[&str]) -> RedisServer {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(REDIS_SERVER)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-        .arg("--dir")
-        .arg(dir.path())
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = RedisServer {
-        child,
-        port,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ping_plain(port) {
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not start on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
+    let mut args = vec!["--daemonize", "no"];
+    args.extend_from_slice(extra);
+    RedisServer::start_with(REDIS_SERVER, None, &args)
+        .unwrap_or_else(|| panic!("{REDIS_SERVER} missing"))
 }
 
 struct Fixture {
@@ -389,7 +339,7 @@ fn bench_redis_benchmark() {
             ],
         );
         assert!(o.status.success(), "{}", text(&o));
-        let tls_port = free_port().to_string();
+        let tls_port = real_servers::free_port().to_string();
         let native = start_redis(&[
             "--tls-port",
             &tls_port,

@@ -8,67 +8,17 @@ mod common;
 
 use common::*;
 use redis_engine::cluster::{key_slot, Topology, TopologyNode};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-struct Real {
-    child: std::process::Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Real {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+type Real = real_servers::RealRedis;
 
 fn start_cluster_node() -> Option<Real> {
-    let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-    let Some(bin) = bin else {
-        if std::env::var_os("CI").is_some() {
-            panic!("redis-server is not installed (required under CI)");
-        }
-        eprintln!("SKIP: redis-server not installed");
-        return None;
-    };
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("redis-cluster-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).ok();
-    #[allow(clippy::zombie_processes)]
-    let mut child = std::process::Command::new(bin)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--cluster-enabled",
-            "yes",
-            "--cluster-require-full-coverage",
-            "no",
-            "--dir",
-        ])
-        .arg(&dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn redis-server");
-    for _ in 0..200 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(Real { child, port, dir });
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    panic!("redis-server did not start");
+    Real::start(&[
+        "--cluster-enabled",
+        "yes",
+        "--cluster-require-full-coverage",
+        "no",
+    ])
 }
 
 fn text(v: &RVal) -> String {

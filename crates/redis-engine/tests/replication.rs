@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis_engine::{spawn, Config, NodeHandle};
@@ -608,69 +608,13 @@ fn malformed_stream_closes_link_without_panicking() {
 // ---------------------------------------------------------------------------
 // Interop with a real redis-server.
 
-struct Real {
-    child: Child,
-    port: u16,
-}
+type Real = real_servers::RealRedis;
 
-impl Drop for Real {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// A real redis-server (own temp `--dir`, removed on drop) with `extra` arguments.
 fn real_redis(extra: &[&str]) -> Option<Real> {
-    let bin = "redis-server";
-    if Command::new(bin)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_err()
-    {
-        if std::env::var_os("CI").is_some() {
-            panic!("redis-server not installed (CI is set)");
-        }
-        eprintln!("skipping: redis-server not installed");
-        return None;
-    }
-    let port = free_port();
-    let dir = std::env::temp_dir();
-    let mut cmd = Command::new(bin);
-    cmd.args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ])
-    .args([
-        "--repl-diskless-sync-delay",
-        "0",
-        "--dir",
-        dir.to_str().unwrap(),
-    ])
-    .args(["--dbfilename", &format!("repl-test-{port}.rdb")])
-    .args(extra)
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    let child = cmd.spawn().expect("spawn redis-server");
-    let r = Real { child, port };
-    wait_until("redis-server up", Duration::from_secs(10), || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    Some(r)
+    let mut args = vec!["--repl-diskless-sync-delay", "0"];
+    args.extend_from_slice(extra);
+    Real::start(&args)
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use memcached_engine::{Config, NodeHandle};
@@ -32,57 +32,13 @@ pub fn require(name: &str) -> Option<String> {
     }
 }
 
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
+/// A real memcached, started by the shared launcher (identity-checked, retried on a fresh port).
+pub type RealMemcached = real_servers::RealMemcached;
 
-pub struct RealMemcached {
-    pub child: Child,
-    pub addr: SocketAddr,
-}
-
-impl Drop for RealMemcached {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// memcached `bin` on a free loopback port with `extra` arguments (the caller found `bin` with
+/// `require`).
 pub fn start_memcached(bin: &str, extra: &[&str]) -> RealMemcached {
-    for _ in 0..5 {
-        let port = free_port();
-        let child = Command::new(bin)
-            .args([
-                "-p",
-                &port.to_string(),
-                "-U",
-                "0",
-                "-l",
-                "127.0.0.1",
-                "-u",
-                "root",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn memcached");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let mut m = RealMemcached { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if TcpStream::connect(addr).is_ok() {
-                return m;
-            }
-            if let Ok(Some(_)) = m.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = m.child.kill();
-    }
-    panic!("could not start memcached");
+    RealMemcached::start_with(bin, extra).unwrap_or_else(|| panic!("{bin} missing"))
 }
 
 pub fn start_node(cfg: Config) -> NodeHandle {

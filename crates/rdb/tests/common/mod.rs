@@ -2,10 +2,10 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// The server binary: `redis-server`, or `$RDB_TEST_REDIS_SERVER` (e.g. a valkey-server, for
 /// manual cross-checks).
@@ -36,14 +36,11 @@ pub fn redis_available() -> bool {
     ok
 }
 
+/// A real redis-server (or `$RDB_TEST_REDIS_SERVER`), started by the shared launcher: it counts
+/// as up once the process answering is our child and PING says PONG (not -LOADING).
 pub struct RedisServer {
-    child: Child,
+    inner: real_servers::RealRedis,
     pub port: u16,
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
 }
 
 impl RedisServer {
@@ -52,69 +49,15 @@ impl RedisServer {
         if !redis_available() {
             return None;
         }
-        for _attempt in 0..5 {
-            let port = free_port();
-            let mut cmd = Command::new(server_bin());
-            cmd.arg("--port")
-                .arg(port.to_string())
-                .arg("--bind")
-                .arg("127.0.0.1")
-                .arg("--save")
-                .arg("")
-                .arg("--appendonly")
-                .arg("no")
-                .arg("--dir")
-                .arg(dir)
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            let mut child = cmd.spawn().expect("spawn redis-server");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
-                    // While loading, redis answers -LOADING; wait until PONG. A connection
-                    // reset while it starts (or from whoever else briefly held the port) is
-                    // "not ready yet", not a failure.
-                    if ping_ok(s) {
-                        return Some(RedisServer { child, port });
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("redis-server did not start");
+        let inner = real_servers::RealRedis::start_with(&server_bin(), Some(dir), extra)?;
+        Some(RedisServer {
+            port: inner.port,
+            inner,
+        })
     }
 
     pub fn client(&self) -> Client {
-        Client::new(TcpStream::connect(("127.0.0.1", self.port)).expect("connect"))
-    }
-}
-
-fn ping_ok(mut s: TcpStream) -> bool {
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 64];
-    let mut got = Vec::new();
-    while !got.ends_with(b"\r\n") {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    got == b"+PONG\r\n"
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Client::new(TcpStream::connect(self.inner.addr()).expect("connect"))
     }
 }
 

@@ -125,6 +125,8 @@ pub fn parse(b: &[u8]) -> Option<(usize, RVal)> {
     }
 }
 
+/// A port free a moment ago. Not for real servers (another test may take it before they bind):
+/// use `start_redis` / `real_servers` for those.
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
@@ -137,60 +139,10 @@ pub fn start_node(cfg: redis_engine::Config) -> (redis_engine::NodeHandle, u16) 
     (h, p)
 }
 
-pub struct RedisServer {
-    pub child: std::process::Child,
-    pub port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+/// Debian's redis-server, started by the shared launcher (identity-checked, retried).
+pub type RedisServer = real_servers::RealRedis;
 
 /// Start Debian's redis-server, or None (skip) when missing; panics under CI.
 pub fn start_redis() -> Option<RedisServer> {
-    let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-    let Some(bin) = bin else {
-        if std::env::var_os("CI").is_some() {
-            panic!("redis-server is not installed (required under CI)");
-        }
-        eprintln!("SKIP: redis-server not installed; differential tests skipped");
-        return None;
-    };
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("redis-diff-{}-{}", std::process::id(), port));
-    std::fs::create_dir_all(&dir).ok();
-    #[allow(clippy::zombie_processes)]
-    let mut child = std::process::Command::new(bin)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-        ])
-        .arg(&dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn redis-server");
-    for _ in 0..200 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(RedisServer { child, port, dir });
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("redis-server did not start");
+    RedisServer::start(&[])
 }
