@@ -204,6 +204,20 @@ def test_acl_user_enforced_by_nodes(server, tmp_path):
     assert admin.acl_whoami() == "admin"
     with pytest.raises(redis.exceptions.AuthenticationError):
         connect(username="app", password="wrong-password-0123456789").ping()
+    # What was refused is in ACL LOG; GETUSER and DRYRUN show what a user may do.
+    def s(v):
+        return v.decode() if isinstance(v, bytes) else v
+    seen = {(s(e["reason"]), s(e["object"]), s(e["username"])) for e in admin.acl_log()}
+    assert {("command", "set", "app"), ("key", "other:x", "app"), ("command", "ping", "app"),
+            ("auth", "AUTH", "app")} <= seen, seen
+    assert s(admin.execute_command("ACL", "DRYRUN", "app", "GET", "app:y")) == "OK"
+    assert s(admin.execute_command("ACL", "DRYRUN", "app", "GET", "other:y")) == \
+        "This user has no permissions to access the 'other:y' key"
+    info = admin.acl_getuser("app")
+    assert info["enabled"] and info["flags"] == ["on"] and len(info["passwords"]) == 1
+    assert info["keys"] == ["~app:*"] and "+@read" in info["categories"]
+    admin.acl_log_reset()
+    assert admin.acl_log() == []
     # ACL SETUSER is ElastiCache-restricted; users change through the API.
     with pytest.raises(redis.exceptions.ResponseError):
         admin.execute_command("ACL", "SETUSER", "x", "on")

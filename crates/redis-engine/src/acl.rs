@@ -476,26 +476,56 @@ impl User {
         for p in &self.passwords {
             parts.push(format!("#{}", hex(p)));
         }
+        let keys = self.keys_rule();
+        if !keys.is_empty() {
+            parts.push(keys);
+        }
+        if !self.all_channels {
+            parts.push("resetchannels".into());
+        }
+        let channels = self.channels_rule();
+        if !channels.is_empty() {
+            parts.push(channels);
+        }
+        parts.push(self.commands_rule());
+        parts.join(" ")
+    }
+
+    /// The key patterns as rules (`~*`, `%R~p ~q`; empty: no keys).
+    fn keys_rule(&self) -> String {
         if self.all_keys {
-            parts.push("~*".into());
-        } else {
-            for (p, f) in &self.keys {
+            return "~*".into();
+        }
+        let rules: Vec<String> = self
+            .keys
+            .iter()
+            .map(|(p, f)| {
                 let p = String::from_utf8_lossy(p);
-                parts.push(match *f {
+                match *f {
                     KEY_READ => format!("%R~{p}"),
                     KEY_WRITE => format!("%W~{p}"),
                     _ => format!("~{p}"),
-                });
-            }
-        }
+                }
+            })
+            .collect();
+        rules.join(" ")
+    }
+
+    /// The channel patterns as rules (`&*`, `&a &b`; empty: no channels).
+    fn channels_rule(&self) -> String {
         if self.all_channels {
-            parts.push("&*".into());
-        } else {
-            parts.push("resetchannels".into());
-            for c in &self.channels {
-                parts.push(format!("&{}", String::from_utf8_lossy(c)));
-            }
+            return "&*".into();
         }
+        let rules: Vec<String> = self
+            .channels
+            .iter()
+            .map(|c| format!("&{}", String::from_utf8_lossy(c)))
+            .collect();
+        rules.join(" ")
+    }
+
+    /// The command rules (`+@all`, `-@all +get ...`).
+    fn commands_rule(&self) -> String {
         let base = if self.all_commands
             || self.command_rules.is_empty() && self.allowed.iter().all(|b| *b)
         {
@@ -505,8 +535,7 @@ impl User {
         };
         let mut cmds = vec![base.to_string()];
         cmds.extend(self.command_rules.iter().cloned());
-        parts.push(cmds.join(" "));
-        parts.join(" ")
+        cmds.join(" ")
     }
 
     fn key_allowed(&self, key: &[u8], need: u8) -> bool {
@@ -661,13 +690,37 @@ pub fn wrongpass() -> Error {
 }
 
 /// Check a username/password pair; on success the connection becomes that user.
-pub fn authenticate(node: &Node, client: &Client, user: &[u8], pass: &[u8]) -> Result<(), Error> {
+pub fn authenticate(
+    node: &mut Node,
+    client: &Client,
+    user: &[u8],
+    pass: &[u8],
+) -> Result<(), Error> {
+    let r = check_credentials(node, user, pass);
+    match r {
+        Ok(()) => {
+            *client.user.borrow_mut() = user.to_vec();
+            client.authed.set(true);
+        }
+        // The control plane's own connections are not the user's business.
+        Err(_) if is_internal(user) => {}
+        Err(_) => log_entry(
+            node,
+            client,
+            "auth",
+            "toplevel",
+            b"AUTH".to_vec(),
+            user.to_vec(),
+        ),
+    }
+    r
+}
+
+fn check_credentials(node: &Node, user: &[u8], pass: &[u8]) -> Result<(), Error> {
     if is_internal(user) {
         if pass != internal_password().as_bytes() {
             return Err(wrongpass());
         }
-        *client.user.borrow_mut() = user.to_vec();
-        client.authed.set(true);
         return Ok(());
     }
     match &node.acl {
@@ -703,16 +756,79 @@ pub fn authenticate(node: &Node, client: &Client, user: &[u8], pass: &[u8]) -> R
             }
         }
     }
-    *client.user.borrow_mut() = user.to_vec();
-    client.authed.set(true);
     Ok(())
 }
 
-/// Why a command was refused.
+/// `acllog-max-len`'s default; ElastiCache does not expose it.
+const ACL_LOG_MAX_LEN: usize = 128;
+/// Redis groups repeats of one denial into one entry for this long (ACL_LOG_GROUPING_MAX_TIME_DELTA).
+const ACL_LOG_GROUPING_MS: u64 = 60_000;
+
+/// One `ACL LOG` entry.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    count: u64,
+    reason: &'static str,
+    context: &'static str,
+    object: Vec<u8>,
+    username: Vec<u8>,
+    /// Unix ms of the latest occurrence.
+    at_ms: u64,
+    client_info: String,
+}
+
+/// A command refused by the ACL: logged (`context`: toplevel, multi or lua) as Redis logs it.
+pub fn log_denied(node: &mut Node, client: &Client, denied: &Denied, context: &'static str) {
+    let (reason, object) = denied.log_fields();
+    let user = client.user.borrow().clone();
+    log_entry(node, client, reason, context, object, user);
+}
+
+fn log_entry(
+    node: &mut Node,
+    client: &Client,
+    reason: &'static str,
+    context: &'static str,
+    object: Vec<u8>,
+    username: Vec<u8>,
+) {
+    let now = crate::db::now_ms();
+    let client_info = cmd::server::client_line(node, client);
+    let log = &mut node.acl_log;
+    // A repeat within the grouping window updates its entry and moves it to the front.
+    let same = log.iter().position(|e| {
+        e.reason == reason
+            && e.context == context
+            && e.object == object
+            && e.username == username
+            && now.saturating_sub(e.at_ms) <= ACL_LOG_GROUPING_MS
+    });
+    let entry = match same.and_then(|i| log.remove(i)) {
+        Some(mut e) => {
+            e.count += 1;
+            e.at_ms = now;
+            e.client_info = client_info;
+            e
+        }
+        None => LogEntry {
+            count: 1,
+            reason,
+            context,
+            object,
+            username,
+            at_ms: now,
+            client_info,
+        },
+    };
+    log.push_front(entry);
+    log.truncate(ACL_LOG_MAX_LEN);
+}
+
+/// Why a command was refused (with the key or channel that was).
 pub enum Denied {
     Command(String),
-    Key,
-    Channel,
+    Key(Vec<u8>),
+    Channel(Vec<u8>),
 }
 
 impl Denied {
@@ -722,10 +838,10 @@ impl Denied {
             Denied::Command(_) => {
                 "ERR The user executing the script can't run this command or subcommand"
             }
-            Denied::Key => {
+            Denied::Key(_) => {
                 "ERR The user executing the script can't access at least one of the keys mentioned in the command arguments"
             }
-            Denied::Channel => {
+            Denied::Channel(_) => {
                 "ERR The user executing the script can't publish to the channel mentioned in the command"
             }
         }
@@ -734,10 +850,36 @@ impl Denied {
     pub fn message(&self) -> String {
         match self {
             Denied::Command(name) => format!("NOPERM this user has no permissions to run the '{name}' command"),
-            Denied::Key => "NOPERM this user has no permissions to access one of the keys used as arguments".into(),
-            Denied::Channel => {
+            Denied::Key(_) => "NOPERM this user has no permissions to access one of the keys used as arguments".into(),
+            Denied::Channel(_) => {
                 "NOPERM this user has no permissions to access one of the channels used as arguments".into()
             }
+        }
+    }
+
+    /// `ACL DRYRUN`'s answer.
+    fn dryrun_message(&self) -> String {
+        match self {
+            Denied::Command(name) => {
+                format!("This user has no permissions to run the '{name}' command")
+            }
+            Denied::Key(k) => format!(
+                "This user has no permissions to access the '{}' key",
+                String::from_utf8_lossy(k)
+            ),
+            Denied::Channel(c) => format!(
+                "This user has no permissions to access the '{}' channel",
+                String::from_utf8_lossy(c)
+            ),
+        }
+    }
+
+    /// ACL LOG's `reason` and `object`.
+    fn log_fields(&self) -> (&'static str, Vec<u8>) {
+        match self {
+            Denied::Command(name) => ("command", name.as_bytes().to_vec()),
+            Denied::Key(k) => ("key", k.clone()),
+            Denied::Channel(c) => ("channel", c.clone()),
         }
     }
 }
@@ -753,6 +895,11 @@ pub fn check(node: &Node, client: &Client, info: &CmdInfo, args: &Args<'_>) -> R
         // The user was deleted; its connections are being closed.
         return Err(Denied::Command(info.def.name.to_string()));
     };
+    check_user(u, info, args)
+}
+
+/// Whether user `u` may run this command on these keys and channels.
+fn check_user(u: &User, info: &CmdInfo, args: &Args<'_>) -> Result<(), Denied> {
     if u.unrestricted() {
         return Ok(());
     }
@@ -806,7 +953,7 @@ pub fn check(node: &Node, client: &Client, info: &CmdInfo, args: &Args<'_>) -> R
         };
         for i in cmd::key_indexes(info.def, args) {
             if !u.key_allowed(args.get(i), need) {
-                return Err(Denied::Key);
+                return Err(Denied::Key(args.get(i).to_vec()));
             }
         }
     }
@@ -819,7 +966,7 @@ pub fn check(node: &Node, client: &Client, info: &CmdInfo, args: &Args<'_>) -> R
         };
         for i in range {
             if !u.channel_allowed(args.get(i), is_pattern) {
-                return Err(Denied::Channel);
+                return Err(Denied::Channel(args.get(i).to_vec()));
             }
         }
     }
@@ -845,6 +992,38 @@ pub fn set_users(node: &mut Node, acl: Option<Acl>) {
     }
 }
 
+const HELP: &[&str] = &[
+    "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CAT [<category>]",
+    "    List all commands that belong to <category>, or all command categories",
+    "    when no category is specified.",
+    "DELUSER <username> [<username> ...]",
+    "    Delete a list of users.",
+    "DRYRUN <username> <command> [<arg> ...]",
+    "    Returns whether the user can execute the given command without executing the command.",
+    "GETUSER <username>",
+    "    Get the user's details.",
+    "GENPASS [<bits>]",
+    "    Generate a secure 256-bit user password. The optional `bits` argument can",
+    "    be used to specify a different size.",
+    "LIST",
+    "    Show users details in config file format.",
+    "LOAD",
+    "    Reload users from the ACL file.",
+    "LOG [<count> | RESET]",
+    "    Show the ACL log entries.",
+    "SAVE",
+    "    Save the current config to the ACL file.",
+    "SETUSER <username> <attribute> [<attribute> ...]",
+    "    Create or modify a user with the specified attributes.",
+    "USERS",
+    "    List all the registered usernames.",
+    "WHOAMI",
+    "    Return the current connection username.",
+    "HELP",
+    "    Prints this help.",
+];
+
 /// `ACL` and its subcommands. ElastiCache refuses the ones that change users
 /// (SETUSER, DELUSER, LOAD, SAVE): here they need `--allow-restricted-commands`.
 pub fn acl_command(ctx: &mut cmd::Ctx<'_>) -> cmd::CmdResult {
@@ -852,6 +1031,19 @@ pub fn acl_command(ctx: &mut cmd::Ctx<'_>) -> cmd::CmdResult {
     let restricted = matches!(sub.as_str(), "setuser" | "deluser" | "load" | "save");
     if restricted && !ctx.node.settings.allow_restricted {
         return Err(ctx.unknown_sub());
+    }
+    // Redis 7.0's arity of each subcommand (negative: at least).
+    let arity = match sub.as_str() {
+        "getuser" => 3,
+        "help" | "list" | "load" | "save" | "users" | "whoami" => 2,
+        "cat" | "genpass" | "log" => -2,
+        "deluser" | "setuser" => -3,
+        "dryrun" => -4,
+        _ => return Err(ctx.unknown_sub()),
+    };
+    let argc = ctx.argc() as i32;
+    if (arity > 0 && argc != arity) || argc < -arity {
+        return Err(Error::Arity(format!("acl|{sub}")));
     }
     match (sub.as_str(), ctx.argc()) {
         ("whoami", 2) => {
@@ -913,6 +1105,117 @@ pub fn acl_command(ctx: &mut cmd::Ctx<'_>) -> cmd::CmdResult {
             r.array(lines.len());
             for l in lines {
                 r.bulk(l.as_bytes());
+            }
+        }
+        ("help", 2) => {
+            let mut r = ctx.r();
+            r.array(HELP.len());
+            for l in HELP {
+                r.simple(l);
+            }
+        }
+        ("load" | "save", 2) => {
+            return Err(cmd::err("This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration."));
+        }
+        ("getuser", 3) => {
+            let u = match &ctx.node.acl {
+                Some(acl) => acl.users.get(ctx.arg(2)).cloned(),
+                None if ctx.arg(2) == b"default" => Some(legacy_default(ctx.node)),
+                None => None,
+            };
+            let mut r = ctx.r();
+            let Some(u) = u else {
+                r.null();
+                return Ok(());
+            };
+            r.map(6);
+            r.bulk(b"flags");
+            let mut flags = vec![if u.enabled { "on" } else { "off" }];
+            if u.nopass {
+                flags.push("nopass");
+            }
+            r.set(flags.len());
+            for f in flags {
+                r.bulk(f.as_bytes());
+            }
+            r.bulk(b"passwords");
+            r.array(u.passwords.len());
+            for p in &u.passwords {
+                r.bulk(hex(p).as_bytes());
+            }
+            for (field, value) in [
+                ("commands", u.commands_rule()),
+                ("keys", u.keys_rule()),
+                ("channels", u.channels_rule()),
+            ] {
+                r.bulk(field.as_bytes());
+                r.bulk(value.as_bytes());
+            }
+            r.bulk(b"selectors");
+            r.array(0);
+        }
+        ("dryrun", n) if n >= 4 => {
+            let u = match &ctx.node.acl {
+                Some(acl) => acl.users.get(ctx.arg(2)).cloned(),
+                None if ctx.arg(2) == b"default" => Some(legacy_default(ctx.node)),
+                None => None,
+            }
+            .ok_or_else(|| {
+                cmd::err(format!(
+                    "User '{}' not found",
+                    String::from_utf8_lossy(ctx.arg(2))
+                ))
+            })?;
+            let parts: Vec<&[u8]> = (3..n).map(|i| ctx.arg(i)).collect();
+            let owned = crate::resp::OwnedCmd::from_parts(&parts);
+            let args = owned.args();
+            let info = cmd::lookup(args.get(0)).ok_or_else(|| {
+                cmd::err(format!(
+                    "Command '{}' not found",
+                    String::from_utf8_lossy(args.get(0))
+                ))
+            })?;
+            let arity = info.def.arity;
+            let argc = args.len() as i32;
+            if (arity > 0 && argc != arity) || argc < -arity {
+                return Err(Error::Arity(info.def.name.to_string()));
+            }
+            match check_user(&u, info, &args) {
+                Ok(()) => ctx.r().ok(),
+                Err(d) => ctx.r().bulk(d.dryrun_message().as_bytes()),
+            }
+        }
+        ("log", 2 | 3) => {
+            let mut count = 10usize;
+            if ctx.argc() == 3 {
+                if ctx.arg_eq(2, "reset") {
+                    ctx.node.acl_log.clear();
+                    ctx.r().ok();
+                    return Ok(());
+                }
+                count = ctx.int(2)?.max(0) as usize;
+            }
+            let now = crate::db::now_ms();
+            let entries: Vec<LogEntry> = ctx.node.acl_log.iter().take(count).cloned().collect();
+            let mut r = ctx.r();
+            r.array(entries.len());
+            for e in entries {
+                r.map(7);
+                r.bulk(b"count");
+                r.int(e.count as i64);
+                for (k, v) in [
+                    ("reason", e.reason.as_bytes()),
+                    ("context", e.context.as_bytes()),
+                    ("object", &e.object),
+                    ("username", &e.username),
+                ] {
+                    r.bulk(k.as_bytes());
+                    r.bulk(v);
+                }
+                r.bulk(b"age-seconds");
+                r.double(now.saturating_sub(e.at_ms) as f64 / 1000.0);
+                r.bulk(b"client-info");
+                r.bulk(e.client_info.as_bytes());
             }
         }
         ("genpass", 2 | 3) => {
@@ -978,7 +1281,12 @@ pub fn acl_command(ctx: &mut cmd::Ctx<'_>) -> cmd::CmdResult {
             }
             ctx.r().int(deleted);
         }
-        _ => return Err(ctx.unknown_sub()),
+        _ => {
+            return Err(cmd::err(format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try ACL HELP.",
+                cmd::trunc(ctx.arg(1), 128)
+            )))
+        }
     }
     Ok(())
 }

@@ -201,6 +201,8 @@ pub struct Node {
     pub scripting: Option<Box<crate::lua::Scripting>>,
     /// ACL users; None = only the `default` user with `requirepass` (see `acl.rs`).
     pub acl: Option<Box<crate::acl::Acl>>,
+    /// `ACL LOG`: denied commands and failed AUTHs, newest first.
+    pub acl_log: std::collections::VecDeque<crate::acl::LogEntry>,
     /// Cluster mode state; None on a standalone node.
     pub cluster: Option<Box<crate::cluster::ClusterState>>,
     /// Shard channel → subscribed client ids (SSUBSCRIBE).
@@ -251,6 +253,7 @@ impl Node {
             propagate_as: None,
             scripting: None,
             acl: None,
+            acl_log: Default::default(),
             cluster: None,
             shard_channels: HashMap::default(),
         }

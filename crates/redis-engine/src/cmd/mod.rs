@@ -632,9 +632,12 @@ fn execute_cmd(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
     }
     if node.acl.is_some() {
         if let Err(denied) = crate::acl::check(node, client, info, &args) {
-            if client.multi.borrow().is_some() {
+            let in_multi = client.multi.borrow().is_some();
+            if in_multi {
                 client.multi_error.set(true);
             }
+            let context = if in_multi { "multi" } else { "toplevel" };
+            crate::acl::log_denied(node, client, &denied, context);
             write_err(out, resp3, &denied.message());
             return;
         }

@@ -1274,6 +1274,7 @@ fn dispatch_with(
     }
     if node.acl.is_some() {
         if let Err(denied) = crate::acl::check(node, &st.sclient, info, &cargs) {
+            crate::acl::log_denied(node, &st.sclient, &denied, "lua");
             return Ok(Err(denied.script_message().to_string()));
         }
     }
