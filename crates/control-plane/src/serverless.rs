@@ -527,6 +527,8 @@ fn cluster_spec(spec: &CacheSpec) -> crate::model::ClusterSpec {
         pending: Default::default(),
         pending_reboot_nodes: Vec::new(),
         restore_from: None,
+        restore_more: Vec::new(),
+        restore_slots: None,
         log_delivery: Vec::new(),
         transit_encryption_mode: Some("required".to_string()),
         auth_token: None,
