@@ -249,10 +249,13 @@ def test_cluster_mode_disabled_snapshot_seeds_a_sharded_group(server):
     assert any("database 1" in e["Message"] for e in events), events
 
 
-def test_cluster_mode_automatic_snapshots(server):
+def test_cluster_mode_automatic_snapshots_and_serverless_restore(server, tmp_path):
     ec = server.client()
     g = create(ec, "cmauto", shards=2, replicas=0, SnapshotRetentionLimit=1)
-    cluster_client(g).set("auto", "yes")
+    rc = cluster_client(g)
+    keys = key_set()
+    write(rc, keys)
+    rc.set("auto", "yes")
     req = urllib.request.Request(server.endpoint + "/_elastilite/snapshots/run-window", method="POST")
     urllib.request.urlopen(req, timeout=30).read()
     autos = ec.describe_snapshots(ReplicationGroupId="cmauto", SnapshotSource="automated")["Snapshots"]
@@ -263,3 +266,11 @@ def test_cluster_mode_automatic_snapshots(server):
     ec.create_replication_group(ReplicationGroupId="cmauto2", ReplicationGroupDescription="d",
                                 SnapshotName=s["SnapshotName"])
     assert cluster_client(wait_group(ec, "cmauto2")).get("auto") == b"yes"
+
+    # A serverless cache restored from it gets every shard's keys.
+    from test_serverless import ca_file, tls_client, wait_cache
+    ec.create_serverless_cache(ServerlessCacheName="fromcm", Engine="redis",
+                               SnapshotArnsToRestore=[s["ARN"]])
+    sc = tls_client(wait_cache(ec, "fromcm")["Endpoint"], ca_file(server, tmp_path))
+    assert sc.dbsize() == len(keys) + 4
+    assert sc.get("auto") == b"yes" and sc.get("k:5") == b"v5" and sc.get("{user7}:f3") == b"tag3"
