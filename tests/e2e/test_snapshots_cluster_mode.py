@@ -160,13 +160,17 @@ def test_cluster_mode_snapshot_restore_into_other_layouts(server):
 
 def test_cluster_mode_snapshot_copy_export_delete_and_final(server):
     ec = server.client()
-    g = create(ec, "cmfin", shards=3, replicas=0)
+    # At-rest encryption: the per-shard files are sealed; every restoring shard
+    # opens them at once.
+    g = create(ec, "cmfin", shards=3, replicas=0, AtRestEncryptionEnabled=True)
     rc = cluster_client(g)
     keys = key_set()
     write(rc, keys)
     ec.create_snapshot(ReplicationGroupId="cmfin", SnapshotName="cmfin-1")
     wait_snapshot(ec, "cmfin-1")
     snap_dir = os.path.join(server.data_dir, "snapshots", "us-east-1")
+    for ng in ("0001", "0002", "0003"):
+        assert open(os.path.join(snap_dir, f"cmfin-1-{ng}.rdb"), "rb").read(5) != b"REDIS"
 
     copy = ec.copy_snapshot(SourceSnapshotName="cmfin-1", TargetSnapshotName="cmfin-copy")["Snapshot"]
     assert copy["NumNodeGroups"] == 3 and len(copy["NodeSnapshots"]) == 3

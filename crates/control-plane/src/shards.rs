@@ -416,12 +416,16 @@ pub(crate) async fn create_locked(
         spec.members.push(mid.to_string());
     }
     if let Some(r) = &restore {
-        // Each shard's primary loads every file and keeps its own slots' keys;
-        // replicas copy it through replication once the topology is set.
+        // Each shard's primary loads the files that may hold its slots' keys and
+        // keeps only those; replicas copy it through replication once the
+        // topology is set.
         for rec in &mut records {
             if let Some(s) = spec.shards.iter().find(|s| s.primary == rec.id.as_str()) {
-                rec.spec.restore_from = r.files.first().cloned();
-                rec.spec.restore_more = r.files.iter().skip(1).cloned().collect();
+                let mut files = r.for_slots(&s.slots).into_iter();
+                // The snapshot's shards cover every slot, so some file always
+                // overlaps; the fallback only keeps every primary on the restore path.
+                rec.spec.restore_from = files.next().or_else(|| r.files.first().cloned());
+                rec.spec.restore_more = files.collect();
                 rec.spec.restore_slots = Some(s.slots.clone());
             }
         }

@@ -651,6 +651,29 @@ pub(crate) struct RestoreFiles {
 }
 
 impl RestoreFiles {
+    /// The files that may hold keys of `slots`: a cluster-mode snapshot's file
+    /// holds only its shard's slots, so a shard of the same layout reads just its
+    /// own file; other files (RDB files, cluster-mode-disabled snapshots) may
+    /// hold any key.
+    pub(crate) fn for_slots(&self, slots: &[(u16, u16)]) -> Vec<PathBuf> {
+        let overlaps = |theirs: &[(u16, u16)]| {
+            theirs
+                .iter()
+                .any(|&(a, b)| slots.iter().any(|&(c, d)| a <= d && c <= b))
+        };
+        let sharded = self.snapshot.as_ref().filter(|s| s.spec.cluster_enabled);
+        self.files
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                sharded
+                    .and_then(|s| s.spec.nodes.get(*i))
+                    .is_none_or(|n| n.slots.is_empty() || overlaps(&n.slots))
+            })
+            .map(|(_, f)| f.clone())
+            .collect()
+    }
+
     /// The one file a cluster-mode-disabled cluster or group loads. As on AWS, a
     /// snapshot of a cluster-mode-enabled group seeds only a cluster-mode-enabled
     /// group (the other way round is allowed).
@@ -1040,4 +1063,125 @@ pub(crate) fn spawn_restore(cp: &Arc<Inner>, region: &str, id: &CacheClusterId, 
             let _ = replication_groups::finish_locked(&cp, &region, &rg).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(ng: &str, slots: Vec<(u16, u16)>) -> NodeSnapshot {
+        NodeSnapshot {
+            cache_cluster_id: format!("g-{ng}-001"),
+            node_group_id: ng.to_string(),
+            cache_node_id: "0001".to_string(),
+            cache_node_create_time_ms: 0,
+            snapshot_create_time_ms: 0,
+            size: 0,
+            file: format!("s-{ng}.rdb"),
+            slots,
+            replica_count: Some(0),
+            primary_az: None,
+            replica_azs: Vec::new(),
+        }
+    }
+
+    fn snapshot(cluster_enabled: bool, nodes: Vec<NodeSnapshot>) -> SnapshotRecord {
+        SnapshotRecord {
+            region: "us-east-1".into(),
+            name: "s".into(),
+            status: AVAILABLE.into(),
+            source: MANUAL.into(),
+            created_ms: 0,
+            spec: SnapshotSpec {
+                cache_cluster_id: None,
+                replication_group_id: Some("g".into()),
+                replication_group_description: None,
+                engine: Engine::Redis,
+                engine_version: "7.1".into(),
+                node_type: "cache.t3.micro".into(),
+                num_cache_nodes: 3,
+                preferred_availability_zone: "us-east-1a".into(),
+                cache_cluster_create_time_ms: 0,
+                maintenance_window: String::new(),
+                port: 6379,
+                parameter_group_name: "default.redis7.cluster.on".into(),
+                subnet_group_name: "default".into(),
+                auto_minor_version_upgrade: true,
+                snapshot_retention_limit: 0,
+                snapshot_window: String::new(),
+                automatic_failover: true,
+                kms_key_id: None,
+                at_rest_encryption: false,
+                nodes,
+                cluster_enabled,
+            },
+        }
+    }
+
+    fn names(files: Vec<PathBuf>) -> Vec<String> {
+        files
+            .iter()
+            .filter_map(|f| f.file_name()?.to_str().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn shards_read_only_the_files_that_may_hold_their_slots() {
+        let nodes = vec![
+            node("0001", vec![(0, 5460)]),
+            node("0002", vec![(5461, 10922)]),
+            node("0003", vec![(10923, 16383)]),
+        ];
+        let files: Vec<PathBuf> = nodes.iter().map(|n| PathBuf::from(&n.file)).collect();
+        let r = RestoreFiles {
+            files: files.clone(),
+            snapshot: Some(snapshot(true, nodes.clone())),
+        };
+        // Same layout: one file each.
+        assert_eq!(names(r.for_slots(&[(0, 5460)])), ["s-0001.rdb"]);
+        assert_eq!(names(r.for_slots(&[(10923, 16383)])), ["s-0003.rdb"]);
+        // Two shards: the middle file is split between them.
+        assert_eq!(
+            names(r.for_slots(&[(0, 8191)])),
+            ["s-0001.rdb", "s-0002.rdb"]
+        );
+        assert_eq!(
+            names(r.for_slots(&[(8192, 16383)])),
+            ["s-0002.rdb", "s-0003.rdb"]
+        );
+        // Ranges touching at one slot overlap.
+        assert_eq!(
+            names(r.for_slots(&[(5460, 5460), (16383, 16383)])),
+            ["s-0001.rdb", "s-0003.rdb"]
+        );
+        // A cluster-mode-disabled snapshot's or plain RDB files may hold any key.
+        let plain = RestoreFiles {
+            files: files.clone(),
+            snapshot: Some(snapshot(false, nodes)),
+        };
+        assert_eq!(plain.for_slots(&[(0, 10)]).len(), 3);
+        let arns = RestoreFiles {
+            files,
+            snapshot: None,
+        };
+        assert_eq!(arns.for_slots(&[(0, 10)]).len(), 3);
+        assert!(arns.single().is_err(), "three files for one node");
+    }
+
+    #[test]
+    fn cluster_mode_snapshots_do_not_seed_a_single_node() {
+        let r = RestoreFiles {
+            files: vec![PathBuf::from("s-0001.rdb")],
+            snapshot: Some(snapshot(true, vec![node("0001", vec![(0, 16383)])])),
+        };
+        assert!(matches!(
+            r.single(),
+            Err(ApiError::InvalidParameterCombination(_))
+        ));
+        let ok = RestoreFiles {
+            files: vec![PathBuf::from("s-0001.rdb")],
+            snapshot: Some(snapshot(false, vec![node("0001", Vec::new())])),
+        };
+        assert_eq!(ok.single().ok(), Some(PathBuf::from("s-0001.rdb")));
+    }
 }
