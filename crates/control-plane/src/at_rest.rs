@@ -244,18 +244,29 @@ pub(crate) async fn restore(
     addr: SocketAddr,
     src: &Path,
 ) -> Result<u64, ApiError> {
+    restore_slots(key, addr, src, None).await
+}
+
+/// [`restore`] of the keys in `slots` only (one shard of a cluster-mode group).
+pub(crate) async fn restore_slots(
+    key: &std::sync::Arc<Key>,
+    addr: SocketAddr,
+    src: &Path,
+    slots: Option<&[(u16, u16)]>,
+) -> Result<u64, ApiError> {
     if !is_sealed(src) {
-        return rdb_io::restore(addr, None, src)
+        return rdb_io::restore_slots(addr, None, src, slots)
             .await
             .map_err(|e| ApiError::Internal(format!("restore into {addr}: {e}")));
     }
-    let plain = side_path(src, ".opened");
+    // Per target node: every shard of a group may open the same file at once.
+    let plain = side_path(src, &format!(".opened-{}-{}", addr.ip(), addr.port()));
     let (k, s, p) = (key.clone(), src.to_path_buf(), plain.clone());
     let opened = tokio::task::spawn_blocking(move || k.open(&s, &p))
         .await
         .map_err(|e| ApiError::Internal(format!("opening: {e}")))?;
     let result = match opened {
-        Ok(()) => rdb_io::restore(addr, None, &plain)
+        Ok(()) => rdb_io::restore_slots(addr, None, &plain, slots)
             .await
             .map_err(|e| ApiError::Internal(format!("restore into {addr}: {e}"))),
         Err(e) => Err(e.into()),

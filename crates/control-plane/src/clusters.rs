@@ -143,6 +143,8 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         pending: PendingModifiedValues::default(),
         pending_reboot_nodes: Vec::new(),
         restore_from: snapshots::restore_source(cp, region, p, engine).await?,
+        restore_more: Vec::new(),
+        restore_slots: None,
         log_delivery: {
             let mut l = Vec::new();
             log_delivery::apply(&mut l, p)?;
@@ -655,6 +657,16 @@ pub(crate) async fn finish_locked(
         let arn = cp.arn(region, "cluster", id.as_str());
         cp.store.delete_cluster(region, id, &arn).await?;
         tracing::info!(region, cluster = %id, "cache cluster deleted");
+        return Ok(());
+    }
+    if c.spec.restore_from.is_some()
+        && !c.nodes.is_empty()
+        && c.nodes.iter().all(|n| {
+            n.status == status::AVAILABLE && cp.nodes.is_running(&node_key(region, id, n.id))
+        })
+    {
+        // Started and loading its snapshot in this process (several shards of a
+        // group restore at once): the load finishes the cluster.
         return Ok(());
     }
     // Removed nodes go first so their endpoints are free.

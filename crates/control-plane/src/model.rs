@@ -92,6 +92,13 @@ pub struct ClusterSpec {
     /// An RDB file to load once the node has started (restore from a snapshot).
     #[serde(default)]
     pub restore_from: Option<std::path::PathBuf>,
+    /// Further files to load after `restore_from` (the other shards of a
+    /// cluster-mode snapshot, or more `SnapshotArns`).
+    #[serde(default)]
+    pub restore_more: Vec<std::path::PathBuf>,
+    /// A shard primary of a cluster-mode group loads only the keys of its slots.
+    #[serde(default)]
+    pub restore_slots: Option<Vec<(u16, u16)>>,
     #[serde(default)]
     pub log_delivery: Vec<crate::log_delivery::LogDelivery>,
     /// `preferred` or `required` when transit encryption is on.
@@ -327,6 +334,9 @@ pub struct SnapshotSpec {
     #[serde(default)]
     pub at_rest_encryption: bool,
     pub nodes: Vec<NodeSnapshot>,
+    /// Taken from a cluster-mode-enabled group: one node snapshot per shard.
+    #[serde(default)]
+    pub cluster_enabled: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -340,4 +350,14 @@ pub struct NodeSnapshot {
     pub size: u64,
     /// File name under the snapshot directory.
     pub file: String,
+    /// The shard's layout when the snapshot was taken (cluster mode; empty
+    /// slots means all of them).
+    #[serde(default)]
+    pub slots: Vec<(u16, u16)>,
+    #[serde(default)]
+    pub replica_count: Option<u16>,
+    #[serde(default)]
+    pub primary_az: Option<String>,
+    #[serde(default)]
+    pub replica_azs: Vec<String>,
 }

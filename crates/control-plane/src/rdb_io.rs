@@ -155,6 +155,31 @@ pub async fn restore(
     password: Option<&str>,
     src: &Path,
 ) -> Result<u64, RdbIoError> {
+    restore_slots(addr, password, src, None).await
+}
+
+/// [`restore`] into one shard of a cluster-mode group: only the keys whose hash
+/// slot is in `slots` (inclusive ranges) are loaded, so the same files can seed
+/// every shard whatever the layout they were taken from. A cluster has only
+/// database 0: a key in another database fails the restore rather than being
+/// dropped silently.
+pub async fn restore_slots(
+    addr: SocketAddr,
+    password: Option<&str>,
+    src: &Path,
+    slots: Option<&[(u16, u16)]>,
+) -> Result<u64, RdbIoError> {
+    let owned: Option<Vec<bool>> = slots.map(|ranges| {
+        let mut mine = vec![false; redis_engine::cluster::SLOTS];
+        for &(a, b) in ranges {
+            for s in a..=b {
+                if let Some(x) = mine.get_mut(usize::from(s)) {
+                    *x = true;
+                }
+            }
+        }
+        mine
+    });
     let (stream, _internal) =
         tokio::time::timeout(TIMEOUT, redis_engine::sources::connect_internal(addr))
             .await
@@ -199,6 +224,19 @@ pub async fn restore(
                 Ok(Some(e)) => {
                     if e.expire_at_ms.is_some_and(|t| t <= now) {
                         continue;
+                    }
+                    if let Some(mine) = &owned {
+                        if e.db != 0 {
+                            let _ = tx.blocking_send(Err(RdbIoError::Rdb(format!(
+                                "a key in database {}: a cluster-mode-enabled group has only database 0",
+                                e.db
+                            ))));
+                            return;
+                        }
+                        let slot = redis_engine::cluster::key_slot(&e.key);
+                        if !mine.get(usize::from(slot)).copied().unwrap_or(false) {
+                            continue;
+                        }
                     }
                     if e.db != db {
                         db = e.db;

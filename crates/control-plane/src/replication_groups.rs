@@ -66,18 +66,21 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             "Replication groups are only supported for the redis and valkey engines.".into(),
         ));
     }
-    let restore_from = snapshots::restore_source(cp, region, p, engine).await?;
+    let restore = snapshots::restore_files(cp, region, p, engine).await?;
     let adopt = p
         .str("PrimaryClusterId")
         .map(CacheClusterId::parse)
         .transpose()?;
     let version = catalog::resolve_version(engine, p.str("EngineVersion"))?;
-    let cluster_plan = shards::plan(cp, region, p, version.family).await?;
-    if cluster_plan.is_some() && restore_from.is_some() {
-        return Err(ApiError::InvalidParameterCombination(
-            "Restoring a cluster-mode-enabled replication group from a snapshot is not implemented by elastilite yet.".into(),
-        ));
-    }
+    let from_snapshot = restore.as_ref().and_then(|r| r.snapshot.as_ref());
+    let cluster_plan = shards::plan(cp, region, p, version.family, from_snapshot).await?;
+    // A cluster-mode group loads every file into every shard (each keeps its
+    // slots' keys); a cluster-mode-disabled one loads exactly one file.
+    let (restore_from, cluster_restore) = match (&cluster_plan, restore) {
+        (Some(_), r) => (None, r),
+        (None, Some(r)) => (Some(r.single()?), None),
+        (None, None) => (None, None),
+    };
     let count = match (p.int("NumCacheClusters")?, p.int("ReplicasPerNodeGroup")?) {
         _ if cluster_plan.is_some() => 1,
         (Some(n), _) => n,
@@ -227,7 +230,7 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     )
     .await?;
     if let Some(plan) = cluster_plan {
-        return shards::create_locked(cp, region, &id, spec, plan, &tags).await;
+        return shards::create_locked(cp, region, &id, spec, plan, &tags, cluster_restore).await;
     }
     let mut adopted = None;
     if let Some(pid) = &adopt {
@@ -401,6 +404,8 @@ pub(crate) fn member_record(
             pending: PendingModifiedValues::default(),
             pending_reboot_nodes: Vec::new(),
             restore_from: None,
+            restore_more: Vec::new(),
+            restore_slots: None,
             log_delivery: g.log_delivery.clone(),
             acl: None,
         },
@@ -1209,6 +1214,11 @@ pub(crate) async fn finish_locked(cp: &Arc<Inner>, region: &str, id: &str) -> Re
         return Ok(());
     }
     for c in &ms {
+        if c.status == "restore-failed" {
+            // Its snapshot did not load: it stays so, as a cluster does on AWS,
+            // instead of turning available empty.
+            continue;
+        }
         let t = match c.status.as_str() {
             status::DELETING => Transition::Delete,
             status::CREATING => Transition::Provision,

@@ -63,6 +63,9 @@ pub(crate) struct CacheSpec {
     /// Data to load once the node has started (SnapshotArnsToRestore).
     #[serde(default)]
     pub restore_from: Option<PathBuf>,
+    /// The other shards' files of a cluster-mode-enabled group's snapshot.
+    #[serde(default)]
+    pub restore_more: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -285,15 +288,16 @@ fn ids(
 }
 
 /// Where a restore's data comes from: a serverless snapshot's ARN, a node-based
-/// snapshot's ARN, or an RDB file (as `SnapshotArns` of clusters accepts).
+/// snapshot's ARN (every shard's file of a cluster-mode-enabled group's), or an
+/// RDB file (as `SnapshotArns` of clusters accepts).
 async fn restore_source(
     cp: &Inner,
     region: &str,
     arns: &[String],
     engine: Engine,
-) -> Result<Option<PathBuf>, ApiError> {
+) -> Result<Vec<PathBuf>, ApiError> {
     let Some(arn) = arns.first() else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     if engine == Engine::Memcached {
         return Err(ApiError::InvalidParameterCombination(
@@ -315,17 +319,19 @@ async fn restore_source(
                         a.name
                     )));
                 }
-                return Ok(Some(snapshot_path(cp, &a.region, &s.spec.file)));
+                return Ok(vec![snapshot_path(cp, &a.region, &s.spec.file)]);
             }
             "snapshot" => {
                 let p = Params::from_pairs([("SnapshotName", a.name.as_str())]);
-                return snapshots::restore_source(cp, &a.region, &p, engine).await;
+                let r = snapshots::restore_files(cp, &a.region, &p, engine).await?;
+                return Ok(r.map(|r| r.files).unwrap_or_default());
             }
             _ => {}
         }
     }
     let p = Params::from_pairs([("SnapshotArns.SnapshotArn.1", arn.as_str())]);
-    snapshots::restore_source(cp, region, &p, engine).await
+    let r = snapshots::restore_files(cp, region, &p, engine).await?;
+    Ok(r.map(|r| r.files).unwrap_or_default())
 }
 
 fn snapshot_path(cp: &Inner, region: &str, file: &str) -> PathBuf {
@@ -362,7 +368,9 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     let arns = p
         .list("SnapshotArnsToRestore", "SnapshotArn")?
         .unwrap_or_default();
-    let restore_from = restore_source(cp, region, &arns, engine).await?;
+    let mut restore_files = restore_source(cp, region, &arns, engine).await?.into_iter();
+    let restore_from = restore_files.next();
+    let restore_more: Vec<PathBuf> = restore_files.collect();
     let snapshot_retention_limit = retention(p)?.unwrap_or(0);
     let daily_snapshot_time = match p.str("DailySnapshotTime") {
         Some(t) => daily_time(t)?,
@@ -426,6 +434,7 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
         port,
         reader_port: reader.as_ref().map(|r| r.1),
         restore_from,
+        restore_more,
     };
     let c = Cache {
         row: ResourceRow {
@@ -527,6 +536,8 @@ fn cluster_spec(spec: &CacheSpec) -> crate::model::ClusterSpec {
         pending: Default::default(),
         pending_reboot_nodes: Vec::new(),
         restore_from: None,
+        restore_more: Vec::new(),
+        restore_slots: None,
         log_delivery: Vec::new(),
         transit_encryption_mode: Some("required".to_string()),
         auth_token: None,
@@ -664,7 +675,19 @@ async fn finish_locked(cp: &Arc<Inner>, region: &str, name: &str) -> Result<(), 
             .nodes
             .engine_addr(&node_key(region, name))
             .ok_or_else(|| ApiError::Internal("node not running".into()))?;
-        match snapshots::load(cp, addr, &file).await {
+        let mut files = std::mem::take(&mut c.spec.restore_more);
+        files.insert(0, file);
+        let mut loaded = Ok(0);
+        for f in &files {
+            match snapshots::load(cp, addr, f).await {
+                Ok(k) => loaded = loaded.map(|n| n + k),
+                Err(e) => {
+                    loaded = Err(e);
+                    break;
+                }
+            }
+        }
+        match loaded {
             Ok(keys) => {
                 tracing::info!(region, serverless_cache = %name, keys, "restored from snapshot")
             }

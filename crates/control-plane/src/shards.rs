@@ -13,7 +13,9 @@
 use crate::clusters::node_key;
 use crate::error::ApiError;
 use crate::ids::{CacheClusterId, CacheNodeId};
-use crate::model::{status, ClusterRecord, GroupRecord, GroupSpec, Shard};
+use crate::model::{
+    status, ClusterRecord, GroupRecord, GroupSpec, NodeSnapshot, Shard, SnapshotRecord,
+};
 use crate::nodes::{NodeKey, Role};
 use crate::proxy::{Kind, Targets};
 use crate::replication_groups::{self as rg, member_record};
@@ -57,13 +59,17 @@ pub(crate) struct Plan {
 
 /// Whether CreateReplicationGroup asks for cluster mode and, if so, its layout.
 /// Cluster mode is on when `ClusterMode` says so, when the parameter group has
-/// `cluster-enabled yes` (a `.cluster.on` family), or when more than one node
-/// group is requested.
+/// `cluster-enabled yes` (a `.cluster.on` family), when more than one node
+/// group is requested, or when the group is restored from a snapshot of a
+/// cluster-mode-enabled group. Such a restore without `NumNodeGroups` or
+/// `NodeGroupConfiguration` takes the snapshot's shards (ids, slots, replica
+/// counts, zones), as AWS does.
 pub(crate) async fn plan(
     cp: &Inner,
     region: &str,
     p: &Params,
     family: &str,
+    snapshot: Option<&SnapshotRecord>,
 ) -> Result<Option<Plan>, ApiError> {
     let mode = p.str("ClusterMode");
     if let Some(m) = mode {
@@ -84,10 +90,17 @@ pub(crate) async fn plan(
         .struct_list("NodeGroupConfiguration", "NodeGroupConfiguration")?
         .unwrap_or_default();
     let count = p.int("NumNodeGroups")?;
+    let from_cluster_snapshot = snapshot.filter(|s| s.spec.cluster_enabled);
     let wanted = matches!(mode, Some("enabled" | "compatible"))
         || pg_on
         || count.is_some_and(|n| n > 1)
-        || configs.len() > 1;
+        || configs.len() > 1
+        || from_cluster_snapshot.is_some();
+    // The snapshot's layout, unless the request gives one.
+    let snap_shards: &[NodeSnapshot] = match from_cluster_snapshot {
+        Some(s) if count.is_none() && configs.is_empty() => &s.spec.nodes,
+        _ => &[],
+    };
     if !wanted {
         return Ok(None);
     }
@@ -124,6 +137,7 @@ pub(crate) async fn plan(
             )))
         }
         (Some(n), _) => n,
+        (None, 0) if !snap_shards.is_empty() => snap_shards.len() as i64,
         (None, 0) => 1,
         (None, c) => c as i64,
     };
@@ -132,12 +146,17 @@ pub(crate) async fn plan(
             "NumNodeGroups must be between 1 and 500.".into(),
         ));
     }
-    let replicas = p.int("ReplicasPerNodeGroup")?.unwrap_or(0);
+    let replicas_given = p.int("ReplicasPerNodeGroup")?;
+    let replicas = replicas_given.unwrap_or(0);
     let even = even_split(n as usize);
     let mut shards = Vec::with_capacity(n as usize);
     for (i, range) in even.iter().enumerate() {
         let c = configs.get(i);
-        let id = match c.and_then(|c| c.str("NodeGroupId")) {
+        let snap = snap_shards.get(i);
+        let id = match c
+            .and_then(|c| c.str("NodeGroupId"))
+            .or(snap.map(|s| s.node_group_id.as_str()))
+        {
             Some(id) => {
                 if id.is_empty() || id.len() > 4 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
                     return Err(ApiError::InvalidParameterValue(format!(
@@ -150,22 +169,35 @@ pub(crate) async fn plan(
         };
         let slots = match c.and_then(|c| c.str("Slots")) {
             Some(s) => parse_slots(s)?,
-            None => vec![*range],
+            None => match snap.filter(|s| !s.slots.is_empty()) {
+                Some(s) => s.slots.clone(),
+                None => vec![*range],
+            },
         };
         let r = match c.map(|c| c.int("ReplicaCount")).transpose()?.flatten() {
             Some(r) => r,
-            None => replicas,
+            None => match (replicas_given, snap.and_then(|s| s.replica_count)) {
+                (None, Some(r)) => i64::from(r),
+                _ => replicas,
+            },
         };
         if !(0..=MAX_REPLICAS).contains(&r) {
             return Err(ApiError::InvalidParameterValue(format!(
                 "The number of replicas per node group must be between 0 and {MAX_REPLICAS}."
             )));
         }
-        let replica_azs = c
+        let replica_azs = match c
             .map(|c| c.list("ReplicaAvailabilityZones", "AvailabilityZone"))
             .transpose()?
             .flatten()
-            .unwrap_or_default();
+        {
+            Some(l) => l,
+            // The snapshot's zones when they still fit the replica count.
+            None => snap
+                .map(|s| s.replica_azs.clone())
+                .filter(|l| l.len() as i64 == r)
+                .unwrap_or_default(),
+        };
         if !replica_azs.is_empty() && replica_azs.len() as i64 != r {
             return Err(ApiError::InvalidParameterValue(format!(
                 "Node group {id}: {} ReplicaAvailabilityZones for {r} replicas.",
@@ -176,7 +208,9 @@ pub(crate) async fn plan(
             id,
             slots,
             replicas: r as u16,
-            primary_az: c.and_then(|c| c.str("PrimaryAvailabilityZone").map(str::to_string)),
+            primary_az: c
+                .and_then(|c| c.str("PrimaryAvailabilityZone").map(str::to_string))
+                .or_else(|| snap.and_then(|s| s.primary_az.clone())),
             replica_azs,
         });
     }
@@ -272,7 +306,7 @@ fn check_coverage<'a>(sets: impl Iterator<Item = &'a Vec<(u16, u16)>>) -> Result
     Ok(())
 }
 
-fn format_slots(r: &[(u16, u16)]) -> String {
+pub(crate) fn format_slots(r: &[(u16, u16)]) -> String {
     r.iter()
         .map(|&(a, b)| {
             if a == b {
@@ -319,6 +353,7 @@ pub(crate) async fn create_locked(
     mut spec: GroupSpec,
     plan: Plan,
     tags: &[(String, String)],
+    restore: Option<crate::snapshots::RestoreFiles>,
 ) -> Result<String, ApiError> {
     spec.automatic_failover = true;
     spec.cluster_mode = Some(plan.mode);
@@ -379,6 +414,21 @@ pub(crate) async fn create_locked(
             region, id, mid, &spec, az, ip, port, created_ms,
         ));
         spec.members.push(mid.to_string());
+    }
+    if let Some(r) = &restore {
+        // Each shard's primary loads the files that may hold its slots' keys and
+        // keeps only those; replicas copy it through replication once the
+        // topology is set.
+        for rec in &mut records {
+            if let Some(s) = spec.shards.iter().find(|s| s.primary == rec.id.as_str()) {
+                let mut files = r.for_slots(&s.slots).into_iter();
+                // The snapshot's shards cover every slot, so some file always
+                // overlaps; the fallback only keeps every primary on the restore path.
+                rec.spec.restore_from = files.next().or_else(|| r.files.first().cloned());
+                rec.spec.restore_more = files.collect();
+                rec.spec.restore_slots = Some(s.slots.clone());
+            }
+        }
     }
     spec.primary = spec
         .shards

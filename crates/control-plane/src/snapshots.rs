@@ -4,6 +4,11 @@
 //! and restored by replaying it into a new cluster's primary. The files are
 //! ordinary RDB files: redis-server loads them, and RDB files redis-server wrote
 //! can seed a cluster here (`SnapshotArns`).
+//!
+//! A cluster-mode-enabled group's snapshot has one file per shard, captured from
+//! each shard's primary at once, and records each shard's slots. Restoring
+//! loads every file into every new shard primary, each keeping only the keys of
+//! its own slots, so the new group may have another shard count or slot layout.
 
 use crate::catalog::Engine;
 use crate::error::ApiError;
@@ -51,11 +56,12 @@ pub(crate) async fn find(cp: &Inner, region: &str, name: &str) -> Result<Snapsho
         .ok_or_else(|| ApiError::SnapshotNotFound(name.to_string()))
 }
 
-/// The node whose data a snapshot of a cluster or group is taken from.
+/// The nodes whose data a snapshot of a cluster or group is taken from: one per
+/// node group, in the order of `spec.nodes`.
 struct Source {
     clusters: Vec<ClusterRecord>,
     spec: SnapshotSpec,
-    node: SocketAddr,
+    nodes: Vec<SocketAddr>,
 }
 
 async fn source(cp: &Inner, region: &str, p: &Params) -> Result<Source, ApiError> {
@@ -84,12 +90,7 @@ async fn group_source(cp: &Inner, region: &str, raw: &str) -> Result<Source, Api
     let g = replication_groups::find(cp, region, raw).await?;
     g.require_available()?;
     if g.spec.cluster_enabled() {
-        // One RDB per shard is not implemented; a snapshot of one shard would
-        // silently lose the others' keys.
-        return Err(ApiError::InvalidParameterCombination(format!(
-            "Snapshots of cluster-mode-enabled replication group {} are not implemented by elastilite yet.",
-            g.id
-        )));
+        return sharded_source(cp, &g).await;
     }
     let primary = CacheClusterId::parse(&g.spec.primary)?;
     let c = cp
@@ -107,6 +108,133 @@ async fn group_source(cp: &Inner, region: &str, raw: &str) -> Result<Source, Api
     Ok(s)
 }
 
+/// A cluster-mode-enabled group: one node snapshot per shard, taken from the
+/// shard's primary, with the shard's slots, replica count and zones.
+async fn sharded_source(cp: &Inner, g: &crate::model::GroupRecord) -> Result<Source, ApiError> {
+    let ms = replication_groups::members(cp, g).await?;
+    let find = |id: &str| ms.iter().find(|c| c.id.as_str() == id);
+    let mut primaries = Vec::new();
+    let mut nodes = Vec::new();
+    let mut addrs = Vec::new();
+    for s in g.spec.shards.iter().filter(|s| !s.removing) {
+        let primary = find(&s.primary).ok_or_else(|| {
+            ApiError::InvalidReplicationGroupState(format!(
+                "Node group {} of replication group {} has no primary.",
+                s.id, g.id
+            ))
+        })?;
+        primary.require_available()?;
+        let n = primary.nodes.first().ok_or_else(|| {
+            ApiError::InvalidCacheClusterState(format!("Cache cluster {} has no node.", primary.id))
+        })?;
+        addrs.push(engine_addr(cp, primary, n)?);
+        let replica_azs: Vec<String> = s
+            .members
+            .iter()
+            .filter(|m| **m != s.primary)
+            .filter_map(|m| find(m))
+            .map(|c| c.spec.preferred_availability_zone.clone())
+            .collect();
+        nodes.push(NodeSnapshot {
+            cache_cluster_id: primary.id.to_string(),
+            node_group_id: s.id.clone(),
+            cache_node_id: n.id.to_string(),
+            cache_node_create_time_ms: n.created_ms,
+            snapshot_create_time_ms: 0,
+            size: 0,
+            file: String::new(),
+            slots: s.slots.clone(),
+            replica_count: Some(replica_azs.len() as u16),
+            primary_az: Some(primary.spec.preferred_availability_zone.clone()),
+            replica_azs,
+        });
+        primaries.push(primary.clone());
+    }
+    let first = primaries.first().cloned().ok_or_else(|| {
+        ApiError::InvalidReplicationGroupState(format!(
+            "Replication group {} has no node groups.",
+            g.id
+        ))
+    })?;
+    let mut src = cluster_source(cp, first, Some(g)).await?;
+    src.spec.replication_group_id = Some(g.id.clone());
+    src.spec.replication_group_description = Some(g.spec.description.clone());
+    src.spec.cache_cluster_id = None;
+    src.spec.automatic_failover = g.spec.automatic_failover;
+    src.spec.kms_key_id = g.spec.kms_key_id.clone();
+    src.spec.num_cache_nodes = g.spec.members.len() as u16;
+    src.spec.parameter_group_name = g.spec.parameter_group_name.clone();
+    src.spec.cluster_enabled = true;
+    src.spec.nodes = nodes;
+    src.nodes = addrs;
+    src.clusters = primaries;
+    Ok(src)
+}
+
+/// The engine itself, not the endpoint clients use: that one may be a TLS front.
+fn engine_addr(
+    cp: &Inner,
+    c: &ClusterRecord,
+    n: &crate::model::NodeRecord,
+) -> Result<SocketAddr, ApiError> {
+    match cp
+        .nodes
+        .engine_addr(&crate::clusters::node_key(&c.region, &c.id, n.id))
+    {
+        Some(a) => Ok(a),
+        None => Ok(SocketAddr::new(
+            n.bind_ip.parse().map_err(|_| {
+                ApiError::Internal(format!("stored address {} is not an IP", n.bind_ip))
+            })?,
+            n.port,
+        )),
+    }
+}
+
+/// Capture every node group's file at once (each primary makes its own
+/// point-in-time copy while it keeps serving). Returns the sizes in order.
+async fn capture_all(
+    cp: &Inner,
+    region: &str,
+    spec: &SnapshotSpec,
+    addrs: &[SocketAddr],
+) -> Result<Vec<u64>, ApiError> {
+    tokio::fs::create_dir_all(dir(cp, region))
+        .await
+        .map_err(|e| ApiError::Internal(format!("snapshot directory: {e}")))?;
+    if addrs.len() != spec.nodes.len() {
+        return Err(ApiError::Internal(format!(
+            "{} node snapshots for {} nodes",
+            spec.nodes.len(),
+            addrs.len()
+        )));
+    }
+    let key = spec.at_rest_encryption.then(|| Arc::clone(&cp.at_rest_key));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (n, addr)) in spec.nodes.iter().zip(addrs).enumerate() {
+        let path = file_path(cp, region, &n.file);
+        let (key, addr) = (key.clone(), *addr);
+        set.spawn(async move { (i, crate::at_rest::capture(key.as_ref(), addr, &path).await) });
+    }
+    let mut sizes = vec![0u64; addrs.len()];
+    let mut failed = None;
+    while let Some(done) = set.join_next().await {
+        match done {
+            Ok((i, Ok(size))) => {
+                if let Some(s) = sizes.get_mut(i) {
+                    *s = size;
+                }
+            }
+            Ok((_, Err(e))) => failed = Some(e),
+            Err(e) => failed = Some(ApiError::Internal(format!("snapshot task: {e}"))),
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(sizes),
+    }
+}
+
 async fn cluster_source(
     cp: &Inner,
     c: ClusterRecord,
@@ -121,19 +249,7 @@ async fn cluster_source(
     let n = c.nodes.first().ok_or_else(|| {
         ApiError::InvalidCacheClusterState(format!("Cache cluster {} has no node.", c.id))
     })?;
-    // The engine itself, not the endpoint clients use: that one may be a TLS front.
-    let node = match cp
-        .nodes
-        .engine_addr(&crate::clusters::node_key(&c.region, &c.id, n.id))
-    {
-        Some(a) => a,
-        None => SocketAddr::new(
-            n.bind_ip.parse().map_err(|_| {
-                ApiError::Internal(format!("stored address {} is not an IP", n.bind_ip))
-            })?,
-            n.port,
-        ),
-    };
+    let node = engine_addr(cp, &c, n)?;
     let s = &c.spec;
     let spec = SnapshotSpec {
         cache_cluster_id: Some(c.id.to_string()),
@@ -168,12 +284,17 @@ async fn cluster_source(
             snapshot_create_time_ms: 0,
             size: 0,
             file: String::new(),
+            slots: Vec::new(),
+            replica_count: None,
+            primary_az: None,
+            replica_azs: Vec::new(),
         }],
+        cluster_enabled: false,
     };
     Ok(Source {
         clusters: vec![c],
         spec,
-        node,
+        nodes: vec![node],
     })
 }
 
@@ -225,10 +346,10 @@ async fn take(
     let out = render_one(cp, &snap, true);
     let cp = Arc::clone(cp);
     let region = region.to_string();
-    let node = src.node;
+    let nodes = src.nodes;
     let clusters = src.clusters;
     tokio::spawn(async move {
-        let result = capture(&cp, &region, snap, node).await;
+        let result = capture(&cp, &region, snap, nodes).await;
         let _guard = cp.lock.lock().await;
         if let Ok(Some(s)) = cp.store.snapshot(&region, &result.0).await {
             let _ = set_source_status(&cp, &region, &s, &clusters, status::AVAILABLE).await;
@@ -245,34 +366,27 @@ async fn capture(
     cp: &Arc<Inner>,
     region: &str,
     mut snap: SnapshotRecord,
-    node: SocketAddr,
+    nodes: Vec<SocketAddr>,
 ) -> (String, Result<(), ApiError>) {
     let name = snap.name.clone();
     let started = std::time::Instant::now();
     let result = async {
-        tokio::fs::create_dir_all(dir(cp, region))
-            .await
-            .map_err(|e| ApiError::Internal(format!("snapshot directory: {e}")))?;
-        let file = snap.spec.nodes.first().map(|n| n.file.clone()).unwrap_or_default();
-        let key = snap.spec.at_rest_encryption.then_some(&cp.at_rest_key);
-        let size = crate::at_rest::capture(key, node, &file_path(cp, region, &file)).await?;
+        let sizes = capture_all(cp, region, &snap.spec, &nodes).await?;
         let _guard = cp.lock.lock().await;
-        for n in &mut snap.spec.nodes {
-            n.size = size;
+        for (n, size) in snap.spec.nodes.iter_mut().zip(&sizes) {
+            n.size = *size;
             n.snapshot_create_time_ms = now_ms();
         }
         snap.status = AVAILABLE.to_string();
         cp.store.put_snapshot(&snap).await?;
-        tracing::info!(region, snapshot = %snap.name, bytes = size, elapsed_ms = started.elapsed().as_millis() as u64, "snapshot available");
+        tracing::info!(region, snapshot = %snap.name, files = sizes.len(), bytes = sizes.iter().sum::<u64>(), elapsed_ms = started.elapsed().as_millis() as u64, "snapshot available");
         Ok::<(), ApiError>(())
     }
     .await;
     if result.is_err() {
+        // Files of the node groups that did get captured go too.
         let _guard = cp.lock.lock().await;
-        let _ = cp
-            .store
-            .delete_snapshot(region, &name, &cp.arn(region, "snapshot", &name))
-            .await;
+        let _ = remove(cp, &snap).await;
     }
     (name, result)
 }
@@ -511,21 +625,11 @@ pub(crate) async fn final_snapshot(
         spec,
     };
     cp.store.put_snapshot(&snap).await?;
-    tokio::fs::create_dir_all(dir(cp, region))
-        .await
-        .map_err(|e| ApiError::Internal(format!("snapshot directory: {e}")))?;
-    let file = snap
-        .spec
-        .nodes
-        .first()
-        .map(|n| n.file.clone())
-        .unwrap_or_default();
-    let key = snap.spec.at_rest_encryption.then_some(&cp.at_rest_key);
-    match crate::at_rest::capture(key, src.node, &file_path(cp, region, &file)).await {
-        Ok(size) => {
+    match capture_all(cp, region, &snap.spec, &src.nodes).await {
+        Ok(sizes) => {
             let mut snap = snap;
-            for n in &mut snap.spec.nodes {
-                n.size = size;
+            for (n, size) in snap.spec.nodes.iter_mut().zip(&sizes) {
+                n.size = *size;
                 n.snapshot_create_time_ms = now_ms();
             }
             snap.status = AVAILABLE.to_string();
@@ -539,16 +643,82 @@ pub(crate) async fn final_snapshot(
     }
 }
 
-/// Where a new cluster's data comes from: a snapshot by name, or RDB files named
-/// by `SnapshotArns`. Local forms accepted for an ARN: an absolute path,
-/// `file:///abs/path.rdb`, or `arn:aws:s3:::bucket/key.rdb`, which means
-/// `<data-dir>/s3/bucket/key.rdb`.
+/// The RDB files a new cluster or group is seeded from, and the snapshot they
+/// belong to (None for `SnapshotArns`).
+pub(crate) struct RestoreFiles {
+    pub files: Vec<PathBuf>,
+    pub snapshot: Option<SnapshotRecord>,
+}
+
+impl RestoreFiles {
+    /// The files that may hold keys of `slots`: a cluster-mode snapshot's file
+    /// holds only its shard's slots, so a shard of the same layout reads just its
+    /// own file; other files (RDB files, cluster-mode-disabled snapshots) may
+    /// hold any key.
+    pub(crate) fn for_slots(&self, slots: &[(u16, u16)]) -> Vec<PathBuf> {
+        let overlaps = |theirs: &[(u16, u16)]| {
+            theirs
+                .iter()
+                .any(|&(a, b)| slots.iter().any(|&(c, d)| a <= d && c <= b))
+        };
+        let sharded = self.snapshot.as_ref().filter(|s| s.spec.cluster_enabled);
+        self.files
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                sharded
+                    .and_then(|s| s.spec.nodes.get(*i))
+                    .is_none_or(|n| n.slots.is_empty() || overlaps(&n.slots))
+            })
+            .map(|(_, f)| f.clone())
+            .collect()
+    }
+
+    /// The one file a cluster-mode-disabled cluster or group loads. As on AWS, a
+    /// snapshot of a cluster-mode-enabled group seeds only a cluster-mode-enabled
+    /// group (the other way round is allowed).
+    pub(crate) fn single(self) -> Result<PathBuf, ApiError> {
+        if let Some(s) = self.snapshot.as_ref().filter(|s| s.spec.cluster_enabled) {
+            return Err(ApiError::InvalidParameterCombination(format!(
+                "Snapshot {} was taken from a cluster-mode-enabled replication group; it can only be restored into a cluster-mode-enabled replication group.",
+                s.name
+            )));
+        }
+        let mut files = self.files;
+        if files.len() != 1 {
+            return Err(ApiError::InvalidParameterValue(
+                "Exactly one SnapshotArn is needed for a cluster-mode-disabled cluster.".into(),
+            ));
+        }
+        files
+            .pop()
+            .ok_or_else(|| ApiError::Internal("no file to restore".into()))
+    }
+}
+
+/// [`restore_files`] for a cluster-mode-disabled cluster: exactly one file.
 pub(crate) async fn restore_source(
     cp: &Inner,
     region: &str,
     p: &Params,
     engine: Engine,
 ) -> Result<Option<PathBuf>, ApiError> {
+    restore_files(cp, region, p, engine)
+        .await?
+        .map(RestoreFiles::single)
+        .transpose()
+}
+
+/// Where a new cluster's data comes from: a snapshot by name (one file per node
+/// group), or RDB files named by `SnapshotArns`. Local forms accepted for an
+/// ARN: an absolute path, `file:///abs/path.rdb`, or
+/// `arn:aws:s3:::bucket/key.rdb`, which means `<data-dir>/s3/bucket/key.rdb`.
+pub(crate) async fn restore_files(
+    cp: &Inner,
+    region: &str,
+    p: &Params,
+    engine: Engine,
+) -> Result<Option<RestoreFiles>, ApiError> {
     let by_name = p.str("SnapshotName");
     let arns = p
         .list("SnapshotArns", "SnapshotArn")?
@@ -561,6 +731,11 @@ pub(crate) async fn restore_source(
             "Restoring from a snapshot is not supported for memcached clusters.".into(),
         ));
     }
+    if by_name.is_some() && arns.is_some() {
+        return Err(ApiError::InvalidParameterCombination(
+            "Specify either SnapshotName or SnapshotArns, not both.".into(),
+        ));
+    }
     if let Some(name) = by_name {
         let s = find(cp, region, name).await?;
         if s.status != AVAILABLE {
@@ -569,35 +744,38 @@ pub(crate) async fn restore_source(
                 s.status
             )));
         }
-        let file = s
+        let files = s
             .spec
             .nodes
-            .first()
-            .map(|n| n.file.clone())
-            .unwrap_or_default();
-        return Ok(Some(file_path(cp, region, &file)));
+            .iter()
+            .map(|n| file_path(cp, region, &n.file))
+            .collect();
+        return Ok(Some(RestoreFiles {
+            files,
+            snapshot: Some(s),
+        }));
     }
-    let arns = arns.unwrap_or_default();
-    if arns.len() != 1 {
-        return Err(ApiError::InvalidParameterValue(
-            "Exactly one SnapshotArn is needed for a cluster-mode-disabled cluster.".into(),
-        ));
+    let mut files = Vec::new();
+    for arn in arns.unwrap_or_default() {
+        let path = if let Some(rest) = arn.strip_prefix("arn:aws:s3:::") {
+            cp.config.data_dir.join("s3").join(rest)
+        } else if let Some(rest) = arn.strip_prefix("file://") {
+            PathBuf::from(rest)
+        } else {
+            PathBuf::from(&arn)
+        };
+        if !path.is_absolute() || !path.is_file() {
+            return Err(ApiError::InvalidParameterValue(format!(
+                "SnapshotArn {arn}: no RDB file at {}.",
+                path.display()
+            )));
+        }
+        files.push(path);
     }
-    let arn = &arns[0];
-    let path = if let Some(rest) = arn.strip_prefix("arn:aws:s3:::") {
-        cp.config.data_dir.join("s3").join(rest)
-    } else if let Some(rest) = arn.strip_prefix("file://") {
-        PathBuf::from(rest)
-    } else {
-        PathBuf::from(arn)
-    };
-    if !path.is_absolute() || !path.is_file() {
-        return Err(ApiError::InvalidParameterValue(format!(
-            "SnapshotArn {arn}: no RDB file at {}.",
-            path.display()
-        )));
-    }
-    Ok(Some(path))
+    Ok(Some(RestoreFiles {
+        files,
+        snapshot: None,
+    }))
 }
 
 /// At start-up: a snapshot still `creating` was interrupted by a crash; it is
@@ -635,6 +813,21 @@ pub(crate) async fn load(
     file: &std::path::Path,
 ) -> Result<u64, ApiError> {
     crate::at_rest::restore(&cp.at_rest_key, node, file).await
+}
+
+/// Load `files` into a node, keeping only the keys of `slots` when given (a
+/// shard primary of a cluster-mode group).
+async fn load_all(
+    cp: &Inner,
+    node: SocketAddr,
+    files: &[PathBuf],
+    slots: Option<&[(u16, u16)]>,
+) -> Result<u64, ApiError> {
+    let mut keys = 0;
+    for f in files {
+        keys += crate::at_rest::restore_slots(&cp.at_rest_key, node, f, slots).await?;
+    }
+    Ok(keys)
 }
 
 /// Take today's automatic snapshot of every cluster and group with a retention
@@ -738,21 +931,25 @@ fn write_snapshot(cp: &Inner, w: &mut XmlWriter, s: &SnapshotRecord, show_config
         .text("SnapshotSource", &s.source)
         .text("CacheNodeType", &sp.node_type)
         .text("Engine", sp.engine.as_str())
-        .text("EngineVersion", &sp.engine_version)
-        .int("NumCacheNodes", i64::from(sp.num_cache_nodes))
-        .text("PreferredAvailabilityZone", &sp.preferred_availability_zone)
-        .text(
-            "CacheClusterCreateTime",
-            &crate::timestamp(sp.cache_cluster_create_time_ms),
-        )
-        .text("PreferredMaintenanceWindow", &sp.maintenance_window)
+        .text("EngineVersion", &sp.engine_version);
+    // A cluster-mode-enabled group's snapshot has no single source cluster: AWS
+    // leaves these out and gives each shard's details in NodeSnapshots.
+    if !sp.cluster_enabled {
+        w.int("NumCacheNodes", i64::from(sp.num_cache_nodes))
+            .text("PreferredAvailabilityZone", &sp.preferred_availability_zone)
+            .text(
+                "CacheClusterCreateTime",
+                &crate::timestamp(sp.cache_cluster_create_time_ms),
+            );
+    }
+    w.text("PreferredMaintenanceWindow", &sp.maintenance_window)
         .int("Port", i64::from(sp.port))
         .text("CacheParameterGroupName", &sp.parameter_group_name)
         .text("CacheSubnetGroupName", &sp.subnet_group_name)
         .bool("AutoMinorVersionUpgrade", sp.auto_minor_version_upgrade)
         .int("SnapshotRetentionLimit", sp.snapshot_retention_limit)
         .text("SnapshotWindow", &sp.snapshot_window)
-        .int("NumNodeGroups", 1)
+        .int("NumNodeGroups", sp.nodes.len().max(1) as i64)
         .text(
             "AutomaticFailover",
             if sp.automatic_failover {
@@ -766,14 +963,31 @@ fn write_snapshot(cp: &Inner, w: &mut XmlWriter, s: &SnapshotRecord, show_config
                 .text("NodeGroupId", &n.node_group_id)
                 .text("CacheNodeId", &n.cache_node_id);
             if show_config {
+                let slots = if n.slots.is_empty() {
+                    "0-16383".to_string()
+                } else {
+                    crate::shards::format_slots(&n.slots)
+                };
+                let replicas = n
+                    .replica_count
+                    .unwrap_or(sp.num_cache_nodes.saturating_sub(1));
                 w.element("NodeGroupConfiguration", |w| {
                     w.text("NodeGroupId", &n.node_group_id)
-                        .text("Slots", "0-16383")
-                        .int(
-                            "ReplicaCount",
-                            i64::from(sp.num_cache_nodes.saturating_sub(1)),
-                        )
-                        .text("PrimaryAvailabilityZone", &sp.preferred_availability_zone);
+                        .text("Slots", &slots)
+                        .int("ReplicaCount", i64::from(replicas))
+                        .text(
+                            "PrimaryAvailabilityZone",
+                            n.primary_az
+                                .as_deref()
+                                .unwrap_or(&sp.preferred_availability_zone),
+                        );
+                    if !n.replica_azs.is_empty() {
+                        w.string_list(
+                            "ReplicaAvailabilityZones",
+                            "AvailabilityZone",
+                            &n.replica_azs,
+                        );
+                    }
                 });
             }
             w.text("CacheSize", &format!("{} MB", n.size.div_ceil(1024 * 1024)))
@@ -800,18 +1014,23 @@ pub(crate) fn spawn_restore(cp: &Arc<Inner>, region: &str, id: &CacheClusterId, 
     let region = region.to_string();
     let id = id.clone();
     tokio::spawn(async move {
-        let node = match cp.store.cluster(&region, &id).await {
+        let (node, mut files, slots) = match cp.store.cluster(&region, &id).await {
             // The engine behind a TLS front, when there is one.
-            Ok(Some(c)) => c.nodes.first().and_then(|n| {
-                cp.nodes
-                    .engine_addr(&crate::clusters::node_key(&c.region, &c.id, n.id))
-                    .or_else(|| Some(SocketAddr::new(n.bind_ip.parse().ok()?, n.port)))
-            }),
-            _ => None,
+            Ok(Some(c)) => (
+                c.nodes.first().and_then(|n| {
+                    cp.nodes
+                        .engine_addr(&crate::clusters::node_key(&c.region, &c.id, n.id))
+                        .or_else(|| Some(SocketAddr::new(n.bind_ip.parse().ok()?, n.port)))
+                }),
+                c.spec.restore_more.clone(),
+                c.spec.restore_slots.clone(),
+            ),
+            _ => (None, Vec::new(), None),
         };
+        files.insert(0, file);
         let started = std::time::Instant::now();
         let result = match node {
-            Some(addr) => load(&cp, addr, &file).await,
+            Some(addr) => load_all(&cp, addr, &files, slots.as_deref()).await,
             None => Err(ApiError::Internal("cluster has no node".into())),
         };
         let _guard = cp.lock.lock().await;
@@ -837,9 +1056,132 @@ pub(crate) fn spawn_restore(cp: &Arc<Inner>, region: &str, id: &CacheClusterId, 
             }
         }
         c.spec.restore_from = None;
+        c.spec.restore_more.clear();
+        c.spec.restore_slots = None;
         let _ = cp.store.update_cluster(&c).await;
         if let Some(rg) = c.replication_group_id.clone() {
             let _ = replication_groups::finish_locked(&cp, &region, &rg).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(ng: &str, slots: Vec<(u16, u16)>) -> NodeSnapshot {
+        NodeSnapshot {
+            cache_cluster_id: format!("g-{ng}-001"),
+            node_group_id: ng.to_string(),
+            cache_node_id: "0001".to_string(),
+            cache_node_create_time_ms: 0,
+            snapshot_create_time_ms: 0,
+            size: 0,
+            file: format!("s-{ng}.rdb"),
+            slots,
+            replica_count: Some(0),
+            primary_az: None,
+            replica_azs: Vec::new(),
+        }
+    }
+
+    fn snapshot(cluster_enabled: bool, nodes: Vec<NodeSnapshot>) -> SnapshotRecord {
+        SnapshotRecord {
+            region: "us-east-1".into(),
+            name: "s".into(),
+            status: AVAILABLE.into(),
+            source: MANUAL.into(),
+            created_ms: 0,
+            spec: SnapshotSpec {
+                cache_cluster_id: None,
+                replication_group_id: Some("g".into()),
+                replication_group_description: None,
+                engine: Engine::Redis,
+                engine_version: "7.1".into(),
+                node_type: "cache.t3.micro".into(),
+                num_cache_nodes: 3,
+                preferred_availability_zone: "us-east-1a".into(),
+                cache_cluster_create_time_ms: 0,
+                maintenance_window: String::new(),
+                port: 6379,
+                parameter_group_name: "default.redis7.cluster.on".into(),
+                subnet_group_name: "default".into(),
+                auto_minor_version_upgrade: true,
+                snapshot_retention_limit: 0,
+                snapshot_window: String::new(),
+                automatic_failover: true,
+                kms_key_id: None,
+                at_rest_encryption: false,
+                nodes,
+                cluster_enabled,
+            },
+        }
+    }
+
+    fn names(files: Vec<PathBuf>) -> Vec<String> {
+        files
+            .iter()
+            .filter_map(|f| f.file_name()?.to_str().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn shards_read_only_the_files_that_may_hold_their_slots() {
+        let nodes = vec![
+            node("0001", vec![(0, 5460)]),
+            node("0002", vec![(5461, 10922)]),
+            node("0003", vec![(10923, 16383)]),
+        ];
+        let files: Vec<PathBuf> = nodes.iter().map(|n| PathBuf::from(&n.file)).collect();
+        let r = RestoreFiles {
+            files: files.clone(),
+            snapshot: Some(snapshot(true, nodes.clone())),
+        };
+        // Same layout: one file each.
+        assert_eq!(names(r.for_slots(&[(0, 5460)])), ["s-0001.rdb"]);
+        assert_eq!(names(r.for_slots(&[(10923, 16383)])), ["s-0003.rdb"]);
+        // Two shards: the middle file is split between them.
+        assert_eq!(
+            names(r.for_slots(&[(0, 8191)])),
+            ["s-0001.rdb", "s-0002.rdb"]
+        );
+        assert_eq!(
+            names(r.for_slots(&[(8192, 16383)])),
+            ["s-0002.rdb", "s-0003.rdb"]
+        );
+        // Ranges touching at one slot overlap.
+        assert_eq!(
+            names(r.for_slots(&[(5460, 5460), (16383, 16383)])),
+            ["s-0001.rdb", "s-0003.rdb"]
+        );
+        // A cluster-mode-disabled snapshot's or plain RDB files may hold any key.
+        let plain = RestoreFiles {
+            files: files.clone(),
+            snapshot: Some(snapshot(false, nodes)),
+        };
+        assert_eq!(plain.for_slots(&[(0, 10)]).len(), 3);
+        let arns = RestoreFiles {
+            files,
+            snapshot: None,
+        };
+        assert_eq!(arns.for_slots(&[(0, 10)]).len(), 3);
+        assert!(arns.single().is_err(), "three files for one node");
+    }
+
+    #[test]
+    fn cluster_mode_snapshots_do_not_seed_a_single_node() {
+        let r = RestoreFiles {
+            files: vec![PathBuf::from("s-0001.rdb")],
+            snapshot: Some(snapshot(true, vec![node("0001", vec![(0, 16383)])])),
+        };
+        assert!(matches!(
+            r.single(),
+            Err(ApiError::InvalidParameterCombination(_))
+        ));
+        let ok = RestoreFiles {
+            files: vec![PathBuf::from("s-0001.rdb")],
+            snapshot: Some(snapshot(false, vec![node("0001", Vec::new())])),
+        };
+        assert_eq!(ok.single().ok(), Some(PathBuf::from("s-0001.rdb")));
+    }
 }

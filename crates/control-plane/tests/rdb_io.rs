@@ -103,3 +103,74 @@ async fn capture_from_one_server_and_restore_into_another() {
     let ttl: i64 = ttl.trim_start_matches(':').parse().unwrap_or(-9);
     assert!(ttl > 3_500_000 && ttl <= 3_600_000, "{ttl}");
 }
+
+/// One shard's share of a snapshot: `restore_slots` loads exactly the keys whose
+/// hash slot (hash tags included) is in its ranges, and refuses a key outside
+/// database 0, which a cluster cannot hold.
+#[tokio::test]
+async fn restore_slots_splits_keys_by_hash_slot() {
+    let (Some(a), Some(b), Some(c)) = (redis_server(), redis_server(), redis_server()) else {
+        return;
+    };
+    let mut cmds: Vec<Vec<String>> = Vec::new();
+    for i in 0..3000 {
+        cmds.push(vec!["SET".into(), format!("k:{i}"), i.to_string()]);
+    }
+    for i in 0..20 {
+        cmds.push(vec!["SET".into(), format!("{{tag}}:{i}"), i.to_string()]);
+    }
+    let borrowed: Vec<Vec<&str>> = cmds
+        .iter()
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
+    run(a.addr, &borrowed);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("all.rdb");
+    control_plane::rdb_io::capture(a.addr, None, &file)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let low = control_plane::rdb_io::restore_slots(b.addr, None, &file, Some(&[(0, 8191)]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let high = control_plane::rdb_io::restore_slots(
+        c.addr,
+        None,
+        &file,
+        Some(&[(8192, 10000), (10001, 16383)]),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(low + high, 3020);
+    assert!(low > 1000 && high > 1000, "{low} {high}");
+    let tag_slot = redis_engine::cluster::key_slot(b"{tag}:0");
+    let (tag_home, other) = if tag_slot <= 8191 { (&b, &c) } else { (&c, &b) };
+    for i in 0..20 {
+        let k = format!("{{tag}}:{i}");
+        assert_eq!(run(tag_home.addr, &[vec!["EXISTS", &k]]), vec![":1"]);
+        assert_eq!(run(other.addr, &[vec!["EXISTS", &k]]), vec![":0"]);
+    }
+    for i in 0..3000 {
+        let k = format!("k:{i}");
+        let home = if redis_engine::cluster::key_slot(k.as_bytes()) <= 8191 {
+            &b
+        } else {
+            &c
+        };
+        assert_eq!(run(home.addr, &[vec!["GET", &k]]), vec![i.to_string()]);
+    }
+
+    run(
+        a.addr,
+        &[vec!["SELECT", "2"], vec!["SET", "elsewhere", "x"]],
+    );
+    let two_dbs = dir.path().join("two-dbs.rdb");
+    control_plane::rdb_io::capture(a.addr, None, &two_dbs)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = control_plane::rdb_io::restore_slots(b.addr, None, &two_dbs, Some(&[(0, 16383)]))
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("database 2"), "{err}");
+}
