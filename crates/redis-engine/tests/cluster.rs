@@ -115,6 +115,7 @@ fn cluster_mode_matches_redis_server() {
             ],
             migrating: vec![],
             importing: vec![],
+            compatible: false,
         },
     )));
     let mut o = Conn::connect(port);
@@ -249,6 +250,7 @@ fn topo(
         nodes: vec![node("a", a.0, a.1), node("b", b.0, b.1)],
         migrating,
         importing,
+        compatible: false,
     }
 }
 
