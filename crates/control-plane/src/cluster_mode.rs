@@ -208,10 +208,7 @@ async fn to_compatible(
     let spec = &mut g.spec;
     // Member names stay (`<rg>-001`, …): nodes are not replaced. Replicas added
     // later get shard-style names (`<rg>-0001-00N`).
-    let last = spec
-        .members
-        .len()
-        .max(usize::from(spec.last_member_number));
+    let last = spec.members.len().max(usize::from(spec.last_member_number));
     spec.shards = vec![Shard {
         id: rg::NODE_GROUP_ID.to_string(),
         slots: vec![(0, (SLOTS - 1) as u16)],

@@ -593,7 +593,8 @@ pub(crate) async fn apply_topology(
             .unwrap_or_default();
         for (kind, ip, port) in plain {
             let key = rg::endpoint_key(region, &g.id, kind);
-            cp.nodes.set_security_groups(&key, &g.spec.security_group_ids);
+            cp.nodes
+                .set_security_groups(&key, &g.spec.security_group_ids);
             cp.nodes
                 .start_proxy(
                     &key,
