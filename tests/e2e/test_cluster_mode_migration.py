@@ -172,3 +172,32 @@ def test_migration_preconditions(server):
     assert g["ClusterMode"] == "compatible"
     assert plain(g["NodeGroups"][0]["PrimaryEndpoint"]).ping()
     assert raw(g["ConfigurationEndpoint"], "CLUSTER", "SLOTS")[0][:2] == [0, 16383]
+    # A failover in compatible mode: the primary endpoint follows the new primary and
+    # the cluster topology names it too.
+    p = plain(g["NodeGroups"][0]["PrimaryEndpoint"])
+    p.set("before-failover", "1")
+    ec.test_failover(ReplicationGroupId="dbs", NodeGroupId="0001")
+    deadline = time.time() + 30
+    while True:
+        g = wait_group(ec, "dbs")
+        members = g["NodeGroups"][0]["NodeGroupMembers"]
+        if next(m for m in members if m["CurrentRole"] == "primary")["CacheClusterId"] == "dbs-002":
+            break
+        assert time.time() < deadline, "failover did not happen"
+        time.sleep(0.05)
+    deadline = time.time() + 10
+    while True:
+        try:
+            p = plain(g["NodeGroups"][0]["PrimaryEndpoint"])
+            p.set("after-failover", "1")
+            break
+        except (redis.ConnectionError, redis.ReadOnlyError):
+            assert time.time() < deadline
+            time.sleep(0.05)
+    assert p.get("before-failover") == "1"
+    new_primary = next(m for m in members if m["CacheClusterId"] == "dbs-002")["ReadEndpoint"]
+    slots = raw(g["ConfigurationEndpoint"], "CLUSTER", "SLOTS")
+    assert slots[0][2][1] == new_primary["Port"] and slots[0][2][0].decode() == new_primary["Address"]
+    rc = RedisCluster(host=g["ConfigurationEndpoint"]["Address"], port=g["ConfigurationEndpoint"]["Port"],
+                      decode_responses=True)
+    assert rc.get("after-failover") == "1"
