@@ -8,6 +8,7 @@ mod admin;
 mod at_rest;
 mod cache_security_groups;
 mod catalog;
+mod cluster_mode;
 mod clusters;
 mod engine_versions;
 mod error;

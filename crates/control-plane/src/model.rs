@@ -267,6 +267,12 @@ impl GroupSpec {
     pub fn cluster_enabled(&self) -> bool {
         !self.shards.is_empty()
     }
+
+    /// ClusterMode `compatible`: one shard that answers both protocols, with the
+    /// primary/reader endpoints and the configuration endpoint (see `cluster_mode`).
+    pub fn cluster_compatible(&self) -> bool {
+        self.cluster_mode.as_deref() == Some("compatible") && self.shards.len() == 1
+    }
 }
 
 /// A node group of a cluster-mode-enabled replication group.

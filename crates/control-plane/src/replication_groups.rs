@@ -23,7 +23,7 @@ use std::sync::Arc;
 const MAX_MEMBERS: usize = 6;
 pub const NODE_GROUP_ID: &str = "0001";
 
-fn endpoint_key(region: &str, rg: &str, kind: Kind) -> NodeKey {
+pub(crate) fn endpoint_key(region: &str, rg: &str, kind: Kind) -> NodeKey {
     NodeKey {
         region: region.to_string(),
         cluster: format!("{rg}/{}", kind.as_str()),
@@ -507,15 +507,21 @@ fn write_group(
     w.text("Status", &g.status);
     shards::write_pending(w, g);
     w.string_list("MemberClusters", "ClusterId", s.members.iter());
-    if s.cluster_enabled() {
+    if s.cluster_enabled() && !s.cluster_compatible() {
         shards::write_node_groups(cp, w, g, members, node_group_status);
         endpoint(w, "ConfigurationEndpoint", &eps.configuration);
     } else {
+        // Cluster mode compatible: the one node group keeps its primary and reader
+        // endpoints for plain clients, and shows its slots and the configuration
+        // endpoint for cluster clients.
         w.list("NodeGroups", "NodeGroup", [()], |w, ()| {
             w.text("NodeGroupId", NODE_GROUP_ID)
                 .text("Status", node_group_status);
             endpoint(w, "PrimaryEndpoint", &eps.primary);
             endpoint(w, "ReaderEndpoint", &eps.reader);
+            if s.cluster_compatible() {
+                w.text("Slots", "0-16383");
+            }
             w.list("NodeGroupMembers", "NodeGroupMember", &ordered, |w, c| {
                 w.text("CacheClusterId", c.id.as_str())
                     .text("CacheNodeId", "0001");
@@ -539,6 +545,9 @@ fn write_group(
                 );
             });
         });
+        if s.cluster_compatible() {
+            endpoint(w, "ConfigurationEndpoint", &eps.configuration);
+        }
     }
     w.opt_text(
         "SnapshottingClusterId",
@@ -594,18 +603,19 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     let _guard = cp.lock.lock().await;
     let mut g = find(cp, region, raw).await?;
     g.require_available()?;
+    if let Some(mode) = p.str("ClusterMode") {
+        if mode != crate::cluster_mode::current(&g) {
+            return crate::cluster_mode::change(cp, g, p, mode).await;
+        }
+    }
+    if p.has("EngineVersion") || p.has("CacheNodeType") {
+        crate::cluster_mode::refuse_in_compatible(&g, "Changing the engine version or node type")?;
+    }
     let before = serde_json::to_string(&g.spec)?;
     let mut ms = members(cp, &g).await?;
     let s = &mut g.spec;
     if let Some(d) = p.str("ReplicationGroupDescription") {
         s.description = d.to_string();
-    }
-    if let Some(mode) = p.str("ClusterMode") {
-        if mode != s.cluster_mode.as_deref().unwrap_or("disabled") {
-            return Err(ApiError::InvalidParameterValue(
-                "Changing ClusterMode of an existing replication group is not implemented by elastilite yet.".into(),
-            ));
-        }
     }
     if let Some(af) = p.bool("AutomaticFailoverEnabled")? {
         if af && s.members.len() < 2 {
@@ -917,6 +927,7 @@ async fn change_replicas(
         let mut g = find(cp, region, raw).await?;
         if g.spec.cluster_enabled() {
             g.require_available()?;
+            crate::cluster_mode::refuse_in_compatible(&g, "Changing the replica count")?;
             let changed = shards::change_replicas(cp, &mut g, p, increase).await?;
             g.status = status::MODIFYING.to_string();
             cp.store.put_replication_group(&g, &changed).await?;

@@ -566,6 +566,15 @@ pub(crate) async fn apply_topology(
     if let Some((ip, _)) = &config {
         names.push(ip.clone());
     }
+    // Cluster mode compatible keeps the primary and reader endpoints of the
+    // cluster-mode-disabled group it was.
+    let mut plain = Vec::new();
+    for kind in [Kind::Primary, Kind::Reader] {
+        if let Some((ip, port)) = cp.store.endpoint(region, &g.id, kind.as_str()).await? {
+            names.push(ip.clone());
+            plain.push((kind, ip, port));
+        }
+    }
     for c in ms {
         let key = node_key(region, &c.id, CacheNodeId::new(1));
         cp.nodes.set_cert_names(&key, &names);
@@ -588,6 +597,7 @@ pub(crate) async fn apply_topology(
                 nodes: nodes.clone(),
                 migrating,
                 importing,
+                compatible: g.spec.cluster_compatible(),
             },
         );
     }
@@ -617,6 +627,37 @@ pub(crate) async fn apply_topology(
                 },
             )
             .await?;
+    }
+    if !plain.is_empty() {
+        let replicas: Vec<_> = g
+            .spec
+            .shards
+            .first()
+            .map(|s| {
+                s.members
+                    .iter()
+                    .filter(|m| **m != s.primary)
+                    .filter_map(|m| by_id.get(m.as_str()).and_then(|c| rg::node_addr(c)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (kind, ip, port) in plain {
+            let key = rg::endpoint_key(region, &g.id, kind);
+            cp.nodes
+                .set_security_groups(&key, &g.spec.security_group_ids);
+            cp.nodes
+                .start_proxy(
+                    &key,
+                    &ip,
+                    port,
+                    kind,
+                    Targets {
+                        primary: first,
+                        replicas: replicas.clone(),
+                    },
+                )
+                .await?;
+        }
     }
     Ok(())
 }
@@ -971,6 +1012,7 @@ pub(crate) async fn modify_shard_configuration(
         )));
     }
     g.require_available()?;
+    crate::cluster_mode::refuse_in_compatible(&g, "Changing the number of node groups")?;
     if !(1..=500).contains(&count) {
         return Err(ApiError::InvalidParameterValue(
             "NodeGroupCount must be between 1 and 500.".into(),

@@ -572,6 +572,21 @@ impl Store {
         Ok(())
     }
 
+    pub async fn delete_endpoint(
+        &self,
+        region: &str,
+        owner: &str,
+        kind: &str,
+    ) -> Result<(), ApiError> {
+        sqlx::query("DELETE FROM endpoints WHERE region = ? AND owner = ? AND kind = ?")
+            .bind(region)
+            .bind(owner)
+            .bind(kind)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn endpoint(
         &self,
         region: &str,

@@ -85,6 +85,11 @@ pub struct Topology {
     pub migrating: Vec<(u16, String)>,
     /// Slots this node is receiving: (slot, source node id).
     pub importing: Vec<(u16, String)>,
+    /// ElastiCache's "cluster mode compatible" (the step between disabled and
+    /// enabled): clients may talk either protocol. Honoured only while this node's
+    /// shard serves every slot; then keyed commands are never redirected (no
+    /// `-MOVED` from a replica, no `-CROSSSLOT`), as on a node without cluster mode.
+    pub compatible: bool,
 }
 
 /// Topology compiled for lookups on every keyed command.
@@ -95,6 +100,8 @@ pub struct ClusterState {
     migrating: HashMap<u16, usize>,
     importing: HashMap<u16, usize>,
     messages: u64,
+    /// `topo.compatible` and this node's shard serves all 16384 slots.
+    compatible: bool,
 }
 
 impl ClusterState {
@@ -122,12 +129,19 @@ impl ClusterState {
             .iter()
             .filter_map(|(s, id)| Some((*s, index(id)?)))
             .collect();
+        let my_primary = match &topo.nodes[me].primary_id {
+            None => Some(me),
+            Some(p) => topo.nodes.iter().position(|n| &n.id == p),
+        };
+        let compatible = topo.compatible
+            && my_primary.is_some_and(|p| owner.iter().all(|&o| usize::from(o) == p));
         Some(ClusterState {
             me,
             owner,
             migrating,
             importing,
             messages: 0,
+            compatible,
             topo,
         })
     }
@@ -250,6 +264,12 @@ pub fn redirect(
         return None;
     }
     let cs = node.cluster.as_ref()?;
+    if cs.compatible {
+        // One shard owns every slot: this node holds (or replicates) every key, and
+        // plain clients keep their single-node semantics. Writes on a replica are
+        // still refused with -READONLY by the replication check.
+        return None;
+    }
     let mut slot: Option<u16> = None;
     let mut cross = false;
     let mut multiple = false;
@@ -1003,6 +1023,7 @@ mod tests {
             ],
             migrating: vec![],
             importing: vec![],
+            compatible: false,
         }
     }
 

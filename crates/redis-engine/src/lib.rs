@@ -219,6 +219,8 @@ pub struct NodeStats {
     pub expired_keys: u64,
     /// Keys in every database.
     pub keys: u64,
+    /// Keys in databases other than 0 (cluster mode allows only database 0).
+    pub keys_outside_db0: u64,
     pub used_memory: u64,
     pub maxmemory: u64,
     pub net_input_bytes: u64,
@@ -826,6 +828,7 @@ impl StatsPublisher {
             evicted_keys: n.ks.stats.evicted_keys,
             expired_keys: n.ks.stats.expired_keys,
             keys: n.ks.dbs.iter().map(|d| d.map.len() as u64).sum(),
+            keys_outside_db0: n.ks.dbs.iter().skip(1).map(|d| d.map.len() as u64).sum(),
             used_memory: n.used_memory(),
             maxmemory: n.settings.maxmemory,
             net_input_bytes: n.net_in,

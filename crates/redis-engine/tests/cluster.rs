@@ -115,6 +115,7 @@ fn cluster_mode_matches_redis_server() {
             ],
             migrating: vec![],
             importing: vec![],
+            compatible: false,
         },
     )));
     let mut o = Conn::connect(port);
@@ -249,6 +250,7 @@ fn topo(
         nodes: vec![node("a", a.0, a.1), node("b", b.0, b.1)],
         migrating,
         importing,
+        compatible: false,
     }
 }
 
@@ -402,4 +404,79 @@ fn shard_subscribers_dropped_when_their_slot_moves() {
         cmd(&mut c, &["PUBSUB", "SHARDNUMSUB", "news"]),
         b"*2\r\n$4\r\nnews\r\n:0\r\n"
     );
+}
+
+/// ElastiCache's cluster mode compatible (no redis-server equivalent): while this
+/// node's shard serves every slot, keyed commands are not redirected (plain clients
+/// keep cross-slot commands and reads on a replica); with the flag off, or when the
+/// shard does not serve every slot, the usual cluster redirections apply.
+#[test]
+fn compatible_mode_serves_plain_clients_only_while_one_shard_owns_every_slot() {
+    let (h, port) = start_node(redis_engine::Config::default());
+    let node = |id: &str, port: u16, primary: Option<&str>, slots: Vec<(u16, u16)>| TopologyNode {
+        id: id.repeat(40),
+        ip: "127.0.0.1".into(),
+        port,
+        primary_id: primary.map(|p| p.repeat(40)),
+        slots,
+        shard_id: "s".repeat(40),
+        epoch: 1,
+    };
+    let set = |me: &str, nodes: Vec<TopologyNode>, compatible: bool| {
+        h.control(redis_engine::Control::SetClusterTopology(Box::new(
+            Topology {
+                myself: me.repeat(40),
+                epoch: 1,
+                nodes,
+                migrating: vec![],
+                importing: vec![],
+                compatible,
+            },
+        )));
+    };
+    let primary_all = |p| {
+        vec![
+            node("a", port, None, vec![(0, 16383)]),
+            node("c", p, Some("a"), vec![]),
+        ]
+    };
+    let mut c = Conn::connect(port);
+    cmd(&mut c, &["SET", "k1", "v1"]);
+    cmd(&mut c, &["SET", "k2", "v2"]);
+    // This node as the primary owning every slot.
+    set("a", primary_all(1), true);
+    wait_for(
+        &mut c,
+        &["MGET", "k1", "k2"],
+        "*2\r\n$2\r\nv1\r\n$2\r\nv2\r\n",
+    );
+    assert!(!cmd(&mut c, &["CLUSTER", "SHARDS"]).is_empty());
+    set("a", primary_all(1), false);
+    wait_for(
+        &mut c,
+        &["MGET", "k1", "k2"],
+        "-CROSSSLOT Keys in request don't hash to the same slot\r\n",
+    );
+    // This node as the replica of a primary owning every slot: reads are served.
+    let as_replica = vec![
+        node("a", 1, None, vec![(0, 16383)]),
+        node("c", port, Some("a"), vec![]),
+    ];
+    set("c", as_replica.clone(), true);
+    wait_for(&mut c, &["GET", "k1"], "$2\r\nv1\r\n");
+    set("c", as_replica, false);
+    let moved = format!("-MOVED {} 127.0.0.1:1\r\n", key_slot(b"k1"));
+    wait_for(&mut c, &["GET", "k1"], &moved);
+    // Two shards: the flag is not honoured (keys of the other shard move).
+    let split = vec![
+        node("a", port, None, vec![(0, 8191)]),
+        node("b", 1, None, vec![(8192, 16383)]),
+    ];
+    set("a", split, true);
+    let other = ["k1", "k2", "k3", "k4", "k5"]
+        .into_iter()
+        .find(|k| key_slot(k.as_bytes()) >= 8192)
+        .expect("a key of the second half");
+    let moved = format!("-MOVED {} 127.0.0.1:1\r\n", key_slot(other.as_bytes()));
+    wait_for(&mut c, &["GET", other], &moved);
 }
