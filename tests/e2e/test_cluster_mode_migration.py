@@ -8,6 +8,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from test_cluster_mode import line, raw, wait_group
+from test_snapshots import wait_snapshot
 
 KEYS = 600
 
@@ -88,6 +89,18 @@ def test_disabled_to_compatible_to_enabled_then_reshard(server):
     assert all(rc.get(f"k{i}") == f"v{i}" for i in range(KEYS))
     rc.set("from-cluster-client", "1")
     assert p.get("from-cluster-client") == "1"
+    # A snapshot in compatible mode holds the one shard and seeds a two-shard group.
+    ec.create_snapshot(ReplicationGroupId="mig", SnapshotName="mig-compat")
+    snap = wait_snapshot(ec, "mig-compat")
+    assert [n["NodeGroupId"] for n in snap["NodeSnapshots"]] == ["0001"]
+    wait_group(ec, "mig")
+    ec.create_replication_group(
+        ReplicationGroupId="mig-copy", ReplicationGroupDescription="from compatible", SnapshotName="mig-compat",
+        NumNodeGroups=2, ReplicasPerNodeGroup=0, CacheParameterGroupName="default.redis7.cluster.on")
+    copy = wait_group(ec, "mig-copy")
+    ccfg = copy["ConfigurationEndpoint"]
+    rcc = RedisCluster(host=ccfg["Address"], port=ccfg["Port"], decode_responses=True)
+    assert all(rcc.get(f"k{i}") == f"v{i}" for i in range(KEYS)) and rcc.get("from-cluster-client") == "1"
 
     # Not allowed in compatible mode: scaling and going back.
     with pytest.raises(ec.exceptions.InvalidReplicationGroupStateFault):
