@@ -264,6 +264,12 @@ def test_online_resharding_out_and_in_loses_nothing(server):
         if i % 5000 == 4999:
             pipe.execute()
     pipe.execute()
+    # Streams move too, with their consumer groups and pending entries.
+    for s in range(20):
+        rc.xadd(f"stream:{s}", {"f": s})
+        rc.xadd(f"stream:{s}", {"f": s + 1})
+        rc.xgroup_create(f"stream:{s}", "g", id="0")
+        rc.xreadgroup("g", "c", {f"stream:{s}": ">"}, count=1)
     writer = Writer(g)
     t0 = time.time()
     g, progress = reshard(ec, "resh", 4)
@@ -285,7 +291,11 @@ def test_online_resharding_out_and_in_loses_nothing(server):
     rc = cluster_client(g)
     # Every key is where the topology says, exactly once.
     total = rc.dbsize(target_nodes=RedisCluster.PRIMARIES)
-    assert total == 100_000 + len(acked)
+    assert total == 100_000 + len(acked) + 20
+    for s in range(20):
+        assert rc.xlen(f"stream:{s}") == 2
+        [group] = rc.xinfo_groups(f"stream:{s}")
+        assert group["pending"] == 1 and group["consumers"] == 1
     pipe = rc.pipeline(transaction=False)
     for i in range(100_000):
         pipe.get(f"key:{i}")
