@@ -234,3 +234,52 @@ def test_serverless_daily_snapshots_follow_retention(sserver):
         time.sleep(1.1)  # automatic snapshot names carry the second
     assert names[0] != names[1] and names[1].startswith("automatic.daily-")
     assert ec.describe_serverless_cache_snapshots(SnapshotType="manual")["ServerlessCacheSnapshots"] == []
+
+
+def test_serverless_user_group_enforced(sserver, tmp_path):
+    ec = sserver.client()
+    ec.create_user(UserId="sl-default-off", UserName="default", Engine="redis", NoPasswordRequired=True,
+                   AccessString="off ~* +@all")
+    ec.create_user(UserId="sl-app", UserName="app", Engine="redis", Passwords=["app-password-0123456789"],
+                   AccessString="on ~app:* +@read +@write")
+    ec.create_user_group(UserGroupId="sl-users", Engine="redis", UserIds=["sl-default-off", "sl-app"])
+    with pytest.raises(ec.exceptions.UserGroupNotFoundFault):
+        ec.create_serverless_cache(ServerlessCacheName="nogroup", Engine="redis", UserGroupId="missing")
+    ec.create_serverless_cache(ServerlessCacheName="secure", Engine="valkey", UserGroupId="sl-users")
+    c = wait_cache(ec, "secure")
+    assert c["UserGroupId"] == "sl-users"
+    assert ec.describe_user_groups(UserGroupId="sl-users")["UserGroups"][0]["ServerlessCaches"] == ["secure"]
+    ca = ca_file(sserver, tmp_path)
+    ep, rep = c["Endpoint"], c["ReaderEndpoint"]
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        tls_client(ep, ca).get("app:x")  # the group's default user is off
+    app = redis.Redis(host=ep["Address"], port=ep["Port"], ssl=True, ssl_ca_certs=ca, socket_timeout=5,
+                      username="app", password="app-password-0123456789")
+    assert app.set("app:x", "1") and app.get("app:x") == b"1"
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        app.set("other:x", "1")
+    reader = redis.Redis(host=rep["Address"], port=rep["Port"], ssl=True, ssl_ca_certs=ca, socket_timeout=5,
+                         username="app", password="app-password-0123456789")
+    assert reader.get("app:x") == b"1"
+    with pytest.raises(ec.exceptions.InvalidUserGroupStateFault):
+        ec.delete_user_group(UserGroupId="sl-users")
+    # A changed user reaches the open connection.
+    ec.modify_user(UserId="sl-app", AccessString="on ~app:* +@read")
+    deadline = time.time() + 5
+    while True:
+        try:
+            app.set("app:y", "1")
+        except redis.exceptions.NoPermissionError:
+            break
+        assert time.time() < deadline
+        time.sleep(0.1)
+    # Without the user group, the cache is open to the default user again.
+    ec.modify_serverless_cache(ServerlessCacheName="secure", RemoveUserGroup=True)
+    c = wait_cache(ec, "secure")
+    assert "UserGroupId" not in c
+    assert tls_client(ep, ca).get("app:x") == b"1"
+    assert ec.describe_user_groups(UserGroupId="sl-users")["UserGroups"][0]["ServerlessCaches"] == []
+    ec.modify_serverless_cache(ServerlessCacheName="secure", UserGroupId="sl-users")
+    wait_cache(ec, "secure")
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        tls_client(ep, ca).get("app:x")

@@ -363,6 +363,10 @@ pub(crate) async fn create(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
             "UserGroupId is not supported for memcached serverless caches.".into(),
         ));
     }
+    if let Some(ug) = &user_group_id {
+        // Serverless caches always encrypt in transit and have no AUTH token.
+        crate::users::check_attach(cp, region, std::slice::from_ref(ug), true, false).await?;
+    }
     let tags = p.tags("Tags")?.unwrap_or_default();
     crate::clusters::check_tag_count(tags.len())?;
     let arns = p
@@ -571,13 +575,18 @@ fn engine_params(spec: &CacheSpec) -> BTreeMap<String, String> {
 /// available; on a fresh start also load its restore data.
 async fn start_node(cp: &Arc<Inner>, region: &str, c: &Cache) -> Result<(), ApiError> {
     let key = node_key(region, &c.row.name);
-    if !cp.nodes.is_running(&key) {
+    let acl = node_acl(cp, region, c).await?;
+    if cp.nodes.is_running(&key) {
+        cp.nodes.set_users(&key, acl.as_ref());
+    } else {
+        let mut spec = cluster_spec(&c.spec);
+        spec.acl = acl;
         cp.nodes
             .start(
                 &key,
                 &c.spec.bind_ip,
                 c.spec.port,
-                &cluster_spec(&c.spec),
+                &spec,
                 &engine_params(&c.spec),
             )
             .await?;
@@ -614,6 +623,42 @@ async fn start_node(cp: &Arc<Inner>, region: &str, c: &Cache) -> Result<(), ApiE
     }
     cp.nodes.set_cert_names(&key, &names);
     Ok(())
+}
+
+/// The users of the cache's user group (None: no user group, no AUTH).
+async fn node_acl(
+    cp: &Inner,
+    region: &str,
+    c: &Cache,
+) -> Result<Option<crate::model::NodeAcl>, ApiError> {
+    let groups: Vec<String> = c.spec.user_group_id.iter().cloned().collect();
+    crate::users::group_acl(cp, region, &c.row.name, &groups).await
+}
+
+/// Push the current users of a cache's user group to its node (a user or user
+/// group changed, or the cache's `UserGroupId`).
+pub(crate) async fn apply_users(cp: &Inner, region: &str, name: &str) -> Result<(), ApiError> {
+    let c = find(cp, region, name).await?;
+    let acl = node_acl(cp, region, &c).await?;
+    cp.nodes
+        .set_users(&node_key(region, &c.row.name), acl.as_ref());
+    Ok(())
+}
+
+/// The serverless caches attached to a user group.
+pub(crate) async fn using_user_group(
+    cp: &Inner,
+    region: &str,
+    group: &str,
+) -> Result<Vec<String>, ApiError> {
+    let mut out = Vec::new();
+    for row in cp.store.resources(Some(region), KIND).await? {
+        let spec: CacheSpec = serde_json::from_str(&row.spec)?;
+        if spec.user_group_id.as_deref() == Some(group) {
+            out.push(row.name);
+        }
+    }
+    Ok(out)
 }
 
 fn apply_limits(cp: &Inner, region: &str, c: &Cache) {
@@ -825,6 +870,7 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
                     "UserGroupId is not supported for memcached serverless caches.".into(),
                 ));
             }
+            crate::users::check_attach(cp, region, &[ug.to_string()], true, false).await?;
             c.spec.user_group_id = Some(ug.to_string());
         }
         (false, None) => {}
@@ -879,6 +925,9 @@ pub(crate) async fn modify(cp: &Arc<Inner>, region: &str, p: &Params) -> Result<
     // The limits reach the running node at once; the cache passes through
     // `modifying` as on AWS.
     apply_limits(cp, region, &c);
+    let acl = node_acl(cp, region, &c).await?;
+    cp.nodes
+        .set_users(&node_key(region, &c.row.name), acl.as_ref());
     let msg = format!("Serverless cache {} modified", c.row.name);
     enter(cp, region, &mut c, MODIFYING, &msg).await
 }

@@ -306,7 +306,14 @@ fn write_user(cp: &Inner, region: &str, w: &mut XmlWriter, u: &User, groups: &[S
         .text("ARN", &user_arn(cp, region, &u.id));
 }
 
-fn write_group(cp: &Inner, region: &str, w: &mut XmlWriter, g: &UserGroup, rgs: &[String]) {
+fn write_group(
+    cp: &Inner,
+    region: &str,
+    w: &mut XmlWriter,
+    g: &UserGroup,
+    rgs: &[String],
+    caches: &[String],
+) {
     w.text("UserGroupId", &g.id)
         .text("Status", &g.spec.status)
         .text("Engine", &g.spec.engine)
@@ -319,7 +326,7 @@ fn write_group(cp: &Inner, region: &str, w: &mut XmlWriter, g: &UserGroup, rgs: 
         });
     }
     w.string_list("ReplicationGroups", "member", rgs)
-        .string_list("ServerlessCaches", "member", Vec::<String>::new())
+        .string_list("ServerlessCaches", "member", caches)
         .text("ARN", &group_arn(cp, region, &g.id));
 }
 
@@ -359,8 +366,9 @@ async fn render_group(cp: &Inner, region: &str, g: &UserGroup) -> Result<String,
         .into_iter()
         .map(|r| r.id)
         .collect();
+    let caches = crate::serverless::using_user_group(cp, region, &g.id).await?;
     let mut w = XmlWriter::new();
-    write_group(cp, region, &mut w, g, &rgs);
+    write_group(cp, region, &mut w, g, &rgs, &caches);
     Ok(w.finish())
 }
 
@@ -683,14 +691,19 @@ pub(crate) async fn describe_groups(
     };
     let (page, marker) = paginate(groups, p, |g| g.id.clone())?;
     let rgs = cp.store.replication_groups(region).await?;
+    let mut caches = Vec::with_capacity(page.len());
+    for g in &page {
+        caches.push(crate::serverless::using_user_group(cp, region, &g.id).await?);
+    }
     let mut w = XmlWriter::new();
+    let mut caches = caches.into_iter();
     w.list("UserGroups", "member", &page, |w, g| {
         let of: Vec<String> = rgs
             .iter()
             .filter(|r| r.spec.user_group_ids.contains(&g.id))
             .map(|r| r.id.clone())
             .collect();
-        write_group(cp, region, w, g, &of);
+        write_group(cp, region, w, g, &of, &caches.next().unwrap_or_default());
     });
     w.opt_text("Marker", marker.as_deref());
     Ok(w.finish())
@@ -780,6 +793,13 @@ pub(crate) async fn delete_group(
             names.join(", ")
         )));
     }
+    let caches = crate::serverless::using_user_group(cp, region, &id).await?;
+    if !caches.is_empty() {
+        return Err(ApiError::InvalidUserGroupState(format!(
+            "User group {id} is associated with serverless cache(s) {}.",
+            caches.join(", ")
+        )));
+    }
     g.spec.status = "deleting".into();
     let out = render_group(cp, region, &g).await;
     if cp.config.provision_delay.is_zero() {
@@ -867,11 +887,22 @@ pub(crate) async fn node_acl(
             }],
         }));
     }
-    if s.user_group_ids.is_empty() {
+    group_acl(cp, region, rg_id, &s.user_group_ids).await
+}
+
+/// The users of these user groups as the nodes of cache `cache_name` enforce them
+/// (None: no user group, so no ACL users).
+pub(crate) async fn group_acl(
+    cp: &Inner,
+    region: &str,
+    cache_name: &str,
+    group_ids: &[String],
+) -> Result<Option<NodeAcl>, ApiError> {
+    if group_ids.is_empty() {
         return Ok(None);
     }
     let mut users = Vec::new();
-    for gid in &s.user_group_ids {
+    for gid in group_ids {
         let Some(g) = load_group(cp, region, gid).await? else {
             continue;
         };
@@ -900,7 +931,7 @@ pub(crate) async fn node_acl(
         }
     }
     Ok(Some(NodeAcl {
-        cache_name: rg_id.to_string(),
+        cache_name: cache_name.to_string(),
         users,
     }))
 }
@@ -915,6 +946,11 @@ pub(crate) async fn refresh_nodes(
     for rg in cp.store.replication_groups(region).await? {
         if rg.spec.user_group_ids.iter().any(|g| groups.contains(g)) {
             apply_to_members(cp, region, &rg).await?;
+        }
+    }
+    for g in groups {
+        for name in crate::serverless::using_user_group(cp, region, g).await? {
+            crate::serverless::apply_users(cp, region, &name).await?;
         }
     }
     Ok(())
