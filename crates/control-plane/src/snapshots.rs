@@ -99,13 +99,18 @@ async fn group_source(cp: &Inner, region: &str, raw: &str) -> Result<Source, Api
         .await?
         .ok_or_else(|| ApiError::CacheClusterNotFound(g.spec.primary.clone()))?;
     let mut s = cluster_source(cp, c, Some(&g)).await?;
-    s.spec.replication_group_id = Some(g.id.clone());
-    s.spec.replication_group_description = Some(g.spec.description.clone());
-    s.spec.cache_cluster_id = None;
-    s.spec.automatic_failover = g.spec.automatic_failover;
-    s.spec.kms_key_id = g.spec.kms_key_id.clone();
-    s.spec.num_cache_nodes = g.spec.members.len() as u16;
+    of_group(&mut s.spec, &g);
     Ok(s)
+}
+
+/// A snapshot of a replication group names the group, not the member it was read from.
+fn of_group(spec: &mut SnapshotSpec, g: &crate::model::GroupRecord) {
+    spec.replication_group_id = Some(g.id.clone());
+    spec.replication_group_description = Some(g.spec.description.clone());
+    spec.cache_cluster_id = None;
+    spec.automatic_failover = g.spec.automatic_failover;
+    spec.kms_key_id = g.spec.kms_key_id.clone();
+    spec.num_cache_nodes = g.spec.members.len() as u16;
 }
 
 /// A cluster-mode-enabled group: one node snapshot per shard, taken from the
@@ -157,12 +162,7 @@ async fn sharded_source(cp: &Inner, g: &crate::model::GroupRecord) -> Result<Sou
         ))
     })?;
     let mut src = cluster_source(cp, first, Some(g)).await?;
-    src.spec.replication_group_id = Some(g.id.clone());
-    src.spec.replication_group_description = Some(g.spec.description.clone());
-    src.spec.cache_cluster_id = None;
-    src.spec.automatic_failover = g.spec.automatic_failover;
-    src.spec.kms_key_id = g.spec.kms_key_id.clone();
-    src.spec.num_cache_nodes = g.spec.members.len() as u16;
+    of_group(&mut src.spec, g);
     src.spec.parameter_group_name = g.spec.parameter_group_name.clone();
     src.spec.cluster_enabled = true;
     src.spec.nodes = nodes;

@@ -9,6 +9,24 @@ mod common;
 
 use common::*;
 
+/// Send one command line to both servers and return both replies.
+fn both(a: &mut Conn, b: &mut Conn, line: &str) -> (Vec<u8>, Vec<u8>) {
+    a.send(&words(line));
+    b.send(&words(line));
+    let ra = a.read_reply().map(|r| r.0).unwrap_or_default();
+    let rb = b.read_reply().map(|r| r.0).unwrap_or_default();
+    (ra, rb)
+}
+
+fn assert_none(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 fn words(line: &str) -> Vec<Vec<u8>> {
     line.split(' ')
         .filter(|w| !w.is_empty())
@@ -149,10 +167,7 @@ fn acl_replies_match_redis() {
         let mut a = Conn::connect(redis.port);
         let mut b = Conn::connect(port);
         for line in *script {
-            a.send(&words(line));
-            b.send(&words(line));
-            let ra = a.read_reply().map(|r| r.0).unwrap_or_default();
-            let rb = b.read_reply().map(|r| r.0).unwrap_or_default();
+            let (ra, rb) = both(&mut a, &mut b, line);
             if line.starts_with("HELLO") && ra.first() == rb.first() && ra.first() != Some(&b'-') {
                 continue; // server identity differs by design
             }
@@ -166,12 +181,7 @@ fn acl_replies_match_redis() {
         }
     }
     node.shutdown();
-    assert!(
-        failures.is_empty(),
-        "{} differences:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_none(&failures);
 }
 
 /// ACL LOG entries carry timing and connection details that differ by design.
@@ -297,10 +307,7 @@ fn getuser_dryrun_and_log_match_redis() {
         } else {
             (&mut user_a, &mut user_b)
         };
-        a.send(&words(line));
-        b.send(&words(line));
-        let ra = a.read_reply().map(|r| r.0).unwrap_or_default();
-        let rb = b.read_reply().map(|r| r.0).unwrap_or_default();
+        let (ra, rb) = both(a, b, line);
         if line.starts_with("HELLO") {
             continue; // server identity differs by design
         }
@@ -322,12 +329,7 @@ fn getuser_dryrun_and_log_match_redis() {
         }
     }
     node.shutdown();
-    assert!(
-        failures.is_empty(),
-        "{} differences:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_none(&failures);
 }
 
 /// Without `--allow-restricted-commands` (ElastiCache), users cannot be changed
