@@ -28,6 +28,23 @@ pub struct Settings {
     pub extra: IndexMap<String, String>,
 }
 
+impl Settings {
+    /// True on a Valkey node whose engine version is at least `major.minor`: the
+    /// Valkey 8.x command additions answer only there, so Redis OSS and Valkey 7.2
+    /// nodes keep Redis 7.0's replies.
+    pub fn valkey_at_least(&self, major: u32, minor: u32) -> bool {
+        if self.flavor != "valkey" {
+            return false;
+        }
+        let mut parts = self
+            .version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let have = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        have >= (major, minor)
+    }
+}
+
 pub struct BlockState {
     pub db: usize,
     pub keys: Vec<Blob>,

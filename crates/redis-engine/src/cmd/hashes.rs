@@ -449,10 +449,12 @@ fn hscan(ctx: &mut Ctx<'_>) -> CmdResult {
     }
     r.array(2);
     r.bulk(next.to_string().as_bytes());
-    r.array(items.len() * 2);
+    r.array(items.len() * if o.novalues { 1 } else { 2 });
     for (k, v) in items {
         r.bulk(k);
-        r.bulk(v);
+        if !o.novalues {
+            r.bulk(v);
+        }
     }
     Ok(())
 }

@@ -749,6 +749,10 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
             let mut laddr = None;
             let mut ty = None;
             let mut skipme = true;
+            // MAXAGE <seconds> (Valkey 8.0, networking.c clientCommand): only clients
+            // connected at least that long.
+            let mut max_age: Option<u64> = None;
+            let maxage_ok = ctx.node.settings.valkey_at_least(8, 0);
             let mut i = 2;
             while i < argc {
                 if i + 1 >= argc {
@@ -766,6 +770,13 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
                     addr = Some(v.to_vec());
                 } else if ctx.arg_eq(i, "laddr") {
                     laddr = Some(v.to_vec());
+                } else if maxage_ok && ctx.arg_eq(i, "maxage") {
+                    let n = parse_int_opt(v)
+                        .ok_or_else(|| err("maxage is not an integer or out of range"))?;
+                    if n <= 0 {
+                        return Err(err("maxage should be greater than 0"));
+                    }
+                    max_age = Some(n as u64);
                 } else if ctx.arg_eq(i, "type") {
                     ty = Some(String::from_utf8_lossy(v).to_ascii_lowercase());
                 } else if ctx.arg_eq(i, "user") {
@@ -779,6 +790,9 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
             let mut n = 0;
             for c in ctx.node.clients.values() {
                 if skipme && c.id == ctx.client.id {
+                    continue;
+                }
+                if max_age.is_some_and(|m| c.created.elapsed().as_secs() < m) {
                     continue;
                 }
                 if id.is_some_and(|x| x != c.id)

@@ -1422,10 +1422,12 @@ fn zscan(ctx: &mut Ctx<'_>) -> CmdResult {
     // Sorted sets are returned in one pass (cursor 0), like Redis does for listpacks.
     r.array(2);
     r.bulk(b"0");
-    r.array(items.len() * 2);
+    r.array(items.len() * if o.noscores { 1 } else { 2 });
     for (m, s) in items {
         r.bulk(&m);
-        r.bulk(crate::resp::fmt_double(s).as_bytes());
+        if !o.noscores {
+            r.bulk(crate::resp::fmt_double(s).as_bytes());
+        }
     }
     Ok(())
 }
