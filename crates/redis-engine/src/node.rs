@@ -234,6 +234,7 @@ impl Node {
         for _ in 0..5 {
             run_id.push_str(&format!("{:08x}", ks.rng.next_u64() as u32));
         }
+        let commandlog = settings.valkey_at_least(8, 1);
         Node {
             ks,
             settings,
@@ -262,7 +263,10 @@ impl Node {
             blocked_count: 0,
             repl: crate::replication::Repl::default(),
             tracking: Default::default(),
-            mon: Default::default(),
+            mon: crate::monitor::Monitor {
+                commandlog,
+                ..Default::default()
+            },
             cmd_start: None,
             clock_hint: None,
             in_batch: false,

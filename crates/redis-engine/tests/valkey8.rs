@@ -12,9 +12,16 @@ mod common;
 use common::*;
 
 fn node(flavor: &str, version: &str) -> (redis_engine::NodeHandle, Conn) {
+    node_with(flavor, version, false)
+}
+
+/// `admin`: CONFIG allowed (ElastiCache renames it away; parameter groups set the same
+/// settings through `apply_param`).
+fn node_with(flavor: &str, version: &str, admin: bool) -> (redis_engine::NodeHandle, Conn) {
     let (h, port) = start_node(redis_engine::Config {
         flavor: flavor.into(),
         version: version.into(),
+        allow_restricted_commands: admin,
         ..Default::default()
     });
     (h, Conn::connect(port))
@@ -315,5 +322,184 @@ fn client_kill_maxage_refused_before_valkey_80() {
     for (flavor, version) in [("redis", "7.1.0"), ("valkey", "7.2.6")] {
         let (_h, mut c) = node(flavor, version);
         expect(&mut c, &["CLIENT", "KILL", "MAXAGE", "1"], SYNTAX);
+    }
+}
+
+/// An entry of SLOWLOG GET / COMMANDLOG GET: (id, value, args).
+fn log_entries(v: &RVal) -> Vec<(i64, i64, Vec<Vec<u8>>)> {
+    let RVal::Array(_, Some(items)) = v else {
+        panic!("log: {v:?}")
+    };
+    items
+        .iter()
+        .map(|e| {
+            let RVal::Array(_, Some(f)) = e else {
+                panic!("entry: {e:?}")
+            };
+            assert_eq!(f.len(), 6, "{e:?}");
+            let (RVal::Int(id), RVal::Int(_), RVal::Int(val), RVal::Array(_, Some(a))) =
+                (&f[0], &f[1], &f[2], &f[3])
+            else {
+                panic!("entry: {e:?}")
+            };
+            let args = a
+                .iter()
+                .map(|x| match x {
+                    RVal::Bulk(Some(b)) => b.clone(),
+                    x => panic!("arg: {x:?}"),
+                })
+                .collect();
+            (*id, *val, args)
+        })
+        .collect()
+}
+
+#[test]
+fn commandlog_on_valkey_81() {
+    let (_h, mut c) = node_with("valkey", "8.1.0", true);
+    // Defaults: 1 MB thresholds, 128 entries.
+    let (_, cfg) = c.cmd(&["CONFIG", "GET", "commandlog-*"]);
+    let RVal::Array(_, Some(kv)) = cfg else {
+        panic!("CONFIG GET: {cfg:?}")
+    };
+    let kv: Vec<String> = kv
+        .iter()
+        .map(|x| match x {
+            RVal::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+            x => panic!("{x:?}"),
+        })
+        .collect();
+    for pair in [
+        ["commandlog-request-larger-than", "1048576"],
+        ["commandlog-reply-larger-than", "1048576"],
+        ["commandlog-large-request-max-len", "128"],
+        ["commandlog-large-reply-max-len", "128"],
+        ["commandlog-execution-slower-than", "10000"],
+        ["commandlog-slow-execution-max-len", "128"],
+    ] {
+        assert!(kv.windows(2).any(|w| w == pair), "{pair:?} in {kv:?}");
+    }
+    for t in ["slow", "large-request", "large-reply"] {
+        expect(&mut c, &["COMMANDLOG", "RESET", t], b"+OK\r\n");
+        expect(&mut c, &["COMMANDLOG", "LEN", t], b":0\r\n");
+    }
+    // A 1 MB value is a large request; reading it back is a large reply.
+    let big = "x".repeat(1 << 20);
+    expect(&mut c, &["SET", "big", &big], b"+OK\r\n");
+    c.cmd(&["GET", "big"]);
+    c.cmd(&["GET", "missing"]);
+    expect(&mut c, &["COMMANDLOG", "LEN", "large-request"], b":1\r\n");
+    expect(&mut c, &["COMMANDLOG", "LEN", "large-reply"], b":1\r\n");
+    let req = log_entries(&c.cmd(&["COMMANDLOG", "GET", "-1", "large-request"]).1);
+    // *3 $3 SET $3 big $1048576 <value>: the request's RESP size.
+    let want_req = 4 + 4 + 5 + 4 + 5 + 10 + (1 << 20) + 2;
+    assert_eq!(req.len(), 1);
+    assert_eq!(req[0].0, 0);
+    assert_eq!(req[0].1, want_req as i64);
+    assert_eq!(req[0].2[0], b"SET");
+    assert_eq!(req[0].2[1], b"big");
+    // Long arguments are trimmed as in the slowlog.
+    assert_eq!(
+        req[0].2[2],
+        format!("{}... (1048448 more bytes)", "x".repeat(128)).into_bytes()
+    );
+    let rep = log_entries(&c.cmd(&["COMMANDLOG", "GET", "10", "large-reply"]).1);
+    assert_eq!(rep.len(), 1);
+    // $1048576\r\n<value>\r\n
+    assert_eq!(rep[0].1, (1 + 7 + 2 + (1 << 20) + 2) as i64);
+    assert_eq!(rep[0].2, vec![b"GET".to_vec(), b"big".to_vec()]);
+
+    // Lower thresholds log small commands; ids grow, newest first.
+    c.cmd(&["CONFIG", "SET", "commandlog-request-larger-than", "0"]);
+    c.cmd(&["PING"]);
+    let req = log_entries(&c.cmd(&["COMMANDLOG", "GET", "2", "large-request"]).1);
+    assert_eq!(req.len(), 2);
+    assert!(req[0].0 > req[1].0);
+    assert_eq!(req[0].2, vec![b"PING".to_vec()]);
+    assert_eq!(req[0].1, 14); // *1\r\n$4\r\nPING\r\n
+                              // -1 turns it off.
+    c.cmd(&["CONFIG", "SET", "commandlog-request-larger-than", "-1"]);
+    c.cmd(&["COMMANDLOG", "RESET", "large-request"]);
+    c.cmd(&["PING"]);
+    expect(&mut c, &["COMMANDLOG", "LEN", "large-request"], b":0\r\n");
+    // max-len trims.
+    c.cmd(&["CONFIG", "SET", "commandlog-reply-larger-than", "0"]);
+    c.cmd(&["CONFIG", "SET", "commandlog-large-reply-max-len", "2"]);
+    for _ in 0..5 {
+        c.cmd(&["PING"]);
+    }
+    expect(&mut c, &["COMMANDLOG", "LEN", "large-reply"], b":2\r\n");
+    expect(
+        &mut c,
+        &["COMMANDLOG", "GET", "0", "large-reply"],
+        b"*0\r\n",
+    );
+
+    // slow is the slowlog.
+    c.cmd(&["CONFIG", "SET", "commandlog-execution-slower-than", "0"]);
+    expect(
+        &mut c,
+        &["CONFIG", "GET", "slowlog-log-slower-than"],
+        b"*2\r\n$23\r\nslowlog-log-slower-than\r\n$1\r\n0\r\n",
+    );
+    c.cmd(&["SLOWLOG", "RESET"]);
+    c.cmd(&["ECHO", "hi"]);
+    let slow = log_entries(&c.cmd(&["COMMANDLOG", "GET", "1", "slow"]).1);
+    assert_eq!(slow[0].2, vec![b"ECHO".to_vec(), b"hi".to_vec()]);
+    // SLOWLOG sees the same log (newest: the COMMANDLOG GET just logged).
+    let via_slowlog = log_entries(&c.cmd(&["SLOWLOG", "GET", "2"]).1);
+    assert_eq!(via_slowlog[1].2, slow[0].2);
+    assert_eq!(via_slowlog[0].2[0], b"COMMANDLOG");
+    expect(&mut c, &["COMMANDLOG", "RESET", "slow"], b"+OK\r\n");
+    expect(&mut c, &["SLOWLOG", "LEN"], b":1\r\n"); // the RESET itself
+
+    // Errors, as commandlog.c words them.
+    let bad_type =
+        b"-ERR type should be one of the following: slow, large-request, large-reply\r\n";
+    expect(&mut c, &["COMMANDLOG", "LEN", "fast"], bad_type);
+    expect(&mut c, &["COMMANDLOG", "RESET", "x"], bad_type);
+    expect(&mut c, &["COMMANDLOG", "GET", "1", "x"], bad_type);
+    let bad_count = b"-ERR count should be greater than or equal to -1\r\n";
+    expect(&mut c, &["COMMANDLOG", "GET", "-2", "slow"], bad_count);
+    expect(&mut c, &["COMMANDLOG", "GET", "x", "x"], bad_count);
+    expect(
+        &mut c,
+        &["COMMANDLOG", "GET", "1"],
+        b"-ERR wrong number of arguments for 'commandlog|get' command\r\n",
+    );
+    expect(
+        &mut c,
+        &["COMMANDLOG", "LEN"],
+        b"-ERR wrong number of arguments for 'commandlog|len' command\r\n",
+    );
+    expect(
+        &mut c,
+        &["COMMANDLOG", "FOO"],
+        b"-ERR unknown subcommand 'FOO'. Try COMMANDLOG HELP.\r\n",
+    );
+    let (_, help) = c.cmd(&["COMMANDLOG", "HELP"]);
+    let RVal::Array(_, Some(lines)) = help else {
+        panic!("HELP: {help:?}")
+    };
+    assert_eq!(lines[1], RVal::Simple(b"GET <count> <type>".to_vec()));
+    assert_eq!(lines.len(), 16);
+}
+
+#[test]
+fn commandlog_unknown_before_valkey_81() {
+    for (flavor, version) in [("redis", "7.1.0"), ("valkey", "7.2.6"), ("valkey", "8.0.1")] {
+        let (_h, mut c) = node_with(flavor, version, true);
+        expect(
+            &mut c,
+            &["COMMANDLOG", "LEN", "slow"],
+            b"-ERR unknown command 'COMMANDLOG', with args beginning with: 'LEN' 'slow' \r\n",
+        );
+        expect(&mut c, &["COMMAND", "INFO", "commandlog"], b"*1\r\n$-1\r\n");
+        expect(&mut c, &["CONFIG", "GET", "commandlog-*"], b"*0\r\n");
+        expect(
+            &mut c,
+            &["EVAL", "return redis.call('commandlog', 'len', 'slow')", "0"],
+            b"-ERR Unknown Redis command called from script script: 2b7c7c6233eacd97742668db7bd90226fd2eeb48, on @user_script:1.\r\n",
+        );
     }
 }

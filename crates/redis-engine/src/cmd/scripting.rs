@@ -273,9 +273,11 @@ fn script(ctx: &mut Ctx<'_>) -> CmdResult {
         ("show", 3) if ctx.node.settings.valkey_at_least(8, 0) => {
             // Valkey 8.0 (eval.c scriptCommand): the cached body of a 40-character sha.
             let sha = String::from_utf8_lossy(ctx.arg(2)).to_ascii_lowercase();
-            let body = (ctx.arg(2).len() == 40)
-                .then(|| ctx.node.scripting.as_ref())
-                .flatten()
+            let body = ctx
+                .node
+                .scripting
+                .as_ref()
+                .filter(|_| ctx.arg(2).len() == 40)
                 .and_then(|sc| sc.scripts.get(&sha))
                 .map(|s| s.body.clone());
             match body {

@@ -144,6 +144,14 @@ pub static COMMANDS: &[CmdDef] = &[
         slowlog
     ),
     cmd!(
+        "commandlog",
+        -2,
+        "admin loading stale",
+        "@admin @slow @dangerous",
+        N,
+        commandlog
+    ),
+    cmd!(
         "latency",
         -2,
         "admin noscript loading stale",
@@ -890,7 +898,8 @@ fn write_command_info(r: &mut Reply<'_>, info: &CmdInfo) {
 }
 
 fn visible(ctx: &Ctx<'_>, i: &CmdInfo) -> bool {
-    ctx.node.settings.allow_restricted || i.flags & F_RESTRICTED == 0
+    (ctx.node.settings.allow_restricted || i.flags & F_RESTRICTED == 0)
+        && super::in_version(ctx.node, i)
 }
 
 /// COMMAND INFO entry: Redis 7.0.15's metadata when it knows the command, else ours.
@@ -1508,6 +1517,10 @@ fn slowlog(ctx: &mut Ctx<'_>) -> CmdResult {
     crate::monitor::slowlog(ctx)
 }
 
+fn commandlog(ctx: &mut Ctx<'_>) -> CmdResult {
+    crate::monitor::commandlog(ctx)
+}
+
 fn latency(ctx: &mut Ctx<'_>) -> CmdResult {
     crate::monitor::latency(ctx)
 }
@@ -1579,6 +1592,35 @@ fn config_params(node: &Node) -> Vec<(String, String)> {
             crate::notify::flags_to_string(node.ks.notify_flags),
         ),
     ];
+    if node.mon.commandlog {
+        let m = &node.mon;
+        v.extend([
+            (
+                "commandlog-execution-slower-than".into(),
+                m.slower_than.to_string(),
+            ),
+            (
+                "commandlog-slow-execution-max-len".into(),
+                m.slowlog_max_len.to_string(),
+            ),
+            (
+                "commandlog-request-larger-than".into(),
+                m.large_request.threshold.to_string(),
+            ),
+            (
+                "commandlog-large-request-max-len".into(),
+                m.large_request.max_len.to_string(),
+            ),
+            (
+                "commandlog-reply-larger-than".into(),
+                m.large_reply.threshold.to_string(),
+            ),
+            (
+                "commandlog-large-reply-max-len".into(),
+                m.large_reply.max_len.to_string(),
+            ),
+        ]);
+    }
     for (k, val) in &s.extra {
         if !v.iter().any(|(n, _)| n == k) {
             v.push((k.clone(), val.clone()));
