@@ -483,6 +483,18 @@ fn commandlog_on_valkey_81() {
     };
     assert_eq!(lines[1], RVal::Simple(b"GET <count> <type>".to_vec()));
     assert_eq!(lines.len(), 16);
+    let (_, cat) = c.cmd(&["ACL", "CAT", "admin"]);
+    let RVal::Array(_, Some(names)) = cat else {
+        panic!("ACL CAT: {cat:?}")
+    };
+    assert!(names.contains(&RVal::Bulk(Some(b"commandlog".to_vec()))));
+    // Listed with its arity (the subcommand entries Valkey adds are not modelled).
+    let info = raw(&mut c, &["COMMAND", "INFO", "commandlog"]);
+    assert!(
+        info.starts_with(b"*1\r\n*10\r\n$10\r\ncommandlog\r\n:-2\r\n"),
+        "{}",
+        String::from_utf8_lossy(&info)
+    );
 }
 
 #[test]
@@ -496,6 +508,12 @@ fn commandlog_unknown_before_valkey_81() {
         );
         expect(&mut c, &["COMMAND", "INFO", "commandlog"], b"*1\r\n$-1\r\n");
         expect(&mut c, &["CONFIG", "GET", "commandlog-*"], b"*0\r\n");
+        let (_, cat) = c.cmd(&["ACL", "CAT", "admin"]);
+        let RVal::Array(_, Some(names)) = cat else {
+            panic!("ACL CAT: {cat:?}")
+        };
+        assert!(names.contains(&RVal::Bulk(Some(b"slowlog".to_vec()))));
+        assert!(!names.contains(&RVal::Bulk(Some(b"commandlog".to_vec()))));
         expect(
             &mut c,
             &["EVAL", "return redis.call('commandlog', 'len', 'slow')", "0"],
