@@ -438,6 +438,16 @@ pub(crate) fn apply_param(node: &mut node::Node, name: &str, value: &str) -> Res
                 .parse()
                 .map_err(|_| "argument couldn't be parsed into an integer")?;
         }
+        // Not a server parameter: the control plane marks a serverless cache's node
+        // with it, as AWS does not offer COMMANDLOG on serverless caches. Kept out of
+        // CONFIG GET.
+        "elastilite-serverless" => {
+            if value == "yes" {
+                node.mon.commandlog = false;
+                node.mon.update_timing();
+            }
+            return Ok(());
+        }
         // Valkey 8.1's COMMANDLOG settings; the slow-execution pair are new names for
         // the slowlog's (config.c aliases).
         "commandlog-execution-slower-than" if node.mon.commandlog => {

@@ -521,3 +521,27 @@ fn commandlog_unknown_before_valkey_81() {
         );
     }
 }
+
+#[test]
+fn commandlog_not_on_serverless_nodes() {
+    // The control plane marks a serverless cache's node (AWS: COMMANDLOG is not
+    // available on serverless caches).
+    let (h, mut c) = node("valkey", "8.1.0");
+    expect(&mut c, &["COMMANDLOG", "LEN", "slow"], b":0\r\n");
+    h.set_param("elastilite-serverless", "yes").expect("param");
+    // Control messages are applied by the node thread asynchronously.
+    for _ in 0..200 {
+        if raw(&mut c, &["COMMANDLOG", "LEN", "slow"]).starts_with(b"-") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    expect(
+        &mut c,
+        &["COMMANDLOG", "LEN", "slow"],
+        b"-ERR unknown command 'COMMANDLOG', with args beginning with: 'LEN' 'slow' \r\n",
+    );
+    // The other Valkey 8.1 additions stay.
+    c.cmd(&["SET", "k", "a"]);
+    expect(&mut c, &["SET", "k", "b", "IFEQ", "a"], b"+OK\r\n");
+}
