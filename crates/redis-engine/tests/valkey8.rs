@@ -545,3 +545,72 @@ fn commandlog_not_on_serverless_nodes() {
     c.cmd(&["SET", "k", "a"]);
     expect(&mut c, &["SET", "k", "b", "IFEQ", "a"], b"+OK\r\n");
 }
+
+#[test]
+fn scans_key_lookup_order_matches_redis_server() {
+    let Some(redis) = start_redis() else { return };
+    let mut a = Conn::connect(redis.addr().port());
+    let (_h, mut b) = node("redis", "7.1.0");
+    for c in [&mut a, &mut b] {
+        c.cmd(&["FLUSHALL"]);
+        c.cmd(&["SET", "str", "x"]);
+        c.cmd(&["HSET", "h", "f", "v"]);
+    }
+    for cmd in ["HSCAN", "SSCAN", "ZSCAN"] {
+        for args in [
+            &[cmd, "missing", "0", "FOO"][..],
+            &[cmd, "missing", "0", "NOVALUES"],
+            &[cmd, "missing", "0", "COUNT", "0"],
+            &[cmd, "str", "0", "FOO"],
+            &[cmd, "missing", "x"],
+            &[cmd, "h", "0", "NOVALUES"],
+        ] {
+            assert_eq!(
+                String::from_utf8_lossy(&raw(&mut a, args)),
+                String::from_utf8_lossy(&raw(&mut b, args)),
+                "{args:?}"
+            );
+        }
+    }
+    let hits = |c: &mut Conn| {
+        let (_, v) = c.cmd(&["INFO", "stats"]);
+        let RVal::Bulk(Some(t)) = v else {
+            panic!("INFO: {v:?}")
+        };
+        String::from_utf8_lossy(&t)
+            .lines()
+            .filter(|l| l.starts_with("keyspace_"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hits(&mut a), hits(&mut b));
+}
+
+#[test]
+fn scans_look_the_key_up_before_the_options() {
+    // redis-server 7.0.15 answers these so (hscanCommand looks the key up first), and
+    // Valkey keeps that order for NOVALUES / NOSCORES.
+    for (flavor, version) in [("redis", "7.1.0"), ("valkey", "7.2.6"), ("valkey", "8.1.0")] {
+        let (_h, mut c) = node(flavor, version);
+        c.cmd(&["SET", "str", "x"]);
+        for cmd in ["HSCAN", "SSCAN", "ZSCAN"] {
+            expect(
+                &mut c,
+                &[cmd, "missing", "0", "FOO"],
+                b"*2\r\n$1\r\n0\r\n*0\r\n",
+            );
+            expect(
+                &mut c,
+                &[cmd, "missing", "0", "COUNT", "0"],
+                b"*2\r\n$1\r\n0\r\n*0\r\n",
+            );
+            expect(
+                &mut c,
+                &[cmd, "missing", "0", "NOSCORES"],
+                b"*2\r\n$1\r\n0\r\n*0\r\n",
+            );
+            expect(&mut c, &[cmd, "str", "0", "FOO"], WRONGTYPE);
+            expect(&mut c, &[cmd, "missing", "x"], b"-ERR invalid cursor\r\n");
+        }
+    }
+}

@@ -415,11 +415,14 @@ fn hrandfield(ctx: &mut Ctx<'_>) -> CmdResult {
 
 fn hscan(ctx: &mut Ctx<'_>) -> CmdResult {
     let cursor = parse_cursor(ctx.arg(2))?;
+    if super::keys::scan_key_answered(ctx, "hash")? {
+        return Ok(());
+    }
     let o = parse_scan_opts(ctx, 3, false)?;
     let db = ctx.db();
     let resp3 = ctx.client.resp3.get();
     let key = ctx.args.get(1);
-    let h = typed!(ctx.node.ks, db, key, Hash, get);
+    let h = typed!(ctx.node.ks, db, key, Hash, get_w);
     let mut r = Reply {
         out: ctx.out,
         resp3,

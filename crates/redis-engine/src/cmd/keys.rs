@@ -405,6 +405,25 @@ pub fn scan_indices(cursor: u64, len: usize, count: usize) -> (u64, std::ops::Ra
     (next, start..pos)
 }
 
+/// HSCAN/SSCAN/ZSCAN look the key up before reading their options (t_hash.c
+/// hscanCommand): a missing key answers the empty scan whatever follows the cursor,
+/// a key of another type WRONGTYPE. True when the reply is written.
+pub fn scan_key_answered(ctx: &mut Ctx<'_>, type_name: &str) -> Result<bool, Error> {
+    let db = ctx.db();
+    // The one read lookup (hit/miss counted here; the scan itself then uses `get_w`).
+    match ctx.node.ks.get(db, ctx.args.get(1)) {
+        Some(e) if e.val.type_name() != type_name => Err(Error::WrongType),
+        Some(_) => Ok(false),
+        None => {
+            let mut r = ctx.r();
+            r.array(2);
+            r.bulk(b"0");
+            r.array(0);
+            Ok(true)
+        }
+    }
+}
+
 pub struct ScanOpts {
     pub pat: Option<Vec<u8>>,
     pub count: usize,
