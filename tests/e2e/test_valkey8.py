@@ -15,6 +15,8 @@ def node_client(ec, cluster_id):
     return redis.Redis(host=ep["Address"], port=ep["Port"], decode_responses=True)
 
 
+# redis-py marks its `ifeq=` keyword experimental.
+@pytest.mark.filterwarnings("ignore:Call to 'set' method with experimental")
 def test_valkey_81_set_ifeq_and_commandlog(server):
     ec = server.client()
     ec.create_cache_cluster(CacheClusterId="vk81", Engine="valkey", EngineVersion="8.1",
@@ -77,3 +79,31 @@ def test_serverless_valkey_has_no_commandlog(server, tmp_path):
     if c["FullEngineVersion"].startswith("8.1"):
         r.set("k", "a")
         assert r.execute_command("SET", "k", "b", "IFEQ", "a") is True
+
+
+def test_commandlog_thresholds_from_a_parameter_group(server):
+    # valkey8's commandlog-* parameters (MinimumEngineVersion 8.1.0) reach the node
+    # live through ModifyCacheParameterGroup.
+    ec = server.client()
+    ec.create_cache_parameter_group(CacheParameterGroupName="vk-log", CacheParameterGroupFamily="valkey8",
+                                    Description="command log")
+    ec.create_cache_cluster(CacheClusterId="vk-log", Engine="valkey", EngineVersion="8.1",
+                            CacheParameterGroupName="vk-log")
+    r = node_client(ec, "vk-log")
+    r.set("k", "small")
+    assert r.execute_command("COMMANDLOG", "LEN", "large-request") == 0
+    ec.modify_cache_parameter_group(CacheParameterGroupName="vk-log", ParameterNameValues=[
+        {"ParameterName": "commandlog-request-larger-than", "ParameterValue": "40"},
+        {"ParameterName": "commandlog-large-request-max-len", "ParameterValue": "2"}])
+    for _ in range(100):
+        r.set("k", "x" * 30)
+        if r.execute_command("COMMANDLOG", "LEN", "large-request") > 0:
+            break
+        time.sleep(0.05)
+    for _ in range(3):
+        r.set("k", "y" * 30)
+    r.set("k", "z")  # 27 request bytes, under the threshold: not logged
+    entries = r.execute_command("COMMANDLOG", "GET", -1, "large-request")
+    assert len(entries) == 2
+    assert [e[3][2] for e in entries] == ["y" * 30, "y" * 30]
+    assert all(e[2] == 57 for e in entries)  # *3 $3 SET $1 k $30 y…: the RESP size
