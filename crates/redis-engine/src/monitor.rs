@@ -96,8 +96,14 @@ impl CommandLog {
 /// The RESP multibulk size of a command, what Valkey counts as its request bytes
 /// (`net_input_bytes_curr_cmd`).
 fn request_bytes(args: &Args<'_>) -> u64 {
-    fn digits(n: usize) -> u64 {
-        n.to_string().len() as u64
+    // Decimal digits without formatting (this runs for every command on 8.1 nodes).
+    fn digits(mut n: usize) -> u64 {
+        let mut d = 1;
+        while n >= 10 {
+            n /= 10;
+            d += 1;
+        }
+        d
     }
     let mut n = 1 + digits(args.len()) + 2;
     for i in 0..args.len() {
@@ -422,7 +428,9 @@ pub fn record(
     let m = &mut node.mon;
     let logged = !matches!(info.def.name, "exec" | "auth" | "hello");
     if m.commandlog && logged {
-        m.large_request.push(args, client, request_bytes(args));
+        if m.large_request.threshold >= 0 {
+            m.large_request.push(args, client, request_bytes(args));
+        }
         m.large_reply.push(args, client, reply_bytes as u64);
     }
     if m.slower_than >= 0 && us >= m.slower_than as u64 && logged {
