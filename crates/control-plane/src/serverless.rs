@@ -565,6 +565,8 @@ fn engine_params(spec: &CacheSpec) -> BTreeMap<String, String> {
         // AWS: "ElastiCache will begin evicting data in your cache that has a
         // Time-To-Live (TTL) set, using LRU logic", then refuses writes with OOM.
         m.insert("maxmemory-policy".to_string(), "volatile-lru".to_string());
+        // No COMMANDLOG on serverless Valkey 8.1 (AWS: not available on serverless).
+        m.insert("elastilite-serverless".to_string(), "yes".to_string());
     } else {
         m.insert("error_on_memory_exhausted".to_string(), "0".to_string());
     }

@@ -46,8 +46,22 @@ pub const CATEGORIES: &[&str] = &[
 /// Commands whose first argument is a subcommand (`client|kill`): Redis names
 /// them with it in NOPERM errors and gives subcommands their own categories.
 const CONTAINERS: &[&str] = &[
-    "acl", "client", "cluster", "command", "config", "function", "latency", "memory", "module",
-    "object", "pubsub", "script", "slowlog", "xgroup", "xinfo",
+    "acl",
+    "client",
+    "cluster",
+    "command",
+    "config",
+    "function",
+    "latency",
+    "memory",
+    "module",
+    "object",
+    "pubsub",
+    "script",
+    "slowlog",
+    "xgroup",
+    "xinfo",
+    "commandlog",
 ];
 
 /// Subcommands whose categories differ from their container's in Redis 7.0
@@ -1069,6 +1083,7 @@ pub fn acl_command(ctx: &mut cmd::Ctx<'_>) -> cmd::CmdResult {
             let names: Vec<&str> = cmd::table()
                 .values()
                 .filter(|i| cats.get(i.idx).is_some_and(|c| c & bit != 0))
+                .filter(|i| cmd::in_version(ctx.node, i))
                 .map(|i| i.def.name)
                 .collect();
             let mut r = ctx.r();

@@ -438,6 +438,54 @@ pub(crate) fn apply_param(node: &mut node::Node, name: &str, value: &str) -> Res
                 .parse()
                 .map_err(|_| "argument couldn't be parsed into an integer")?;
         }
+        // Not a server parameter: the control plane marks a serverless cache's node
+        // with it, as AWS does not offer COMMANDLOG on serverless caches. Kept out of
+        // CONFIG GET.
+        "elastilite-serverless" => {
+            if value == "yes" {
+                node.mon.commandlog = false;
+                node.mon.update_timing();
+            }
+            return Ok(());
+        }
+        // Valkey 8.1's COMMANDLOG settings; the slow-execution pair are new names for
+        // the slowlog's (config.c aliases).
+        "commandlog-execution-slower-than" if node.mon.commandlog => {
+            return apply_param(node, "slowlog-log-slower-than", value);
+        }
+        "commandlog-slow-execution-max-len" if node.mon.commandlog => {
+            return apply_param(node, "slowlog-max-len", value);
+        }
+        "commandlog-request-larger-than" | "commandlog-reply-larger-than"
+            if node.mon.commandlog =>
+        {
+            let v: i64 = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer")?;
+            if v < -1 {
+                return Err("argument must be between -1 and 9223372036854775807 inclusive".into());
+            }
+            if name == "commandlog-request-larger-than" {
+                node.mon.large_request.threshold = v;
+            } else {
+                node.mon.large_reply.threshold = v;
+            }
+            node.mon.update_timing();
+        }
+        "commandlog-large-request-max-len" | "commandlog-large-reply-max-len"
+            if node.mon.commandlog =>
+        {
+            let v: usize = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer")?;
+            let log = if name == "commandlog-large-request-max-len" {
+                &mut node.mon.large_request
+            } else {
+                &mut node.mon.large_reply
+            };
+            log.max_len = v;
+            log.entries.truncate(v);
+        }
         "slowlog-log-slower-than" => {
             node.mon.slower_than = value
                 .parse()

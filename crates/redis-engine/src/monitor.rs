@@ -52,6 +52,95 @@ pub struct Monitor {
     pub log_sink: Option<LogSink>,
     /// A serverless cache's `ECPUPerSecond` maximum (None: no limit).
     pub ecpu: Option<std::sync::Arc<EcpuLimit>>,
+    /// Valkey 8.1's COMMANDLOG: the large-request and large-reply logs are kept (the
+    /// slow one is the slowlog above).
+    pub commandlog: bool,
+    pub large_request: CommandLog,
+    pub large_reply: CommandLog,
+}
+
+/// One of Valkey's size-based command logs (commandlog.c): entries whose request or
+/// reply is at least `threshold` bytes (negative: off), newest first.
+pub struct CommandLog {
+    pub entries: VecDeque<SlowEntry>,
+    pub next_id: u64,
+    pub threshold: i64,
+    pub max_len: usize,
+}
+
+impl Default for CommandLog {
+    fn default() -> Self {
+        // commandlog-request-larger-than / commandlog-reply-larger-than default to 1 MB,
+        // the *-max-len ones to 128.
+        CommandLog {
+            entries: VecDeque::new(),
+            next_id: 0,
+            threshold: 1 << 20,
+            max_len: 128,
+        }
+    }
+}
+
+impl CommandLog {
+    fn push(&mut self, args: &Args<'_>, client: &Client, value: u64) {
+        if self.threshold < 0 || self.max_len == 0 || value < self.threshold as u64 {
+            return;
+        }
+        let e = log_entry(args, client, self.next_id, value);
+        self.next_id += 1;
+        self.entries.push_front(e);
+        self.entries.truncate(self.max_len);
+    }
+}
+
+/// The RESP multibulk size of a command, what Valkey counts as its request bytes
+/// (`net_input_bytes_curr_cmd`).
+fn request_bytes(args: &Args<'_>) -> u64 {
+    // Decimal digits without formatting (this runs for every command on 8.1 nodes).
+    fn digits(mut n: usize) -> u64 {
+        let mut d = 1;
+        while n >= 10 {
+            n /= 10;
+            d += 1;
+        }
+        d
+    }
+    let mut n = 1 + digits(args.len()) + 2;
+    for i in 0..args.len() {
+        let l = args.get(i).len();
+        n += 1 + digits(l) + 2 + l as u64 + 2;
+    }
+    n
+}
+
+/// A slowlog / commandlog entry: arguments trimmed as slowlog.c does.
+fn log_entry(args: &Args<'_>, client: &Client, id: u64, value: u64) -> SlowEntry {
+    let argc = args.len().min(SLOWLOG_MAX_ARGC);
+    let mut v = Vec::with_capacity(argc);
+    for i in 0..argc {
+        if argc != args.len() && i == argc - 1 {
+            v.push(format!("... ({} more arguments)", args.len() - argc + 1).into_bytes());
+            break;
+        }
+        let a = args.get(i);
+        if a.len() > SLOWLOG_MAX_STRING {
+            let mut s = a[..SLOWLOG_MAX_STRING].to_vec();
+            s.extend_from_slice(
+                format!("... ({} more bytes)", a.len() - SLOWLOG_MAX_STRING).as_bytes(),
+            );
+            v.push(s);
+        } else {
+            v.push(a.to_vec());
+        }
+    }
+    SlowEntry {
+        id,
+        time: crate::db::now_ms() / 1000,
+        duration_us: value,
+        args: v,
+        peer: client.addr.clone(),
+        name: client.name.borrow().clone(),
+    }
 }
 
 /// A slow-log entry or an engine-log line, as ElastiCache's log delivery sees it.
@@ -203,13 +292,19 @@ impl Default for Monitor {
             startup_mem: crate::alloc::thread_used().unwrap_or(0) as u64,
             log_sink: None,
             ecpu: None,
+            commandlog: false,
+            large_request: CommandLog::default(),
+            large_reply: CommandLog::default(),
         }
     }
 }
 
 impl Monitor {
     pub fn update_timing(&mut self) {
-        self.timing = self.slower_than >= 0 || self.latency_threshold > 0;
+        self.timing = self.slower_than >= 0
+            || self.latency_threshold > 0
+            || (self.commandlog
+                && (self.large_request.threshold >= 0 || self.large_reply.threshold >= 0));
     }
 }
 
@@ -327,31 +422,18 @@ pub fn record(
     info: &CmdInfo,
     args: &Args<'_>,
     dur: std::time::Duration,
+    reply_bytes: usize,
 ) {
     let us = dur.as_micros() as u64;
     let m = &mut node.mon;
-    if m.slower_than >= 0
-        && us >= m.slower_than as u64
-        && !matches!(info.def.name, "exec" | "auth" | "hello")
-    {
-        let argc = args.len().min(SLOWLOG_MAX_ARGC);
-        let mut v = Vec::with_capacity(argc);
-        for i in 0..argc {
-            if argc != args.len() && i == argc - 1 {
-                v.push(format!("... ({} more arguments)", args.len() - argc + 1).into_bytes());
-                break;
-            }
-            let a = args.get(i);
-            if a.len() > SLOWLOG_MAX_STRING {
-                let mut s = a[..SLOWLOG_MAX_STRING].to_vec();
-                s.extend_from_slice(
-                    format!("... ({} more bytes)", a.len() - SLOWLOG_MAX_STRING).as_bytes(),
-                );
-                v.push(s);
-            } else {
-                v.push(a.to_vec());
-            }
+    let logged = !matches!(info.def.name, "exec" | "auth" | "hello");
+    if m.commandlog && logged {
+        if m.large_request.threshold >= 0 {
+            m.large_request.push(args, client, request_bytes(args));
         }
+        m.large_reply.push(args, client, reply_bytes as u64);
+    }
+    if m.slower_than >= 0 && us >= m.slower_than as u64 && logged {
         if let Some(sink) = &m.log_sink {
             (sink.0)(LogEvent::Slow {
                 id: m.slowlog_next_id,
@@ -363,14 +445,7 @@ pub fn record(
                 client_name: String::from_utf8_lossy(&client.name.borrow()).into_owned(),
             });
         }
-        let e = SlowEntry {
-            id: m.slowlog_next_id,
-            time: crate::db::now_ms() / 1000,
-            duration_us: us,
-            args: v,
-            peer: client.addr.clone(),
-            name: client.name.borrow().clone(),
-        };
+        let e = log_entry(args, client, m.slowlog_next_id, us);
         m.slowlog_next_id += 1;
         m.slowlog.push_front(e);
         while m.slowlog.len() > m.slowlog_max_len {
@@ -485,6 +560,135 @@ pub fn slowlog(ctx: &mut Ctx<'_>) -> CmdResult {
                 "    Return the length of the slowlog.",
                 "RESET",
                 "    Reset the slowlog.",
+                "HELP",
+                "    Prints this help.",
+            ];
+            let mut r = ctx.r();
+            r.array(lines.len());
+            for l in lines {
+                r.simple(l);
+            }
+        }
+        _ => return Err(ctx.unknown_sub()),
+    }
+    Ok(())
+}
+
+/// Which of Valkey's three command logs a COMMANDLOG subcommand names.
+#[derive(Clone, Copy)]
+enum LogType {
+    Slow,
+    LargeRequest,
+    LargeReply,
+}
+
+fn log_type(ctx: &Ctx<'_>, i: usize) -> Result<LogType, Error> {
+    if ctx.arg_eq(i, "slow") {
+        Ok(LogType::Slow)
+    } else if ctx.arg_eq(i, "large-request") {
+        Ok(LogType::LargeRequest)
+    } else if ctx.arg_eq(i, "large-reply") {
+        Ok(LogType::LargeReply)
+    } else {
+        Err(err(
+            "type should be one of the following: slow, large-request, large-reply",
+        ))
+    }
+}
+
+fn log_entries(m: &mut Monitor, t: LogType) -> &mut VecDeque<SlowEntry> {
+    match t {
+        LogType::Slow => &mut m.slowlog,
+        LogType::LargeRequest => &mut m.large_request.entries,
+        LogType::LargeReply => &mut m.large_reply.entries,
+    }
+}
+
+/// Valkey 8.1's COMMANDLOG (commandlog.c commandlogCommand): the slowlog plus the
+/// large-request / large-reply logs, entries shaped like SLOWLOG GET's.
+pub fn commandlog(ctx: &mut Ctx<'_>) -> CmdResult {
+    let sub = String::from_utf8_lossy(ctx.arg(1)).to_ascii_lowercase();
+    let argc = ctx.argc();
+    let arity = |want: usize, name: &str| {
+        if argc == want {
+            Ok(())
+        } else {
+            Err(Error::Arity(format!("commandlog|{name}")))
+        }
+    };
+    match sub.as_str() {
+        "get" => {
+            arity(4, "get")?;
+            let count = ctx
+                .int(2)
+                .ok()
+                .filter(|&c| c >= -1)
+                .ok_or_else(|| err("count should be greater than or equal to -1"))?;
+            let t = log_type(ctx, 3)?;
+            let list = log_entries(&mut ctx.node.mon, t);
+            let n = if count == -1 {
+                list.len()
+            } else {
+                (count as usize).min(list.len())
+            };
+            let entries: Vec<(u64, u64, u64, Vec<Vec<u8>>, String, Vec<u8>)> = list
+                .iter()
+                .take(n)
+                .map(|e| {
+                    (
+                        e.id,
+                        e.time,
+                        e.duration_us,
+                        e.args.clone(),
+                        e.peer.clone(),
+                        e.name.clone(),
+                    )
+                })
+                .collect();
+            let mut r = ctx.r();
+            r.array(entries.len());
+            for (id, t, v, args, peer, name) in entries {
+                r.array(6);
+                r.int(id as i64);
+                r.int(t as i64);
+                r.int(v as i64);
+                r.array(args.len());
+                for a in &args {
+                    r.bulk(a);
+                }
+                r.bulk(peer.as_bytes());
+                r.bulk(&name);
+            }
+        }
+        "len" => {
+            arity(3, "len")?;
+            let t = log_type(ctx, 2)?;
+            let n = log_entries(&mut ctx.node.mon, t).len();
+            ctx.r().int(n as i64);
+        }
+        "reset" => {
+            arity(3, "reset")?;
+            let t = log_type(ctx, 2)?;
+            log_entries(&mut ctx.node.mon, t).clear();
+            ctx.r().ok();
+        }
+        "help" => {
+            arity(2, "help")?;
+            let lines: &[&str] = &[
+                "COMMANDLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET <count> <type>",
+                "    Return top <count> entries of the specified <type> from the commandlog (-1 mean all).",
+                "    Entries are made of:",
+                "    id, timestamp,",
+                "        time in microseconds for type of slow,",
+                "        or size in bytes for type of large-request,",
+                "        or size in bytes for type of large-reply",
+                "    arguments array, client IP and port,",
+                "    client name",
+                "LEN <type>",
+                "    Return the length of the specified type of commandlog.",
+                "RESET <type>",
+                "    Reset the specified type of commandlog.",
                 "HELP",
                 "    Prints this help.",
             ];

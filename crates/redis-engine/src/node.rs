@@ -28,6 +28,23 @@ pub struct Settings {
     pub extra: IndexMap<String, String>,
 }
 
+impl Settings {
+    /// True on a Valkey node whose engine version is at least `major.minor`: the
+    /// Valkey 8.x command additions answer only there, so Redis OSS and Valkey 7.2
+    /// nodes keep Redis 7.0's replies.
+    pub fn valkey_at_least(&self, major: u32, minor: u32) -> bool {
+        if self.flavor != "valkey" {
+            return false;
+        }
+        let mut parts = self
+            .version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let have = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        have >= (major, minor)
+    }
+}
+
 pub struct BlockState {
     pub db: usize,
     pub keys: Vec<Blob>,
@@ -217,6 +234,7 @@ impl Node {
         for _ in 0..5 {
             run_id.push_str(&format!("{:08x}", ks.rng.next_u64() as u32));
         }
+        let commandlog = settings.valkey_at_least(8, 1);
         Node {
             ks,
             settings,
@@ -245,7 +263,10 @@ impl Node {
             blocked_count: 0,
             repl: crate::replication::Repl::default(),
             tracking: Default::default(),
-            mon: Default::default(),
+            mon: crate::monitor::Monitor {
+                commandlog,
+                ..Default::default()
+            },
             cmd_start: None,
             clock_hint: None,
             in_batch: false,

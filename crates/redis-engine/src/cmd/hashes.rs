@@ -415,11 +415,14 @@ fn hrandfield(ctx: &mut Ctx<'_>) -> CmdResult {
 
 fn hscan(ctx: &mut Ctx<'_>) -> CmdResult {
     let cursor = parse_cursor(ctx.arg(2))?;
+    if super::keys::scan_key_answered(ctx, "hash")? {
+        return Ok(());
+    }
     let o = parse_scan_opts(ctx, 3, false)?;
     let db = ctx.db();
     let resp3 = ctx.client.resp3.get();
     let key = ctx.args.get(1);
-    let h = typed!(ctx.node.ks, db, key, Hash, get);
+    let h = typed!(ctx.node.ks, db, key, Hash, get_w);
     let mut r = Reply {
         out: ctx.out,
         resp3,
@@ -449,10 +452,12 @@ fn hscan(ctx: &mut Ctx<'_>) -> CmdResult {
     }
     r.array(2);
     r.bulk(next.to_string().as_bytes());
-    r.array(items.len() * 2);
+    r.array(items.len() * if o.novalues { 1 } else { 2 });
     for (k, v) in items {
         r.bulk(k);
-        r.bulk(v);
+        if !o.novalues {
+            r.bulk(v);
+        }
     }
     Ok(())
 }

@@ -405,11 +405,32 @@ pub fn scan_indices(cursor: u64, len: usize, count: usize) -> (u64, std::ops::Ra
     (next, start..pos)
 }
 
+/// HSCAN/SSCAN/ZSCAN look the key up before reading their options (t_hash.c
+/// hscanCommand): a missing key answers the empty scan whatever follows the cursor,
+/// a key of another type WRONGTYPE. True when the reply is written.
+pub fn scan_key_answered(ctx: &mut Ctx<'_>, type_name: &str) -> Result<bool, Error> {
+    let db = ctx.db();
+    // The one read lookup (hit/miss counted here; the scan itself then uses `get_w`).
+    match ctx.node.ks.get(db, ctx.args.get(1)) {
+        Some(e) if e.val.type_name() != type_name => Err(Error::WrongType),
+        Some(_) => Ok(false),
+        None => {
+            let mut r = ctx.r();
+            r.array(2);
+            r.bulk(b"0");
+            r.array(0);
+            Ok(true)
+        }
+    }
+}
+
 pub struct ScanOpts {
     pub pat: Option<Vec<u8>>,
     pub count: usize,
     pub ty: Option<String>,
     pub novalues: bool,
+    /// ZSCAN ... NOSCORES (Valkey 8.0): members only.
+    pub noscores: bool,
 }
 
 pub fn parse_scan_opts(ctx: &Ctx<'_>, from: usize, allow_type: bool) -> Result<ScanOpts, Error> {
@@ -418,7 +439,11 @@ pub fn parse_scan_opts(ctx: &Ctx<'_>, from: usize, allow_type: bool) -> Result<S
         count: 10,
         ty: None,
         novalues: false,
+        noscores: false,
     };
+    // NOVALUES / NOSCORES exist from Valkey 8.0 (db.c scanGenericCommand); elsewhere
+    // they stay the syntax error Redis 7.0 answers.
+    let valkey8 = ctx.node.settings.valkey_at_least(8, 0);
     let mut i = from;
     while i < ctx.argc() {
         let more = i + 1 < ctx.argc();
@@ -436,6 +461,18 @@ pub fn parse_scan_opts(ctx: &Ctx<'_>, from: usize, allow_type: bool) -> Result<S
         } else if ctx.arg_eq(i, "type") && more && allow_type {
             o.ty = Some(String::from_utf8_lossy(ctx.arg(i + 1)).to_ascii_lowercase());
             i += 2;
+        } else if valkey8 && ctx.arg_eq(i, "novalues") {
+            if ctx.def.name != "hscan" {
+                return Err(err("NOVALUES option can only be used in HSCAN"));
+            }
+            o.novalues = true;
+            i += 1;
+        } else if valkey8 && ctx.arg_eq(i, "noscores") {
+            if ctx.def.name != "zscan" {
+                return Err(err("NOSCORES option can only be used in ZSCAN"));
+            }
+            o.noscores = true;
+            i += 1;
         } else {
             return Err(Error::Syntax);
         }

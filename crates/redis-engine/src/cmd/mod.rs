@@ -541,6 +541,12 @@ pub const RESTRICTED: &[&str] = &[
     "acl",
 ];
 
+/// Commands that exist only from some engine version on (Valkey 8.1's COMMANDLOG):
+/// elsewhere they are unknown, as on the servers that lack them.
+pub fn in_version(node: &Node, i: &CmdInfo) -> bool {
+    i.def.name != "commandlog" || node.mon.commandlog
+}
+
 pub(crate) fn unknown_command(args: &Args<'_>) -> String {
     let mut rest = String::new();
     let mut i = 1;
@@ -605,7 +611,12 @@ fn execute_cmd(node: &mut Node, client: &Rc<Client>, args: Args<'_>, out: &mut V
     node.current_client = client.id;
     let resp3 = client.resp3.get();
     let info = match lookup(args.get(0)) {
-        Some(i) if node.settings.allow_restricted || i.flags & F_RESTRICTED == 0 => i,
+        Some(i)
+            if (node.settings.allow_restricted || i.flags & F_RESTRICTED == 0)
+                && in_version(node, i) =>
+        {
+            i
+        }
         _ => {
             if client.multi.borrow().is_some() {
                 client.multi_error.set(true);
@@ -791,7 +802,15 @@ pub fn call(
             node.clock_hint = Some(end);
         }
         if block.is_none() {
-            crate::monitor::record(node, client, info, &args, end.saturating_duration_since(t0));
+            let reply_bytes = out.len().saturating_sub(out_start);
+            crate::monitor::record(
+                node,
+                client,
+                info,
+                &args,
+                end.saturating_duration_since(t0),
+                reply_bytes,
+            );
         }
     }
     let res_wrote = res.is_ok() && info.flags & F_WRITE != 0 && !no_dirty && block.is_none();

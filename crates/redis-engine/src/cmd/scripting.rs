@@ -193,6 +193,29 @@ const SCRIPT_HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
+/// Valkey 8.0's SCRIPT HELP adds SHOW after LOAD.
+const SCRIPT_HELP_V8: &[&str] = &[
+    "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DEBUG (YES|SYNC|NO)",
+    "    Set the debug mode for subsequent scripts executed.",
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the scripts cache.",
+    "    * SYNC: Synchronously flush the scripts cache.",
+    "KILL",
+    "    Kill the currently executing Lua script.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+    "SHOW <sha1>",
+    "    Show a script from the scripts cache.",
+    "HELP",
+    "    Prints this help.",
+];
+
 fn help(ctx: &mut Ctx<'_>, lines: &[&str]) {
     ctx.r().array(lines.len());
     for l in lines {
@@ -207,6 +230,7 @@ fn flush_mode_ok(ctx: &Ctx<'_>) -> bool {
 fn script(ctx: &mut Ctx<'_>) -> CmdResult {
     let sub = String::from_utf8_lossy(ctx.arg(1)).to_ascii_lowercase();
     match (sub.as_str(), ctx.argc()) {
+        ("help", 2) if ctx.node.settings.valkey_at_least(8, 0) => help(ctx, SCRIPT_HELP_V8),
         ("help", 2) => help(ctx, SCRIPT_HELP),
         ("load", 3) => {
             let mut sc = take(ctx.node)?;
@@ -246,6 +270,25 @@ fn script(ctx: &mut Ctx<'_>) -> CmdResult {
                 "NOTBUSY No scripts in execution right now.".into(),
             ));
         }
+        ("show", 3) if ctx.node.settings.valkey_at_least(8, 0) => {
+            // Valkey 8.0 (eval.c scriptCommand): the cached body of a 40-character sha.
+            let sha = String::from_utf8_lossy(ctx.arg(2)).to_ascii_lowercase();
+            let body = ctx
+                .node
+                .scripting
+                .as_ref()
+                .filter(|_| ctx.arg(2).len() == 40)
+                .and_then(|sc| sc.scripts.get(&sha))
+                .map(|s| s.body.clone());
+            match body {
+                Some(b) => ctx.r().bulk(&b),
+                None => {
+                    return Err(Error::Raw(
+                        "NOSCRIPT No matching script. Please use EVAL.".into(),
+                    ))
+                }
+            }
+        }
         ("debug", 3) => {
             // ElastiCache does not offer the Lua debugger.
             return Err(err("SCRIPT DEBUG is not supported"));
@@ -254,7 +297,8 @@ fn script(ctx: &mut Ctx<'_>) -> CmdResult {
             if matches!(
                 sub.as_str(),
                 "help" | "load" | "exists" | "flush" | "kill" | "debug"
-            ) {
+            ) || (sub == "show" && ctx.node.settings.valkey_at_least(8, 0))
+            {
                 return Err(err(format!(
                     "wrong number of arguments for 'script|{sub}' command"
                 )));

@@ -144,6 +144,14 @@ pub static COMMANDS: &[CmdDef] = &[
         slowlog
     ),
     cmd!(
+        "commandlog",
+        -2,
+        "admin loading stale",
+        "@admin @slow @dangerous",
+        N,
+        commandlog
+    ),
+    cmd!(
         "latency",
         -2,
         "admin noscript loading stale",
@@ -749,6 +757,10 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
             let mut laddr = None;
             let mut ty = None;
             let mut skipme = true;
+            // MAXAGE <seconds> (Valkey 8.0, networking.c clientCommand): only clients
+            // connected at least that long.
+            let mut max_age: Option<u64> = None;
+            let maxage_ok = ctx.node.settings.valkey_at_least(8, 0);
             let mut i = 2;
             while i < argc {
                 if i + 1 >= argc {
@@ -766,6 +778,13 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
                     addr = Some(v.to_vec());
                 } else if ctx.arg_eq(i, "laddr") {
                     laddr = Some(v.to_vec());
+                } else if maxage_ok && ctx.arg_eq(i, "maxage") {
+                    let n = parse_int_opt(v)
+                        .ok_or_else(|| err("maxage is not an integer or out of range"))?;
+                    if n <= 0 {
+                        return Err(err("maxage should be greater than 0"));
+                    }
+                    max_age = Some(n as u64);
                 } else if ctx.arg_eq(i, "type") {
                     ty = Some(String::from_utf8_lossy(v).to_ascii_lowercase());
                 } else if ctx.arg_eq(i, "user") {
@@ -779,6 +798,9 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
             let mut n = 0;
             for c in ctx.node.clients.values() {
                 if skipme && c.id == ctx.client.id {
+                    continue;
+                }
+                if max_age.is_some_and(|m| c.created.elapsed().as_secs() < m) {
                     continue;
                 }
                 if id.is_some_and(|x| x != c.id)
@@ -876,7 +898,8 @@ fn write_command_info(r: &mut Reply<'_>, info: &CmdInfo) {
 }
 
 fn visible(ctx: &Ctx<'_>, i: &CmdInfo) -> bool {
-    ctx.node.settings.allow_restricted || i.flags & F_RESTRICTED == 0
+    (ctx.node.settings.allow_restricted || i.flags & F_RESTRICTED == 0)
+        && super::in_version(ctx.node, i)
 }
 
 /// COMMAND INFO entry: Redis 7.0.15's metadata when it knows the command, else ours.
@@ -1494,6 +1517,10 @@ fn slowlog(ctx: &mut Ctx<'_>) -> CmdResult {
     crate::monitor::slowlog(ctx)
 }
 
+fn commandlog(ctx: &mut Ctx<'_>) -> CmdResult {
+    crate::monitor::commandlog(ctx)
+}
+
 fn latency(ctx: &mut Ctx<'_>) -> CmdResult {
     crate::monitor::latency(ctx)
 }
@@ -1565,6 +1592,35 @@ fn config_params(node: &Node) -> Vec<(String, String)> {
             crate::notify::flags_to_string(node.ks.notify_flags),
         ),
     ];
+    if node.mon.commandlog {
+        let m = &node.mon;
+        v.extend([
+            (
+                "commandlog-execution-slower-than".into(),
+                m.slower_than.to_string(),
+            ),
+            (
+                "commandlog-slow-execution-max-len".into(),
+                m.slowlog_max_len.to_string(),
+            ),
+            (
+                "commandlog-request-larger-than".into(),
+                m.large_request.threshold.to_string(),
+            ),
+            (
+                "commandlog-large-request-max-len".into(),
+                m.large_request.max_len.to_string(),
+            ),
+            (
+                "commandlog-reply-larger-than".into(),
+                m.large_reply.threshold.to_string(),
+            ),
+            (
+                "commandlog-large-reply-max-len".into(),
+                m.large_reply.max_len.to_string(),
+            ),
+        ]);
+    }
     for (k, val) in &s.extra {
         if !v.iter().any(|(n, _)| n == k) {
             v.push((k.clone(), val.clone()));

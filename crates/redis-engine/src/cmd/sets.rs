@@ -504,10 +504,13 @@ fn sintercard(ctx: &mut Ctx<'_>) -> CmdResult {
 
 fn sscan(ctx: &mut Ctx<'_>) -> CmdResult {
     let cursor = parse_cursor(ctx.arg(2))?;
+    if super::keys::scan_key_answered(ctx, "set")? {
+        return Ok(());
+    }
     let o = parse_scan_opts(ctx, 3, false)?;
     let db = ctx.db();
     let resp3 = ctx.client.resp3.get();
-    let s = typed!(ctx.node.ks, db, ctx.args.get(1), Set, get);
+    let s = typed!(ctx.node.ks, db, ctx.args.get(1), Set, get_w);
     let mut r = Reply {
         out: ctx.out,
         resp3,

@@ -214,6 +214,10 @@ fn set(ctx: &mut Ctx<'_>) -> CmdResult {
     let mut get = false;
     let mut keepttl = false;
     let mut exp: Option<(String, &[u8])> = None;
+    // Valkey 8.1's IFEQ comparison value (t_string.c parseExtendedStringArgumentsOrReply:
+    // exclusive with NX, XX and a second IFEQ).
+    let ifeq_ok = ctx.node.settings.valkey_at_least(8, 1);
+    let mut ifeq: Option<&[u8]> = None;
     let mut i = 3;
     while i < ctx.argc() {
         let a = ctx.arg(i).to_ascii_lowercase();
@@ -223,8 +227,12 @@ fn set(ctx: &mut Ctx<'_>) -> CmdResult {
             None
         };
         match a.as_slice() {
-            b"nx" if !xx => nx = true,
-            b"xx" if !nx => xx = true,
+            b"nx" if !xx && ifeq.is_none() => nx = true,
+            b"xx" if !nx && ifeq.is_none() => xx = true,
+            b"ifeq" if ifeq_ok && !nx && !xx && ifeq.is_none() && next.is_some() => {
+                ifeq = next;
+                i += 1;
+            }
             b"get" => get = true,
             b"keepttl" if exp.is_none() => keepttl = true,
             b"ex" | b"px" | b"exat" | b"pxat" if !keepttl && exp.is_none() && next.is_some() => {
@@ -255,11 +263,23 @@ fn set(ctx: &mut Ctx<'_>) -> CmdResult {
     } else {
         None
     };
+    // IFEQ: a missing key or a different value aborts; without GET a non-string is
+    // WRONGTYPE (with GET, the GET lookup above already answered that).
+    let ifeq_abort = match ifeq {
+        None => false,
+        Some(want) => match ctx.node.ks.get(db, key) {
+            None => true,
+            Some(e) => match &e.val {
+                Value::Str(s) => &s[..] != want,
+                _ => return Err(Error::WrongType),
+            },
+        },
+    };
     let exists = match &old {
         Some(o) => o.is_some(),
         None => (nx || xx) && ctx.node.ks.exists(db, key),
     };
-    if (nx && exists) || (xx && !exists) {
+    if ifeq_abort || (nx && exists) || (xx && !exists) {
         let mut r = Reply {
             out: ctx.out,
             resp3,

@@ -1402,10 +1402,13 @@ fn zintercard(ctx: &mut Ctx<'_>) -> CmdResult {
 
 fn zscan(ctx: &mut Ctx<'_>) -> CmdResult {
     let _cursor = parse_cursor(ctx.arg(2))?;
+    if super::keys::scan_key_answered(ctx, "zset")? {
+        return Ok(());
+    }
     let o = parse_scan_opts(ctx, 3, false)?;
     let db = ctx.db();
     let resp3 = ctx.client.resp3.get();
-    let z = typed!(ctx.node.ks, db, ctx.args.get(1), ZSet, get);
+    let z = typed!(ctx.node.ks, db, ctx.args.get(1), ZSet, get_w);
     let mut r = Reply {
         out: ctx.out,
         resp3,
@@ -1422,10 +1425,12 @@ fn zscan(ctx: &mut Ctx<'_>) -> CmdResult {
     // Sorted sets are returned in one pass (cursor 0), like Redis does for listpacks.
     r.array(2);
     r.bulk(b"0");
-    r.array(items.len() * 2);
+    r.array(items.len() * if o.noscores { 1 } else { 2 });
     for (m, s) in items {
         r.bulk(&m);
-        r.bulk(crate::resp::fmt_double(s).as_bytes());
+        if !o.noscores {
+            r.bulk(crate::resp::fmt_double(s).as_bytes());
+        }
     }
     Ok(())
 }

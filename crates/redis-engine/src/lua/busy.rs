@@ -230,7 +230,12 @@ fn answer(
     node.total_commands += 1;
     let in_multi = c.multi.borrow().is_some();
     let info = match cmd::lookup(args.get(0)) {
-        Some(i) if node.settings.allow_restricted || i.flags & cmd::F_RESTRICTED == 0 => i,
+        Some(i)
+            if (node.settings.allow_restricted || i.flags & cmd::F_RESTRICTED == 0)
+                && cmd::in_version(node, i) =>
+        {
+            i
+        }
         _ => {
             if in_multi {
                 c.multi_error.set(true);

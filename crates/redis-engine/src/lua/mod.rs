@@ -1255,7 +1255,9 @@ fn dispatch_with(
         ));
     };
     let node = &mut *st.node;
-    if !node.settings.allow_restricted && info.flags & cmd::F_RESTRICTED != 0 {
+    if (!node.settings.allow_restricted && info.flags & cmd::F_RESTRICTED != 0)
+        || !cmd::in_version(node, info)
+    {
         return Ok(Err(
             "ERR Unknown Redis command called from script".to_string()
         ));
