@@ -308,6 +308,10 @@ impl Supervisor {
     /// Before a failover: the primary stops taking writes (held, not refused) and the
     /// replica is told how far it must get; see [`Supervisor::drain_to`].
     pub fn hold_writes(&self, key: &NodeKey) -> Option<u64> {
+        // A frozen node cannot answer (and takes no writes anyway): do not wait on it.
+        if self.fault(key) == Some("paused") {
+            return None;
+        }
         self.redis(key, |h| h.hold_writes()).ok().flatten()
     }
 
