@@ -15,6 +15,7 @@ const SLOWLOG_MAX_STRING: usize = 128;
 /// Redis's LATENCY_TS_LEN.
 const LATENCY_TS_LEN: usize = 160;
 
+#[derive(Clone)]
 pub struct SlowEntry {
     pub id: u64,
     pub time: u64,
@@ -407,6 +408,23 @@ pub fn hold_writes(node: &mut Node) {
     node.mon.pause_all = false;
 }
 
+/// SLOWLOG GET / COMMANDLOG GET entries: id, time, duration (or size), arguments, peer, name.
+fn reply_entries(r: &mut crate::resp::Reply<'_>, entries: &[SlowEntry]) {
+    r.array(entries.len());
+    for e in entries {
+        r.array(6);
+        r.int(e.id as i64);
+        r.int(e.time as i64);
+        r.int(e.duration_us as i64);
+        r.array(e.args.len());
+        for a in &e.args {
+            r.bulk(a);
+        }
+        r.bulk(e.peer.as_bytes());
+        r.bulk(&e.name);
+    }
+}
+
 pub fn unpause(node: &mut Node) {
     if node.mon.pause_end.take().is_some() {
         for c in node.clients.values() {
@@ -502,37 +520,8 @@ pub fn slowlog(ctx: &mut Ctx<'_>) -> CmdResult {
                 }
             }
             let n = (count as usize).min(ctx.node.mon.slowlog.len());
-            let entries: Vec<(u64, u64, u64, Vec<Vec<u8>>, String, Vec<u8>)> = ctx
-                .node
-                .mon
-                .slowlog
-                .iter()
-                .take(n)
-                .map(|e| {
-                    (
-                        e.id,
-                        e.time,
-                        e.duration_us,
-                        e.args.clone(),
-                        e.peer.clone(),
-                        e.name.clone(),
-                    )
-                })
-                .collect();
-            let mut r = ctx.r();
-            r.array(entries.len());
-            for (id, t, d, args, peer, name) in entries {
-                r.array(6);
-                r.int(id as i64);
-                r.int(t as i64);
-                r.int(d as i64);
-                r.array(args.len());
-                for a in &args {
-                    r.bulk(a);
-                }
-                r.bulk(peer.as_bytes());
-                r.bulk(&name);
-            }
+            let entries: Vec<SlowEntry> = ctx.node.mon.slowlog.iter().take(n).cloned().collect();
+            reply_entries(&mut ctx.r(), &entries);
         }
         "len" => {
             if argc != 2 {
@@ -631,34 +620,8 @@ pub fn commandlog(ctx: &mut Ctx<'_>) -> CmdResult {
             } else {
                 (count as usize).min(list.len())
             };
-            let entries: Vec<(u64, u64, u64, Vec<Vec<u8>>, String, Vec<u8>)> = list
-                .iter()
-                .take(n)
-                .map(|e| {
-                    (
-                        e.id,
-                        e.time,
-                        e.duration_us,
-                        e.args.clone(),
-                        e.peer.clone(),
-                        e.name.clone(),
-                    )
-                })
-                .collect();
-            let mut r = ctx.r();
-            r.array(entries.len());
-            for (id, t, v, args, peer, name) in entries {
-                r.array(6);
-                r.int(id as i64);
-                r.int(t as i64);
-                r.int(v as i64);
-                r.array(args.len());
-                for a in &args {
-                    r.bulk(a);
-                }
-                r.bulk(peer.as_bytes());
-                r.bulk(&name);
-            }
+            let entries: Vec<SlowEntry> = list.iter().take(n).cloned().collect();
+            reply_entries(&mut ctx.r(), &entries);
         }
         "len" => {
             arity(3, "len")?;
