@@ -339,7 +339,9 @@ fn bench_redis_benchmark() {
             ],
         );
         assert!(o.status.success(), "{}", text(&o));
-        let tls_port = real_servers::free_port().to_string();
+        let tls_port = real_servers::free_port()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .to_string();
         let native = start_redis(&[
             "--tls-port",
             &tls_port,

@@ -62,9 +62,8 @@ pub fn require(name: &str) -> Option<PathBuf> {
 
 /// A port that was free a moment ago (it may be taken again before the server binds it, which is
 /// what the identity check and the retries are for).
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Why one launch attempt failed.
@@ -107,12 +106,18 @@ enum Probe {
 
 /// Runs `attempt` on ports from `next_port` until one succeeds; all failures otherwise.
 fn launch<T>(
-    mut next_port: impl FnMut() -> u16,
+    mut next_port: impl FnMut() -> std::io::Result<u16>,
     mut attempt: impl FnMut(u16) -> Result<T, StartError>,
 ) -> Result<T, Vec<String>> {
     let mut failures = Vec::new();
     for _ in 0..ATTEMPTS {
-        let port = next_port();
+        let port = match next_port() {
+            Ok(p) => p,
+            Err(e) => {
+                failures.push(format!("no free port: {e}"));
+                continue;
+            }
+        };
         match attempt(port) {
             Ok(server) => return Ok(server),
             Err(e) => failures.push(format!("port {port}: {e}")),
@@ -499,7 +504,7 @@ mod tests {
             Probe::NotReady(_)
         ));
         // Nobody listening at all.
-        let port = free_port();
+        let port = free_port().unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(probe_redis(port, 1), Probe::NotReady(_)));
     }
 
@@ -544,7 +549,7 @@ mod tests {
         let mut ports = vec![held.port];
         let mut tried = Vec::new();
         let server = launch(
-            || ports.pop().unwrap_or_else(free_port),
+            || ports.pop().map_or_else(free_port, Ok),
             |port| {
                 tried.push(port);
                 RealRedis::start_on(&bin, None, port, &[])
