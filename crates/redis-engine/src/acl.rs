@@ -1123,11 +1123,7 @@ pub fn acl_command(ctx: &mut cmd::Ctx<'_>) -> cmd::CmdResult {
             }
         }
         ("help", 2) => {
-            let mut r = ctx.r();
-            r.array(HELP.len());
-            for l in HELP {
-                r.simple(l);
-            }
+            ctx.r().lines(HELP);
         }
         ("load" | "save", 2) => {
             return Err(cmd::err("This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration."));

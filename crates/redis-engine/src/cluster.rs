@@ -638,11 +638,7 @@ fn cluster(ctx: &mut Ctx<'_>) -> CmdResult {
                 "HELP",
                 "    Print this help.",
             ];
-            let mut r = ctx.r();
-            r.array(lines.len());
-            for l in lines {
-                r.simple(l);
-            }
+            ctx.r().lines(&lines[..]);
         }
         _ => return Err(ctx.unknown_sub()),
     }

@@ -552,11 +552,7 @@ pub fn slowlog(ctx: &mut Ctx<'_>) -> CmdResult {
                 "HELP",
                 "    Prints this help.",
             ];
-            let mut r = ctx.r();
-            r.array(lines.len());
-            for l in lines {
-                r.simple(l);
-            }
+            ctx.r().lines(lines);
         }
         _ => return Err(ctx.unknown_sub()),
     }
@@ -655,11 +651,7 @@ pub fn commandlog(ctx: &mut Ctx<'_>) -> CmdResult {
                 "HELP",
                 "    Prints this help.",
             ];
-            let mut r = ctx.r();
-            r.array(lines.len());
-            for l in lines {
-                r.simple(l);
-            }
+            ctx.r().lines(lines);
         }
         _ => return Err(ctx.unknown_sub()),
     }
@@ -750,11 +742,7 @@ pub fn latency(ctx: &mut Ctx<'_>) -> CmdResult {
                 "HELP",
                 "    Prints this help.",
             ];
-            let mut r = ctx.r();
-            r.array(lines.len());
-            for l in lines {
-                r.simple(l);
-            }
+            ctx.r().lines(lines);
         }
         _ => return Err(ctx.unknown_sub()),
     }

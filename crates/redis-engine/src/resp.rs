@@ -448,6 +448,13 @@ impl Reply<'_> {
         }
     }
     /// A double as Redis 7.0 replies it (bulk "%.17g" in RESP2, ',' in RESP3).
+    /// A HELP reply: one simple string per line.
+    pub fn lines(&mut self, lines: &[&str]) {
+        self.array(lines.len());
+        for l in lines {
+            self.simple(l);
+        }
+    }
     pub fn double(&mut self, d: f64) {
         let s = fmt_double(d);
         if self.resp3 {

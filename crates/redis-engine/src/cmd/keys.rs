@@ -738,11 +738,7 @@ fn object(ctx: &mut Ctx<'_>) -> CmdResult {
             "REFCOUNT <key>",
             "HELP",
         ];
-        let mut r = ctx.r();
-        r.array(lines.len());
-        for l in lines {
-            r.simple(l);
-        }
+        ctx.r().lines(&lines[..]);
         return Ok(());
     }
     if !matches!(sub.as_str(), "encoding" | "freq" | "idletime" | "refcount") {

@@ -193,36 +193,6 @@ const SCRIPT_HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-/// Valkey 8.0's SCRIPT HELP adds SHOW after LOAD.
-const SCRIPT_HELP_V8: &[&str] = &[
-    "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "DEBUG (YES|SYNC|NO)",
-    "    Set the debug mode for subsequent scripts executed.",
-    "EXISTS <sha1> [<sha1> ...]",
-    "    Return information about the existence of the scripts in the script cache.",
-    "FLUSH [ASYNC|SYNC]",
-    "    Flush the Lua scripts cache. Very dangerous on replicas.",
-    "    When called without the optional mode argument, the behavior is determined by the",
-    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
-    "    * ASYNC: Asynchronously flush the scripts cache.",
-    "    * SYNC: Synchronously flush the scripts cache.",
-    "KILL",
-    "    Kill the currently executing Lua script.",
-    "LOAD <script>",
-    "    Load a script into the scripts cache without executing it.",
-    "SHOW <sha1>",
-    "    Show a script from the scripts cache.",
-    "HELP",
-    "    Prints this help.",
-];
-
-fn help(ctx: &mut Ctx<'_>, lines: &[&str]) {
-    ctx.r().array(lines.len());
-    for l in lines {
-        ctx.r().simple(l);
-    }
-}
-
 fn flush_mode_ok(ctx: &Ctx<'_>) -> bool {
     ctx.argc() == 2 || (ctx.argc() == 3 && (ctx.arg_eq(2, "sync") || ctx.arg_eq(2, "async")))
 }
@@ -230,8 +200,18 @@ fn flush_mode_ok(ctx: &Ctx<'_>) -> bool {
 fn script(ctx: &mut Ctx<'_>) -> CmdResult {
     let sub = String::from_utf8_lossy(ctx.arg(1)).to_ascii_lowercase();
     match (sub.as_str(), ctx.argc()) {
-        ("help", 2) if ctx.node.settings.valkey_at_least(8, 0) => help(ctx, SCRIPT_HELP_V8),
-        ("help", 2) => help(ctx, SCRIPT_HELP),
+        ("help", 2) => {
+            let mut lines = SCRIPT_HELP.to_vec();
+            if ctx.node.settings.valkey_at_least(8, 0) {
+                // Valkey 8.0 lists SHOW between LOAD and HELP.
+                let at = lines.len() - 2;
+                lines.splice(
+                    at..at,
+                    ["SHOW <sha1>", "    Show a script from the scripts cache."],
+                );
+            }
+            ctx.r().lines(&lines);
+        }
         ("load", 3) => {
             let mut sc = take(ctx.node)?;
             let r = sc.load_script(ctx.arg(2));
@@ -373,7 +353,7 @@ fn function(ctx: &mut Ctx<'_>) -> CmdResult {
     let sub = String::from_utf8_lossy(ctx.arg(1)).to_ascii_lowercase();
     let argc = ctx.argc();
     match sub.as_str() {
-        "help" if argc == 2 => help(ctx, FUNCTION_HELP),
+        "help" if argc == 2 => ctx.r().lines(FUNCTION_HELP),
         "load" if argc >= 3 => {
             function_write(ctx)?;
             let mut replace = false;

@@ -847,11 +847,7 @@ fn client(ctx: &mut Ctx<'_>) -> CmdResult {
                 "GETREDIR",
                 "TRACKINGINFO",
             ];
-            let mut r = ctx.r();
-            r.array(lines.len());
-            for l in lines {
-                r.simple(l);
-            }
+            ctx.r().lines(lines);
         }
         _ => return Err(ctx.unknown_sub()),
     }

@@ -2081,11 +2081,7 @@ fn xgroup(ctx: &mut Ctx<'_>) -> CmdResult {
             "HELP",
             "    Prints this help.",
         ];
-        let mut r = ctx.r();
-        r.array(lines.len());
-        for l in lines {
-            r.simple(l);
-        }
+        ctx.r().lines(&lines[..]);
         return Ok(());
     }
     let key = ctx.arg(2);
@@ -2334,11 +2330,7 @@ fn xinfo(ctx: &mut Ctx<'_>) -> CmdResult {
             "HELP",
             "    Prints this help.",
         ];
-        let mut r = ctx.r();
-        r.array(lines.len());
-        for l in lines {
-            r.simple(l);
-        }
+        ctx.r().lines(&lines[..]);
         return Ok(());
     }
     let key = ctx.arg(2);
